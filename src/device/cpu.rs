@@ -1,0 +1,88 @@
+//! The CPU device: the kernel's block evaluator on a rayon pool.
+//!
+//! The range is cut into tasks of a few blocks; each rayon worker keeps one scratch
+//! area per task it takes, so nothing is allocated per block. Inputs smaller than one
+//! task run on the calling thread: no pool round trip for a thousand elements.
+
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use super::{Device, DeviceInfo, DeviceKind, ShareStats};
+use crate::error::{Error, Result};
+use crate::kernel::eval::{Plan, Scratch, BLOCK};
+use crate::kernel::KernelInner;
+
+/// Blocks per rayon task.
+const TASK_BLOCKS: usize = 8;
+
+pub(crate) struct CpuDevice {
+    info: DeviceInfo,
+    pool: Option<rayon::ThreadPool>,
+}
+
+impl CpuDevice {
+    /// A CPU device on rayon's global pool, or on a pool of its own with `threads`.
+    pub(crate) fn new(threads: Option<usize>) -> Result<CpuDevice> {
+        let pool = match threads {
+            Some(n) => Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .thread_name(|i| format!("hybrid-cpu-{i}"))
+                    .build()
+                    .map_err(|e| Error::DeviceFailed {
+                        device: "cpu".into(),
+                        stage: "allocate",
+                        reason: e.to_string(),
+                    })?,
+            ),
+            None => None,
+        };
+        let n = pool.as_ref().map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
+        let info = DeviceInfo {
+            name: format!("cpu ({n} threads)"),
+            backend: "rayon".into(),
+            kind: DeviceKind::Cpu,
+            driver: String::new(),
+        };
+        Ok(CpuDevice { info, pool })
+    }
+}
+
+fn run_task(plan: &Plan, s: &mut Scratch, inputs: &[&[u32]], first: u64, offset: usize, out: &mut [u32]) {
+    for (b, o) in out.chunks_mut(BLOCK).enumerate() {
+        let start = offset + b * BLOCK;
+        let ins: [&[u32]; 2] = [
+            inputs.first().map_or(&[][..], |x| &x[start..start + o.len()]),
+            inputs.get(1).map_or(&[][..], |x| &x[start..start + o.len()]),
+        ];
+        plan.run_block(s, &ins[..inputs.len()], first + start as u64, o);
+    }
+}
+
+impl Device for CpuDevice {
+    fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+
+    fn run(&self, kernel: &KernelInner, inputs: &[&[u32]], first: u64, out: &mut [u32]) -> Result<ShareStats> {
+        let plan = kernel.plan()?;
+        let t = Instant::now();
+        let task = BLOCK * TASK_BLOCKS;
+        if out.len() <= task {
+            run_task(&plan, &mut plan.scratch(), inputs, first, 0, out);
+        } else {
+            let mut work = move || {
+                out.par_chunks_mut(task).enumerate().for_each_init(
+                    || plan.scratch(),
+                    |s, (i, o)| run_task(&plan, s, inputs, first, i * task, o),
+                )
+            };
+            match &self.pool {
+                Some(p) => p.install(work),
+                None => work(),
+            }
+        }
+        Ok(ShareStats { compute_s: t.elapsed().as_secs_f64(), chunks: 1, ..ShareStats::default() })
+    }
+}

@@ -1,0 +1,107 @@
+//! Devices: what the scheduler sees of a CPU pool or a GPU.
+//!
+//! The interface is deliberately narrow — who the device is ([`DeviceInfo`]) and "run
+//! this kernel over this range" — and holds no wgpu types, so the scheduler treats N
+//! unlike devices uniformly.
+
+pub(crate) mod cpu;
+#[cfg(feature = "gpu")]
+pub(crate) mod gpu;
+
+use std::fmt;
+
+use crate::error::Result;
+use crate::kernel::KernelInner;
+
+/// What kind of device this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DeviceKind {
+    /// The host's CPU cores (rayon).
+    Cpu,
+    /// A discrete GPU, behind a PCI bus.
+    DiscreteGpu,
+    /// A GPU sharing the host's memory.
+    IntegratedGpu,
+    /// A GPU implemented in software on the CPU (e.g. Mesa's lavapipe).
+    SoftwareGpu,
+    /// A virtualised GPU, or one of unknown kind.
+    OtherGpu,
+}
+
+impl DeviceKind {
+    /// Whether the device is a GPU of any kind.
+    pub fn is_gpu(self) -> bool {
+        !matches!(self, DeviceKind::Cpu)
+    }
+
+    /// A short lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceKind::Cpu => "cpu",
+            DeviceKind::DiscreteGpu => "discrete gpu",
+            DeviceKind::IntegratedGpu => "integrated gpu",
+            DeviceKind::SoftwareGpu => "software gpu",
+            DeviceKind::OtherGpu => "gpu",
+        }
+    }
+}
+
+impl fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Who a device is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Human-readable name (the adapter's name, or "cpu (N threads)").
+    pub name: String,
+    /// The API it is driven through: "rayon", "vulkan", "metal", "dx12", "gl".
+    pub backend: String,
+    /// Discrete, integrated, software, CPU.
+    pub kind: DeviceKind,
+    /// Driver name and version, empty when unknown.
+    pub driver: String,
+}
+
+impl fmt::Display for DeviceInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}, {})", self.name, self.kind, self.backend)?;
+        if !self.driver.is_empty() {
+            write!(f, ", driver {}", self.driver)?;
+        }
+        Ok(())
+    }
+}
+
+/// What one device did for one call: bytes moved and seconds per stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct ShareStats {
+    pub(crate) bytes_to_device: u64,
+    pub(crate) bytes_from_device: u64,
+    pub(crate) upload_s: f64,
+    pub(crate) compute_s: f64,
+    pub(crate) download_s: f64,
+    /// Number of chunks the share was cut into.
+    pub(crate) chunks: u32,
+}
+
+/// A device the scheduler can hand a range of elements to.
+pub(crate) trait Device: Send + Sync {
+    /// Who the device is.
+    fn info(&self) -> &DeviceInfo;
+
+    /// Computes `kernel` for `out.len()` elements: `inputs[k][i]` is input `k` of element
+    /// `i` (each as a 32-bit pattern), `first_index` is the global index of element 0,
+    /// and the result of element `i` goes to `out[i]`. Every slice has `out.len()`
+    /// elements. On error, `out` may be partly written and must not be used.
+    fn run(
+        &self,
+        kernel: &KernelInner,
+        inputs: &[&[u32]],
+        first_index: u64,
+        out: &mut [u32],
+    ) -> Result<ShareStats>;
+}

@@ -1,0 +1,476 @@
+//! `Expr<T>`: symbolic values, and the operators and functions that combine them.
+//!
+//! An `Expr` is a shared node of an expression tree. Arithmetic on it builds the tree;
+//! nothing is computed. Which operations a type has is decided at compile time: `sqrt`
+//! exists on `Expr<f32>` only, `<<` on integer expressions only, `-x` on `f32` and `i32`.
+
+use std::marker::PhantomData;
+use std::ops;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use super::{Element, Integer, Numeric, Scalar, ScalarType};
+
+/// Unary operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum UnOp {
+    Neg,
+    /// Bitwise not on integers, logical not on bool.
+    Not,
+    Abs,
+    Sqrt,
+    Sin,
+    Cos,
+    Tan,
+    Exp,
+    Exp2,
+    Ln,
+    Log2,
+    Floor,
+    Ceil,
+    Round,
+    Fract,
+}
+
+/// Binary operations. Both operands have the same type, except `Shl`/`Shr`, whose right
+/// operand is `u32`. Comparisons give `bool`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+    Min,
+    Max,
+    Pow,
+    /// Bitwise and on integers, logical and on bool.
+    And,
+    /// Bitwise or on integers, logical or on bool.
+    Or,
+    Xor,
+    Shl,
+    Shr,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+impl BinOp {
+    pub(crate) fn is_comparison(self) -> bool {
+        matches!(self, BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::Eq | BinOp::Ne)
+    }
+}
+
+/// A node of the expression tree.
+#[derive(Debug)]
+pub(crate) enum Node {
+    /// The element of input 0 or 1.
+    Input(u8),
+    /// The element's global index, `u32`.
+    Index,
+    /// A literal: its type and 32-bit pattern.
+    Const(ScalarType, u32),
+    /// A fold's accumulator or counter, by a process-unique id.
+    Var(u32),
+    Unary(UnOp, NodeRef),
+    Binary(BinOp, NodeRef, NodeRef),
+    /// `cond ? a : b`.
+    Select(NodeRef, NodeRef, NodeRef),
+    /// Conversion to the node's type.
+    Cast(NodeRef),
+    /// `a * b + c`.
+    MulAdd(NodeRef, NodeRef, NodeRef),
+    /// `min(max(x, lo), hi)`.
+    Clamp(NodeRef, NodeRef, NodeRef),
+    /// `acc = init; for i in 0..count { acc = body(acc, i) }`.
+    Fold { count: u32, init: NodeRef, acc: u32, counter: u32, body: NodeRef },
+}
+
+/// A typed node.
+#[derive(Debug)]
+pub(crate) struct NodeData {
+    pub(crate) ty: ScalarType,
+    pub(crate) node: Node,
+}
+
+pub(crate) type NodeRef = Arc<NodeData>;
+
+/// A symbolic value of type `T` inside a kernel: an input element, a constant, or an
+/// expression over them. Clone it to use a value twice; the tree shares it, and the
+/// compiler evaluates it once.
+pub struct Expr<T> {
+    node: NodeRef,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Expr<T> {
+    fn clone(&self) -> Self {
+        Expr { node: self.node.clone(), _t: PhantomData }
+    }
+}
+
+impl<T> std::fmt::Debug for Expr<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Expr<{}>({:?})", self.node.ty, self.node.node)
+    }
+}
+
+fn mk<T: Scalar>(node: Node) -> Expr<T> {
+    Expr { node: Arc::new(NodeData { ty: T::TYPE, node }), _t: PhantomData }
+}
+
+impl<T: Scalar> Expr<T> {
+    pub(crate) fn input(slot: u8) -> Self {
+        mk(Node::Input(slot))
+    }
+
+    pub(crate) fn into_node(self) -> NodeRef {
+        self.node
+    }
+
+    /// A constant.
+    pub fn constant(value: T) -> Self {
+        mk(Node::Const(T::TYPE, value.to_bits()))
+    }
+
+    /// Converts to another element type, with WGSL's rules: float to integer rounds
+    /// toward zero and saturates (NaN gives 0), integer to float rounds to nearest,
+    /// `i32` to `u32` and back keep the bit pattern, `bool` gives 0 or 1.
+    pub fn cast<U: Element>(&self) -> Expr<U> {
+        if T::TYPE == U::TYPE {
+            return Expr { node: self.node.clone(), _t: PhantomData };
+        }
+        mk(Node::Cast(self.node.clone()))
+    }
+
+    fn un<R: Scalar>(&self, op: UnOp) -> Expr<R> {
+        mk(Node::Unary(op, self.node.clone()))
+    }
+
+    fn bin<R: Scalar>(&self, op: BinOp, rhs: &NodeRef) -> Expr<R> {
+        mk(Node::Binary(op, self.node.clone(), rhs.clone()))
+    }
+}
+
+impl<T: Scalar> From<T> for Expr<T> {
+    fn from(value: T) -> Self {
+        Expr::constant(value)
+    }
+}
+
+impl<T: Scalar> From<&Expr<T>> for Expr<T> {
+    fn from(value: &Expr<T>) -> Self {
+        value.clone()
+    }
+}
+
+/// The global index of the element being computed (0 for the first element of the
+/// input, whichever device computes it), as `u32`; it wraps past `u32::MAX`.
+pub fn index() -> Expr<u32> {
+    mk(Node::Index)
+}
+
+/// `if cond { a } else { b }`, element-wise. Both sides are evaluated.
+pub fn select<T: Scalar>(
+    cond: impl Into<Expr<bool>>,
+    a: impl Into<Expr<T>>,
+    b: impl Into<Expr<T>>,
+) -> Expr<T> {
+    mk(Node::Select(cond.into().node, a.into().node, b.into().node))
+}
+
+static NEXT_VAR: AtomicU32 = AtomicU32::new(0);
+
+/// A bounded loop with a constant trip count: `acc = init`, then for `i` in
+/// `0..count`, `acc = body(acc, i)`; the value is the final `acc`.
+///
+/// The body closure runs once, when the kernel is built. It may use values from
+/// outside the loop; those that do not depend on `acc` or `i` are computed once, before
+/// the loop.
+///
+/// ```
+/// use hybrid::{fold, Expr, Kernel};
+/// // x^16 by repeated multiplication
+/// let k = Kernel::map(|x: Expr<f32>| fold(16, 1.0, |acc, _i| acc * x.clone()));
+/// # let _ = k;
+/// ```
+pub fn fold<A: Scalar>(
+    count: u32,
+    init: impl Into<Expr<A>>,
+    body: impl FnOnce(Expr<A>, Expr<u32>) -> Expr<A>,
+) -> Expr<A> {
+    let acc = NEXT_VAR.fetch_add(2, Ordering::Relaxed);
+    let counter = acc + 1;
+    let out = body(mk(Node::Var(acc)), mk(Node::Var(counter)));
+    mk(Node::Fold { count, init: init.into().node, acc, counter, body: out.node })
+}
+
+impl<T: Numeric> Expr<T> {
+    /// The smaller of two values (for floats with a NaN, either may be returned).
+    pub fn min(&self, other: impl Into<Expr<T>>) -> Expr<T> {
+        self.bin(BinOp::Min, &other.into().node)
+    }
+    /// The larger of two values (for floats with a NaN, either may be returned).
+    pub fn max(&self, other: impl Into<Expr<T>>) -> Expr<T> {
+        self.bin(BinOp::Max, &other.into().node)
+    }
+    /// `min(max(self, lo), hi)`.
+    pub fn clamp(&self, lo: impl Into<Expr<T>>, hi: impl Into<Expr<T>>) -> Expr<T> {
+        mk(Node::Clamp(self.node.clone(), lo.into().node, hi.into().node))
+    }
+    /// Absolute value (`i32::MIN` stays `i32::MIN`; identity on `u32`).
+    pub fn abs(&self) -> Expr<T> {
+        self.un(UnOp::Abs)
+    }
+    /// `self * b + c`; a GPU may fuse it into one rounding.
+    pub fn mul_add(&self, b: impl Into<Expr<T>>, c: impl Into<Expr<T>>) -> Expr<T> {
+        mk(Node::MulAdd(self.node.clone(), b.into().node, c.into().node))
+    }
+    /// `self < other`.
+    pub fn lt(&self, other: impl Into<Expr<T>>) -> Expr<bool> {
+        self.bin(BinOp::Lt, &other.into().node)
+    }
+    /// `self <= other`.
+    pub fn le(&self, other: impl Into<Expr<T>>) -> Expr<bool> {
+        self.bin(BinOp::Le, &other.into().node)
+    }
+    /// `self > other`.
+    pub fn gt(&self, other: impl Into<Expr<T>>) -> Expr<bool> {
+        self.bin(BinOp::Gt, &other.into().node)
+    }
+    /// `self >= other`.
+    pub fn ge(&self, other: impl Into<Expr<T>>) -> Expr<bool> {
+        self.bin(BinOp::Ge, &other.into().node)
+    }
+    /// `self == other`.
+    pub fn eq(&self, other: impl Into<Expr<T>>) -> Expr<bool> {
+        self.bin(BinOp::Eq, &other.into().node)
+    }
+    /// `self != other`.
+    pub fn ne(&self, other: impl Into<Expr<T>>) -> Expr<bool> {
+        self.bin(BinOp::Ne, &other.into().node)
+    }
+}
+
+macro_rules! float_unary {
+    ($($(#[$doc:meta])* $name:ident => $op:ident;)*) => {
+        impl Expr<f32> {
+            $($(#[$doc])* pub fn $name(&self) -> Expr<f32> { self.un(UnOp::$op) })*
+        }
+    };
+}
+
+float_unary! {
+    /// Square root (NaN below zero).
+    sqrt => Sqrt;
+    /// Sine, in radians.
+    sin => Sin;
+    /// Cosine, in radians.
+    cos => Cos;
+    /// Tangent, in radians.
+    tan => Tan;
+    /// e to the power of the value.
+    exp => Exp;
+    /// 2 to the power of the value.
+    exp2 => Exp2;
+    /// Natural logarithm (NaN below zero, -inf at zero).
+    ln => Ln;
+    /// Base-2 logarithm.
+    log2 => Log2;
+    /// Largest integer not above the value.
+    floor => Floor;
+    /// Smallest integer not below the value.
+    ceil => Ceil;
+    /// Nearest integer, ties to even (WGSL's rule; not Rust's `f32::round`).
+    round => Round;
+    /// `x - floor(x)`.
+    fract => Fract;
+}
+
+impl Expr<f32> {
+    /// `self` to the power `y`, as WGSL defines it: `exp2(y * log2(self))`, so NaN for a
+    /// negative base.
+    pub fn pow(&self, y: impl Into<Expr<f32>>) -> Expr<f32> {
+        self.bin(BinOp::Pow, &y.into().node)
+    }
+}
+
+impl Expr<bool> {
+    /// Logical and (both sides are evaluated).
+    pub fn and(&self, other: impl Into<Expr<bool>>) -> Expr<bool> {
+        self.bin(BinOp::And, &other.into().node)
+    }
+    /// Logical or (both sides are evaluated).
+    pub fn or(&self, other: impl Into<Expr<bool>>) -> Expr<bool> {
+        self.bin(BinOp::Or, &other.into().node)
+    }
+    /// `if self { a } else { b }`.
+    pub fn select<T: Scalar>(&self, a: impl Into<Expr<T>>, b: impl Into<Expr<T>>) -> Expr<T> {
+        select(self.clone(), a, b)
+    }
+}
+
+impl ops::Not for Expr<bool> {
+    type Output = Expr<bool>;
+    fn not(self) -> Expr<bool> {
+        self.un(UnOp::Not)
+    }
+}
+
+// Binary operators for every (lhs, rhs) form: Expr, &Expr, and a plain number on
+// either side.
+macro_rules! binary_operator {
+    ($Trait:ident, $method:ident, $op:ident, $Bound:ident) => {
+        impl<T: $Bound> ops::$Trait<Expr<T>> for Expr<T> {
+            type Output = Expr<T>;
+            fn $method(self, rhs: Expr<T>) -> Expr<T> {
+                self.bin(BinOp::$op, &rhs.node)
+            }
+        }
+        impl<T: $Bound> ops::$Trait<&Expr<T>> for Expr<T> {
+            type Output = Expr<T>;
+            fn $method(self, rhs: &Expr<T>) -> Expr<T> {
+                self.bin(BinOp::$op, &rhs.node)
+            }
+        }
+        impl<T: $Bound> ops::$Trait<Expr<T>> for &Expr<T> {
+            type Output = Expr<T>;
+            fn $method(self, rhs: Expr<T>) -> Expr<T> {
+                self.bin(BinOp::$op, &rhs.node)
+            }
+        }
+        impl<T: $Bound> ops::$Trait<&Expr<T>> for &Expr<T> {
+            type Output = Expr<T>;
+            fn $method(self, rhs: &Expr<T>) -> Expr<T> {
+                self.bin(BinOp::$op, &rhs.node)
+            }
+        }
+        impl<T: $Bound> ops::$Trait<T> for Expr<T> {
+            type Output = Expr<T>;
+            fn $method(self, rhs: T) -> Expr<T> {
+                self.bin(BinOp::$op, &Expr::constant(rhs).node)
+            }
+        }
+        impl<T: $Bound> ops::$Trait<T> for &Expr<T> {
+            type Output = Expr<T>;
+            fn $method(self, rhs: T) -> Expr<T> {
+                self.bin(BinOp::$op, &Expr::constant(rhs).node)
+            }
+        }
+    };
+}
+
+macro_rules! scalar_lhs_operator {
+    ($Trait:ident, $method:ident, $op:ident; $($t:ty),*) => {$(
+        impl ops::$Trait<Expr<$t>> for $t {
+            type Output = Expr<$t>;
+            fn $method(self, rhs: Expr<$t>) -> Expr<$t> {
+                Expr::constant(self).bin(BinOp::$op, &rhs.node)
+            }
+        }
+        impl ops::$Trait<&Expr<$t>> for $t {
+            type Output = Expr<$t>;
+            fn $method(self, rhs: &Expr<$t>) -> Expr<$t> {
+                Expr::constant(self).bin(BinOp::$op, &rhs.node)
+            }
+        }
+    )*};
+}
+
+binary_operator!(Add, add, Add, Numeric);
+binary_operator!(Sub, sub, Sub, Numeric);
+binary_operator!(Mul, mul, Mul, Numeric);
+binary_operator!(Div, div, Div, Numeric);
+binary_operator!(Rem, rem, Rem, Numeric);
+binary_operator!(BitAnd, bitand, And, Integer);
+binary_operator!(BitOr, bitor, Or, Integer);
+binary_operator!(BitXor, bitxor, Xor, Integer);
+scalar_lhs_operator!(Add, add, Add; f32, i32, u32);
+scalar_lhs_operator!(Sub, sub, Sub; f32, i32, u32);
+scalar_lhs_operator!(Mul, mul, Mul; f32, i32, u32);
+scalar_lhs_operator!(Div, div, Div; f32, i32, u32);
+scalar_lhs_operator!(Rem, rem, Rem; f32, i32, u32);
+scalar_lhs_operator!(BitAnd, bitand, And; i32, u32);
+scalar_lhs_operator!(BitOr, bitor, Or; i32, u32);
+scalar_lhs_operator!(BitXor, bitxor, Xor; i32, u32);
+
+// Shifts: the amount is u32 and is masked to 0..=31, as WGSL does.
+macro_rules! shift_operator {
+    ($Trait:ident, $method:ident, $op:ident) => {
+        impl<T: Integer> ops::$Trait<Expr<u32>> for Expr<T> {
+            type Output = Expr<T>;
+            fn $method(self, rhs: Expr<u32>) -> Expr<T> {
+                self.bin(BinOp::$op, &rhs.node)
+            }
+        }
+        impl<T: Integer> ops::$Trait<&Expr<u32>> for Expr<T> {
+            type Output = Expr<T>;
+            fn $method(self, rhs: &Expr<u32>) -> Expr<T> {
+                self.bin(BinOp::$op, &rhs.node)
+            }
+        }
+        impl<T: Integer> ops::$Trait<Expr<u32>> for &Expr<T> {
+            type Output = Expr<T>;
+            fn $method(self, rhs: Expr<u32>) -> Expr<T> {
+                self.bin(BinOp::$op, &rhs.node)
+            }
+        }
+        impl<T: Integer> ops::$Trait<&Expr<u32>> for &Expr<T> {
+            type Output = Expr<T>;
+            fn $method(self, rhs: &Expr<u32>) -> Expr<T> {
+                self.bin(BinOp::$op, &rhs.node)
+            }
+        }
+        impl<T: Integer> ops::$Trait<u32> for Expr<T> {
+            type Output = Expr<T>;
+            fn $method(self, rhs: u32) -> Expr<T> {
+                self.bin(BinOp::$op, &Expr::constant(rhs).node)
+            }
+        }
+        impl<T: Integer> ops::$Trait<u32> for &Expr<T> {
+            type Output = Expr<T>;
+            fn $method(self, rhs: u32) -> Expr<T> {
+                self.bin(BinOp::$op, &Expr::constant(rhs).node)
+            }
+        }
+    };
+}
+
+shift_operator!(Shl, shl, Shl);
+shift_operator!(Shr, shr, Shr);
+
+macro_rules! neg_operator {
+    ($($t:ty),*) => {$(
+        impl ops::Neg for Expr<$t> {
+            type Output = Expr<$t>;
+            fn neg(self) -> Expr<$t> {
+                self.un(UnOp::Neg)
+            }
+        }
+        impl ops::Neg for &Expr<$t> {
+            type Output = Expr<$t>;
+            fn neg(self) -> Expr<$t> {
+                self.un(UnOp::Neg)
+            }
+        }
+    )*};
+}
+neg_operator!(f32, i32);
+
+impl<T: Integer> ops::Not for Expr<T> {
+    type Output = Expr<T>;
+    fn not(self) -> Expr<T> {
+        self.un(UnOp::Not)
+    }
+}
+
+impl<T: Integer> ops::Not for &Expr<T> {
+    type Output = Expr<T>;
+    fn not(self) -> Expr<T> {
+        self.un(UnOp::Not)
+    }
+}

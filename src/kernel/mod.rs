@@ -1,0 +1,239 @@
+//! Kernels: a data-parallel function written once, as a closure over symbolic values.
+//!
+//! `Kernel::map(|x: Expr<f32>| ...)` runs the closure once, when the kernel is built,
+//! to record an expression tree ([`Expr`]). The tree is lowered to a flat, typed
+//! program ([`program`]) from which both backends are generated: WGSL for the GPU
+//! ([`wgsl`]) and a block-wise evaluator for the CPU ([`eval`]). Both follow the scalar
+//! semantics in [`ops`], which are WGSL's, so the two devices compute the same function
+//! by construction.
+
+pub(crate) mod eval;
+pub(crate) mod expr;
+pub(crate) mod ops;
+pub(crate) mod program;
+pub(crate) mod wgsl;
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::{Arc, OnceLock};
+
+use crate::error::Result;
+pub use expr::{fold, index, select, Expr};
+use program::Program;
+
+/// The scalar types an expression can have. `Bool` only appears inside kernels (the
+/// result of a comparison); inputs and outputs are [`Element`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ScalarType {
+    /// 32-bit IEEE float.
+    F32,
+    /// 32-bit two's complement integer, wrapping.
+    I32,
+    /// 32-bit unsigned integer, wrapping.
+    U32,
+    /// Boolean (stored as 0 or 1 in 32 bits on the CPU).
+    Bool,
+}
+
+impl ScalarType {
+    /// The WGSL and Rust name of the type.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScalarType::F32 => "f32",
+            ScalarType::I32 => "i32",
+            ScalarType::U32 => "u32",
+            ScalarType::Bool => "bool",
+        }
+    }
+}
+
+impl fmt::Display for ScalarType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for i32 {}
+    impl Sealed for u32 {}
+    impl Sealed for bool {}
+}
+
+/// A type an expression can have: `f32`, `i32`, `u32` or `bool`. Sealed.
+pub trait Scalar: sealed::Sealed + Copy + Send + Sync + fmt::Debug + 'static {
+    /// The type's tag.
+    const TYPE: ScalarType;
+    /// The value's 32-bit pattern (bool: 0 or 1).
+    fn to_bits(self) -> u32;
+}
+
+/// A type that can be a kernel's input or output element: `f32`, `i32` or `u32`.
+pub trait Element: Scalar + bytemuck::Pod + PartialEq + Default {
+    /// The value with the given 32-bit pattern.
+    fn from_bits(bits: u32) -> Self;
+}
+
+/// The numeric element types, which support arithmetic.
+pub trait Numeric: Element {}
+impl Numeric for f32 {}
+impl Numeric for i32 {}
+impl Numeric for u32 {}
+
+/// The integer element types, which support bitwise operations and shifts.
+pub trait Integer: Numeric {}
+impl Integer for i32 {}
+impl Integer for u32 {}
+
+impl Scalar for f32 {
+    const TYPE: ScalarType = ScalarType::F32;
+    fn to_bits(self) -> u32 {
+        f32::to_bits(self)
+    }
+}
+impl Scalar for i32 {
+    const TYPE: ScalarType = ScalarType::I32;
+    fn to_bits(self) -> u32 {
+        self as u32
+    }
+}
+impl Scalar for u32 {
+    const TYPE: ScalarType = ScalarType::U32;
+    fn to_bits(self) -> u32 {
+        self
+    }
+}
+impl Scalar for bool {
+    const TYPE: ScalarType = ScalarType::Bool;
+    fn to_bits(self) -> u32 {
+        self as u32
+    }
+}
+impl Element for f32 {
+    fn from_bits(bits: u32) -> Self {
+        f32::from_bits(bits)
+    }
+}
+impl Element for i32 {
+    fn from_bits(bits: u32) -> Self {
+        bits as i32
+    }
+}
+impl Element for u32 {
+    fn from_bits(bits: u32) -> Self {
+        bits
+    }
+}
+
+/// A data-parallel kernel taking elements of type `I` (one or two inputs) and producing
+/// elements of type `O`.
+///
+/// Built once, from a closure over symbolic values; cheap to clone (shared), `Send` and
+/// `Sync`. An expression that cannot be compiled (see [`Error::InvalidKernel`]) is
+/// reported by the first call that uses the kernel.
+pub struct Kernel<I, O> {
+    inner: Arc<KernelInner>,
+    _types: PhantomData<fn(I) -> O>,
+}
+
+pub(crate) struct KernelInner {
+    pub(crate) program: Result<Program>,
+    /// The generated WGSL, made on first need and kept.
+    wgsl: OnceLock<Result<Arc<wgsl::Shader>>>,
+    /// The CPU evaluation plan, made on first need and kept.
+    plan: OnceLock<Result<Arc<eval::Plan>>>,
+}
+
+impl KernelInner {
+    fn new(program: Result<Program>) -> Self {
+        KernelInner { program, wgsl: OnceLock::new(), plan: OnceLock::new() }
+    }
+
+    pub(crate) fn program(&self) -> Result<&Program> {
+        self.program.as_ref().map_err(Clone::clone)
+    }
+
+    /// The WGSL shader for this kernel, generated once.
+    pub(crate) fn shader(&self) -> Result<Arc<wgsl::Shader>> {
+        self.wgsl
+            .get_or_init(|| self.program().map(|p| Arc::new(wgsl::generate(p))))
+            .clone()
+    }
+
+    /// The CPU evaluation plan, made once.
+    pub(crate) fn plan(&self) -> Result<Arc<eval::Plan>> {
+        self.plan
+            .get_or_init(|| self.program().map(|p| Arc::new(eval::Plan::new(p))))
+            .clone()
+    }
+}
+
+impl<I, O> Clone for Kernel<I, O> {
+    fn clone(&self) -> Self {
+        Kernel { inner: self.inner.clone(), _types: PhantomData }
+    }
+}
+
+impl<I: Element, O: Element> Kernel<I, O> {
+    /// A one-input kernel: `f(x)` is applied to every element.
+    ///
+    /// ```
+    /// use hybrid::{Expr, Kernel};
+    /// let k = Kernel::map(|x: Expr<f32>| (x * 2.0 + 1.0).sqrt());
+    /// # let _ = k;
+    /// ```
+    pub fn map(f: impl FnOnce(Expr<I>) -> Expr<O>) -> Self {
+        let out = f(Expr::input(0));
+        Self::from_root(1, out)
+    }
+
+    /// A two-input kernel: `f(a, b)` is applied to every pair of elements at the same
+    /// index.
+    pub fn map2(f: impl FnOnce(Expr<I>, Expr<I>) -> Expr<O>) -> Self {
+        let out = f(Expr::input(0), Expr::input(1));
+        Self::from_root(2, out)
+    }
+
+    fn from_root(arity: usize, out: Expr<O>) -> Self {
+        let program = Program::lower(&[I::TYPE; 2][..arity], out.into_node());
+        Kernel { inner: Arc::new(KernelInner::new(program)), _types: PhantomData }
+    }
+
+    /// How many inputs the kernel takes (1 or 2).
+    pub fn arity(&self) -> usize {
+        match &self.inner.program {
+            Ok(p) => p.inputs.len(),
+            Err(_) => 0,
+        }
+    }
+
+    /// A stable 64-bit identity of the kernel's computation: equal for kernels that
+    /// compute the same thing, whatever closure built them.
+    pub fn id(&self) -> Result<u64> {
+        Ok(self.inner.shader()?.hash)
+    }
+
+    /// The WGSL compute shader generated for this kernel.
+    pub fn wgsl(&self) -> Result<String> {
+        Ok(self.inner.shader()?.source.clone())
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<KernelInner> {
+        &self.inner
+    }
+}
+
+impl<I, O> fmt::Debug for Kernel<I, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.inner.program {
+            Ok(p) => f
+                .debug_struct("Kernel")
+                .field("inputs", &p.inputs)
+                .field("output", &p.output)
+                .field("instructions", &p.instruction_count())
+                .finish(),
+            Err(e) => f.debug_struct("Kernel").field("error", e).finish(),
+        }
+    }
+}

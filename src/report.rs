@@ -1,0 +1,178 @@
+//! The per-call receipt: who did what, bytes moved each way, time per stage.
+
+use std::fmt;
+use std::ops::Range;
+
+use crate::device::{DeviceKind, ShareStats};
+use crate::schedule::Placement;
+
+/// What one device did in one call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Share {
+    pub(crate) device: String,
+    pub(crate) kind: DeviceKind,
+    pub(crate) range: Range<usize>,
+    pub(crate) stats: ShareStats,
+    pub(crate) busy_s: f64,
+}
+
+impl Share {
+    /// The device's name.
+    pub fn device(&self) -> &str {
+        &self.device
+    }
+    /// The device's kind.
+    pub fn kind(&self) -> DeviceKind {
+        self.kind
+    }
+    /// How many elements it computed.
+    pub fn elements(&self) -> usize {
+        self.range.len()
+    }
+    /// Which elements (indices into the input) it computed.
+    pub fn range(&self) -> Range<usize> {
+        self.range.clone()
+    }
+    /// Bytes copied from the host to the device.
+    pub fn bytes_to_device(&self) -> u64 {
+        self.stats.bytes_to_device
+    }
+    /// Bytes copied from the device back to the host.
+    pub fn bytes_from_device(&self) -> u64 {
+        self.stats.bytes_from_device
+    }
+    /// Seconds spent moving inputs to the device.
+    pub fn upload_s(&self) -> f64 {
+        self.stats.upload_s
+    }
+    /// Seconds spent computing.
+    pub fn compute_s(&self) -> f64 {
+        self.stats.compute_s
+    }
+    /// Seconds spent moving results back.
+    pub fn download_s(&self) -> f64 {
+        self.stats.download_s
+    }
+    /// How many chunks the share was cut into.
+    pub fn chunks(&self) -> u32 {
+        self.stats.chunks
+    }
+    /// Seconds from the start of the call until this device finished its share.
+    pub fn busy_s(&self) -> f64 {
+        self.busy_s
+    }
+}
+
+/// The receipt of one call: what ran where, what moved, how long it took, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub(crate) elements: usize,
+    pub(crate) placement: Placement,
+    pub(crate) decision: String,
+    pub(crate) notes: Vec<String>,
+    pub(crate) shares: Vec<Share>,
+    pub(crate) wall_s: f64,
+}
+
+impl Report {
+    /// Seconds the whole call took.
+    pub fn wall_s(&self) -> f64 {
+        self.wall_s
+    }
+    /// One entry per device that took part, in input order.
+    pub fn shares(&self) -> &[Share] {
+        &self.shares
+    }
+    /// Elements in the call.
+    pub fn elements(&self) -> usize {
+        self.elements
+    }
+    /// The placement asked for.
+    pub fn placement(&self) -> Placement {
+        self.placement
+    }
+    /// What was decided, and why, in one line.
+    pub fn decision(&self) -> &str {
+        &self.decision
+    }
+    /// Anything else worth knowing (e.g. why no GPU took part).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+    /// Total bytes moved host to device, all devices.
+    pub fn bytes_to_devices(&self) -> u64 {
+        self.shares.iter().map(Share::bytes_to_device).sum()
+    }
+    /// Total bytes moved device to host, all devices.
+    pub fn bytes_from_devices(&self) -> u64 {
+        self.shares.iter().map(Share::bytes_from_device).sum()
+    }
+}
+
+/// Formats seconds with a unit that keeps three significant figures readable.
+pub(crate) fn secs(s: f64) -> String {
+    if s == 0.0 {
+        "-".into()
+    } else if s < 1e-3 {
+        format!("{:.1} us", s * 1e6)
+    } else if s < 1.0 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{s:.3} s")
+    }
+}
+
+/// Formats a byte count with a binary unit.
+pub(crate) fn bytes(b: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < U.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rate = if self.wall_s > 0.0 { self.elements as f64 / self.wall_s / 1e6 } else { 0.0 };
+        writeln!(
+            f,
+            "{} elements in {} ({rate:.1} M elements/s), placement {}",
+            self.elements,
+            secs(self.wall_s),
+            self.placement
+        )?;
+        writeln!(f, "decision: {}", self.decision)?;
+        let w = self.shares.iter().map(|s| s.device.len()).max().unwrap_or(6).max(6);
+        writeln!(
+            f,
+            "{:<w$}  {:<14} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "device", "kind", "elements", "to device", "from dev", "upload", "compute", "download", "busy"
+        )?;
+        for s in &self.shares {
+            writeln!(
+                f,
+                "{:<w$}  {:<14} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                s.device,
+                s.kind.name(),
+                s.elements(),
+                bytes(s.bytes_to_device()),
+                bytes(s.bytes_from_device()),
+                secs(s.upload_s()),
+                secs(s.compute_s()),
+                secs(s.download_s()),
+                secs(s.busy_s),
+            )?;
+        }
+        for n in &self.notes {
+            writeln!(f, "note: {n}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,302 @@
+//! The runtime: the devices of one process, the entry points, and environment overrides.
+//!
+//! `Runtime::new()` takes the CPU and every GPU adapter wgpu finds, filtered by
+//! `HYBRID_BACKEND` (`cpu`, `gpu`, or unset/`all`). The global runtime behind
+//! [`crate::map`] is built on first use and lives for the process.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use crate::device::cpu::CpuDevice;
+use crate::device::{Device, DeviceInfo, DeviceKind};
+use crate::error::{Error, Result};
+use crate::kernel::{Element, Kernel, KernelInner};
+use crate::report::{Report, Share};
+use crate::schedule::{self, Placement};
+
+/// Which kinds of device a runtime uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// The CPU and every GPU found (the default).
+    #[default]
+    All,
+    /// The CPU only: no GPU is looked for (headless CI).
+    Cpu,
+    /// GPUs only; building fails when there is none.
+    Gpu,
+}
+
+impl Backend {
+    /// The backend `HYBRID_BACKEND` asks for; unset or empty means [`Backend::All`].
+    pub fn from_env() -> Result<Backend> {
+        match std::env::var("HYBRID_BACKEND") {
+            Err(_) => Ok(Backend::All),
+            Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "" | "all" => Ok(Backend::All),
+                "cpu" => Ok(Backend::Cpu),
+                "gpu" => Ok(Backend::Gpu),
+                _ => Err(Error::BadEnvironment { var: "HYBRID_BACKEND", value: v }),
+            },
+        }
+    }
+}
+
+/// The output of a call on an explicit runtime, and its receipt.
+#[derive(Debug, Clone)]
+pub struct Run<T> {
+    /// The result, in input order.
+    pub output: T,
+    /// What ran where, what moved, how long it took.
+    pub report: Report,
+}
+
+/// A set of devices and the entry points that run kernels on them.
+pub struct Runtime {
+    devices: Vec<Arc<dyn Device>>,
+    infos: Vec<DeviceInfo>,
+    /// Why no GPU is in this runtime, when none is.
+    no_gpu: Option<String>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("devices", &self.infos).field("no_gpu", &self.no_gpu).finish()
+    }
+}
+
+/// Builds a [`Runtime`] with chosen devices.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeBuilder {
+    defaults: bool,
+    backend: Option<Backend>,
+    cpu_threads: Option<usize>,
+    extra_cpu: bool,
+}
+
+impl RuntimeBuilder {
+    /// Start from no devices at all instead of the CPU and the GPUs found.
+    pub fn no_default_devices(mut self) -> Self {
+        self.defaults = false;
+        self
+    }
+
+    /// Use this backend instead of the one `HYBRID_BACKEND` names.
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// Add the CPU device (it is a default device; this is for a builder that started
+    /// from [`no_default_devices`](Self::no_default_devices)).
+    pub fn cpu(mut self) -> Self {
+        self.extra_cpu = true;
+        self
+    }
+
+    /// Run the CPU device on a rayon pool of its own with `n` threads, instead of
+    /// rayon's global pool.
+    pub fn cpu_threads(mut self, n: usize) -> Self {
+        self.cpu_threads = Some(n);
+        self
+    }
+
+    /// Finds the devices and builds the runtime.
+    pub fn build(self) -> Result<Runtime> {
+        let backend = match self.backend {
+            Some(b) => b,
+            None => Backend::from_env()?,
+        };
+        let mut devices: Vec<Arc<dyn Device>> = Vec::new();
+        let mut no_gpu = None;
+        let want_cpu = (self.defaults && backend != Backend::Gpu) || self.extra_cpu;
+        if want_cpu {
+            devices.push(Arc::new(CpuDevice::new(self.cpu_threads)?));
+        }
+        if self.defaults && backend != Backend::Cpu {
+            match discover_gpus() {
+                Ok(gpus) => devices.extend(gpus),
+                Err(reason) => no_gpu = Some(reason),
+            }
+        } else if backend == Backend::Cpu {
+            no_gpu = Some("HYBRID_BACKEND=cpu".into());
+        } else {
+            no_gpu = Some("no gpu was added to this runtime".into());
+        }
+        if backend == Backend::Gpu && !devices.iter().any(|d| d.info().kind.is_gpu()) {
+            return Err(Error::NoAdapter {
+                reason: no_gpu.unwrap_or_else(|| "HYBRID_BACKEND=gpu and no gpu found".into()),
+            });
+        }
+        let infos = devices.iter().map(|d| d.info().clone()).collect();
+        Ok(Runtime { devices, infos, no_gpu })
+    }
+}
+
+#[cfg(feature = "gpu")]
+fn discover_gpus() -> std::result::Result<Vec<Arc<dyn Device>>, String> {
+    let gpus = crate::device::gpu::discover()?;
+    Ok(gpus.into_iter().map(|g| Arc::new(g) as Arc<dyn Device>).collect())
+}
+
+#[cfg(not(feature = "gpu"))]
+fn discover_gpus() -> std::result::Result<Vec<Arc<dyn Device>>, String> {
+    Err("built without the `gpu` feature".into())
+}
+
+static GLOBAL: OnceLock<Result<Runtime>> = OnceLock::new();
+
+impl Runtime {
+    /// The CPU and every GPU adapter found, as `HYBRID_BACKEND` allows.
+    pub fn new() -> Result<Runtime> {
+        Runtime::builder().build()
+    }
+
+    /// A builder, starting from the default devices.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder { defaults: true, ..RuntimeBuilder::default() }
+    }
+
+    /// The process-wide runtime behind [`crate::map`] and friends, built on first use.
+    pub fn global() -> Result<&'static Runtime> {
+        GLOBAL.get_or_init(Runtime::new).as_ref().map_err(Clone::clone)
+    }
+
+    /// The devices of this runtime.
+    pub fn devices(&self) -> &[DeviceInfo] {
+        &self.infos
+    }
+
+    /// Whether the runtime has at least one GPU.
+    pub fn has_gpu(&self) -> bool {
+        self.infos.iter().any(|i| i.kind.is_gpu())
+    }
+
+    /// Why the runtime has no GPU, when it has none.
+    pub fn no_gpu_reason(&self) -> Option<&str> {
+        self.no_gpu.as_deref()
+    }
+
+    /// Applies a one-input kernel to every element of `xs`.
+    pub fn map<I: Element, O: Element>(
+        &self,
+        xs: &[I],
+        kernel: &Kernel<I, O>,
+        placement: Placement,
+    ) -> Result<Run<Vec<O>>> {
+        check_arity(kernel.inner(), 1)?;
+        self.run(kernel.inner(), &[bytemuck::cast_slice(xs)], xs.len(), placement)
+    }
+
+    /// Applies a two-input kernel to every pair `(a[i], b[i])`.
+    pub fn map2<I: Element, O: Element>(
+        &self,
+        a: &[I],
+        b: &[I],
+        kernel: &Kernel<I, O>,
+        placement: Placement,
+    ) -> Result<Run<Vec<O>>> {
+        if a.len() != b.len() {
+            return Err(Error::LengthMismatch { left: a.len(), right: b.len() });
+        }
+        check_arity(kernel.inner(), 2)?;
+        self.run(kernel.inner(), &[bytemuck::cast_slice(a), bytemuck::cast_slice(b)], a.len(), placement)
+    }
+
+    fn run<O: Element>(
+        &self,
+        kernel: &KernelInner,
+        inputs: &[&[u32]],
+        n: usize,
+        placement: Placement,
+    ) -> Result<Run<Vec<O>>> {
+        let start = Instant::now();
+        kernel.program()?;
+        let kinds: Vec<DeviceKind> = self.infos.iter().map(|i| i.kind).collect();
+        let (resolved, decision) = match placement {
+            Placement::Auto => schedule::auto_rule(n, &kinds),
+            p => (p, format!("{p}, as asked")),
+        };
+        let reason = self.no_gpu.as_deref().unwrap_or("no gpu in this runtime");
+        let plan = schedule::shares(n, resolved, &kinds, reason)?;
+        let mut notes = Vec::new();
+        if let Some(r) = &self.no_gpu {
+            notes.push(format!("no gpu: {r}"));
+        }
+        let mut output: Vec<O> = vec![O::default(); n];
+        let results = {
+            let out_bits: &mut [u32] = bytemuck::cast_slice_mut(&mut output);
+            let mut parts = Vec::with_capacity(plan.len());
+            let mut rest = out_bits;
+            for (dev, range) in &plan {
+                let (head, tail) = rest.split_at_mut(range.len());
+                parts.push((*dev, range.clone(), head));
+                rest = tail;
+            }
+            execute(&self.devices, kernel, inputs, parts, start)
+        };
+        let mut shares = Vec::with_capacity(results.len());
+        for (dev, range, outcome, busy_s) in results {
+            let stats = outcome?;
+            let info = &self.infos[dev];
+            shares.push(Share { device: info.name.clone(), kind: info.kind, range, stats, busy_s });
+        }
+        let report = Report {
+            elements: n,
+            placement,
+            decision,
+            notes,
+            shares,
+            wall_s: start.elapsed().as_secs_f64(),
+        };
+        Ok(Run { output, report })
+    }
+}
+
+type Outcome = (usize, std::ops::Range<usize>, Result<crate::device::ShareStats>, f64);
+
+/// Runs every share at the same time: GPU shares on scoped threads (they mostly wait on
+/// the driver), the last share (the CPU's, when it has one) on the calling thread.
+fn execute(
+    devices: &[Arc<dyn Device>],
+    kernel: &KernelInner,
+    inputs: &[&[u32]],
+    mut parts: Vec<(usize, std::ops::Range<usize>, &mut [u32])>,
+    start: Instant,
+) -> Vec<Outcome> {
+    let run_one = |dev: usize, range: std::ops::Range<usize>, out: &mut [u32]| -> Outcome {
+        let ins: Vec<&[u32]> = inputs.iter().map(|x| &x[range.clone()]).collect();
+        let r = devices[dev].run(kernel, &ins, range.start as u64, out);
+        (dev, range, r, start.elapsed().as_secs_f64())
+    };
+    let Some(last) = parts.pop() else { return Vec::new() };
+    std::thread::scope(|s| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|(dev, range, out)| {
+                let r2 = range.clone();
+                (dev, r2, s.spawn(move || run_one(dev, range, out)))
+            })
+            .collect();
+        let mine = run_one(last.0, last.1, last.2);
+        let mut all: Vec<Outcome> = handles
+            .into_iter()
+            .map(|(dev, range, h)| {
+                h.join().unwrap_or_else(|_| {
+                    let name = devices[dev].info().name.clone();
+                    let err = Error::DeviceFailed { device: name, stage: "compute", reason: "worker thread panicked".into() };
+                    (dev, range, Err(err), start.elapsed().as_secs_f64())
+                })
+            })
+            .collect();
+        all.push(mine);
+        all
+    })
+}
+
+fn check_arity(k: &KernelInner, given: usize) -> Result<()> {
+    let want = k.program()?.inputs.len();
+    if want != given {
+        return Err(Error::WrongArity { expected: want, given });
+    }
+    Ok(())
+}
