@@ -17,6 +17,8 @@ impl Device for GpuDevice {
         &self.info
     }
     fn run(&self, _k: &KernelInner, _i: &[&[u32]], _f: u64, _o: &mut [u32]) -> Result<ShareStats> {
-        Err(Error::NoAdapter { reason: "stub".into() })
+        Err(Error::NoAdapter {
+            reason: "stub".into(),
+        })
     }
 }

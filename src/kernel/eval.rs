@@ -28,14 +28,56 @@ enum Src {
 
 #[derive(Debug, Clone)]
 enum Step {
-    Index { dst: u16 },
-    Unary { op: UnOp, ty: ScalarType, dst: u16, a: Src },
-    Binary { op: BinOp, ty: ScalarType, dst: u16, a: Src, b: Src },
-    Select { dst: u16, c: Src, a: Src, b: Src },
-    Cast { from: ScalarType, to: ScalarType, dst: u16, a: Src },
-    MulAdd { ty: ScalarType, dst: u16, a: Src, b: Src, c: Src },
-    Clamp { ty: ScalarType, dst: u16, a: Src, b: Src, c: Src },
-    Loop { count: u32, acc: u16, counter: u16, init: Src, body: Vec<Step>, next: Src },
+    Index {
+        dst: u16,
+    },
+    Unary {
+        op: UnOp,
+        ty: ScalarType,
+        dst: u16,
+        a: Src,
+    },
+    Binary {
+        op: BinOp,
+        ty: ScalarType,
+        dst: u16,
+        a: Src,
+        b: Src,
+    },
+    Select {
+        dst: u16,
+        c: Src,
+        a: Src,
+        b: Src,
+    },
+    Cast {
+        from: ScalarType,
+        to: ScalarType,
+        dst: u16,
+        a: Src,
+    },
+    MulAdd {
+        ty: ScalarType,
+        dst: u16,
+        a: Src,
+        b: Src,
+        c: Src,
+    },
+    Clamp {
+        ty: ScalarType,
+        dst: u16,
+        a: Src,
+        b: Src,
+        c: Src,
+    },
+    Loop {
+        count: u32,
+        acc: u16,
+        counter: u16,
+        init: Src,
+        body: Vec<Step>,
+        next: Src,
+    },
 }
 
 /// A program compiled for the CPU: steps over scratch slots.
@@ -47,6 +89,8 @@ pub(crate) struct Plan {
     counters: usize,
     /// Slots pre-filled with a literal (operands of three-operand steps).
     splats: Vec<(u16, u32)>,
+    /// The last step computes the result and writes it straight into the output.
+    direct: bool,
 }
 
 /// Per-thread working memory for a plan.
@@ -70,8 +114,112 @@ struct Planner<'p> {
     pos: usize,
 }
 
+/// Fuses `t = a * b; r = t + c` (and `t - k` for a literal `k`) into one `MulAdd` step
+/// when `t` has no other use and both are in the same instruction list. On the CPU
+/// `MulAdd` rounds twice, exactly as the pair did, so results are unchanged; one pass
+/// over the block instead of two (Horner's rule, saxpy).
+fn fuse_mul_add(body: &[Instr], uses: &[u32], regs: &[ScalarType]) -> Vec<Instr> {
+    let mut out: Vec<Instr> = Vec::with_capacity(body.len());
+    // Register -> position in `out` of the single-use Mul that defines it.
+    let mut muls: std::collections::HashMap<u32, usize> = std::collections::HashMap::new();
+    let mut dead = vec![false; body.len()];
+    for ins in body {
+        let fused = match &ins.op {
+            Op::Binary(op @ (BinOp::Add | BinOp::Sub), x, y)
+                if regs[ins.dst as usize] != ScalarType::Bool =>
+            {
+                let pick = |o: &Operand| match o {
+                    Operand::Reg(r) => muls.get(r).copied(),
+                    _ => None,
+                };
+                let (mi, c) = match (op, pick(x), pick(y)) {
+                    (BinOp::Add, Some(i), _) => (Some(i), Some(*y)),
+                    (BinOp::Add, None, Some(i)) => (Some(i), Some(*x)),
+                    (BinOp::Sub, Some(i), _) => match y {
+                        Operand::Const(t, k) => (
+                            Some(i),
+                            Some(Operand::Const(*t, super::ops::unary(UnOp::Neg, *t, *k))),
+                        ),
+                        _ => (None, None),
+                    },
+                    _ => (None, None),
+                };
+                match (mi, c) {
+                    (Some(i), Some(c)) => match &out[i].op {
+                        Op::Binary(BinOp::Mul, a, b) => {
+                            dead[i] = true;
+                            Some(Op::MulAdd(*a, *b, c))
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let op = match (fused, &ins.op) {
+            (Some(f), _) => f,
+            (None, Op::Loop(l)) => {
+                let mut l = (**l).clone();
+                l.body = fuse_mul_add(&l.body, uses, regs);
+                Op::Loop(Box::new(l))
+            }
+            (None, op) => op.clone(),
+        };
+        if let Op::Binary(BinOp::Mul, ..) = op {
+            if uses[ins.dst as usize] == 1 {
+                muls.insert(ins.dst, out.len());
+            }
+        }
+        out.push(Instr { dst: ins.dst, op });
+    }
+    out.into_iter()
+        .enumerate()
+        .filter(|(i, _)| !dead.get(*i).copied().unwrap_or(false))
+        .map(|(_, x)| x)
+        .collect()
+}
+
+fn count_uses(body: &[Instr], uses: &mut [u32]) {
+    fn add(uses: &mut [u32], o: &Operand) {
+        if let Operand::Reg(r) = o {
+            uses[*r as usize] += 1;
+        }
+    }
+    for ins in body {
+        match &ins.op {
+            Op::Input(_) | Op::Index => {}
+            Op::Unary(_, a) | Op::Cast(a) => add(uses, a),
+            Op::Binary(_, a, b) => {
+                add(uses, a);
+                add(uses, b);
+            }
+            Op::Select(a, b, c) | Op::MulAdd(a, b, c) | Op::Clamp(a, b, c) => {
+                add(uses, a);
+                add(uses, b);
+                add(uses, c);
+            }
+            Op::Loop(l) => {
+                add(uses, &l.init);
+                add(uses, &l.next);
+                count_uses(&l.body, uses);
+            }
+        }
+    }
+}
+
 impl Plan {
     pub(crate) fn new(prog: &Program) -> Plan {
+        let mut uses = vec![0u32; prog.regs.len()];
+        count_uses(&prog.body, &mut uses);
+        if let Operand::Reg(r) = prog.result {
+            uses[r as usize] += 1;
+        }
+        let fused = Program {
+            body: fuse_mul_add(&prog.body, &uses, &prog.regs),
+            ..prog.clone()
+        };
+        let prog = &fused;
         let n = prog.regs.len();
         let mut pl = Planner {
             prog,
@@ -85,13 +233,32 @@ impl Plan {
             pos: 0,
         };
         let mut loops = Vec::new();
-        let end = liveness(&prog.body, &mut pl.def_pos, &mut pl.last_use, &mut 0, &mut loops);
+        let end = liveness(
+            &prog.body,
+            &mut pl.def_pos,
+            &mut pl.last_use,
+            &mut 0,
+            &mut loops,
+        );
         if let Operand::Reg(r) = prog.result {
             pl.last_use[r as usize] = end + 1;
         }
         let steps = pl.plan_block(&prog.body);
         let result = pl.src(prog.result);
-        Plan { steps, result, slots: pl.slots, counters: pl.counters, splats: pl.splats }
+        let direct = match (steps.last(), result) {
+            (Some(last), Src::Slot(r)) => {
+                !matches!(last, Step::Loop { .. }) && step_dst(last) == Some(r)
+            }
+            _ => false,
+        };
+        Plan {
+            steps,
+            result,
+            slots: pl.slots,
+            counters: pl.counters,
+            splats: pl.splats,
+            direct,
+        }
     }
 
     /// Fresh scratch memory for one worker.
@@ -100,13 +267,27 @@ impl Plan {
         for &(s, v) in &self.splats {
             slots[s as usize].fill(v);
         }
-        Scratch { slots, counters: vec![0; self.counters] }
+        Scratch {
+            slots,
+            counters: vec![0; self.counters],
+        }
     }
 
     /// Evaluates one block of at most [`BLOCK`] elements.
-    pub(crate) fn run_block(&self, s: &mut Scratch, inputs: &[&[u32]], first: u64, out: &mut [u32]) {
+    pub(crate) fn run_block(
+        &self,
+        s: &mut Scratch,
+        inputs: &[&[u32]],
+        first: u64,
+        out: &mut [u32],
+    ) {
         let len = out.len();
         debug_assert!(len <= BLOCK);
+        if let (true, Some((last, rest))) = (self.direct, self.steps.split_last()) {
+            run_steps(rest, s, inputs, first, len);
+            exec(last, s, inputs, first, len, Some(out));
+            return;
+        }
         run_steps(&self.steps, s, inputs, first, len);
         let sc = &*s;
         match view(sc, inputs, self.result, len) {
@@ -136,7 +317,9 @@ fn liveness(
             Op::Input(_) | Op::Index => {}
             Op::Unary(_, a) | Op::Cast(a) => uses.push(*a),
             Op::Binary(_, a, b) => uses.extend([*a, *b]),
-            Op::Select(a, b, c) | Op::MulAdd(a, b, c) | Op::Clamp(a, b, c) => uses.extend([*a, *b, *c]),
+            Op::Select(a, b, c) | Op::MulAdd(a, b, c) | Op::Clamp(a, b, c) => {
+                uses.extend([*a, *b, *c])
+            }
             Op::Loop(l) => {
                 uses.push(l.init);
                 let end = here + size(&l.body) + 1;
@@ -245,30 +428,75 @@ impl Planner<'_> {
                     let a_ty = self.prog.ty(*a);
                     let a = self.src(*a);
                     let dst = self.alloc();
-                    Some(Step::Unary { op: *op, ty: a_ty, dst, a })
+                    Some(Step::Unary {
+                        op: *op,
+                        ty: a_ty,
+                        dst,
+                        a,
+                    })
                 }
                 Op::Binary(op, a, b) => {
                     used.extend([*a, *b]);
                     let a_ty = self.prog.ty(*a);
                     let (a, b) = (self.src(*a), self.src(*b));
                     let dst = self.alloc();
-                    Some(Step::Binary { op: *op, ty: a_ty, dst, a, b })
+                    Some(Step::Binary {
+                        op: *op,
+                        ty: a_ty,
+                        dst,
+                        a,
+                        b,
+                    })
                 }
                 Op::Cast(a) => {
                     used.push(*a);
                     let from = self.prog.ty(*a);
                     let a = self.src(*a);
                     let dst = self.alloc();
-                    Some(Step::Cast { from, to: ty, dst, a })
+                    Some(Step::Cast {
+                        from,
+                        to: ty,
+                        dst,
+                        a,
+                    })
                 }
-                Op::Select(c, a, b) | Op::MulAdd(c, a, b) | Op::Clamp(c, a, b) => {
+                Op::MulAdd(a, b, c) => {
+                    used.extend([*a, *b, *c]);
+                    // Multiplication commutes (exactly, for floats too): keep the
+                    // immediate, if any, on the right.
+                    let (a, b) = if matches!(a, Operand::Const(..)) {
+                        (*b, *a)
+                    } else {
+                        (*a, *b)
+                    };
+                    let (a2, b2, c2) = (self.src_slice(a), self.src(b), self.src(*c));
+                    let dst = self.alloc();
+                    Some(Step::MulAdd {
+                        ty,
+                        dst,
+                        a: a2,
+                        b: b2,
+                        c: c2,
+                    })
+                }
+                Op::Select(c, a, b) | Op::Clamp(c, a, b) => {
                     used.extend([*c, *a, *b]);
                     let (c2, a2, b2) = (self.src_slice(*c), self.src_slice(*a), self.src_slice(*b));
                     let dst = self.alloc();
                     Some(match &ins.op {
-                        Op::Select(..) => Step::Select { dst, c: c2, a: a2, b: b2 },
-                        Op::MulAdd(..) => Step::MulAdd { ty, dst, a: c2, b: a2, c: b2 },
-                        _ => Step::Clamp { ty, dst, a: c2, b: a2, c: b2 },
+                        Op::Select(..) => Step::Select {
+                            dst,
+                            c: c2,
+                            a: a2,
+                            b: b2,
+                        },
+                        _ => Step::Clamp {
+                            ty,
+                            dst,
+                            a: c2,
+                            b: a2,
+                            c: b2,
+                        },
                     })
                 }
                 Op::Loop(l) => {
@@ -283,7 +511,14 @@ impl Planner<'_> {
                     self.pos += 1;
                     let next = self.src(l.next);
                     self.release(l.next, self.pos);
-                    Some(Step::Loop { count: l.count, acc, counter, init, body, next })
+                    Some(Step::Loop {
+                        count: l.count,
+                        acc,
+                        counter,
+                        init,
+                        body,
+                        next,
+                    })
                 }
             };
             if let Some(step) = step {
@@ -347,65 +582,107 @@ fn slice<'a>(s: &'a Scratch, inputs: &[&'a [u32]], src: Src, len: usize) -> &'a 
 
 fn run_steps(steps: &[Step], s: &mut Scratch, inputs: &[&[u32]], first: u64, len: usize) {
     for step in steps {
-        match step {
-            Step::Index { dst } => {
-                let d = &mut s.slots[*dst as usize][..len];
-                let base = first as u32;
-                for (i, o) in d.iter_mut().enumerate() {
-                    *o = base.wrapping_add(i as u32);
-                }
-            }
-            Step::Unary { op, ty, dst, a } => {
-                let mut d = std::mem::take(&mut s.slots[*dst as usize]);
-                unary(*op, *ty, view(s, inputs, *a, len), &mut d[..len]);
-                s.slots[*dst as usize] = d;
-            }
-            Step::Binary { op, ty, dst, a, b } => {
-                let mut d = std::mem::take(&mut s.slots[*dst as usize]);
-                binary(*op, *ty, view(s, inputs, *a, len), view(s, inputs, *b, len), &mut d[..len]);
-                s.slots[*dst as usize] = d;
-            }
-            Step::Cast { from, to, dst, a } => {
-                let mut d = std::mem::take(&mut s.slots[*dst as usize]);
-                cast(*from, *to, view(s, inputs, *a, len), &mut d[..len]);
-                s.slots[*dst as usize] = d;
-            }
-            Step::Select { dst, c, a, b } => {
-                let mut d = std::mem::take(&mut s.slots[*dst as usize]);
-                let (c, a, b) = (slice(s, inputs, *c, len), slice(s, inputs, *a, len), slice(s, inputs, *b, len));
-                for (((o, &c), &a), &b) in d[..len].iter_mut().zip(c).zip(a).zip(b) {
-                    *o = if c != 0 { a } else { b };
-                }
-                s.slots[*dst as usize] = d;
-            }
-            Step::MulAdd { ty, dst, a, b, c } | Step::Clamp { ty, dst, a, b, c } => {
-                let fma = matches!(step, Step::MulAdd { .. });
-                let mut d = std::mem::take(&mut s.slots[*dst as usize]);
-                let (a, b, c) = (slice(s, inputs, *a, len), slice(s, inputs, *b, len), slice(s, inputs, *c, len));
-                ternary(fma, *ty, a, b, c, &mut d[..len]);
-                s.slots[*dst as usize] = d;
-            }
-            Step::Loop { count, acc, counter, init, body, next } => {
+        exec(step, s, inputs, first, len, None);
+    }
+}
+
+/// Runs one step; its result goes to `out` when given, else to its slot.
+fn exec(
+    step: &Step,
+    s: &mut Scratch,
+    inputs: &[&[u32]],
+    first: u64,
+    len: usize,
+    out: Option<&mut [u32]>,
+) {
+    if let Step::Loop {
+        count,
+        acc,
+        counter,
+        init,
+        body,
+        next,
+    } = step
+    {
+        let mut d = std::mem::take(&mut s.slots[*acc as usize]);
+        copy_into(view(s, inputs, *init, len), &mut d[..len]);
+        s.slots[*acc as usize] = d;
+        for i in 0..*count {
+            s.counters[*counter as usize] = i;
+            run_steps(body, s, inputs, first, len);
+            if *next != Src::Slot(*acc) {
                 let mut d = std::mem::take(&mut s.slots[*acc as usize]);
-                match view(s, inputs, *init, len) {
-                    View::Slice(v) => d[..len].copy_from_slice(v),
-                    View::Imm(v) => d[..len].fill(v),
-                }
+                copy_into(view(s, inputs, *next, len), &mut d[..len]);
                 s.slots[*acc as usize] = d;
-                for i in 0..*count {
-                    s.counters[*counter as usize] = i;
-                    run_steps(body, s, inputs, first, len);
-                    if *next != Src::Slot(*acc) {
-                        let mut d = std::mem::take(&mut s.slots[*acc as usize]);
-                        match view(s, inputs, *next, len) {
-                            View::Slice(v) => d[..len].copy_from_slice(v),
-                            View::Imm(v) => d[..len].fill(v),
-                        }
-                        s.slots[*acc as usize] = d;
-                    }
-                }
             }
         }
+        return;
+    }
+    let Some(dst) = step_dst(step) else { return };
+    let mut slot = Vec::new();
+    let d: &mut [u32] = match out {
+        Some(o) => o,
+        None => {
+            slot = std::mem::take(&mut s.slots[dst as usize]);
+            &mut slot[..len]
+        }
+    };
+    let sc = &*s;
+    match step {
+        Step::Index { .. } => {
+            let base = first as u32;
+            for (i, o) in d.iter_mut().enumerate() {
+                *o = base.wrapping_add(i as u32);
+            }
+        }
+        Step::Unary { op, ty, a, .. } => unary(*op, *ty, view(sc, inputs, *a, len), d),
+        Step::Binary { op, ty, a, b, .. } => binary(
+            *op,
+            *ty,
+            view(sc, inputs, *a, len),
+            view(sc, inputs, *b, len),
+            d,
+        ),
+        Step::Cast { from, to, a, .. } => cast(*from, *to, view(sc, inputs, *a, len), d),
+        Step::Select { c, a, b, .. } => {
+            let (c, a, b) = (
+                slice(sc, inputs, *c, len),
+                slice(sc, inputs, *a, len),
+                slice(sc, inputs, *b, len),
+            );
+            for (((o, &c), &a), &b) in d.iter_mut().zip(c).zip(a).zip(b) {
+                *o = if c != 0 { a } else { b };
+            }
+        }
+        Step::MulAdd { ty, a, b, c, .. } => {
+            let a = slice(sc, inputs, *a, len);
+            mul_add(
+                *ty,
+                a,
+                view(sc, inputs, *b, len),
+                view(sc, inputs, *c, len),
+                d,
+            );
+        }
+        Step::Clamp { ty, a, b, c, .. } => {
+            let (a, b, c) = (
+                slice(sc, inputs, *a, len),
+                slice(sc, inputs, *b, len),
+                slice(sc, inputs, *c, len),
+            );
+            clamp(*ty, a, b, c, d);
+        }
+        Step::Loop { .. } => {}
+    }
+    if !slot.is_empty() {
+        s.slots[dst as usize] = slot;
+    }
+}
+
+fn copy_into(v: View<'_>, d: &mut [u32]) {
+    match v {
+        View::Slice(v) => d.copy_from_slice(v),
+        View::Imm(v) => d.fill(v),
     }
 }
 
@@ -454,7 +731,11 @@ fn map2<A: Pod, B: Pod, R: Pod>(a: View<'_>, b: View<'_>, out: &mut [u32], f: im
 #[inline(always)]
 fn map3<T: Pod>(a: &[u32], b: &[u32], c: &[u32], out: &mut [u32], f: impl Fn(T, T, T) -> T) {
     let out: &mut [T] = bytemuck::cast_slice_mut(out);
-    let (a, b, c): (&[T], &[T], &[T]) = (bytemuck::cast_slice(a), bytemuck::cast_slice(b), bytemuck::cast_slice(c));
+    let (a, b, c): (&[T], &[T], &[T]) = (
+        bytemuck::cast_slice(a),
+        bytemuck::cast_slice(b),
+        bytemuck::cast_slice(c),
+    );
     for (((o, &x), &y), &z) in out.iter_mut().zip(a).zip(b).zip(c) {
         *o = f(x, y, z);
     }
@@ -566,15 +847,60 @@ fn cast(from: ScalarType, to: ScalarType, a: View<'_>, out: &mut [u32]) {
     }
 }
 
-fn ternary(fma: bool, ty: ScalarType, a: &[u32], b: &[u32], c: &[u32], out: &mut [u32]) {
-    use ScalarType::*;
-    match (fma, ty) {
-        (true, F32) => map3(a, b, c, out, |x: f32, y: f32, z: f32| x * y + z),
-        (false, F32) => map3(a, b, c, out, |x: f32, lo: f32, hi: f32| ops::min_f32(ops::max_f32(x, lo), hi)),
-        (true, I32) => map3(a, b, c, out, |x: i32, y: i32, z: i32| x.wrapping_mul(y).wrapping_add(z)),
-        (false, I32) => map3(a, b, c, out, |x: i32, lo: i32, hi: i32| x.max(lo).min(hi)),
-        (true, _) => map3(a, b, c, out, |x: u32, y: u32, z: u32| x.wrapping_mul(y).wrapping_add(z)),
-        (false, _) => map3(a, b, c, out, |x: u32, lo: u32, hi: u32| x.max(lo).min(hi)),
+#[inline(always)]
+fn mad<T: Pod>(a: &[u32], b: View<'_>, c: View<'_>, out: &mut [u32], f: impl Fn(T, T, T) -> T) {
+    let out: &mut [T] = bytemuck::cast_slice_mut(out);
+    let a: &[T] = bytemuck::cast_slice(a);
+    match (b, c) {
+        (View::Slice(b), View::Slice(c)) => {
+            let (b, c): (&[T], &[T]) = (bytemuck::cast_slice(b), bytemuck::cast_slice(c));
+            for (((o, &x), &y), &z) in out.iter_mut().zip(a).zip(b).zip(c) {
+                *o = f(x, y, z);
+            }
+        }
+        (View::Slice(b), View::Imm(z)) => {
+            let b: &[T] = bytemuck::cast_slice(b);
+            let z: T = bytemuck::cast(z);
+            for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+                *o = f(x, y, z);
+            }
+        }
+        (View::Imm(y), View::Slice(c)) => {
+            let c: &[T] = bytemuck::cast_slice(c);
+            let y: T = bytemuck::cast(y);
+            for ((o, &x), &z) in out.iter_mut().zip(a).zip(c) {
+                *o = f(x, y, z);
+            }
+        }
+        (View::Imm(y), View::Imm(z)) => {
+            let (y, z): (T, T) = (bytemuck::cast(y), bytemuck::cast(z));
+            for (o, &x) in out.iter_mut().zip(a) {
+                *o = f(x, y, z);
+            }
+        }
+    }
+}
+
+/// `a * b + c` with two roundings (Rust never contracts it into an FMA).
+fn mul_add(ty: ScalarType, a: &[u32], b: View<'_>, c: View<'_>, out: &mut [u32]) {
+    match ty {
+        ScalarType::F32 => mad(a, b, c, out, |x: f32, y: f32, z: f32| x * y + z),
+        ScalarType::I32 => mad(a, b, c, out, |x: i32, y: i32, z: i32| {
+            x.wrapping_mul(y).wrapping_add(z)
+        }),
+        _ => mad(a, b, c, out, |x: u32, y: u32, z: u32| {
+            x.wrapping_mul(y).wrapping_add(z)
+        }),
+    }
+}
+
+fn clamp(ty: ScalarType, a: &[u32], b: &[u32], c: &[u32], out: &mut [u32]) {
+    match ty {
+        ScalarType::F32 => map3(a, b, c, out, |x: f32, lo: f32, hi: f32| {
+            ops::min_f32(ops::max_f32(x, lo), hi)
+        }),
+        ScalarType::I32 => map3(a, b, c, out, |x: i32, lo: i32, hi: i32| x.max(lo).min(hi)),
+        _ => map3(a, b, c, out, |x: u32, lo: u32, hi: u32| x.max(lo).min(hi)),
     }
 }
 
@@ -603,14 +929,20 @@ mod tests {
         let xs: Vec<f32> = (0..5000).map(|i| (i % 7) as f32 * 0.2).collect();
         let got = eval(&k, &xs, 10);
         for (i, (&x, &g)) in xs.iter().zip(&got).enumerate() {
-            let want = if x > 0.5 { x * 2.0 + (i + 10) as f32 } else { (x - 1.0) * 3.0 + 0.25 };
+            let want = if x > 0.5 {
+                x * 2.0 + (i + 10) as f32
+            } else {
+                (x - 1.0) * 3.0 + 0.25
+            };
             assert_eq!(g, want, "element {i}");
         }
     }
 
     #[test]
     fn fold_with_counter_and_invariants() {
-        let k = Kernel::map(|x: Expr<f32>| fold(5, x.clone(), |acc, i| acc * 0.5 + i.cast::<f32>() + x.sin()));
+        let k = Kernel::map(|x: Expr<f32>| {
+            fold(5, x.clone(), |acc, i| acc * 0.5 + i.cast::<f32>() + x.sin())
+        });
         let xs: Vec<f32> = (0..3000).map(|i| i as f32 * 0.001).collect();
         let got = eval(&k, &xs, 0);
         for (&x, &g) in xs.iter().zip(&got) {
@@ -619,6 +951,31 @@ mod tests {
                 acc = acc * 0.5 + i as f32 + x.sin();
             }
             assert_eq!(g, acc);
+        }
+    }
+
+    #[test]
+    fn mul_add_fusion_is_bit_identical_and_fuses() {
+        let k = Kernel::map(|x: Expr<f32>| ((x.clone() * 1.1 + 0.3) * &x - 0.7) * &x + x.sin());
+        let plan = k.inner().plan().unwrap_or_else(|e| panic!("{e}"));
+        let fused = plan
+            .steps
+            .iter()
+            .filter(|s| matches!(s, super::Step::MulAdd { .. }))
+            .count();
+        assert_eq!(fused, 3, "{plan:#?}");
+        let xs: Vec<f32> = (0..4000).map(|i| i as f32 * 0.37 - 700.0).collect();
+        for (&x, g) in xs.iter().zip(eval(&k, &xs, 0)) {
+            let want = ((x * 1.1 + 0.3) * x - 0.7) * x + x.sin();
+            assert_eq!(g.to_bits(), want.to_bits(), "x = {x}");
+        }
+        // A product used twice is not fused away.
+        let k = Kernel::map(|x: Expr<f32>| {
+            let t = x.clone() * 3.0;
+            (t.clone() + 1.0) / t
+        });
+        for (&x, g) in xs.iter().zip(eval(&k, &xs, 0)) {
+            assert_eq!(g, (x * 3.0 + 1.0) / (x * 3.0));
         }
     }
 
@@ -632,7 +989,11 @@ mod tests {
             e
         });
         let plan = k.inner().plan().unwrap_or_else(|e| panic!("{e}"));
-        assert!(plan.slots <= 3, "a chain needs few slots, got {}", plan.slots);
+        assert!(
+            plan.slots <= 3,
+            "a chain needs few slots, got {}",
+            plan.slots
+        );
     }
 
     #[test]
