@@ -78,6 +78,26 @@ enum Step {
         body: Vec<Step>,
         next: Src,
     },
+    /// A chain of f32 operations, each consuming the previous one's single-use
+    /// result, run over register-sized tiles (see [`run_chain`]).
+    Chain {
+        dst: u16,
+        start: Src,
+        links: Vec<Link>,
+    },
+}
+
+/// One operation of a chain, applied to the running value `v`.
+#[derive(Debug, Clone, Copy)]
+enum Link {
+    /// `op(v)`.
+    Un(UnOp),
+    /// `v op x`, or `x op v` when reversed.
+    Bin(BinOp, Src, bool),
+    /// `v * b + c`.
+    MadA(Src, Src),
+    /// `a * b + v`.
+    MadC(Src, Src),
 }
 
 /// A program compiled for the CPU: steps over scratch slots.
@@ -103,6 +123,8 @@ pub(crate) struct Scratch {
 
 struct Planner<'p> {
     prog: &'p Program,
+    /// How many times each register is read.
+    uses: Vec<u32>,
     /// Position of each register's last use (after loop extension).
     last_use: Vec<usize>,
     def_pos: Vec<usize>,
@@ -221,8 +243,14 @@ impl Plan {
         };
         let prog = &fused;
         let n = prog.regs.len();
+        let mut uses = vec![0u32; n];
+        count_uses(&prog.body, &mut uses);
+        if let Operand::Reg(r) = prog.result {
+            uses[r as usize] += 1;
+        }
         let mut pl = Planner {
             prog,
+            uses,
             last_use: vec![0; n],
             def_pos: vec![0; n],
             slot_of: vec![None; n],
@@ -406,13 +434,76 @@ impl Planner<'_> {
         }
     }
 
+    /// The chain link `ins` would add to a chain whose running value is `running`, with
+    /// the operands it reads besides the running value.
+    fn link(&self, ins: &Instr, running: u32) -> Option<(Link, Vec<Operand>)> {
+        let r = Operand::Reg(running);
+        if self.prog.regs[ins.dst as usize] != ScalarType::F32 || self.uses[running as usize] != 1 {
+            return None;
+        }
+        match &ins.op {
+            Op::Unary(op, a) if *a == r => Some((Link::Un(*op), vec![])),
+            Op::Binary(op, a, b) if !op.is_comparison() && (*a == r) != (*b == r) => {
+                let (x, rev) = if *a == r { (*b, false) } else { (*a, true) };
+                Some((Link::Bin(*op, self.src(x), rev), vec![x]))
+            }
+            Op::MulAdd(a, b, c) if *a == r => {
+                Some((Link::MadA(self.src(*b), self.src(*c)), vec![*b, *c]))
+            }
+            Op::MulAdd(a, b, c) if *b == r => {
+                Some((Link::MadA(self.src(*a), self.src(*c)), vec![*a, *c]))
+            }
+            Op::MulAdd(a, b, c) if *c == r => {
+                Some((Link::MadC(self.src(*a), self.src(*b)), vec![*a, *b]))
+            }
+            _ => None,
+        }
+    }
+
     fn plan_block(&mut self, body: &[Instr]) -> Vec<Step> {
-        let mut steps = Vec::with_capacity(body.len());
+        let mut steps: Vec<Step> = Vec::with_capacity(body.len());
+        // The register the last step produces, when that step can start a chain.
+        let mut chain_reg: Option<u32> = None;
         for ins in body {
             self.pos += 1;
             let here = self.pos;
             let d = ins.dst as usize;
             let ty = self.prog.regs[d];
+            if let Some((link, others)) = chain_reg
+                .and_then(|r| self.link(ins, r).map(|l| (r, l)))
+                .map(|(r, l)| {
+                    // The running value's slot becomes this instruction's.
+                    self.slot_of[r as usize] = None;
+                    l
+                })
+            {
+                if let Some(last) = steps.pop() {
+                    let chain = match last {
+                        Step::Chain {
+                            dst,
+                            start,
+                            mut links,
+                        } => {
+                            links.push(link);
+                            Step::Chain { dst, start, links }
+                        }
+                        other => into_chain(other, link),
+                    };
+                    if let Some(dst) = step_dst(&chain) {
+                        self.slot_of[d] = Some(Src::Slot(dst));
+                    }
+                    steps.push(chain);
+                }
+                for u in others {
+                    self.release(u, here);
+                }
+                if self.last_use[d] <= here {
+                    self.release(Operand::Reg(ins.dst), here);
+                }
+                chain_reg = Some(ins.dst);
+                continue;
+            }
+            chain_reg = None;
             let mut used: Vec<Operand> = Vec::new();
             let step = match &ins.op {
                 Op::Input(k) => {
@@ -525,6 +616,9 @@ impl Planner<'_> {
                 if let Some(s) = step_dst(&step) {
                     self.slot_of[d] = Some(Src::Slot(s));
                 }
+                if chainable(&step) {
+                    chain_reg = Some(ins.dst);
+                }
                 steps.push(step);
             }
             for u in used {
@@ -539,6 +633,30 @@ impl Planner<'_> {
     }
 }
 
+/// Whether a step can be the first link of a chain.
+fn chainable(s: &Step) -> bool {
+    match s {
+        Step::Unary { ty, .. } | Step::MulAdd { ty, .. } => *ty == ScalarType::F32,
+        Step::Binary { ty, op, .. } => *ty == ScalarType::F32 && !op.is_comparison(),
+        _ => false,
+    }
+}
+
+/// A single-operation f32 step as the first link of a chain, followed by `next`.
+fn into_chain(s: Step, next: Link) -> Step {
+    let (dst, start, first) = match s {
+        Step::Unary { op, dst, a, .. } => (dst, a, Link::Un(op)),
+        Step::Binary { op, dst, a, b, .. } => (dst, a, Link::Bin(op, b, false)),
+        Step::MulAdd { dst, a, b, c, .. } => (dst, a, Link::MadA(b, c)),
+        other => return other,
+    };
+    Step::Chain {
+        dst,
+        start,
+        links: vec![first, next],
+    }
+}
+
 fn step_dst(s: &Step) -> Option<u16> {
     match *s {
         Step::Index { dst }
@@ -547,7 +665,8 @@ fn step_dst(s: &Step) -> Option<u16> {
         | Step::Select { dst, .. }
         | Step::Cast { dst, .. }
         | Step::MulAdd { dst, .. }
-        | Step::Clamp { dst, .. } => Some(dst),
+        | Step::Clamp { dst, .. }
+        | Step::Chain { dst, .. } => Some(dst),
         Step::Loop { acc, .. } => Some(acc),
     }
 }
@@ -672,10 +791,148 @@ fn exec(
             );
             clamp(*ty, a, b, c, d);
         }
+        Step::Chain { start, links, .. } => {
+            run_chain(view(sc, inputs, *start, len), links, sc, inputs, len, d)
+        }
         Step::Loop { .. } => {}
     }
     if !slot.is_empty() {
         s.slots[dst as usize] = slot;
+    }
+}
+
+/// Elements per chain tile: four SSE registers' worth, kept in registers across links.
+const TILE: usize = 16;
+
+#[derive(Clone, Copy)]
+enum LinkView<'a> {
+    Un(UnOp),
+    Bin(BinOp, View<'a>, bool),
+    MadA(View<'a>, View<'a>),
+    MadC(View<'a>, View<'a>),
+}
+
+#[inline(always)]
+fn tile_arg(v: View<'_>, t: usize, n: usize) -> [f32; TILE] {
+    match v {
+        View::Slice(s) => {
+            let mut a = [0.0f32; TILE];
+            a[..n].copy_from_slice(bytemuck::cast_slice(&s[t..t + n]));
+            a
+        }
+        View::Imm(x) => [f32::from_bits(x); TILE],
+    }
+}
+
+#[inline(always)]
+fn tile_un(v: &mut [f32; TILE], op: UnOp) {
+    macro_rules! each {
+        ($f:expr) => {
+            for x in v.iter_mut() {
+                *x = $f(*x);
+            }
+        };
+    }
+    match op {
+        UnOp::Neg => each!(|x: f32| -x),
+        UnOp::Abs => each!(f32::abs),
+        UnOp::Sqrt => each!(f32::sqrt),
+        UnOp::Sin => each!(f32::sin),
+        UnOp::Cos => each!(f32::cos),
+        UnOp::Tan => each!(f32::tan),
+        UnOp::Exp => each!(f32::exp),
+        UnOp::Exp2 => each!(f32::exp2),
+        UnOp::Ln => each!(f32::ln),
+        UnOp::Log2 => each!(f32::log2),
+        UnOp::Floor => each!(f32::floor),
+        UnOp::Ceil => each!(f32::ceil),
+        UnOp::Round => each!(f32::round_ties_even),
+        UnOp::Fract => each!(ops::fract_f32),
+        UnOp::Not => {}
+    }
+}
+
+#[inline(always)]
+fn tile_bin(v: &mut [f32; TILE], op: BinOp, a: &[f32; TILE], rev: bool) {
+    macro_rules! each {
+        ($f:expr) => {
+            if rev {
+                for (x, &y) in v.iter_mut().zip(a) {
+                    *x = $f(y, *x);
+                }
+            } else {
+                for (x, &y) in v.iter_mut().zip(a) {
+                    *x = $f(*x, y);
+                }
+            }
+        };
+    }
+    match op {
+        BinOp::Add => each!(|x: f32, y: f32| x + y),
+        BinOp::Sub => each!(|x: f32, y: f32| x - y),
+        BinOp::Mul => each!(|x: f32, y: f32| x * y),
+        BinOp::Div => each!(|x: f32, y: f32| x / y),
+        BinOp::Rem => each!(ops::rem_f32),
+        BinOp::Min => each!(ops::min_f32),
+        BinOp::Max => each!(ops::max_f32),
+        BinOp::Pow => each!(ops::pow_f32),
+        _ => {}
+    }
+}
+
+#[inline(always)]
+fn tile(start: View<'_>, links: &[LinkView<'_>], t: usize, n: usize) -> [f32; TILE] {
+    let mut v = tile_arg(start, t, n);
+    for l in links {
+        match *l {
+            LinkView::Un(op) => tile_un(&mut v, op),
+            LinkView::Bin(op, x, rev) => tile_bin(&mut v, op, &tile_arg(x, t, n), rev),
+            LinkView::MadA(b, c) => {
+                let (b, c) = (tile_arg(b, t, n), tile_arg(c, t, n));
+                for ((x, &y), &z) in v.iter_mut().zip(&b).zip(&c) {
+                    *x = *x * y + z;
+                }
+            }
+            LinkView::MadC(a, b) => {
+                let (a, b) = (tile_arg(a, t, n), tile_arg(b, t, n));
+                for ((x, &y), &z) in v.iter_mut().zip(&a).zip(&b) {
+                    *x += y * z;
+                }
+            }
+        }
+    }
+    v
+}
+
+/// Runs a chain tile by tile: the running value of [`TILE`] elements stays in
+/// registers from the first link to the last and is stored once, where one step per
+/// operation would store and reload it from L1 at every operation. Each operation
+/// rounds exactly as its own step would.
+fn run_chain(
+    start: View<'_>,
+    links: &[Link],
+    sc: &Scratch,
+    inputs: &[&[u32]],
+    len: usize,
+    d: &mut [u32],
+) {
+    let lv: Vec<LinkView<'_>> = links
+        .iter()
+        .map(|l| match *l {
+            Link::Un(op) => LinkView::Un(op),
+            Link::Bin(op, x, rev) => LinkView::Bin(op, view(sc, inputs, x, len), rev),
+            Link::MadA(b, c) => LinkView::MadA(view(sc, inputs, b, len), view(sc, inputs, c, len)),
+            Link::MadC(a, b) => LinkView::MadC(view(sc, inputs, a, len), view(sc, inputs, b, len)),
+        })
+        .collect();
+    let d: &mut [f32] = bytemuck::cast_slice_mut(d);
+    let full = len / TILE * TILE;
+    for (i, out) in d[..full].chunks_exact_mut(TILE).enumerate() {
+        out.copy_from_slice(&tile(start, &lv, i * TILE, TILE));
+    }
+    if full < len {
+        let n = len - full;
+        d[full..len].copy_from_slice(&tile(start, &lv, full, n)[..n]);
     }
 }
 
@@ -958,12 +1215,20 @@ mod tests {
     fn mul_add_fusion_is_bit_identical_and_fuses() {
         let k = Kernel::map(|x: Expr<f32>| ((x.clone() * 1.1 + 0.3) * &x - 0.7) * &x + x.sin());
         let plan = k.inner().plan().unwrap_or_else(|e| panic!("{e}"));
-        let fused = plan
+        let links: Vec<&super::Link> = plan
             .steps
             .iter()
-            .filter(|s| matches!(s, super::Step::MulAdd { .. }))
+            .flat_map(|s| match s {
+                super::Step::Chain { links, .. } => links.iter().collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        let fused = links
+            .iter()
+            .filter(|l| matches!(l, super::Link::MadA(..) | super::Link::MadC(..)))
             .count();
-        assert_eq!(fused, 3, "{plan:#?}");
+        assert_eq!(fused, 3, "three mul-adds, fused and chained: {plan:#?}");
+        assert_eq!(plan.steps.len(), 2, "two chains: {plan:#?}");
         let xs: Vec<f32> = (0..4000).map(|i| i as f32 * 0.37 - 700.0).collect();
         for (&x, g) in xs.iter().zip(eval(&k, &xs, 0)) {
             let want = ((x * 1.1 + 0.3) * x - 0.7) * x + x.sin();

@@ -35,20 +35,12 @@ pub(crate) fn rem_i32(a: i32, b: i32) -> i32 {
 
 #[inline(always)]
 pub(crate) fn div_u32(a: u32, b: u32) -> u32 {
-    if b == 0 {
-        a
-    } else {
-        a / b
-    }
+    a.checked_div(b).unwrap_or(a)
 }
 
 #[inline(always)]
 pub(crate) fn rem_u32(a: u32, b: u32) -> u32 {
-    if b == 0 {
-        0
-    } else {
-        a % b
-    }
+    a.checked_rem(b).unwrap_or(0)
 }
 
 #[inline(always)]
