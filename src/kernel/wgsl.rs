@@ -273,6 +273,8 @@ impl Gen<'_> {
             (BinOp::Gt, _) => infix(">"),
             (BinOp::Ge, _) => infix(">="),
             (BinOp::Eq, _) => infix("=="),
+            // naga emits an ordered `!=` (false for NaN); IEEE's is unordered.
+            (BinOp::Ne, F32) => format!("(!({a} == {b}))"),
             (BinOp::Ne, _) => infix("!="),
         }
     }
@@ -281,7 +283,7 @@ impl Gen<'_> {
         match (from, to) {
             (F32, I32) => self.helper("f32_to_i32", &[a]),
             (F32, U32) => self.helper("f32_to_u32", &[a]),
-            (F32, Bool) => format!("({a} != 0.0f)"),
+            (F32, Bool) => format!("(!({a} == 0.0f))"),
             (I32, Bool) => format!("({a} != 0i)"),
             (U32, Bool) => format!("({a} != 0u)"),
             (I32, U32) | (U32, I32) => format!("bitcast<{to}>({a})"),
@@ -299,15 +301,18 @@ impl Gen<'_> {
     }
 }
 
-/// A WGSL expression for a constant. Finite floats print in Rust's shortest
-/// round-tripping form; infinities and NaN (which WGSL cannot write as literals, and
-/// which are a creation error as constant expressions) are bit patterns mixed with
-/// the always-zero `params.zero`, so they are run-time values.
+/// A WGSL expression for a constant. Normal floats print in Rust's shortest
+/// round-tripping form. Infinities and NaN (which WGSL cannot write as literals, and
+/// which are a creation error as constant expressions), zeros and subnormals (which a
+/// driver's optimiser may fold wrongly, e.g. `x / 0.0` to 0) are bit patterns mixed
+/// with the always-zero `params.zero`, so they are run-time values.
 fn literal(t: ScalarType, bits: u32) -> String {
     match t {
         F32 => {
             let v = f32::from_bits(bits);
-            if !v.is_finite() {
+            // Lavapipe (LLVM) folds `x / 0.0` to 0: zeros, like every non-normal value,
+            // must reach the device as run-time values.
+            if !v.is_normal() {
                 format!("bitcast<f32>({bits:#010x}u | params.zero)")
             } else if v.is_sign_negative() {
                 format!("({v:?}f)")
