@@ -35,11 +35,7 @@ pub(crate) fn rem_i32(a: i32, b: i32) -> i32 {
 
 #[inline(always)]
 pub(crate) fn div_u32(a: u32, b: u32) -> u32 {
-    if b == 0 {
-        a
-    } else {
-        a / b
-    }
+    a.checked_div(b).unwrap_or(a)
 }
 
 #[inline(always)]

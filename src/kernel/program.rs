@@ -460,7 +460,7 @@ mod tests {
 
     #[test]
     fn casts_to_different_types_stay_apart() {
-        let k = Kernel::map(|x: Expr<f32>| (x.cast::<i32>().cast::<f32>() + x.cast::<u32>().cast::<f32>()));
+        let k = Kernel::map(|x: Expr<f32>| x.cast::<i32>().cast::<f32>() + x.cast::<u32>().cast::<f32>());
         let p = program(&k);
         let casts = p.body.iter().filter(|i| matches!(i.op, Op::Cast(Operand::Reg(0)))).count();
         assert_eq!(casts, 2, "{p:#?}");

@@ -45,7 +45,7 @@ pub(crate) const AUTO_GPU_MIN: usize = 1 << 22;
 /// [`AUTO_GPU_MIN`] elements up, the CPU everything below. A software GPU (lavapipe)
 /// is never chosen: it runs on the same cores as the CPU device, only slower.
 pub(crate) fn auto_rule(n: usize, kinds: &[DeviceKind]) -> (Placement, String) {
-    let has_cpu = kinds.iter().any(|k| *k == DeviceKind::Cpu);
+    let has_cpu = kinds.contains(&DeviceKind::Cpu);
     let hw_gpu = kinds.iter().any(|k| k.is_gpu() && *k != DeviceKind::SoftwareGpu);
     let any_gpu = kinds.iter().any(|k| k.is_gpu());
     if !has_cpu {
