@@ -24,6 +24,9 @@ const CACHE_CAPACITY: usize = 64;
 /// one call pins (inputs, output and read-back copy of one chunk).
 const MAX_CHUNK_BYTES: u64 = 256 << 20;
 
+/// Longest wait for a buffer mapping once the queue is idle.
+const MAP_TIMEOUT_S: u64 = 60;
+
 /// Bytes of the uniform parameter block: base, len, row, zero.
 const PARAMS_BYTES: u64 = 16;
 
@@ -500,10 +503,29 @@ impl GpuDevice {
             let _ = tx.send(r);
         });
         self.wait("download")?;
-        match rx.try_recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(self.failed("map", e)),
-            Err(_) => return Err(self.failed("map", "the map callback did not run")),
+        // Another thread's poll may have taken our callback and not yet run it: wait
+        // for it, polling meanwhile. It is dropped unrun (disconnect) if the map fails.
+        let started = Instant::now();
+        loop {
+            match rx.recv_timeout(std::time::Duration::from_millis(5)) {
+                Ok(Ok(())) => break,
+                Ok(Err(e)) => return Err(self.failed("map", e)),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(self.failed("map", "the map callback was dropped"))
+                }
+                Err(mpsc::RecvTimeoutError::Timeout)
+                    if started.elapsed().as_secs() >= MAP_TIMEOUT_S =>
+                {
+                    return Err(
+                        self.failed("map", format!("no map callback after {MAP_TIMEOUT_S} s"))
+                    )
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.device
+                        .poll(wgpu::PollType::Poll)
+                        .map_err(|e| self.failed("map", e))?;
+                }
+            }
         }
         {
             let view = slice
