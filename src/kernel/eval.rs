@@ -117,6 +117,9 @@ pub(crate) struct Plan {
 pub(crate) struct Scratch {
     slots: Vec<Vec<u32>>,
     counters: Vec<u32>,
+    /// Broadcasts of a loop counter read where a step needs a slice (three-operand
+    /// steps), one per operand position.
+    broadcast: [Vec<u32>; 3],
 }
 
 // --- planning: registers to slots ------------------------------------------------------
@@ -298,6 +301,13 @@ impl Plan {
         Scratch {
             slots,
             counters: vec![0; self.counters],
+            broadcast: std::array::from_fn(|_| {
+                if self.counters > 0 {
+                    vec![0; BLOCK]
+                } else {
+                    Vec::new()
+                }
+            }),
         }
     }
 
@@ -689,13 +699,36 @@ fn view<'a>(s: &'a Scratch, inputs: &[&'a [u32]], src: Src, len: usize) -> View<
     }
 }
 
-fn slice<'a>(s: &'a Scratch, inputs: &[&'a [u32]], src: Src, len: usize) -> &'a [u32] {
+/// The operand at position `k` of a three-operand step as a slice. Literals were given
+/// pre-filled slots at planning; a loop counter was broadcast into `broadcast[k]` by
+/// [`broadcast_counters`] just before.
+fn slice<'a>(s: &'a Scratch, inputs: &[&'a [u32]], src: Src, len: usize, k: usize) -> &'a [u32] {
     match src {
         Src::Slot(i) => &s.slots[i as usize][..len],
-        Src::Input(k) => &inputs[k as usize][..len],
-        // Three-operand steps get slots for literals at planning; counters are the one
-        // immediate that can reach here, and only through `init`/`next` (handled there).
-        Src::Imm(_) | Src::Counter(_) => &[],
+        Src::Input(i) => &inputs[i as usize][..len],
+        Src::Imm(_) | Src::Counter(_) => &s.broadcast[k][..len],
+    }
+}
+
+/// Fills `broadcast[k]` for every operand of a three-operand step that is a loop
+/// counter (or, defensively, a literal without a slot).
+fn broadcast_counters(s: &mut Scratch, step: &Step, len: usize) {
+    let srcs = match *step {
+        Step::Select { c, a, b, .. } => [c, a, b],
+        Step::Clamp { a, b, c, .. } => [a, b, c],
+        Step::MulAdd { a, .. } => [a, Src::Slot(0), Src::Slot(0)],
+        _ => return,
+    };
+    for (k, src) in srcs.into_iter().enumerate() {
+        let v = match src {
+            Src::Counter(c) => s.counters[c as usize],
+            Src::Imm(v) => v,
+            _ => continue,
+        };
+        if s.broadcast[k].len() < len {
+            s.broadcast[k] = vec![0; BLOCK];
+        }
+        s.broadcast[k][..len].fill(v);
     }
 }
 
@@ -738,6 +771,7 @@ fn exec(
         return;
     }
     let Some(dst) = step_dst(step) else { return };
+    broadcast_counters(s, step, len);
     let mut slot = Vec::new();
     let d: &mut [u32] = match out {
         Some(o) => o,
@@ -765,16 +799,16 @@ fn exec(
         Step::Cast { from, to, a, .. } => cast(*from, *to, view(sc, inputs, *a, len), d),
         Step::Select { c, a, b, .. } => {
             let (c, a, b) = (
-                slice(sc, inputs, *c, len),
-                slice(sc, inputs, *a, len),
-                slice(sc, inputs, *b, len),
+                slice(sc, inputs, *c, len, 0),
+                slice(sc, inputs, *a, len, 1),
+                slice(sc, inputs, *b, len, 2),
             );
             for (((o, &c), &a), &b) in d.iter_mut().zip(c).zip(a).zip(b) {
                 *o = if c != 0 { a } else { b };
             }
         }
         Step::MulAdd { ty, a, b, c, .. } => {
-            let a = slice(sc, inputs, *a, len);
+            let a = slice(sc, inputs, *a, len, 0);
             mul_add(
                 *ty,
                 a,
@@ -785,9 +819,9 @@ fn exec(
         }
         Step::Clamp { ty, a, b, c, .. } => {
             let (a, b, c) = (
-                slice(sc, inputs, *a, len),
-                slice(sc, inputs, *b, len),
-                slice(sc, inputs, *c, len),
+                slice(sc, inputs, *a, len, 0),
+                slice(sc, inputs, *b, len, 1),
+                slice(sc, inputs, *c, len, 2),
             );
             clamp(*ty, a, b, c, d);
         }
@@ -1241,6 +1275,27 @@ mod tests {
         });
         for (&x, g) in xs.iter().zip(eval(&k, &xs, 0)) {
             assert_eq!(g, (x * 3.0 + 1.0) / (x * 3.0));
+        }
+    }
+
+    #[test]
+    fn loop_counter_in_three_operand_steps() {
+        let k = Kernel::map(|x: Expr<f32>| {
+            fold(3, x.clone(), |acc, i| {
+                let f = i.cast::<f32>();
+                acc + select(i.gt(0u32), 1.0, 0.5)
+                    + i.clamp(1u32, 1u32).cast::<f32>()
+                    + i.mul_add(2u32, 1u32).cast::<f32>()
+                    + f
+            })
+        });
+        let xs: Vec<f32> = (0..3000).map(|i| i as f32).collect();
+        for (&x, g) in xs.iter().zip(eval(&k, &xs, 0)) {
+            let mut acc = x;
+            for i in 0..3u32 {
+                acc = acc + if i > 0 { 1.0 } else { 0.5 } + 1.0 + (i * 2 + 1) as f32 + i as f32;
+            }
+            assert_eq!(g, acc, "x = {x}");
         }
     }
 
