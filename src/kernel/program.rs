@@ -150,7 +150,8 @@ fn key(n: &NodeData) -> usize {
 struct Frame {
     gen: u64,
     instrs: Vec<Instr>,
-    cse: HashMap<Op, u32>,
+    /// Keyed by result type too: `Cast(r)` to i32 and to u32 are different values.
+    cse: HashMap<(ScalarType, Op), u32>,
 }
 
 struct Lowering {
@@ -273,14 +274,14 @@ impl Lowering {
     fn emit(&mut self, level: usize, ty: ScalarType, op: Op) -> Operand {
         let cse = !matches!(op, Op::Loop(_));
         if cse {
-            if let Some(&r) = self.frames[level].cse.get(&op) {
+            if let Some(&r) = self.frames[level].cse.get(&(ty, op.clone())) {
                 return Operand::Reg(r);
             }
         }
         let dst = self.regs.len() as u32;
         self.regs.push(ty);
         if cse {
-            self.frames[level].cse.insert(op.clone(), dst);
+            self.frames[level].cse.insert((ty, op.clone()), dst);
         }
         self.frames[level].instrs.push(Instr { dst, op });
         Operand::Reg(dst)
@@ -455,6 +456,14 @@ mod tests {
             matches!(i.op, Op::Binary(BinOp::Shl, _, Operand::Const(ScalarType::U32, 8)))
         });
         assert!(masked, "{p:#?}");
+    }
+
+    #[test]
+    fn casts_to_different_types_stay_apart() {
+        let k = Kernel::map(|x: Expr<f32>| (x.cast::<i32>().cast::<f32>() + x.cast::<u32>().cast::<f32>()));
+        let p = program(&k);
+        let casts = p.body.iter().filter(|i| matches!(i.op, Op::Cast(Operand::Reg(0)))).count();
+        assert_eq!(casts, 2, "{p:#?}");
     }
 
     #[test]

@@ -1,19 +1,336 @@
-//! WGSL generation (stub, being written).
-use super::program::Program;
+//! WGSL generation: the kernel's flat program as one compute shader.
+//!
+//! Each register becomes one `let` (a fold's accumulator a `var` updated by a `for`
+//! loop), so the shader reads like the program and no expression nests deeply. The
+//! fixed parts are templates in `shaders/`; where WGSL (or a driver) leaves a case open
+//! — division by zero, shifts past 31, NaN to integer, NaN in `min` — a helper from
+//! `shaders/helpers.wgsl` pins it to the meaning in [`super::ops`].
+
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+use super::expr::{BinOp, UnOp};
+use super::program::{Instr, Op, Operand, Program};
+use super::ScalarType::{self, Bool, F32, I32, U32};
+
+/// Threads per workgroup of every generated kernel.
+pub(crate) const WORKGROUP_SIZE: u32 = 256;
+
+/// Name of the entry point.
+pub(crate) const ENTRY_POINT: &str = "main";
+
+const TEMPLATE: &str = include_str!("../../shaders/map.wgsl");
+const HELPERS: &str = include_str!("../../shaders/helpers.wgsl");
 
 /// A generated compute shader.
 #[derive(Debug)]
 pub(crate) struct Shader {
     pub(crate) source: String,
+    /// FNV-1a of `source`: the kernel's stable id and the pipeline cache key.
     pub(crate) hash: u64,
+    /// Number of input bindings (0..inputs); the output is binding `inputs`, the
+    /// parameters `inputs + 1`.
+    pub(crate) inputs: u32,
 }
 
+impl Shader {
+    /// A shader from hand-written WGSL that follows the same binding layout.
+    #[cfg_attr(not(all(test, feature = "gpu")), allow(dead_code))]
+    pub(crate) fn from_source(source: String, inputs: u32) -> Shader {
+        let hash = fnv1a(source.as_bytes());
+        Shader {
+            source,
+            hash,
+            inputs,
+        }
+    }
+}
+
+/// The compute shader computing `p` for one element per thread.
 pub(crate) fn generate(p: &Program) -> Shader {
-    let source = format!("{p:?}");
-    let hash = fnv1a(source.as_bytes());
-    Shader { source, hash }
+    let mut g = Gen {
+        p,
+        out: String::new(),
+        helpers: BTreeSet::new(),
+    };
+    g.block(&p.body, 1);
+    let result = match p.result {
+        // The output is stored as its bit pattern: a constant needs no conversion.
+        Operand::Const(_, bits) => format!("{bits:#010x}u"),
+        o => format!("bitcast<u32>({})", g.operand(o)),
+    };
+    let mut bindings = String::new();
+    for (k, t) in p.inputs.iter().enumerate() {
+        let _ = writeln!(
+            bindings,
+            "// input {k}: {t} elements, as bit patterns\n\
+             @group(0) @binding({k}) var<storage, read> in{k}: array<u32>;"
+        );
+    }
+    let arity = p.inputs.len();
+    let _ = write!(
+        bindings,
+        "// output: {} elements, as bit patterns\n\
+         @group(0) @binding({arity}) var<storage, read_write> out: array<u32>;",
+        p.output
+    );
+    let ins: Vec<&str> = p.inputs.iter().map(|t| t.name()).collect();
+    let signature = format!("({}) -> {}", ins.join(", "), p.output);
+    let source = TEMPLATE
+        .replace("{{signature}}", &signature)
+        .replace("{{bindings}}", &bindings)
+        .replace("{{params_binding}}", &(arity + 1).to_string())
+        .replace("{{helpers}}", &helpers(&g.helpers))
+        .replace("{{workgroup_size}}", &WORKGROUP_SIZE.to_string())
+        .replace("{{body}}", g.out.trim_end_matches('\n'))
+        .replace("{{result}}", &result);
+    Shader::from_source(source, arity as u32)
 }
 
+/// The helper sections named in `used`, with the sections they need, in file order.
+fn helpers(used: &BTreeSet<&'static str>) -> String {
+    let sections: Vec<(&str, &str)> = HELPERS
+        .split("// @helper ")
+        .skip(1)
+        .filter_map(|s| s.split_once('\n'))
+        .map(|(name, text)| (name.trim(), text))
+        .collect();
+    let mut want: BTreeSet<&str> = used.iter().copied().collect();
+    for (name, text) in &sections {
+        if want.contains(name) {
+            for line in text.lines() {
+                if let Some(dep) = line.strip_prefix("// @needs ") {
+                    want.insert(dep.trim());
+                }
+            }
+        }
+    }
+    let mut out = String::new();
+    for (name, text) in sections {
+        if want.contains(name) {
+            out.push('\n');
+            for line in text
+                .trim_end()
+                .lines()
+                .filter(|l| !l.starts_with("// @needs"))
+            {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+struct Gen<'a> {
+    p: &'a Program,
+    out: String,
+    helpers: BTreeSet<&'static str>,
+}
+
+impl Gen<'_> {
+    fn block(&mut self, body: &[Instr], depth: usize) {
+        for i in body {
+            self.instr(i, depth);
+        }
+    }
+
+    fn line(&mut self, depth: usize, text: &str) {
+        for _ in 0..depth {
+            self.out.push_str("    ");
+        }
+        self.out.push_str(text);
+        self.out.push('\n');
+    }
+
+    fn instr(&mut self, i: &Instr, depth: usize) {
+        let ty = self.p.regs[i.dst as usize];
+        let dst = i.dst;
+        if let Op::Loop(l) = &i.op {
+            let init = self.operand(l.init);
+            self.line(depth, &format!("var r{dst}: {ty} = {init};"));
+            let c = l.counter;
+            let n = l.count;
+            self.line(
+                depth,
+                &format!("for (var r{c}: u32 = 0u; r{c} < {n}u; r{c} += 1u) {{"),
+            );
+            self.block(&l.body, depth + 1);
+            let next = self.operand(l.next);
+            self.line(depth + 1, &format!("r{dst} = {next};"));
+            self.line(depth, "}");
+            return;
+        }
+        let e = self.expr(ty, &i.op);
+        self.line(depth, &format!("let r{dst}: {ty} = {e};"));
+    }
+
+    fn helper(&mut self, name: &'static str, args: &[String]) -> String {
+        self.helpers.insert(name);
+        format!("hy_{name}({})", args.join(", "))
+    }
+
+    fn expr(&mut self, ty: ScalarType, op: &Op) -> String {
+        match op {
+            Op::Input(k) => match ty {
+                U32 => format!("in{k}[li]"),
+                _ => format!("bitcast<{ty}>(in{k}[li])"),
+            },
+            Op::Index => "index".into(),
+            Op::Unary(u, a) => self.unary(*u, self.p.ty(*a), self.operand(*a)),
+            Op::Binary(b, x, y) => {
+                let t = self.p.ty(*x);
+                let y_masked = matches!(y, Operand::Const(..));
+                let (xs, ys) = (self.operand(*x), self.operand(*y));
+                self.binary(*b, t, xs, ys, y_masked)
+            }
+            Op::Select(c, a, b) => {
+                format!(
+                    "select({}, {}, {})",
+                    self.operand(*b),
+                    self.operand(*a),
+                    self.operand(*c)
+                )
+            }
+            Op::Cast(a) => self.cast(self.p.ty(*a), ty, self.operand(*a)),
+            Op::MulAdd(a, b, c) => {
+                format!(
+                    "({} * {} + {})",
+                    self.operand(*a),
+                    self.operand(*b),
+                    self.operand(*c)
+                )
+            }
+            Op::Clamp(x, lo, hi) => {
+                let (x, lo, hi) = (self.operand(*x), self.operand(*lo), self.operand(*hi));
+                if ty == F32 {
+                    let inner = self.helper("max_f32", &[x, lo]);
+                    self.helper("min_f32", &[inner, hi])
+                } else {
+                    format!("min(max({x}, {lo}), {hi})")
+                }
+            }
+            // Loops are emitted as statements by `instr`.
+            Op::Loop(_) => String::new(),
+        }
+    }
+
+    fn unary(&mut self, op: UnOp, t: ScalarType, a: String) -> String {
+        let f = |name: &str| format!("{name}({a})");
+        match (op, t) {
+            (UnOp::Neg, _) => format!("(-{a})"),
+            (UnOp::Not, Bool) => format!("(!{a})"),
+            (UnOp::Not, _) => format!("(~{a})"),
+            // Two's complement negation wraps, so abs(i32::MIN) == i32::MIN.
+            (UnOp::Abs, I32) => format!("select({a}, -{a}, {a} < 0i)"),
+            (UnOp::Abs, U32 | Bool) => a,
+            (UnOp::Abs, F32) => f("abs"),
+            (UnOp::Sqrt, _) => f("sqrt"),
+            (UnOp::Sin, _) => f("sin"),
+            (UnOp::Cos, _) => f("cos"),
+            (UnOp::Tan, _) => f("tan"),
+            (UnOp::Exp, _) => f("exp"),
+            (UnOp::Exp2, _) => f("exp2"),
+            (UnOp::Ln, _) => f("log"),
+            (UnOp::Log2, _) => f("log2"),
+            (UnOp::Floor, _) => f("floor"),
+            (UnOp::Ceil, _) => f("ceil"),
+            // WGSL's round is ties-to-even, as ops::unary is.
+            (UnOp::Round, _) => f("round"),
+            (UnOp::Fract, _) => format!("({a} - floor({a}))"),
+        }
+    }
+
+    fn binary(&mut self, op: BinOp, t: ScalarType, a: String, b: String, b_const: bool) -> String {
+        let infix = |sym: &str| format!("({a} {sym} {b})");
+        match (op, t) {
+            (BinOp::Add, _) => infix("+"),
+            (BinOp::Sub, _) => infix("-"),
+            (BinOp::Mul, _) => infix("*"),
+            (BinOp::Div, F32) => infix("/"),
+            (BinOp::Div, I32) => self.helper("div_i32", &[a, b]),
+            (BinOp::Div, _) => self.helper("div_u32", &[a, b]),
+            (BinOp::Rem, F32) => self.helper("rem_f32", &[a, b]),
+            (BinOp::Rem, I32) => self.helper("rem_i32", &[a, b]),
+            (BinOp::Rem, _) => self.helper("rem_u32", &[a, b]),
+            (BinOp::Min, F32) => self.helper("min_f32", &[a, b]),
+            (BinOp::Max, F32) => self.helper("max_f32", &[a, b]),
+            (BinOp::Min, _) => format!("min({a}, {b})"),
+            (BinOp::Max, _) => format!("max({a}, {b})"),
+            (BinOp::Pow, _) => self.helper("pow", &[a, b]),
+            (BinOp::And, _) => infix("&"),
+            (BinOp::Or, _) => infix("|"),
+            (BinOp::Xor, Bool) => infix("!="),
+            (BinOp::Xor, _) => infix("^"),
+            // Constant amounts are masked by the compiler; others here, as WGSL
+            // promises and SPIR-V does not.
+            (BinOp::Shl, _) if b_const => infix("<<"),
+            (BinOp::Shr, _) if b_const => infix(">>"),
+            (BinOp::Shl, _) => format!("({a} << ({b} & 31u))"),
+            (BinOp::Shr, _) => format!("({a} >> ({b} & 31u))"),
+            (BinOp::Lt, _) => infix("<"),
+            (BinOp::Le, _) => infix("<="),
+            (BinOp::Gt, _) => infix(">"),
+            (BinOp::Ge, _) => infix(">="),
+            (BinOp::Eq, _) => infix("=="),
+            // naga emits an ordered `!=` (false for NaN); IEEE's is unordered.
+            (BinOp::Ne, F32) => format!("(!({a} == {b}))"),
+            (BinOp::Ne, _) => infix("!="),
+        }
+    }
+
+    fn cast(&mut self, from: ScalarType, to: ScalarType, a: String) -> String {
+        match (from, to) {
+            (F32, I32) => self.helper("f32_to_i32", &[a]),
+            (F32, U32) => self.helper("f32_to_u32", &[a]),
+            (F32, Bool) => format!("(!({a} == 0.0f))"),
+            (I32, Bool) => format!("({a} != 0i)"),
+            (U32, Bool) => format!("({a} != 0u)"),
+            (I32, U32) | (U32, I32) => format!("bitcast<{to}>({a})"),
+            (_, to) if from == to => a,
+            // Integer to float rounds to nearest; bool gives 0 or 1.
+            (_, to) => format!("{to}({a})"),
+        }
+    }
+
+    fn operand(&self, o: Operand) -> String {
+        match o {
+            Operand::Reg(r) => format!("r{r}"),
+            Operand::Const(t, bits) => literal(t, bits),
+        }
+    }
+}
+
+/// A WGSL expression for a constant. Normal floats print in Rust's shortest
+/// round-tripping form. Infinities and NaN (which WGSL cannot write as literals, and
+/// which are a creation error as constant expressions), zeros and subnormals (which a
+/// driver's optimiser may fold wrongly, e.g. `x / 0.0` to 0) are bit patterns mixed
+/// with the always-zero `params.zero`, so they are run-time values.
+fn literal(t: ScalarType, bits: u32) -> String {
+    match t {
+        F32 => {
+            let v = f32::from_bits(bits);
+            // Lavapipe (LLVM) folds `x / 0.0` to 0: zeros, like every non-normal value,
+            // must reach the device as run-time values.
+            if !v.is_normal() {
+                format!("bitcast<f32>({bits:#010x}u | params.zero)")
+            } else if v.is_sign_negative() {
+                format!("({v:?}f)")
+            } else {
+                format!("{v:?}f")
+            }
+        }
+        I32 => match bits as i32 {
+            i32::MIN => "(-2147483647i - 1i)".into(),
+            v if v < 0 => format!("({v}i)"),
+            v => format!("{v}i"),
+        },
+        U32 => format!("{bits}u"),
+        Bool => (if bits != 0 { "true" } else { "false" }).into(),
+    }
+}
+
+/// 64-bit FNV-1a: a stable hash (the same in every process and release).
 pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
@@ -21,4 +338,237 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::{fold, index, select, Element, Expr, Kernel};
+
+    /// Parses and validates `src` with naga, as wgpu does before any driver sees it.
+    fn validate(src: &str) -> Result<(), String> {
+        let module = naga::front::wgsl::parse_str(src).map_err(|e| e.emit_to_string(src))?;
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::default(),
+        )
+        .validate(&module)
+        .map_err(|e| e.emit_to_string(src))?;
+        Ok(())
+    }
+
+    fn shader<I: Element, O: Element>(k: &Kernel<I, O>) -> String {
+        let s = k
+            .wgsl()
+            .unwrap_or_else(|e| panic!("generation failed: {e}"));
+        if let Err(e) = validate(&s) {
+            panic!("naga rejected the generated shader:\n{e}\n--- source ---\n{s}");
+        }
+        s
+    }
+
+    #[test]
+    fn every_float_operation_validates() {
+        let s = shader(&Kernel::map(|x: Expr<f32>| {
+            let u = [
+                -x.clone(),
+                x.abs(),
+                x.sqrt(),
+                x.sin(),
+                x.cos(),
+                x.tan(),
+                x.exp(),
+                x.exp2(),
+                x.ln(),
+                x.log2(),
+                x.floor(),
+                x.ceil(),
+                x.round(),
+                x.fract(),
+            ];
+            let mut acc = x.clone();
+            for e in u {
+                acc = acc + e;
+            }
+            let y = acc.clone() * 3.0;
+            let b =
+                (&acc + &y) - (&acc / &y) + (&acc % &y) + acc.min(&y) + acc.max(&y) + acc.pow(&y);
+            let c = acc
+                .lt(&y)
+                .and(acc.le(&y))
+                .or(acc.gt(&y))
+                .and(!acc.ge(&y))
+                .or(acc.eq(&y).and(acc.ne(&y)));
+            select(c, b.mul_add(&y, &acc), b.clamp(&acc, &y)) + 2.0 % acc.clone() + 1.0 / acc
+        }));
+        assert!(s.contains("hy_rem_f32"), "float % uses the formula:\n{s}");
+        assert!(!s.contains(" % "), "no WGSL float %:\n{s}");
+        assert!(s.contains("@compute @workgroup_size(256)"));
+    }
+
+    fn integer_ops<T: crate::Integer>(x: Expr<T>, y: Expr<T>) -> Expr<T> {
+        let s = x.clone().cast::<u32>();
+        let a = (&x + &y) - (&x * &y) + (&x / &y) + (&x % &y) + x.min(&y) + x.max(&y);
+        let b = (&x & &y) | (&x ^ &y) | !x.clone();
+        let c = (x.clone() << s.clone())
+            + (y.clone() >> s)
+            + (x.clone() << 40u32)
+            + (y.clone() >> 3u32);
+        let d = x.abs() + x.mul_add(&y, &x) + x.clamp(&y, &x);
+        let cond = x
+            .lt(&y)
+            .or(x.le(&y))
+            .and(x.gt(&y).or(x.ge(&y)))
+            .or(x.eq(&y).and(!x.ne(&y)));
+        select(cond, a + b, c + d)
+    }
+
+    #[test]
+    fn every_integer_operation_validates() {
+        let s = shader(&Kernel::map2(|x: Expr<i32>, y: Expr<i32>| {
+            integer_ops(-x, y)
+        }));
+        assert!(s.contains("hy_div_i32") && s.contains("hy_rem_i32"), "{s}");
+        assert!(
+            s.contains("& 31u)"),
+            "variable shift amounts are masked:\n{s}"
+        );
+        assert!(
+            s.contains("<< 8u"),
+            "constant shift amounts come masked:\n{s}"
+        );
+        let s = shader(&Kernel::map2(integer_ops::<u32>));
+        assert!(s.contains("hy_div_u32") && s.contains("hy_rem_u32"), "{s}");
+    }
+
+    #[test]
+    fn every_cast_validates() {
+        let s = shader(&Kernel::map(|x: Expr<f32>| {
+            let i = x.cast::<i32>();
+            let u = x.cast::<u32>();
+            let b = x.gt(0.5);
+            let f = i.cast::<f32>() + u.cast::<f32>() + b.cast::<f32>();
+            let i2 = u.cast::<i32>() + b.cast::<i32>() + f.cast::<i32>();
+            let u2 = i.cast::<u32>() + b.cast::<u32>();
+            i2.cast::<f32>() + u2.cast::<f32>()
+        }));
+        assert!(
+            s.contains("hy_f32_to_i32") && s.contains("hy_f32_to_u32"),
+            "{s}"
+        );
+        assert!(s.contains("hy_isnan"), "NaN is tested explicitly:\n{s}");
+        let s = shader(&Kernel::map(|x: Expr<u32>| {
+            (x.cast::<i32>() / -3).cast::<u32>()
+        }));
+        assert!(
+            s.contains("bitcast<i32>(") && s.contains("bitcast<u32>("),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn special_constants_validate() {
+        for c in [
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -0.0,
+            f32::MAX,
+            f32::MIN_POSITIVE,
+            1e-45,
+            -1.5e-40,
+        ] {
+            shader(&Kernel::map(move |x: Expr<f32>| {
+                x.max(c) + c * x.clone() - c
+            }));
+        }
+        let s = shader(&Kernel::map(|x: Expr<i32>| {
+            (x.clone() / i32::MIN)
+                + (x.clone() % -1)
+                + (x.clone() * i32::MAX)
+                + (x.clone() / 0)
+                + (x % 0)
+        }));
+        assert!(s.contains("(-2147483647i - 1i)"), "{s}");
+        shader(&Kernel::map(|x: Expr<u32>| {
+            (x.clone() / 0u32) + (x * u32::MAX)
+        }));
+        // Kernels that fold to a constant, special or not.
+        let s = shader(&Kernel::map(|_x: Expr<f32>| Expr::constant(f32::NAN)));
+        assert!(s.contains("out[li] = 0x7fc00000u;"), "{s}");
+        shader(&Kernel::map(|_x: Expr<i32>| Expr::constant(i32::MIN)));
+    }
+
+    #[test]
+    fn bools_select_and_index_validate() {
+        shader(&Kernel::map(|x: Expr<u32>| {
+            let odd = (index() & 1u32).eq(1u32);
+            let big = x.gt(1000u32);
+            let both = odd.and(&big).or(!odd.clone());
+            let pick = select(both.clone(), odd, big);
+            select(pick, index(), x)
+        }));
+    }
+
+    #[test]
+    fn folds_and_nested_folds_validate() {
+        let s = shader(&Kernel::map(|x: Expr<f32>| {
+            fold(3, x.clone(), |acc, i| {
+                fold(2, acc.clone(), |inner, j| {
+                    inner + (i.clone() + j + index()).cast::<f32>() * x.sin()
+                })
+            })
+        }));
+        assert_eq!(s.matches("for (var").count(), 2, "{s}");
+        // A fold over integers with the counter as the next value.
+        shader(&Kernel::map(|x: Expr<u32>| fold(4, x, |_acc, i| i)));
+        // Sequential folds, the second using the first.
+        shader(&Kernel::map(|x: Expr<i32>| {
+            let a = fold(5, x.clone(), |acc, i| acc * 3 + i.cast::<i32>());
+            fold(5, a.clone(), |acc, _| acc ^ a.clone())
+        }));
+    }
+
+    #[test]
+    fn unused_inputs_and_deep_kernels_validate() {
+        let s = shader(&Kernel::map2(|a: Expr<f32>, _b: Expr<f32>| a * 2.0));
+        assert!(
+            s.contains("@binding(1) var<storage, read> in1")
+                && s.contains("@binding(3) var<uniform>"),
+            "{s}"
+        );
+        shader(&Kernel::map(|x: Expr<f32>| {
+            let mut e = x;
+            for _ in 0..2_000 {
+                e = e * 1.0001 + 0.5;
+            }
+            e
+        }));
+    }
+
+    #[test]
+    fn the_hash_is_the_computation() {
+        let a = Kernel::map(|x: Expr<f32>| x * 2.0 + 1.0);
+        let b = Kernel::map(|y: Expr<f32>| {
+            let two = Expr::constant(2.0f32);
+            y * two + 1.0
+        });
+        let c = Kernel::map(|x: Expr<f32>| x * 2.0 + 1.5);
+        assert_eq!(a.id().ok(), b.id().ok());
+        assert_ne!(a.id().ok(), c.id().ok());
+        let s = a.inner().shader().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.hash, fnv1a(s.source.as_bytes()));
+    }
+
+    #[test]
+    fn only_used_helpers_are_emitted() {
+        let s = shader(&Kernel::map(|x: Expr<f32>| x * 2.0));
+        assert!(!s.contains("fn hy_"), "{s}");
+        let s = shader(&Kernel::map(|x: Expr<f32>| x.min(1.0)));
+        assert!(
+            s.contains("fn hy_min_f32") && s.contains("fn hy_isnan") && !s.contains("fn hy_pow"),
+            "{s}"
+        );
+        assert!(!s.contains("@needs"), "{s}");
+    }
 }

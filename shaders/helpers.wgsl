@@ -1,0 +1,80 @@
+// Helpers for the generated kernels, one per `// @helper name` section. The generator
+// copies only the sections a kernel uses (and those they name in `// @needs`).
+
+// @helper isnan
+fn hy_isnan(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// @helper nan
+fn hy_nan() -> f32 {
+    return bitcast<f32>(0x7fc00000u | params.zero);
+}
+
+// @helper div_i32
+// a / 0 == a and i32::MIN / -1 == i32::MIN.
+fn hy_div_i32(a: i32, b: i32) -> i32 {
+    let keep = b == 0i || (a == (-2147483647i - 1i) && b == -1i);
+    return select(a / select(b, 1i, keep), a, keep);
+}
+
+// @helper rem_i32
+// a % 0 == 0 and i32::MIN % -1 == 0.
+fn hy_rem_i32(a: i32, b: i32) -> i32 {
+    let zero = b == 0i || (a == (-2147483647i - 1i) && b == -1i);
+    return select(a % select(b, 1i, zero), 0i, zero);
+}
+
+// @helper div_u32
+fn hy_div_u32(a: u32, b: u32) -> u32 {
+    return select(a / select(b, 1u, b == 0u), a, b == 0u);
+}
+
+// @helper rem_u32
+fn hy_rem_u32(a: u32, b: u32) -> u32 {
+    return select(a % select(b, 1u, b == 0u), 0u, b == 0u);
+}
+
+// @helper rem_f32
+// Truncated remainder by its formula, so every device computes the same thing.
+fn hy_rem_f32(a: f32, b: f32) -> f32 {
+    return a - b * trunc(a / b);
+}
+
+// @helper pow
+// @needs nan
+// NaN for a negative base, as exp2(y * log2(x)) is.
+fn hy_pow(x: f32, y: f32) -> f32 {
+    return select(pow(x, y), hy_nan(), x < 0.0f);
+}
+
+// @helper min_f32
+// @needs isnan
+// IEEE minNum: a NaN operand yields the other one.
+fn hy_min_f32(a: f32, b: f32) -> f32 {
+    return select(select(min(a, b), a, hy_isnan(b)), b, hy_isnan(a));
+}
+
+// @helper max_f32
+// @needs isnan
+// IEEE maxNum: a NaN operand yields the other one.
+fn hy_max_f32(a: f32, b: f32) -> f32 {
+    return select(select(max(a, b), a, hy_isnan(b)), b, hy_isnan(a));
+}
+
+// @helper f32_to_i32
+// @needs isnan
+// Truncate and saturate to the full i32 range (not to the largest f32 below 2^31); NaN
+// gives 0.
+fn hy_f32_to_i32(x: f32) -> i32 {
+    let t = i32(clamp(x, -2147483648.0f, 2147483520.0f));
+    return select(select(t, 2147483647i, x >= 2147483648.0f), 0i, hy_isnan(x));
+}
+
+// @helper f32_to_u32
+// @needs isnan
+// Truncate and saturate to the full u32 range; NaN gives 0.
+fn hy_f32_to_u32(x: f32) -> u32 {
+    let t = u32(clamp(x, 0.0f, 4294967040.0f));
+    return select(select(t, 4294967295u, x >= 4294967296.0f), 0u, hy_isnan(x));
+}
