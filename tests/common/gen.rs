@@ -430,7 +430,8 @@ impl Gen<'_> {
                     if x.ty == ty {
                         x
                     } else {
-                        Ast::new(ty, Node::Cast(Box::new(x)))
+                        let x = self.small(Box::new(x), ty);
+                        Ast::new(ty, Node::Cast(x))
                     }
                 }
             }
@@ -458,7 +459,14 @@ impl Gen<'_> {
         let (form, a, b) = if r < 60 {
             (Form::EE, self.sub(ty, depth), self.sub(ty, depth))
         } else if r < 85 || !allow_ne {
-            (Form::EN, self.sub(ty, depth), Box::new(Ast::lit(self.lit(ty))))
+            let mut l = self.lit(ty);
+            if matches!(op, Bin::Div | Bin::Rem) && self.p(0.8) {
+                // a literal zero divisor makes a float result unknown: keep it rare
+                while matches!(l, Lit::F(x) if x == 0.0) {
+                    l = self.lit(ty);
+                }
+            }
+            (Form::EN, self.sub(ty, depth), Box::new(Ast::lit(l)))
         } else {
             (Form::NE, Box::new(Ast::lit(self.lit(ty))), self.sub(ty, depth))
         };
@@ -479,6 +487,20 @@ impl Gen<'_> {
             Ty::F,
             Node::Clamp(a, Box::new(Ast::lit(Lit::F(lo))), Box::new(Ast::lit(Lit::F(hi)))),
         ))
+    }
+
+    /// Most integers converted to f32 are first brought into -999..=999 (`% 1000`), so
+    /// that float arithmetic on them stays in a range where results are comparable.
+    fn small(&mut self, x: Box<Ast>, to: Ty) -> Box<Ast> {
+        let lit = match x.ty {
+            Ty::I => Lit::I(1000),
+            Ty::U => Lit::U(1000),
+            _ => return x,
+        };
+        if to != Ty::F || self.p(0.3) {
+            return x;
+        }
+        Box::new(Ast::new(x.ty, Node::Bin(Bin::Rem, Form::EN, x, Box::new(Ast::lit(lit)))))
     }
 
     fn fold(&mut self, ty: Ty, depth: u32) -> Ast {
@@ -524,7 +546,7 @@ impl Gen<'_> {
             7 | 8 => {
                 let op = if self.p(0.5) { Sin } else { Cos };
                 let a = self.sub(f, depth);
-                let a = if self.p(0.85) { self.clamp_lits(a, -3.0, 3.0) } else { a };
+                let a = if self.p(0.9) { self.clamp_lits(a, -3.0, 3.0) } else { a };
                 self.un(op, a)
             }
             9 => {
@@ -598,6 +620,7 @@ impl Gen<'_> {
             25 | 26 => {
                 let from = self.pick(&[Ty::I, Ty::U, Ty::B]);
                 let a = self.sub(from, depth);
+                let a = self.small(a, f);
                 Ast::new(f, Node::Cast(a))
             }
             27 if self.folds.len() < 2 => self.fold(f, depth),
