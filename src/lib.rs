@@ -64,7 +64,9 @@ mod schedule;
 
 pub use device::{DeviceInfo, DeviceKind};
 pub use error::{Error, Result};
-pub use kernel::{fold, index, select, Element, Expr, Integer, Kernel, Numeric, Scalar, ScalarType};
+pub use kernel::{
+    fold, index, select, Element, Expr, Integer, Kernel, Numeric, Scalar, ScalarType,
+};
 pub use report::{Report, Share};
 pub use runtime::{Backend, Run, Runtime, RuntimeBuilder};
 pub use schedule::Placement;
@@ -77,5 +79,7 @@ pub fn map<I: Element, O: Element>(xs: &[I], kernel: &Kernel<I, O>) -> Result<Ve
 
 /// Applies a two-input `kernel` to every pair `(a[i], b[i])` on the global runtime.
 pub fn map2<I: Element, O: Element>(a: &[I], b: &[I], kernel: &Kernel<I, O>) -> Result<Vec<O>> {
-    Ok(Runtime::global()?.map2(a, b, kernel, Placement::Auto)?.output)
+    Ok(Runtime::global()?
+        .map2(a, b, kernel, Placement::Auto)?
+        .output)
 }

@@ -140,7 +140,11 @@ pub(crate) fn bytes(b: u64) -> String {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rate = if self.wall_s > 0.0 { self.elements as f64 / self.wall_s / 1e6 } else { 0.0 };
+        let rate = if self.wall_s > 0.0 {
+            self.elements as f64 / self.wall_s / 1e6
+        } else {
+            0.0
+        };
         writeln!(
             f,
             "{} elements in {} ({rate:.1} M elements/s), placement {}",
@@ -149,11 +153,25 @@ impl fmt::Display for Report {
             self.placement
         )?;
         writeln!(f, "decision: {}", self.decision)?;
-        let w = self.shares.iter().map(|s| s.device.len()).max().unwrap_or(6).max(6);
+        let w = self
+            .shares
+            .iter()
+            .map(|s| s.device.len())
+            .max()
+            .unwrap_or(6)
+            .max(6);
         writeln!(
             f,
             "{:<w$}  {:<14} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-            "device", "kind", "elements", "to device", "from dev", "upload", "compute", "download", "busy"
+            "device",
+            "kind",
+            "elements",
+            "to device",
+            "from dev",
+            "upload",
+            "compute",
+            "download",
+            "busy"
         )?;
         for s in &self.shares {
             writeln!(

@@ -35,7 +35,10 @@ impl Backend {
                 "" | "all" => Ok(Backend::All),
                 "cpu" => Ok(Backend::Cpu),
                 "gpu" => Ok(Backend::Gpu),
-                _ => Err(Error::BadEnvironment { var: "HYBRID_BACKEND", value: v }),
+                _ => Err(Error::BadEnvironment {
+                    var: "HYBRID_BACKEND",
+                    value: v,
+                }),
             },
         }
     }
@@ -60,7 +63,10 @@ pub struct Runtime {
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime").field("devices", &self.infos).field("no_gpu", &self.no_gpu).finish()
+        f.debug_struct("Runtime")
+            .field("devices", &self.infos)
+            .field("no_gpu", &self.no_gpu)
+            .finish()
     }
 }
 
@@ -128,14 +134,21 @@ impl RuntimeBuilder {
             });
         }
         let infos = devices.iter().map(|d| d.info().clone()).collect();
-        Ok(Runtime { devices, infos, no_gpu })
+        Ok(Runtime {
+            devices,
+            infos,
+            no_gpu,
+        })
     }
 }
 
 #[cfg(feature = "gpu")]
 fn discover_gpus() -> std::result::Result<Vec<Arc<dyn Device>>, String> {
     let gpus = crate::device::gpu::discover()?;
-    Ok(gpus.into_iter().map(|g| Arc::new(g) as Arc<dyn Device>).collect())
+    Ok(gpus
+        .into_iter()
+        .map(|g| Arc::new(g) as Arc<dyn Device>)
+        .collect())
 }
 
 #[cfg(not(feature = "gpu"))]
@@ -153,12 +166,18 @@ impl Runtime {
 
     /// A builder, starting from the default devices.
     pub fn builder() -> RuntimeBuilder {
-        RuntimeBuilder { defaults: true, ..RuntimeBuilder::default() }
+        RuntimeBuilder {
+            defaults: true,
+            ..RuntimeBuilder::default()
+        }
     }
 
     /// The process-wide runtime behind [`crate::map`] and friends, built on first use.
     pub fn global() -> Result<&'static Runtime> {
-        GLOBAL.get_or_init(Runtime::new).as_ref().map_err(Clone::clone)
+        GLOBAL
+            .get_or_init(Runtime::new)
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// The devices of this runtime.
@@ -184,7 +203,12 @@ impl Runtime {
         placement: Placement,
     ) -> Result<Run<Vec<O>>> {
         check_arity(kernel.inner(), 1)?;
-        self.run(kernel.inner(), &[bytemuck::cast_slice(xs)], xs.len(), placement)
+        self.run(
+            kernel.inner(),
+            &[bytemuck::cast_slice(xs)],
+            xs.len(),
+            placement,
+        )
     }
 
     /// Applies a two-input kernel to every pair `(a[i], b[i])`.
@@ -196,10 +220,18 @@ impl Runtime {
         placement: Placement,
     ) -> Result<Run<Vec<O>>> {
         if a.len() != b.len() {
-            return Err(Error::LengthMismatch { left: a.len(), right: b.len() });
+            return Err(Error::LengthMismatch {
+                left: a.len(),
+                right: b.len(),
+            });
         }
         check_arity(kernel.inner(), 2)?;
-        self.run(kernel.inner(), &[bytemuck::cast_slice(a), bytemuck::cast_slice(b)], a.len(), placement)
+        self.run(
+            kernel.inner(),
+            &[bytemuck::cast_slice(a), bytemuck::cast_slice(b)],
+            a.len(),
+            placement,
+        )
     }
 
     fn run<O: Element>(
@@ -238,7 +270,13 @@ impl Runtime {
         for (dev, range, outcome, busy_s) in results {
             let stats = outcome?;
             let info = &self.infos[dev];
-            shares.push(Share { device: info.name.clone(), kind: info.kind, range, stats, busy_s });
+            shares.push(Share {
+                device: info.name.clone(),
+                kind: info.kind,
+                range,
+                stats,
+                busy_s,
+            });
         }
         let report = Report {
             elements: n,
@@ -252,7 +290,12 @@ impl Runtime {
     }
 }
 
-type Outcome = (usize, std::ops::Range<usize>, Result<crate::device::ShareStats>, f64);
+type Outcome = (
+    usize,
+    std::ops::Range<usize>,
+    Result<crate::device::ShareStats>,
+    f64,
+);
 
 /// Runs every share at the same time: GPU shares on scoped threads (they mostly wait on
 /// the driver), the last share (the CPU's, when it has one) on the calling thread.
@@ -268,7 +311,9 @@ fn execute(
         let r = devices[dev].run(kernel, &ins, range.start as u64, out);
         (dev, range, r, start.elapsed().as_secs_f64())
     };
-    let Some(last) = parts.pop() else { return Vec::new() };
+    let Some(last) = parts.pop() else {
+        return Vec::new();
+    };
     std::thread::scope(|s| {
         let handles: Vec<_> = parts
             .into_iter()
@@ -283,7 +328,11 @@ fn execute(
             .map(|(dev, range, h)| {
                 h.join().unwrap_or_else(|_| {
                     let name = devices[dev].info().name.clone();
-                    let err = Error::DeviceFailed { device: name, stage: "compute", reason: "worker thread panicked".into() };
+                    let err = Error::DeviceFailed {
+                        device: name,
+                        stage: "compute",
+                        reason: "worker thread panicked".into(),
+                    };
                     (dev, range, Err(err), start.elapsed().as_secs_f64())
                 })
             })
@@ -296,7 +345,10 @@ fn execute(
 fn check_arity(k: &KernelInner, given: usize) -> Result<()> {
     let want = k.program()?.inputs.len();
     if want != given {
-        return Err(Error::WrongArity { expected: want, given });
+        return Err(Error::WrongArity {
+            expected: want,
+            given,
+        });
     }
     Ok(())
 }

@@ -38,7 +38,9 @@ impl CpuDevice {
             ),
             None => None,
         };
-        let n = pool.as_ref().map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
+        let n = pool
+            .as_ref()
+            .map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
         let info = DeviceInfo {
             name: format!("cpu ({n} threads)"),
             backend: "rayon".into(),
@@ -49,12 +51,23 @@ impl CpuDevice {
     }
 }
 
-fn run_task(plan: &Plan, s: &mut Scratch, inputs: &[&[u32]], first: u64, offset: usize, out: &mut [u32]) {
+fn run_task(
+    plan: &Plan,
+    s: &mut Scratch,
+    inputs: &[&[u32]],
+    first: u64,
+    offset: usize,
+    out: &mut [u32],
+) {
     for (b, o) in out.chunks_mut(BLOCK).enumerate() {
         let start = offset + b * BLOCK;
         let ins: [&[u32]; 2] = [
-            inputs.first().map_or(&[][..], |x| &x[start..start + o.len()]),
-            inputs.get(1).map_or(&[][..], |x| &x[start..start + o.len()]),
+            inputs
+                .first()
+                .map_or(&[][..], |x| &x[start..start + o.len()]),
+            inputs
+                .get(1)
+                .map_or(&[][..], |x| &x[start..start + o.len()]),
         ];
         plan.run_block(s, &ins[..inputs.len()], first + start as u64, o);
     }
@@ -65,7 +78,13 @@ impl Device for CpuDevice {
         &self.info
     }
 
-    fn run(&self, kernel: &KernelInner, inputs: &[&[u32]], first: u64, out: &mut [u32]) -> Result<ShareStats> {
+    fn run(
+        &self,
+        kernel: &KernelInner,
+        inputs: &[&[u32]],
+        first: u64,
+        out: &mut [u32],
+    ) -> Result<ShareStats> {
         let plan = kernel.plan()?;
         let t = Instant::now();
         let task = BLOCK * TASK_BLOCKS;
@@ -83,6 +102,10 @@ impl Device for CpuDevice {
                 None => work(),
             }
         }
-        Ok(ShareStats { compute_s: t.elapsed().as_secs_f64(), chunks: 1, ..ShareStats::default() })
+        Ok(ShareStats {
+            compute_s: t.elapsed().as_secs_f64(),
+            chunks: 1,
+            ..ShareStats::default()
+        })
     }
 }

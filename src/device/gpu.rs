@@ -24,6 +24,9 @@ const CACHE_CAPACITY: usize = 64;
 /// one call pins (inputs, output and read-back copy of one chunk).
 const MAX_CHUNK_BYTES: u64 = 256 << 20;
 
+/// Longest wait for a buffer mapping once the queue is idle.
+const MAP_TIMEOUT_S: u64 = 60;
+
 /// Bytes of the uniform parameter block: base, len, row, zero.
 const PARAMS_BYTES: u64 = 16;
 
@@ -500,10 +503,29 @@ impl GpuDevice {
             let _ = tx.send(r);
         });
         self.wait("download")?;
-        match rx.try_recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(self.failed("map", e)),
-            Err(_) => return Err(self.failed("map", "the map callback did not run")),
+        // Another thread's poll may have taken our callback and not yet run it: wait
+        // for it, polling meanwhile. It is dropped unrun (disconnect) if the map fails.
+        let started = Instant::now();
+        loop {
+            match rx.recv_timeout(std::time::Duration::from_millis(5)) {
+                Ok(Ok(())) => break,
+                Ok(Err(e)) => return Err(self.failed("map", e)),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(self.failed("map", "the map callback was dropped"))
+                }
+                Err(mpsc::RecvTimeoutError::Timeout)
+                    if started.elapsed().as_secs() >= MAP_TIMEOUT_S =>
+                {
+                    return Err(
+                        self.failed("map", format!("no map callback after {MAP_TIMEOUT_S} s"))
+                    )
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.device
+                        .poll(wgpu::PollType::Poll)
+                        .map_err(|e| self.failed("map", e))?;
+                }
+            }
         }
         {
             let view = slice
@@ -552,5 +574,122 @@ impl Device for GpuDevice {
         let shader = kernel.shader()?;
         let pipeline = self.pipeline(&shader)?;
         self.dispatch(&pipeline, inputs, first_index, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::{index, Expr, Kernel};
+
+    /// The first GPU, or `None` (after saying why) when the test must skip.
+    fn device() -> Option<GpuDevice> {
+        let var = |k: &str| {
+            std::env::var(k)
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        };
+        if var("HYBRID_BACKEND") == "cpu" {
+            eprintln!("skipped: HYBRID_BACKEND=cpu");
+            return None;
+        }
+        match discover() {
+            Ok(mut d) if !d.is_empty() => Some(d.swap_remove(0)),
+            Ok(_) | Err(_) if var("HYBRID_REQUIRE_GPU") == "1" => {
+                panic!("HYBRID_REQUIRE_GPU=1 but no gpu: {:?}", discover().err())
+            }
+            other => {
+                eprintln!("skipped: no gpu: {:?}", other.err());
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn grid_and_chunks() {
+        assert_eq!(grid(1, 65_535), (1, 1, 256));
+        assert_eq!(grid(256, 65_535), (1, 1, 256));
+        assert_eq!(grid(257, 65_535), (2, 1, 512));
+        assert_eq!(grid(65_535 * 256 + 1, 65_535), (65_535, 2, 65_535 * 256));
+        assert_eq!(chunk_elements(128 << 20, 65_535), 32 << 20);
+        assert_eq!(chunk_elements(1000, 65_535), 0);
+        assert_eq!(chunk_elements(u64::MAX, 65_535), 1 << 31);
+        assert_eq!(chunk_elements(u64::MAX, 2) % 256, 0);
+    }
+
+    #[test]
+    fn rejected_shader_names_message_and_line() {
+        let Some(d) = device() else { return };
+        let src = "@group(0) @binding(0) var<storage, read_write> out: array<u32>;\n\
+                   @compute @workgroup_size(256)\n\
+                   fn main(@builtin(global_invocation_id) gid: vec3<u32>) {\n\
+                   \x20   out[gid.x] = undefined_thing + 1u;\n\
+                   }\n";
+        let shader = Shader::from_source(src.into(), 0);
+        match d.pipeline(&shader) {
+            Err(Error::ShaderRejected {
+                message,
+                line,
+                source_line,
+                ..
+            }) => {
+                assert!(message.contains("undefined_thing"), "{message}");
+                assert_eq!(line, 4, "{message}");
+                assert!(source_line.contains("undefined_thing"), "{source_line}");
+            }
+            Err(e) => panic!("expected ShaderRejected, got {e}"),
+            Ok(_) => panic!("an invalid shader was accepted"),
+        }
+        // The device still works afterwards.
+        let k = Kernel::map(|x: Expr<u32>| x + 1u32);
+        let mut out = [0u32; 3];
+        let stats = d.run(k.inner(), &[&[1, 2, 3]], 0, &mut out);
+        assert!(stats.is_ok(), "{stats:?}");
+        assert_eq!(out, [2, 3, 4]);
+    }
+
+    #[test]
+    fn many_chunks_equal_one() {
+        let Some(mut d) = device() else { return };
+        d.chunk_elements = 512;
+        let k = Kernel::map2(|a: Expr<u32>, b: Expr<u32>| (a * 7u32) ^ b ^ index());
+        let n = 512 * 5 + 3;
+        let a: Vec<u32> = (0..n as u32).map(|i| i.wrapping_mul(0x9e37_79b9)).collect();
+        let b: Vec<u32> = (0..n as u32).rev().collect();
+        // Start near the top of the u32 range: the global index wraps.
+        let first = u32::MAX as u64 - 1000;
+        let mut out = vec![0u32; n];
+        let stats = d
+            .run(k.inner(), &[&a, &b], first, &mut out)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(stats.chunks, 6);
+        assert_eq!(stats.bytes_to_device, 8 * n as u64);
+        assert_eq!(stats.bytes_from_device, 4 * n as u64);
+        for i in 0..n {
+            let idx = (first + i as u64) as u32;
+            assert_eq!(out[i], a[i].wrapping_mul(7) ^ b[i] ^ idx, "element {i}");
+        }
+    }
+
+    #[test]
+    fn pipeline_cache_is_bounded_and_reuses() {
+        let Some(d) = device() else { return };
+        let k = Kernel::map(|x: Expr<f32>| x * 2.0);
+        let s = k.inner().shader().unwrap_or_else(|e| panic!("{e}"));
+        let p1 = d.pipeline(&s).unwrap_or_else(|e| panic!("{e}"));
+        let p2 = d.pipeline(&s).unwrap_or_else(|e| panic!("{e}"));
+        assert!(Arc::ptr_eq(&p1, &p2), "a kernel compiles once per device");
+        for c in 0..(CACHE_CAPACITY as u32 + 5) {
+            let k = Kernel::map(move |x: Expr<u32>| x + c);
+            let s = k.inner().shader().unwrap_or_else(|e| panic!("{e}"));
+            assert!(d.pipeline(&s).is_ok());
+        }
+        let cache = d.cache.lock().unwrap_or_else(|e| e.into_inner());
+        assert_eq!(cache.map.len(), CACHE_CAPACITY);
+        assert!(
+            !cache.map.contains_key(&s.hash),
+            "the least recently used went first"
+        );
     }
 }

@@ -28,14 +28,56 @@ enum Src {
 
 #[derive(Debug, Clone)]
 enum Step {
-    Index { dst: u16 },
-    Unary { op: UnOp, ty: ScalarType, dst: u16, a: Src },
-    Binary { op: BinOp, ty: ScalarType, dst: u16, a: Src, b: Src },
-    Select { dst: u16, c: Src, a: Src, b: Src },
-    Cast { from: ScalarType, to: ScalarType, dst: u16, a: Src },
-    MulAdd { ty: ScalarType, dst: u16, a: Src, b: Src, c: Src },
-    Clamp { ty: ScalarType, dst: u16, a: Src, b: Src, c: Src },
-    Loop { count: u32, acc: u16, counter: u16, init: Src, body: Vec<Step>, next: Src },
+    Index {
+        dst: u16,
+    },
+    Unary {
+        op: UnOp,
+        ty: ScalarType,
+        dst: u16,
+        a: Src,
+    },
+    Binary {
+        op: BinOp,
+        ty: ScalarType,
+        dst: u16,
+        a: Src,
+        b: Src,
+    },
+    Select {
+        dst: u16,
+        c: Src,
+        a: Src,
+        b: Src,
+    },
+    Cast {
+        from: ScalarType,
+        to: ScalarType,
+        dst: u16,
+        a: Src,
+    },
+    MulAdd {
+        ty: ScalarType,
+        dst: u16,
+        a: Src,
+        b: Src,
+        c: Src,
+    },
+    Clamp {
+        ty: ScalarType,
+        dst: u16,
+        a: Src,
+        b: Src,
+        c: Src,
+    },
+    Loop {
+        count: u32,
+        acc: u16,
+        counter: u16,
+        init: Src,
+        body: Vec<Step>,
+        next: Src,
+    },
 }
 
 /// A program compiled for the CPU: steps over scratch slots.
@@ -85,13 +127,25 @@ impl Plan {
             pos: 0,
         };
         let mut loops = Vec::new();
-        let end = liveness(&prog.body, &mut pl.def_pos, &mut pl.last_use, &mut 0, &mut loops);
+        let end = liveness(
+            &prog.body,
+            &mut pl.def_pos,
+            &mut pl.last_use,
+            &mut 0,
+            &mut loops,
+        );
         if let Operand::Reg(r) = prog.result {
             pl.last_use[r as usize] = end + 1;
         }
         let steps = pl.plan_block(&prog.body);
         let result = pl.src(prog.result);
-        Plan { steps, result, slots: pl.slots, counters: pl.counters, splats: pl.splats }
+        Plan {
+            steps,
+            result,
+            slots: pl.slots,
+            counters: pl.counters,
+            splats: pl.splats,
+        }
     }
 
     /// Fresh scratch memory for one worker.
@@ -100,11 +154,20 @@ impl Plan {
         for &(s, v) in &self.splats {
             slots[s as usize].fill(v);
         }
-        Scratch { slots, counters: vec![0; self.counters] }
+        Scratch {
+            slots,
+            counters: vec![0; self.counters],
+        }
     }
 
     /// Evaluates one block of at most [`BLOCK`] elements.
-    pub(crate) fn run_block(&self, s: &mut Scratch, inputs: &[&[u32]], first: u64, out: &mut [u32]) {
+    pub(crate) fn run_block(
+        &self,
+        s: &mut Scratch,
+        inputs: &[&[u32]],
+        first: u64,
+        out: &mut [u32],
+    ) {
         let len = out.len();
         debug_assert!(len <= BLOCK);
         run_steps(&self.steps, s, inputs, first, len);
@@ -136,7 +199,9 @@ fn liveness(
             Op::Input(_) | Op::Index => {}
             Op::Unary(_, a) | Op::Cast(a) => uses.push(*a),
             Op::Binary(_, a, b) => uses.extend([*a, *b]),
-            Op::Select(a, b, c) | Op::MulAdd(a, b, c) | Op::Clamp(a, b, c) => uses.extend([*a, *b, *c]),
+            Op::Select(a, b, c) | Op::MulAdd(a, b, c) | Op::Clamp(a, b, c) => {
+                uses.extend([*a, *b, *c])
+            }
             Op::Loop(l) => {
                 uses.push(l.init);
                 let end = here + size(&l.body) + 1;
@@ -245,30 +310,63 @@ impl Planner<'_> {
                     let a_ty = self.prog.ty(*a);
                     let a = self.src(*a);
                     let dst = self.alloc();
-                    Some(Step::Unary { op: *op, ty: a_ty, dst, a })
+                    Some(Step::Unary {
+                        op: *op,
+                        ty: a_ty,
+                        dst,
+                        a,
+                    })
                 }
                 Op::Binary(op, a, b) => {
                     used.extend([*a, *b]);
                     let a_ty = self.prog.ty(*a);
                     let (a, b) = (self.src(*a), self.src(*b));
                     let dst = self.alloc();
-                    Some(Step::Binary { op: *op, ty: a_ty, dst, a, b })
+                    Some(Step::Binary {
+                        op: *op,
+                        ty: a_ty,
+                        dst,
+                        a,
+                        b,
+                    })
                 }
                 Op::Cast(a) => {
                     used.push(*a);
                     let from = self.prog.ty(*a);
                     let a = self.src(*a);
                     let dst = self.alloc();
-                    Some(Step::Cast { from, to: ty, dst, a })
+                    Some(Step::Cast {
+                        from,
+                        to: ty,
+                        dst,
+                        a,
+                    })
                 }
                 Op::Select(c, a, b) | Op::MulAdd(c, a, b) | Op::Clamp(c, a, b) => {
                     used.extend([*c, *a, *b]);
                     let (c2, a2, b2) = (self.src_slice(*c), self.src_slice(*a), self.src_slice(*b));
                     let dst = self.alloc();
                     Some(match &ins.op {
-                        Op::Select(..) => Step::Select { dst, c: c2, a: a2, b: b2 },
-                        Op::MulAdd(..) => Step::MulAdd { ty, dst, a: c2, b: a2, c: b2 },
-                        _ => Step::Clamp { ty, dst, a: c2, b: a2, c: b2 },
+                        Op::Select(..) => Step::Select {
+                            dst,
+                            c: c2,
+                            a: a2,
+                            b: b2,
+                        },
+                        Op::MulAdd(..) => Step::MulAdd {
+                            ty,
+                            dst,
+                            a: c2,
+                            b: a2,
+                            c: b2,
+                        },
+                        _ => Step::Clamp {
+                            ty,
+                            dst,
+                            a: c2,
+                            b: a2,
+                            c: b2,
+                        },
                     })
                 }
                 Op::Loop(l) => {
@@ -283,7 +381,14 @@ impl Planner<'_> {
                     self.pos += 1;
                     let next = self.src(l.next);
                     self.release(l.next, self.pos);
-                    Some(Step::Loop { count: l.count, acc, counter, init, body, next })
+                    Some(Step::Loop {
+                        count: l.count,
+                        acc,
+                        counter,
+                        init,
+                        body,
+                        next,
+                    })
                 }
             };
             if let Some(step) = step {
@@ -362,7 +467,13 @@ fn run_steps(steps: &[Step], s: &mut Scratch, inputs: &[&[u32]], first: u64, len
             }
             Step::Binary { op, ty, dst, a, b } => {
                 let mut d = std::mem::take(&mut s.slots[*dst as usize]);
-                binary(*op, *ty, view(s, inputs, *a, len), view(s, inputs, *b, len), &mut d[..len]);
+                binary(
+                    *op,
+                    *ty,
+                    view(s, inputs, *a, len),
+                    view(s, inputs, *b, len),
+                    &mut d[..len],
+                );
                 s.slots[*dst as usize] = d;
             }
             Step::Cast { from, to, dst, a } => {
@@ -372,7 +483,11 @@ fn run_steps(steps: &[Step], s: &mut Scratch, inputs: &[&[u32]], first: u64, len
             }
             Step::Select { dst, c, a, b } => {
                 let mut d = std::mem::take(&mut s.slots[*dst as usize]);
-                let (c, a, b) = (slice(s, inputs, *c, len), slice(s, inputs, *a, len), slice(s, inputs, *b, len));
+                let (c, a, b) = (
+                    slice(s, inputs, *c, len),
+                    slice(s, inputs, *a, len),
+                    slice(s, inputs, *b, len),
+                );
                 for (((o, &c), &a), &b) in d[..len].iter_mut().zip(c).zip(a).zip(b) {
                     *o = if c != 0 { a } else { b };
                 }
@@ -381,11 +496,22 @@ fn run_steps(steps: &[Step], s: &mut Scratch, inputs: &[&[u32]], first: u64, len
             Step::MulAdd { ty, dst, a, b, c } | Step::Clamp { ty, dst, a, b, c } => {
                 let fma = matches!(step, Step::MulAdd { .. });
                 let mut d = std::mem::take(&mut s.slots[*dst as usize]);
-                let (a, b, c) = (slice(s, inputs, *a, len), slice(s, inputs, *b, len), slice(s, inputs, *c, len));
+                let (a, b, c) = (
+                    slice(s, inputs, *a, len),
+                    slice(s, inputs, *b, len),
+                    slice(s, inputs, *c, len),
+                );
                 ternary(fma, *ty, a, b, c, &mut d[..len]);
                 s.slots[*dst as usize] = d;
             }
-            Step::Loop { count, acc, counter, init, body, next } => {
+            Step::Loop {
+                count,
+                acc,
+                counter,
+                init,
+                body,
+                next,
+            } => {
                 let mut d = std::mem::take(&mut s.slots[*acc as usize]);
                 match view(s, inputs, *init, len) {
                     View::Slice(v) => d[..len].copy_from_slice(v),
@@ -454,7 +580,11 @@ fn map2<A: Pod, B: Pod, R: Pod>(a: View<'_>, b: View<'_>, out: &mut [u32], f: im
 #[inline(always)]
 fn map3<T: Pod>(a: &[u32], b: &[u32], c: &[u32], out: &mut [u32], f: impl Fn(T, T, T) -> T) {
     let out: &mut [T] = bytemuck::cast_slice_mut(out);
-    let (a, b, c): (&[T], &[T], &[T]) = (bytemuck::cast_slice(a), bytemuck::cast_slice(b), bytemuck::cast_slice(c));
+    let (a, b, c): (&[T], &[T], &[T]) = (
+        bytemuck::cast_slice(a),
+        bytemuck::cast_slice(b),
+        bytemuck::cast_slice(c),
+    );
     for (((o, &x), &y), &z) in out.iter_mut().zip(a).zip(b).zip(c) {
         *o = f(x, y, z);
     }
@@ -570,10 +700,16 @@ fn ternary(fma: bool, ty: ScalarType, a: &[u32], b: &[u32], c: &[u32], out: &mut
     use ScalarType::*;
     match (fma, ty) {
         (true, F32) => map3(a, b, c, out, |x: f32, y: f32, z: f32| x * y + z),
-        (false, F32) => map3(a, b, c, out, |x: f32, lo: f32, hi: f32| ops::min_f32(ops::max_f32(x, lo), hi)),
-        (true, I32) => map3(a, b, c, out, |x: i32, y: i32, z: i32| x.wrapping_mul(y).wrapping_add(z)),
+        (false, F32) => map3(a, b, c, out, |x: f32, lo: f32, hi: f32| {
+            ops::min_f32(ops::max_f32(x, lo), hi)
+        }),
+        (true, I32) => map3(a, b, c, out, |x: i32, y: i32, z: i32| {
+            x.wrapping_mul(y).wrapping_add(z)
+        }),
         (false, I32) => map3(a, b, c, out, |x: i32, lo: i32, hi: i32| x.max(lo).min(hi)),
-        (true, _) => map3(a, b, c, out, |x: u32, y: u32, z: u32| x.wrapping_mul(y).wrapping_add(z)),
+        (true, _) => map3(a, b, c, out, |x: u32, y: u32, z: u32| {
+            x.wrapping_mul(y).wrapping_add(z)
+        }),
         (false, _) => map3(a, b, c, out, |x: u32, lo: u32, hi: u32| x.max(lo).min(hi)),
     }
 }
@@ -603,14 +739,20 @@ mod tests {
         let xs: Vec<f32> = (0..5000).map(|i| (i % 7) as f32 * 0.2).collect();
         let got = eval(&k, &xs, 10);
         for (i, (&x, &g)) in xs.iter().zip(&got).enumerate() {
-            let want = if x > 0.5 { x * 2.0 + (i + 10) as f32 } else { (x - 1.0) * 3.0 + 0.25 };
+            let want = if x > 0.5 {
+                x * 2.0 + (i + 10) as f32
+            } else {
+                (x - 1.0) * 3.0 + 0.25
+            };
             assert_eq!(g, want, "element {i}");
         }
     }
 
     #[test]
     fn fold_with_counter_and_invariants() {
-        let k = Kernel::map(|x: Expr<f32>| fold(5, x.clone(), |acc, i| acc * 0.5 + i.cast::<f32>() + x.sin()));
+        let k = Kernel::map(|x: Expr<f32>| {
+            fold(5, x.clone(), |acc, i| acc * 0.5 + i.cast::<f32>() + x.sin())
+        });
         let xs: Vec<f32> = (0..3000).map(|i| i as f32 * 0.001).collect();
         let got = eval(&k, &xs, 0);
         for (&x, &g) in xs.iter().zip(&got) {
@@ -632,7 +774,11 @@ mod tests {
             e
         });
         let plan = k.inner().plan().unwrap_or_else(|e| panic!("{e}"));
-        assert!(plan.slots <= 3, "a chain needs few slots, got {}", plan.slots);
+        assert!(
+            plan.slots <= 3,
+            "a chain needs few slots, got {}",
+            plan.slots
+        );
     }
 
     #[test]

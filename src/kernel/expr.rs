@@ -61,7 +61,10 @@ pub(crate) enum BinOp {
 
 impl BinOp {
     pub(crate) fn is_comparison(self) -> bool {
-        matches!(self, BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::Eq | BinOp::Ne)
+        matches!(
+            self,
+            BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::Eq | BinOp::Ne
+        )
     }
 }
 
@@ -87,7 +90,13 @@ pub(crate) enum Node {
     /// `min(max(x, lo), hi)`.
     Clamp(NodeRef, NodeRef, NodeRef),
     /// `acc = init; for i in 0..count { acc = body(acc, i) }`.
-    Fold { count: u32, init: NodeRef, acc: u32, counter: u32, body: NodeRef },
+    Fold {
+        count: u32,
+        init: NodeRef,
+        acc: u32,
+        counter: u32,
+        body: NodeRef,
+    },
 }
 
 /// A typed node.
@@ -109,7 +118,10 @@ pub struct Expr<T> {
 
 impl<T> Clone for Expr<T> {
     fn clone(&self) -> Self {
-        Expr { node: self.node.clone(), _t: PhantomData }
+        Expr {
+            node: self.node.clone(),
+            _t: PhantomData,
+        }
     }
 }
 
@@ -120,7 +132,10 @@ impl<T> std::fmt::Debug for Expr<T> {
 }
 
 fn mk<T: Scalar>(node: Node) -> Expr<T> {
-    Expr { node: Arc::new(NodeData { ty: T::TYPE, node }), _t: PhantomData }
+    Expr {
+        node: Arc::new(NodeData { ty: T::TYPE, node }),
+        _t: PhantomData,
+    }
 }
 
 impl<T: Scalar> Expr<T> {
@@ -142,7 +157,10 @@ impl<T: Scalar> Expr<T> {
     /// `i32` to `u32` and back keep the bit pattern, `bool` gives 0 or 1.
     pub fn cast<U: Element>(&self) -> Expr<U> {
         if T::TYPE == U::TYPE {
-            return Expr { node: self.node.clone(), _t: PhantomData };
+            return Expr {
+                node: self.node.clone(),
+                _t: PhantomData,
+            };
         }
         mk(Node::Cast(self.node.clone()))
     }
@@ -206,7 +224,13 @@ pub fn fold<A: Scalar>(
     let acc = NEXT_VAR.fetch_add(2, Ordering::Relaxed);
     let counter = acc + 1;
     let out = body(mk(Node::Var(acc)), mk(Node::Var(counter)));
-    mk(Node::Fold { count, init: init.into().node, acc, counter, body: out.node })
+    mk(Node::Fold {
+        count,
+        init: init.into().node,
+        acc,
+        counter,
+        body: out.node,
+    })
 }
 
 impl<T: Numeric> Expr<T> {
@@ -220,7 +244,11 @@ impl<T: Numeric> Expr<T> {
     }
     /// `min(max(self, lo), hi)`.
     pub fn clamp(&self, lo: impl Into<Expr<T>>, hi: impl Into<Expr<T>>) -> Expr<T> {
-        mk(Node::Clamp(self.node.clone(), lo.into().node, hi.into().node))
+        mk(Node::Clamp(
+            self.node.clone(),
+            lo.into().node,
+            hi.into().node,
+        ))
     }
     /// Absolute value (`i32::MIN` stays `i32::MIN`; identity on `u32`).
     pub fn abs(&self) -> Expr<T> {
@@ -228,7 +256,11 @@ impl<T: Numeric> Expr<T> {
     }
     /// `self * b + c`; a GPU may fuse it into one rounding.
     pub fn mul_add(&self, b: impl Into<Expr<T>>, c: impl Into<Expr<T>>) -> Expr<T> {
-        mk(Node::MulAdd(self.node.clone(), b.into().node, c.into().node))
+        mk(Node::MulAdd(
+            self.node.clone(),
+            b.into().node,
+            c.into().node,
+        ))
     }
     /// `self < other`.
     pub fn lt(&self, other: impl Into<Expr<T>>) -> Expr<bool> {

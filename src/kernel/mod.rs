@@ -147,7 +147,11 @@ pub(crate) struct KernelInner {
 
 impl KernelInner {
     fn new(program: Result<Program>) -> Self {
-        KernelInner { program, wgsl: OnceLock::new(), plan: OnceLock::new() }
+        KernelInner {
+            program,
+            wgsl: OnceLock::new(),
+            plan: OnceLock::new(),
+        }
     }
 
     pub(crate) fn program(&self) -> Result<&Program> {
@@ -171,7 +175,10 @@ impl KernelInner {
 
 impl<I, O> Clone for Kernel<I, O> {
     fn clone(&self) -> Self {
-        Kernel { inner: self.inner.clone(), _types: PhantomData }
+        Kernel {
+            inner: self.inner.clone(),
+            _types: PhantomData,
+        }
     }
 }
 
@@ -197,7 +204,10 @@ impl<I: Element, O: Element> Kernel<I, O> {
 
     fn from_root(arity: usize, out: Expr<O>) -> Self {
         let program = Program::lower(&[I::TYPE; 2][..arity], out.into_node());
-        Kernel { inner: Arc::new(KernelInner::new(program)), _types: PhantomData }
+        Kernel {
+            inner: Arc::new(KernelInner::new(program)),
+            _types: PhantomData,
+        }
     }
 
     /// How many inputs the kernel takes (1 or 2).

@@ -35,11 +35,7 @@ pub(crate) fn rem_i32(a: i32, b: i32) -> i32 {
 
 #[inline(always)]
 pub(crate) fn div_u32(a: u32, b: u32) -> u32 {
-    if b == 0 {
-        a
-    } else {
-        a / b
-    }
+    a.checked_div(b).unwrap_or(a)
 }
 
 #[inline(always)]
@@ -263,12 +259,30 @@ mod tests {
 
     #[test]
     fn float_to_int_saturates_and_nan_is_zero() {
-        assert_eq!(cast(ScalarType::F32, ScalarType::I32, f32::NAN.to_bits()), 0);
-        assert_eq!(cast(ScalarType::F32, ScalarType::I32, 3e9f32.to_bits()) as i32, i32::MAX);
-        assert_eq!(cast(ScalarType::F32, ScalarType::I32, (-3e9f32).to_bits()) as i32, i32::MIN);
-        assert_eq!(cast(ScalarType::F32, ScalarType::U32, (-1.5f32).to_bits()), 0);
-        assert_eq!(cast(ScalarType::F32, ScalarType::U32, f32::INFINITY.to_bits()), u32::MAX);
-        assert_eq!(cast(ScalarType::F32, ScalarType::I32, (-2.7f32).to_bits()) as i32, -2);
+        assert_eq!(
+            cast(ScalarType::F32, ScalarType::I32, f32::NAN.to_bits()),
+            0
+        );
+        assert_eq!(
+            cast(ScalarType::F32, ScalarType::I32, 3e9f32.to_bits()) as i32,
+            i32::MAX
+        );
+        assert_eq!(
+            cast(ScalarType::F32, ScalarType::I32, (-3e9f32).to_bits()) as i32,
+            i32::MIN
+        );
+        assert_eq!(
+            cast(ScalarType::F32, ScalarType::U32, (-1.5f32).to_bits()),
+            0
+        );
+        assert_eq!(
+            cast(ScalarType::F32, ScalarType::U32, f32::INFINITY.to_bits()),
+            u32::MAX
+        );
+        assert_eq!(
+            cast(ScalarType::F32, ScalarType::I32, (-2.7f32).to_bits()) as i32,
+            -2
+        );
     }
 
     #[test]
@@ -279,7 +293,13 @@ mod tests {
         assert_eq!(f(unary(UnOp::Round, ScalarType::F32, fb(2.5))), 2.0);
         assert_eq!(f(unary(UnOp::Round, ScalarType::F32, fb(-3.5))), -4.0);
         assert_eq!(f(unary(UnOp::Fract, ScalarType::F32, fb(-1.25))), 0.75);
-        assert_eq!(binary(BinOp::Ne, ScalarType::F32, fb(f32::NAN), fb(f32::NAN)), 1);
-        assert_eq!(binary(BinOp::Eq, ScalarType::F32, fb(f32::NAN), fb(f32::NAN)), 0);
+        assert_eq!(
+            binary(BinOp::Ne, ScalarType::F32, fb(f32::NAN), fb(f32::NAN)),
+            1
+        );
+        assert_eq!(
+            binary(BinOp::Eq, ScalarType::F32, fb(f32::NAN), fb(f32::NAN)),
+            0
+        );
     }
 }

@@ -94,7 +94,9 @@ impl Program {
                 });
             match worker {
                 Ok(handle) => handle.join().unwrap_or_else(|_| {
-                    Err(Error::InvalidKernel { reason: "the compiler thread panicked".into() })
+                    Err(Error::InvalidKernel {
+                        reason: "the compiler thread panicked".into(),
+                    })
                 }),
                 Err(e) => Err(Error::InvalidKernel {
                     reason: format!("could not start the compiler thread: {e}"),
@@ -172,7 +174,11 @@ impl Lowering {
         Lowering {
             inputs,
             regs: Vec::new(),
-            frames: vec![Frame { gen: 0, instrs: Vec::new(), cse: HashMap::new() }],
+            frames: vec![Frame {
+                gen: 0,
+                instrs: Vec::new(),
+                cse: HashMap::new(),
+            }],
             next_gen: 1,
             vars: HashMap::new(),
             memo: HashMap::new(),
@@ -234,7 +240,13 @@ impl Lowering {
                     add(self, x);
                 }
             }
-            Node::Fold { init, body, acc, counter, .. } => {
+            Node::Fold {
+                init,
+                body,
+                acc,
+                counter,
+                ..
+            } => {
                 self.free_vars(init, depth + 1, seen)?;
                 self.free_vars(body, depth + 1, seen)?;
                 add(self, init);
@@ -299,7 +311,10 @@ impl Lowering {
             Node::Input(k) => {
                 if *k as usize >= self.inputs.len() {
                     return Err(Error::InvalidKernel {
-                        reason: format!("input {k} used by a kernel with {} input(s)", self.inputs.len()),
+                        reason: format!(
+                            "input {k} used by a kernel with {} input(s)",
+                            self.inputs.len()
+                        ),
                     });
                 }
                 self.emit(0, ty, Op::Input(*k))
@@ -360,14 +375,24 @@ impl Lowering {
                 let (a, b, c) = (self.lower(a)?, self.lower(b)?, self.lower(c)?);
                 match (a, b, c) {
                     (Operand::Const(_, x), Operand::Const(_, y), Operand::Const(_, z)) => {
-                        let v = if fma { ops::mul_add(ty, x, y, z) } else { ops::clamp(ty, x, y, z) };
+                        let v = if fma {
+                            ops::mul_add(ty, x, y, z)
+                        } else {
+                            ops::clamp(ty, x, y, z)
+                        };
                         Operand::Const(ty, v)
                     }
                     _ if fma => self.emit(level, ty, Op::MulAdd(a, b, c)),
                     _ => self.emit(level, ty, Op::Clamp(a, b, c)),
                 }
             }
-            Node::Fold { count, init, acc, counter, body } => {
+            Node::Fold {
+                count,
+                init,
+                acc,
+                counter,
+                body,
+            } => {
                 let init = self.lower(init)?;
                 if *count == 0 {
                     init
@@ -399,7 +424,11 @@ impl Lowering {
         let detached = self.frames.split_off(level + 1);
         let gen = self.next_gen;
         self.next_gen += 1;
-        self.frames.push(Frame { gen, instrs: Vec::new(), cse: HashMap::new() });
+        self.frames.push(Frame {
+            gen,
+            instrs: Vec::new(),
+            cse: HashMap::new(),
+        });
         let acc_reg = self.regs.len() as u32;
         self.regs.push(ty);
         let counter_reg = acc_reg + 1;
@@ -411,8 +440,17 @@ impl Lowering {
         self.frames.extend(detached);
         let next = next?;
         let body = frame.map(|f| f.instrs).unwrap_or_default();
-        let lp = Loop { count, init, counter: counter_reg, body, next };
-        self.frames[level].instrs.push(Instr { dst: acc_reg, op: Op::Loop(Box::new(lp)) });
+        let lp = Loop {
+            count,
+            init,
+            counter: counter_reg,
+            body,
+            next,
+        };
+        self.frames[level].instrs.push(Instr {
+            dst: acc_reg,
+            op: Op::Loop(Box::new(lp)),
+        });
         Ok(Operand::Reg(acc_reg))
     }
 }
@@ -423,7 +461,10 @@ mod tests {
     use crate::kernel::{fold, index, Expr, Kernel};
 
     fn program<O: crate::Element>(k: &Kernel<f32, O>) -> Program {
-        k.inner().program().cloned().unwrap_or_else(|e| panic!("lowering failed: {e}"))
+        k.inner()
+            .program()
+            .cloned()
+            .unwrap_or_else(|e| panic!("lowering failed: {e}"))
     }
 
     #[test]
@@ -433,7 +474,11 @@ mod tests {
             s.clone() * s + x.sin()
         });
         let p = program(&k);
-        let sins = p.body.iter().filter(|i| matches!(i.op, Op::Unary(UnOp::Sin, _))).count();
+        let sins = p
+            .body
+            .iter()
+            .filter(|i| matches!(i.op, Op::Unary(UnOp::Sin, _)))
+            .count();
         assert_eq!(sins, 1, "{p:#?}");
     }
 
@@ -446,23 +491,34 @@ mod tests {
         let p = program(&k);
         // 1 / 0 == 1 and 3 << (33 & 31) == 6, so the kernel is x + 7.
         assert_eq!(p.instruction_count(), 2, "{p:#?}");
-        assert!(p
-            .body
-            .iter()
-            .any(|i| i.op == Op::Binary(BinOp::Add, Operand::Reg(0), Operand::Const(ScalarType::F32, 7.0f32.to_bits()))));
+        assert!(p.body.iter().any(|i| i.op
+            == Op::Binary(
+                BinOp::Add,
+                Operand::Reg(0),
+                Operand::Const(ScalarType::F32, 7.0f32.to_bits())
+            )));
         let k = Kernel::map(|x: Expr<f32>| (x.cast::<u32>() << 40).cast::<f32>());
         let p = program(&k);
         let masked = p.body.iter().any(|i| {
-            matches!(i.op, Op::Binary(BinOp::Shl, _, Operand::Const(ScalarType::U32, 8)))
+            matches!(
+                i.op,
+                Op::Binary(BinOp::Shl, _, Operand::Const(ScalarType::U32, 8))
+            )
         });
         assert!(masked, "{p:#?}");
     }
 
     #[test]
     fn casts_to_different_types_stay_apart() {
-        let k = Kernel::map(|x: Expr<f32>| (x.cast::<i32>().cast::<f32>() + x.cast::<u32>().cast::<f32>()));
+        let k = Kernel::map(|x: Expr<f32>| {
+            x.cast::<i32>().cast::<f32>() + x.cast::<u32>().cast::<f32>()
+        });
         let p = program(&k);
-        let casts = p.body.iter().filter(|i| matches!(i.op, Op::Cast(Operand::Reg(0)))).count();
+        let casts = p
+            .body
+            .iter()
+            .filter(|i| matches!(i.op, Op::Cast(Operand::Reg(0))))
+            .count();
         assert_eq!(casts, 2, "{p:#?}");
     }
 
@@ -470,7 +526,12 @@ mod tests {
     fn loop_invariants_are_hoisted() {
         let k = Kernel::map(|x: Expr<f32>| fold(10, 0.0, |acc, _| acc + x.sin() * 2.0));
         let p = program(&k);
-        let Some(Op::Loop(l)) = p.body.iter().map(|i| &i.op).find(|o| matches!(o, Op::Loop(_))) else {
+        let Some(Op::Loop(l)) = p
+            .body
+            .iter()
+            .map(|i| &i.op)
+            .find(|o| matches!(o, Op::Loop(_)))
+        else {
             panic!("no loop: {p:#?}");
         };
         assert_eq!(l.body.len(), 1, "only the add stays in the loop: {p:#?}");
@@ -480,14 +541,24 @@ mod tests {
     fn nested_folds_and_index() {
         let k = Kernel::map(|x: Expr<f32>| {
             fold(3, x.clone(), |acc, i| {
-                fold(2, acc.clone(), |inner, j| inner + (i.clone() + j + index()).cast::<f32>())
+                fold(2, acc.clone(), |inner, j| {
+                    inner + (i.clone() + j + index()).cast::<f32>()
+                })
             })
         });
         let p = program(&k);
-        let Some(Op::Loop(outer)) = p.body.iter().map(|i| &i.op).find(|o| matches!(o, Op::Loop(_))) else {
+        let Some(Op::Loop(outer)) = p
+            .body
+            .iter()
+            .map(|i| &i.op)
+            .find(|o| matches!(o, Op::Loop(_)))
+        else {
             panic!("no loop: {p:#?}");
         };
-        assert!(outer.body.iter().any(|i| matches!(i.op, Op::Loop(_))), "{p:#?}");
+        assert!(
+            outer.body.iter().any(|i| matches!(i.op, Op::Loop(_))),
+            "{p:#?}"
+        );
     }
 
     #[test]
@@ -500,7 +571,10 @@ mod tests {
             });
             f + leaked.borrow().clone().unwrap_or(x)
         });
-        assert!(matches!(k.inner().program(), Err(Error::InvalidKernel { .. })));
+        assert!(matches!(
+            k.inner().program(),
+            Err(Error::InvalidKernel { .. })
+        ));
     }
 
     #[test]
@@ -520,6 +594,9 @@ mod tests {
             }
             e
         });
-        assert!(matches!(k.inner().program(), Err(Error::InvalidKernel { .. })));
+        assert!(matches!(
+            k.inner().program(),
+            Err(Error::InvalidKernel { .. })
+        ));
     }
 }

@@ -45,18 +45,29 @@ pub(crate) const AUTO_GPU_MIN: usize = 1 << 22;
 /// [`AUTO_GPU_MIN`] elements up, the CPU everything below. A software GPU (lavapipe)
 /// is never chosen: it runs on the same cores as the CPU device, only slower.
 pub(crate) fn auto_rule(n: usize, kinds: &[DeviceKind]) -> (Placement, String) {
-    let has_cpu = kinds.iter().any(|k| *k == DeviceKind::Cpu);
-    let hw_gpu = kinds.iter().any(|k| k.is_gpu() && *k != DeviceKind::SoftwareGpu);
+    let has_cpu = kinds.contains(&DeviceKind::Cpu);
+    let hw_gpu = kinds
+        .iter()
+        .any(|k| k.is_gpu() && *k != DeviceKind::SoftwareGpu);
     let any_gpu = kinds.iter().any(|k| k.is_gpu());
     if !has_cpu {
-        return (Placement::Gpu, "auto: gpu, the only kind of device in this runtime".into());
+        return (
+            Placement::Gpu,
+            "auto: gpu, the only kind of device in this runtime".into(),
+        );
     }
     if hw_gpu && n >= AUTO_GPU_MIN {
-        (Placement::Gpu, format!("auto: gpu, {n} elements >= {AUTO_GPU_MIN} (fixed rule, no model yet)"))
+        (
+            Placement::Gpu,
+            format!("auto: gpu, {n} elements >= {AUTO_GPU_MIN} (fixed rule, no model yet)"),
+        )
     } else if hw_gpu {
         (Placement::Cpu, format!("auto: cpu, {n} elements < {AUTO_GPU_MIN}: a gpu round trip would not pay (fixed rule)"))
     } else if any_gpu {
-        (Placement::Cpu, "auto: cpu, the only gpu is a software one sharing the cpu's cores".into())
+        (
+            Placement::Cpu,
+            "auto: cpu, the only gpu is a software one sharing the cpu's cores".into(),
+        )
     } else {
         (Placement::Cpu, "auto: cpu, no gpu in this runtime".into())
     }
@@ -84,7 +95,9 @@ pub(crate) fn shares(
         }
     };
     if gpu_part > 0 && gpus.is_empty() {
-        return Err(Error::NoAdapter { reason: no_gpu_reason.to_string() });
+        return Err(Error::NoAdapter {
+            reason: no_gpu_reason.to_string(),
+        });
     }
     if gpu_part < n && cpu.is_none() {
         return Err(Error::NoDevice { kind: "cpu" });
@@ -93,7 +106,11 @@ pub(crate) fn shares(
     let per = gpu_part.checked_div(gpus.len()).unwrap_or(0);
     let mut start = 0;
     for (j, &g) in gpus.iter().enumerate() {
-        let len = if j + 1 == gpus.len() { gpu_part - start } else { per };
+        let len = if j + 1 == gpus.len() {
+            gpu_part - start
+        } else {
+            per
+        };
         if len > 0 {
             out.push((g, start..start + len));
         }
@@ -125,7 +142,11 @@ mod tests {
                     next = r.end;
                 }
                 assert_eq!(next, n, "n={n} f={f}");
-                let gpu: usize = s.iter().filter(|(d, _)| *d != 0).map(|(_, r)| r.len()).sum();
+                let gpu: usize = s
+                    .iter()
+                    .filter(|(d, _)| *d != 0)
+                    .map(|(_, r)| r.len())
+                    .sum();
                 assert_eq!(gpu, (f * n as f64).round() as usize);
             }
         }
@@ -133,18 +154,36 @@ mod tests {
 
     #[test]
     fn bad_fraction_and_missing_devices_are_errors() {
-        assert!(matches!(shares(10, Placement::Split(1.5), &[Cpu], ""), Err(Error::BadSplit { .. })));
-        assert!(matches!(shares(10, Placement::Split(f64::NAN), &[Cpu], ""), Err(Error::BadSplit { .. })));
-        assert!(matches!(shares(10, Placement::Gpu, &[Cpu], "none"), Err(Error::NoAdapter { .. })));
-        assert!(matches!(shares(10, Placement::Cpu, &[DiscreteGpu], ""), Err(Error::NoDevice { .. })));
-        assert_eq!(shares(10, Placement::Split(0.0), &[Cpu], "").map(|s| s.len()), Ok(1));
+        assert!(matches!(
+            shares(10, Placement::Split(1.5), &[Cpu], ""),
+            Err(Error::BadSplit { .. })
+        ));
+        assert!(matches!(
+            shares(10, Placement::Split(f64::NAN), &[Cpu], ""),
+            Err(Error::BadSplit { .. })
+        ));
+        assert!(matches!(
+            shares(10, Placement::Gpu, &[Cpu], "none"),
+            Err(Error::NoAdapter { .. })
+        ));
+        assert!(matches!(
+            shares(10, Placement::Cpu, &[DiscreteGpu], ""),
+            Err(Error::NoDevice { .. })
+        ));
+        assert_eq!(
+            shares(10, Placement::Split(0.0), &[Cpu], "").map(|s| s.len()),
+            Ok(1)
+        );
     }
 
     #[test]
     fn auto_rule_never_picks_a_software_gpu_or_small_inputs() {
         assert_eq!(auto_rule(1 << 30, &[Cpu, SoftwareGpu]).0, Placement::Cpu);
         assert_eq!(auto_rule(1000, &[Cpu, DiscreteGpu]).0, Placement::Cpu);
-        assert_eq!(auto_rule(AUTO_GPU_MIN, &[Cpu, DiscreteGpu]).0, Placement::Gpu);
+        assert_eq!(
+            auto_rule(AUTO_GPU_MIN, &[Cpu, DiscreteGpu]).0,
+            Placement::Gpu
+        );
         assert_eq!(auto_rule(10, &[SoftwareGpu]).0, Placement::Gpu);
     }
 }
