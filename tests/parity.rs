@@ -17,8 +17,9 @@ use hybrid::{Expr, Kernel, Placement, Runtime};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// Cases per test (two tests: one- and two-input kernels) unless overridden.
-const DEFAULT_CASES: u64 = 150;
+/// Cases per test (two tests: one- and two-input kernels, 800 in all) unless overridden;
+/// fewer than a few hundred per test missed a CPU evaluator bug the generator does reach.
+const DEFAULT_CASES: u64 = 400;
 const SPLITS: [f64; 4] = [0.0, 0.3, 0.7, 1.0];
 
 fn seeds(base: u64) -> Vec<u64> {
@@ -33,7 +34,12 @@ fn seeds(base: u64) -> Vec<u64> {
 }
 
 /// Runs one case on every device and placement; adds to the tallies (cpu, gpu).
-fn run_case<I: Elem, O: Elem>(case: &Case, cpu: &Runtime, gpu: Option<&Runtime>, tally: &mut [Tally; 2]) {
+fn run_case<I: Elem, O: Elem>(
+    case: &Case,
+    cpu: &Runtime,
+    gpu: Option<&Runtime>,
+    tally: &mut [Tally; 2],
+) {
     let arity = case.shape.arity;
     let k: Kernel<I, O> = gen::kernel(&case.ast, arity);
     let mut rng = ChaCha8Rng::seed_from_u64(case.seed ^ 0x5eed_1234_abcd_0000);
@@ -42,15 +48,35 @@ fn run_case<I: Elem, O: Elem>(case: &Case, cpu: &Runtime, gpu: Option<&Runtime>,
         let (a, b) = inputs::<I>(&mut rng, n, arity);
         let mut refs = Refs::new(case, &a, &b);
         let what = format!("placement cpu, n = {n}");
-        let run = call(cpu, &k, &a, &b, arity, Placement::Cpu).unwrap_or_else(|e| panic!("{what}: {e}\n{case}"));
+        let run = call(cpu, &k, &a, &b, arity, Placement::Cpu)
+            .unwrap_or_else(|e| panic!("{what}: {e}\n{case}"));
         let r = refs.get(false);
-        check_output(case, &k, &what, &a, &b, &run.output, |i| (r[i], false), tally);
+        check_output(
+            case,
+            &k,
+            &what,
+            &a,
+            &b,
+            &run.output,
+            |i| (r[i], false),
+            tally,
+        );
 
         let Some(gpu) = gpu else { continue };
         let what = format!("placement gpu, n = {n}");
-        let run = call(gpu, &k, &a, &b, arity, Placement::Gpu).unwrap_or_else(|e| panic!("{what}: {e}\n{case}"));
+        let run = call(gpu, &k, &a, &b, arity, Placement::Gpu)
+            .unwrap_or_else(|e| panic!("{what}: {e}\n{case}"));
         let r = refs.get(true);
-        check_output(case, &k, &what, &a, &b, &run.output, |i| (r[i], true), tally);
+        check_output(
+            case,
+            &k,
+            &what,
+            &a,
+            &b,
+            &run.output,
+            |i| (r[i], true),
+            tally,
+        );
 
         for f in SPLITS {
             let what = format!("placement split({f}), n = {n}");
@@ -66,10 +92,17 @@ fn run_case<I: Elem, O: Elem>(case: &Case, cpu: &Runtime, gpu: Option<&Runtime>,
             }
             let on_gpu: Vec<bool> = on_gpu
                 .into_iter()
-                .map(|x| x.unwrap_or_else(|| panic!("{what}: an element is in no share: {}", run.report)))
+                .map(|x| {
+                    x.unwrap_or_else(|| panic!("{what}: an element is in no share: {}", run.report))
+                })
                 .collect();
             let gpu_elems = on_gpu.iter().filter(|&&g| g).count();
-            assert_eq!(gpu_elems, (f * n as f64).round() as usize, "{what}: gpu share\n{}", run.report);
+            assert_eq!(
+                gpu_elems,
+                (f * n as f64).round() as usize,
+                "{what}: gpu share\n{}",
+                run.report
+            );
             let (rc, rg) = (refs.get(false).to_vec(), refs.get(true).to_vec());
             check_output(
                 case,
@@ -78,7 +111,13 @@ fn run_case<I: Elem, O: Elem>(case: &Case, cpu: &Runtime, gpu: Option<&Runtime>,
                 &a,
                 &b,
                 &run.output,
-                |i| if on_gpu[i] { (rg[i], true) } else { (rc[i], false) },
+                |i| {
+                    if on_gpu[i] {
+                        (rg[i], true)
+                    } else {
+                        (rc[i], false)
+                    }
+                },
                 tally,
             );
         }
@@ -112,10 +151,20 @@ fn random_kernels(base: u64, arity: usize) {
         let tys = [Ty::F, Ty::I, Ty::U];
         let (i, o) = (pick.random_range(0..3), pick.random_range(0..3));
         shapes[i * 3 + o] += 1;
-        let case = gen::case(seed, Some(Shape { input: tys[i], output: tys[o], arity }));
+        let case = gen::case(
+            seed,
+            Some(Shape {
+                input: tys[i],
+                output: tys[o],
+                arity,
+            }),
+        );
         dispatch(&case, &cpu, gpu.as_ref(), &mut tally);
     }
-    eprintln!("{} cases, input x output type counts (f,i,u x f,i,u): {shapes:?}", seeds.len());
+    eprintln!(
+        "{} cases, input x output type counts (f,i,u x f,i,u): {shapes:?}",
+        seeds.len()
+    );
     let min = if seeds.len() > 1 { 10_000 } else { 1 };
     tally[0].assert_meaningful("cpu", min);
     if gpu.is_some() {
@@ -141,29 +190,61 @@ fn global_map_equals_cpu_placement() {
     let global_gpu = Runtime::global().expect("global runtime").has_gpu();
     let mut tally = [Tally::default(); 2];
     for seed in 5_000..5_030 {
-        let case = gen::case(seed, Some(Shape { input: Ty::F, output: Ty::F, arity: 1 + (seed % 2) as usize }));
+        let case = gen::case(
+            seed,
+            Some(Shape {
+                input: Ty::F,
+                output: Ty::F,
+                arity: 1 + (seed % 2) as usize,
+            }),
+        );
         let k: Kernel<f32, f32> = gen::kernel(&case.ast, case.shape.arity);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let (a, b) = inputs::<f32>(&mut rng, 3_000, case.shape.arity);
-        let want = call(&cpu, &k, &a, &b, case.shape.arity, Placement::Cpu).expect("cpu placement").output;
-        let got = if case.shape.arity == 1 { hybrid::map(&a, &k) } else { hybrid::map2(&a, &b, &k) }
-            .expect("hybrid::map on the global runtime");
+        let want = call(&cpu, &k, &a, &b, case.shape.arity, Placement::Cpu)
+            .expect("cpu placement")
+            .output;
+        let got = if case.shape.arity == 1 {
+            hybrid::map(&a, &k)
+        } else {
+            hybrid::map2(&a, &b, &k)
+        }
+        .expect("hybrid::map on the global runtime");
         if !global_gpu {
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                assert!(g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()), "{case}: element {i}: {g} != {w}");
+                assert!(
+                    g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                    "{case}: element {i}: {g} != {w}"
+                );
             }
         } else {
             let mut refs = Refs::new(&case, &a, &b);
             let (rc, rg) = (refs.get(false).to_vec(), refs.get(true).to_vec());
             // either device may have computed an element: accept the looser verdict
-            check_output(&case, &k, "hybrid::map", &a, &b, &got, |i| (if rg[i] == rc[i] { rc[i] } else { rg[i] }, true), &mut tally);
+            check_output(
+                &case,
+                &k,
+                "hybrid::map",
+                &a,
+                &b,
+                &got,
+                |i| (if rg[i] == rc[i] { rc[i] } else { rg[i] }, true),
+                &mut tally,
+            );
         }
     }
     // the integer path, on a kernel that mixes types
-    let k = Kernel::map2(|a: Expr<u32>, b: Expr<u32>| (a ^ (b.clone() << 3u32)) / b.max(1u32) + hybrid::index());
-    let a: Vec<u32> = (0..5_000u32).map(|i| i.wrapping_mul(2_654_435_761)).collect();
+    let k = Kernel::map2(|a: Expr<u32>, b: Expr<u32>| {
+        (a ^ (b.clone() << 3u32)) / b.max(1u32) + hybrid::index()
+    });
+    let a: Vec<u32> = (0..5_000u32)
+        .map(|i| i.wrapping_mul(2_654_435_761))
+        .collect();
     let b: Vec<u32> = (0..5_000u32).map(|i| i % 37).collect();
-    let want = cpu.map2(&a, &b, &k, Placement::Cpu).expect("cpu placement").output;
+    let want = cpu
+        .map2(&a, &b, &k, Placement::Cpu)
+        .expect("cpu placement")
+        .output;
     assert_eq!(hybrid::map2(&a, &b, &k).expect("hybrid::map2"), want);
     for (i, w) in want.iter().enumerate() {
         let (x, y) = (a[i], b[i]);
@@ -183,22 +264,44 @@ fn lengths_past_the_dispatch_limit() {
         runtimes.extend([(g, Placement::Gpu), (g, Placement::Split(0.5))]);
     }
 
-    let xs: Vec<u32> = (0..N as u32).map(|i| i.wrapping_mul(2_654_435_761)).collect();
+    let xs: Vec<u32> = (0..N as u32)
+        .map(|i| i.wrapping_mul(2_654_435_761))
+        .collect();
     let k = Kernel::map(|x: Expr<u32>| x * 3u32 + hybrid::index());
     for &(rt, p) in &runtimes {
         let run = rt.map(&xs, &k, p).unwrap_or_else(|e| panic!("{p}: {e}"));
         assert_eq!(run.output.len(), N);
-        assert_eq!(run.report.shares().iter().map(|s| s.elements()).sum::<usize>(), N);
+        assert_eq!(
+            run.report
+                .shares()
+                .iter()
+                .map(|s| s.elements())
+                .sum::<usize>(),
+            N
+        );
         for (i, (&y, &x)) in run.output.iter().zip(&xs).enumerate() {
-            assert_eq!(y, x.wrapping_mul(3).wrapping_add(i as u32), "{p}: element {i} of {N}\n{}", run.report);
+            assert_eq!(
+                y,
+                x.wrapping_mul(3).wrapping_add(i as u32),
+                "{p}: element {i} of {N}\n{}",
+                run.report
+            );
         }
     }
 
-    let a: Vec<f32> = (0..N).map(|i| ((i * 7_919) % 8_001) as f32 / 1_000.0 - 4.0).collect();
-    let b: Vec<f32> = (0..N).map(|i| ((i * 104_729) % 6_007) as f32 / 1_000.0 - 3.0).collect();
-    let k = Kernel::map2(|a: Expr<f32>, b: Expr<f32>| a.mul_add(b, 0.5) + hybrid::index().cast::<f32>());
+    let a: Vec<f32> = (0..N)
+        .map(|i| ((i * 7_919) % 8_001) as f32 / 1_000.0 - 4.0)
+        .collect();
+    let b: Vec<f32> = (0..N)
+        .map(|i| ((i * 104_729) % 6_007) as f32 / 1_000.0 - 3.0)
+        .collect();
+    let k = Kernel::map2(|a: Expr<f32>, b: Expr<f32>| {
+        a.mul_add(b, 0.5) + hybrid::index().cast::<f32>()
+    });
     for &(rt, p) in &runtimes {
-        let run = rt.map2(&a, &b, &k, p).unwrap_or_else(|e| panic!("{p}: {e}"));
+        let run = rt
+            .map2(&a, &b, &k, p)
+            .unwrap_or_else(|e| panic!("{p}: {e}"));
         assert_eq!(run.output.len(), N);
         for (i, &y) in run.output.iter().enumerate() {
             let (x, z) = (a[i] as f64, b[i] as f64);

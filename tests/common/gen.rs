@@ -156,7 +156,11 @@ pub enum Node {
     MulAdd(Box<Ast>, Box<Ast>, Box<Ast>),
     /// Bounds that are `Lit`s are passed as plain numbers.
     Clamp(Box<Ast>, Box<Ast>, Box<Ast>),
-    Fold { count: u32, init: Box<Ast>, body: Box<Ast> },
+    Fold {
+        count: u32,
+        init: Box<Ast>,
+        body: Box<Ast>,
+    },
 }
 
 /// A typed AST node.
@@ -264,7 +268,11 @@ impl Ast {
                 write!(f, ".cast::<{}>()", self.ty.name())
             }
             Node::MulAdd(a, b, c) | Node::Clamp(a, b, c) => {
-                let m = if matches!(self.node, Node::MulAdd(..)) { "mul_add" } else { "clamp" };
+                let m = if matches!(self.node, Node::MulAdd(..)) {
+                    "mul_add"
+                } else {
+                    "clamp"
+                };
                 p(f, a)?;
                 write!(f, ".{m}(")?;
                 match b.as_lit() {
@@ -349,7 +357,12 @@ pub fn case(seed: u64, shape: Option<Shape>) -> Case {
         arity: rng.random_range(1..=2),
     });
     let max_depth = rng.random_range(2..=6);
-    let mut g = Gen { rng: &mut rng, shape, folds: Vec::new(), budget: 40 };
+    let mut g = Gen {
+        rng: &mut rng,
+        shape,
+        folds: Vec::new(),
+        budget: 40,
+    };
     let ast = g.expr(shape.output, max_depth);
     Case { seed, shape, ast }
 }
@@ -362,12 +375,44 @@ struct Gen<'r> {
     budget: i32,
 }
 
-const F_CONSTS: [f32; 14] =
-    [0.5, 2.0, -1.5, 3.0, 0.25, 1.0, -2.0, 0.1, 10.0, 1.5, -0.75, 4.0, 0.0, 7.25];
-const I_CONSTS: [i32; 16] =
-    [0, 1, -1, 2, 3, -7, 7, 31, 32, 33, 255, 1000, -1000, i32::MIN, i32::MAX, 0x5555];
-const U_CONSTS: [u32; 15] =
-    [0, 1, 2, 3, 7, 31, 32, 33, 255, 1000, 0x8000_0000, u32::MAX, 0xdead_beef, 16, 0xffff];
+const F_CONSTS: [f32; 14] = [
+    0.5, 2.0, -1.5, 3.0, 0.25, 1.0, -2.0, 0.1, 10.0, 1.5, -0.75, 4.0, 0.0, 7.25,
+];
+const I_CONSTS: [i32; 16] = [
+    0,
+    1,
+    -1,
+    2,
+    3,
+    -7,
+    7,
+    31,
+    32,
+    33,
+    255,
+    1000,
+    -1000,
+    i32::MIN,
+    i32::MAX,
+    0x5555,
+];
+const U_CONSTS: [u32; 15] = [
+    0,
+    1,
+    2,
+    3,
+    7,
+    31,
+    32,
+    33,
+    255,
+    1000,
+    0x8000_0000,
+    u32::MAX,
+    0xdead_beef,
+    16,
+    0xffff,
+];
 const SHIFTS: [u32; 8] = [0, 1, 3, 8, 31, 32, 33, 255];
 
 impl Gen<'_> {
@@ -468,9 +513,16 @@ impl Gen<'_> {
             }
             (Form::EN, self.sub(ty, depth), Box::new(Ast::lit(l)))
         } else {
-            (Form::NE, Box::new(Ast::lit(self.lit(ty))), self.sub(ty, depth))
+            (
+                Form::NE,
+                Box::new(Ast::lit(self.lit(ty))),
+                self.sub(ty, depth),
+            )
         };
-        let out = if matches!(op, Bin::Lt | Bin::Le | Bin::Gt | Bin::Ge | Bin::Eq | Bin::Ne) {
+        let out = if matches!(
+            op,
+            Bin::Lt | Bin::Le | Bin::Gt | Bin::Ge | Bin::Eq | Bin::Ne
+        ) {
             Ty::B
         } else {
             ty
@@ -485,7 +537,11 @@ impl Gen<'_> {
     fn clamp_lits(&mut self, a: Box<Ast>, lo: f32, hi: f32) -> Box<Ast> {
         Box::new(Ast::new(
             Ty::F,
-            Node::Clamp(a, Box::new(Ast::lit(Lit::F(lo))), Box::new(Ast::lit(Lit::F(hi)))),
+            Node::Clamp(
+                a,
+                Box::new(Ast::lit(Lit::F(lo))),
+                Box::new(Ast::lit(Lit::F(hi))),
+            ),
         ))
     }
 
@@ -500,7 +556,10 @@ impl Gen<'_> {
         if to != Ty::F || self.p(0.3) {
             return x;
         }
-        Box::new(Ast::new(x.ty, Node::Bin(Bin::Rem, Form::EN, x, Box::new(Ast::lit(lit)))))
+        Box::new(Ast::new(
+            x.ty,
+            Node::Bin(Bin::Rem, Form::EN, x, Box::new(Ast::lit(lit))),
+        ))
     }
 
     fn fold(&mut self, ty: Ty, depth: u32) -> Ast {
@@ -516,7 +575,11 @@ impl Gen<'_> {
                 _ => self.pick(&[Bin::Add, Bin::Sub, Bin::Mul, Bin::Xor, Bin::Max]),
             };
             // Keep a float accumulator from growing without bound under `*`.
-            let rest = if ty == Ty::F && op == Bin::Mul { self.clamp_lits(rest, -1.5, 1.5) } else { rest };
+            let rest = if ty == Ty::F && op == Bin::Mul {
+                self.clamp_lits(rest, -1.5, 1.5)
+            } else {
+                rest
+            };
             Box::new(Ast::new(ty, Node::Bin(op, Form::EE, acc, rest)))
         } else {
             self.sub(ty, depth)
@@ -540,24 +603,40 @@ impl Gen<'_> {
             }
             6 => {
                 let a = self.sub(f, depth);
-                let a = if self.p(0.8) { Box::new(self.un(Abs, a)) } else { a };
+                let a = if self.p(0.8) {
+                    Box::new(self.un(Abs, a))
+                } else {
+                    a
+                };
                 self.un(Sqrt, a)
             }
             7 | 8 => {
                 let op = if self.p(0.5) { Sin } else { Cos };
                 let a = self.sub(f, depth);
-                let a = if self.p(0.9) { self.clamp_lits(a, -3.0, 3.0) } else { a };
+                let a = if self.p(0.9) {
+                    self.clamp_lits(a, -3.0, 3.0)
+                } else {
+                    a
+                };
                 self.un(op, a)
             }
             9 => {
                 let a = self.sub(f, depth);
-                let a = if self.p(0.85) { self.clamp_lits(a, -1.4, 1.4) } else { a };
+                let a = if self.p(0.85) {
+                    self.clamp_lits(a, -1.4, 1.4)
+                } else {
+                    a
+                };
                 self.un(Tan, a)
             }
             10 | 11 => {
                 let op = if self.p(0.5) { Exp } else { Exp2 };
                 let a = self.sub(f, depth);
-                let a = if self.p(0.9) { self.clamp_lits(a, -10.0, 10.0) } else { a };
+                let a = if self.p(0.9) {
+                    self.clamp_lits(a, -10.0, 10.0)
+                } else {
+                    a
+                };
                 self.un(op, a)
             }
             12 | 13 => {
@@ -577,7 +656,11 @@ impl Gen<'_> {
             }
             14 => {
                 let base = self.sub(f, depth);
-                let base = if self.p(0.8) { Box::new(self.un(Abs, base)) } else { base };
+                let base = if self.p(0.8) {
+                    Box::new(self.un(Abs, base))
+                } else {
+                    base
+                };
                 if self.p(0.4) {
                     let l = Ast::lit(Lit::F(self.pick(&[2.0, 0.5, -1.0, 3.0, 1.5, 0.0])));
                     Ast::new(f, Node::Bin(Bin::Pow, Form::EN, base, Box::new(l)))
@@ -614,7 +697,11 @@ impl Gen<'_> {
                 Ast::new(f, Node::MulAdd(a, b, c))
             }
             23 | 24 => {
-                let (c, a, b) = (self.sub(Ty::B, depth), self.sub(f, depth), self.sub(f, depth));
+                let (c, a, b) = (
+                    self.sub(Ty::B, depth),
+                    self.sub(f, depth),
+                    self.sub(f, depth),
+                );
                 Ast::new(f, Node::Select(c, a, b))
             }
             25 | 26 => {
@@ -653,7 +740,10 @@ impl Gen<'_> {
                 let (lo, hi) = if self.p(0.5) {
                     let (lo, hi) = match ty {
                         Ty::I => (Lit::I(-100), Lit::I(self.pick(&[0, 100, 1 << 20]))),
-                        _ => (Lit::U(self.pick(&[0, 10])), Lit::U(self.pick(&[100, 1 << 20]))),
+                        _ => (
+                            Lit::U(self.pick(&[0, 10])),
+                            Lit::U(self.pick(&[100, 1 << 20])),
+                        ),
                     };
                     (Box::new(Ast::lit(lo)), Box::new(Ast::lit(hi)))
                 } else {
@@ -662,7 +752,11 @@ impl Gen<'_> {
                 Ast::new(ty, Node::Clamp(x, lo, hi))
             }
             10 => {
-                let (a, b, c) = (self.sub(ty, depth), self.sub(ty, depth), self.sub(ty, depth));
+                let (a, b, c) = (
+                    self.sub(ty, depth),
+                    self.sub(ty, depth),
+                    self.sub(ty, depth),
+                );
                 Ast::new(ty, Node::MulAdd(a, b, c))
             }
             11 => self.binary(Bin::And, ty, depth, true),
@@ -684,7 +778,11 @@ impl Gen<'_> {
                 }
             }
             17 | 18 => {
-                let (c, a, b) = (self.sub(Ty::B, depth), self.sub(ty, depth), self.sub(ty, depth));
+                let (c, a, b) = (
+                    self.sub(Ty::B, depth),
+                    self.sub(ty, depth),
+                    self.sub(ty, depth),
+                );
                 Ast::new(ty, Node::Select(c, a, b))
             }
             19..=21 => {
@@ -716,7 +814,11 @@ impl Gen<'_> {
                 self.un(Un::Not, a)
             }
             _ => {
-                let (c, a, b) = (self.sub(Ty::B, depth), self.sub(Ty::B, depth), self.sub(Ty::B, depth));
+                let (c, a, b) = (
+                    self.sub(Ty::B, depth),
+                    self.sub(Ty::B, depth),
+                    self.sub(Ty::B, depth),
+                );
                 Ast::new(Ty::B, Node::Select(c, a, b))
             }
         }
@@ -842,10 +944,24 @@ fn dup(d: &Dyn) -> Dyn {
 /// The kernel for an AST, built through the public API.
 pub fn kernel<I: Elem, O: Elem>(ast: &Ast, arity: usize) -> Kernel<I, O> {
     if arity == 1 {
-        Kernel::map(|x: Expr<I>| O::unwrap(build(ast, &mut Cx { inputs: vec![I::wrap(x)], folds: vec![] })))
+        Kernel::map(|x: Expr<I>| {
+            O::unwrap(build(
+                ast,
+                &mut Cx {
+                    inputs: vec![I::wrap(x)],
+                    folds: vec![],
+                },
+            ))
+        })
     } else {
         Kernel::map2(|a: Expr<I>, b: Expr<I>| {
-            O::unwrap(build(ast, &mut Cx { inputs: vec![I::wrap(a), I::wrap(b)], folds: vec![] }))
+            O::unwrap(build(
+                ast,
+                &mut Cx {
+                    inputs: vec![I::wrap(a), I::wrap(b)],
+                    folds: vec![],
+                },
+            ))
         })
     }
 }
@@ -891,7 +1007,8 @@ macro_rules! method {
 }
 
 fn lit_of(a: &Ast) -> Lit {
-    a.as_lit().expect("generator bug: number operand is not a literal")
+    a.as_lit()
+        .expect("generator bug: number operand is not a literal")
 }
 
 fn constant(l: Lit) -> Dyn {

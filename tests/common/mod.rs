@@ -13,7 +13,9 @@ use gen::{Case, Elem};
 use reference::{Env, Table, Verdict, V};
 
 fn env_is(var: &str, value: &str) -> bool {
-    std::env::var(var).map(|v| v.trim().eq_ignore_ascii_case(value)).unwrap_or(false)
+    std::env::var(var)
+        .map(|v| v.trim().eq_ignore_ascii_case(value))
+        .unwrap_or(false)
 }
 
 /// Whether `HYBRID_BACKEND=cpu` excludes GPUs from this run.
@@ -36,7 +38,10 @@ pub fn gpu_runtime() -> Option<Runtime> {
     }
     let why = match Runtime::new() {
         Ok(rt) if rt.has_gpu() => return Some(rt),
-        Ok(rt) => rt.no_gpu_reason().unwrap_or("the runtime has no gpu").to_string(),
+        Ok(rt) => rt
+            .no_gpu_reason()
+            .unwrap_or("the runtime has no gpu")
+            .to_string(),
         Err(e) => format!("Runtime::new() failed: {e}"),
     };
     if gpu_required() {
@@ -48,7 +53,10 @@ pub fn gpu_runtime() -> Option<Runtime> {
 
 /// A runtime with the CPU device only, whatever the environment says.
 pub fn cpu_runtime() -> Runtime {
-    Runtime::builder().backend(Backend::Cpu).build().expect("a CPU-only runtime builds")
+    Runtime::builder()
+        .backend(Backend::Cpu)
+        .build()
+        .expect("a CPU-only runtime builds")
 }
 
 /// Runs a one- or two-input kernel (`b` empty for one input).
@@ -101,7 +109,11 @@ impl Tally {
             self.weak,
             100.0 * self.weak as f64 / self.checked.max(1) as f64,
         );
-        assert!(self.checked >= min_checked, "{what}: only {} elements checked", self.checked);
+        assert!(
+            self.checked >= min_checked,
+            "{what}: only {} elements checked",
+            self.checked
+        );
         assert!(
             self.vague() <= 0.2,
             "{what}: {:.1}% of the checked elements were unknown or weakly bounded (limit 20%)",
@@ -114,7 +126,11 @@ impl Tally {
 pub fn references<I: Elem>(case: &Case, table: &Table, a: &[I], b: &[I]) -> Vec<V> {
     (0..a.len())
         .map(|i| {
-            let y = if b.is_empty() { a[i].to_v() } else { b[i].to_v() };
+            let y = if b.is_empty() {
+                a[i].to_v()
+            } else {
+                b[i].to_v()
+            };
             let mut env = Env::new(table, [a[i].to_v(), y], i as u32);
             reference::eval(&case.ast, &mut env)
         })
@@ -132,12 +148,21 @@ pub struct Refs<'a, I> {
 
 impl<'a, I: Elem> Refs<'a, I> {
     pub fn new(case: &'a Case, a: &'a [I], b: &'a [I]) -> Self {
-        Refs { case, a, b, cpu: None, gpu: None }
+        Refs {
+            case,
+            a,
+            b,
+            cpu: None,
+            gpu: None,
+        }
     }
 
     pub fn get(&mut self, gpu: bool) -> &[V] {
-        let (slot, table) =
-            if gpu { (&mut self.gpu, &reference::GPU) } else { (&mut self.cpu, &reference::CPU) };
+        let (slot, table) = if gpu {
+            (&mut self.gpu, &reference::GPU)
+        } else {
+            (&mut self.cpu, &reference::CPU)
+        };
         slot.get_or_insert_with(|| references(self.case, table, self.a, self.b))
     }
 }
@@ -168,9 +193,18 @@ pub fn check_output<I: Elem, O: Elem>(
     }
     if let Some(&(i, got, r, on_gpu)) = failures.first() {
         let mut msg = String::new();
-        let _ = writeln!(msg, "{what}: {} of {} elements differ from the reference", failures.len(), out.len());
+        let _ = writeln!(
+            msg,
+            "{what}: {} of {} elements differ from the reference",
+            failures.len(),
+            out.len()
+        );
         let _ = writeln!(msg, "kernel: {case}");
-        let b_i = if b.is_empty() { String::new() } else { format!(", x1 = {:?}", b[i]) };
+        let b_i = if b.is_empty() {
+            String::new()
+        } else {
+            format!(", x1 = {:?}", b[i])
+        };
         let _ = writeln!(
             msg,
             "first at element {i} (computed by {}): x0 = {:?}{b_i}: got {got:?}, reference {r:?}",
@@ -178,17 +212,37 @@ pub fn check_output<I: Elem, O: Elem>(
             a[i]
         );
         for &(j, got, r, _) in failures.iter().skip(1).take(4) {
-            let _ = writeln!(msg, "  element {j}: x0 = {:?}, got {got:?}, reference {r:?}", a[j]);
+            let _ = writeln!(
+                msg,
+                "  element {j}: x0 = {:?}, got {got:?}, reference {r:?}",
+                a[j]
+            );
         }
-        let _ = writeln!(msg, "reproduce: HYBRID_PARITY_SEED={} cargo test --test parity", case.seed);
-        let _ = writeln!(msg, "wgsl:\n{}", k.wgsl().unwrap_or_else(|e| format!("<{e}>")));
+        let _ = writeln!(
+            msg,
+            "reproduce: HYBRID_PARITY_SEED={} cargo test --test parity",
+            case.seed
+        );
+        let _ = writeln!(
+            msg,
+            "wgsl:\n{}",
+            k.wgsl().unwrap_or_else(|e| format!("<{e}>"))
+        );
         panic!("{msg}");
     }
 }
 
 /// Random inputs for a case.
-pub fn inputs<I: Elem>(rng: &mut rand_chacha::ChaCha8Rng, n: usize, arity: usize) -> (Vec<I>, Vec<I>) {
+pub fn inputs<I: Elem>(
+    rng: &mut rand_chacha::ChaCha8Rng,
+    n: usize,
+    arity: usize,
+) -> (Vec<I>, Vec<I>) {
     let a = (0..n).map(|_| I::random(rng)).collect();
-    let b = if arity == 2 { (0..n).map(|_| I::random(rng)).collect() } else { Vec::new() };
+    let b = if arity == 2 {
+        (0..n).map(|_| I::random(rng)).collect()
+    } else {
+        Vec::new()
+    };
     (a, b)
 }

@@ -27,7 +27,12 @@ pub enum Allow {
     /// sin and cos).
     AbsOn { abs: f64, lo: f64, hi: f64 },
     /// An absolute error on `[lo, hi]`, `ulp` ULPs outside (WGSL's log and log2).
-    AbsOnElseUlp { abs: f64, lo: f64, hi: f64, ulp: f64 },
+    AbsOnElseUlp {
+        abs: f64,
+        lo: f64,
+        hi: f64,
+        ulp: f64,
+    },
     /// Computed by composing other operations, as WGSL defines it.
     Inherited,
 }
@@ -105,14 +110,32 @@ pub const GPU: Table = Table {
     div_range: (1.175_494_350_822_287_5e-38, 8.507_059_173_023_462e37), // 2^-126, 2^126
     // inherited from 1.0 / inverseSqrt(x): 2 ULP, then a 2.5 ULP division
     sqrt: Allow::Ulp(4.5),
-    sin: Allow::AbsOn { abs: TWO_M11, lo: -std::f64::consts::PI, hi: std::f64::consts::PI },
-    cos: Allow::AbsOn { abs: TWO_M11, lo: -std::f64::consts::PI, hi: std::f64::consts::PI },
+    sin: Allow::AbsOn {
+        abs: TWO_M11,
+        lo: -std::f64::consts::PI,
+        hi: std::f64::consts::PI,
+    },
+    cos: Allow::AbsOn {
+        abs: TWO_M11,
+        lo: -std::f64::consts::PI,
+        hi: std::f64::consts::PI,
+    },
     // inherited from sin(x) / cos(x)
     tan: Allow::Inherited,
     exp: Allow::UlpPlusArg(3.0, 2.0),
     exp2: Allow::UlpPlusArg(3.0, 2.0),
-    ln: Allow::AbsOnElseUlp { abs: TWO_M21, lo: 0.5, hi: 2.0, ulp: 3.0 },
-    log2: Allow::AbsOnElseUlp { abs: TWO_M21, lo: 0.5, hi: 2.0, ulp: 3.0 },
+    ln: Allow::AbsOnElseUlp {
+        abs: TWO_M21,
+        lo: 0.5,
+        hi: 2.0,
+        ulp: 3.0,
+    },
+    log2: Allow::AbsOnElseUlp {
+        abs: TWO_M21,
+        lo: 0.5,
+        hi: 2.0,
+        ulp: 3.0,
+    },
     // inherited from exp2(y * log2(x))
     pow: Allow::Inherited,
     int_to_float: Allow::Rounded,
@@ -125,7 +148,10 @@ pub const GPU: Table = Table {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum FV {
     /// Any conforming device gives a finite result within `e` of `v`.
-    Num { v: f64, e: f64 },
+    Num {
+        v: f64,
+        e: f64,
+    },
     Nan,
     /// Infinity, negative when `true`.
     Inf(bool),
@@ -177,7 +203,12 @@ pub struct Env<'a> {
 
 impl<'a> Env<'a> {
     pub fn new(table: &'a Table, inputs: [V; 2], index: u32) -> Self {
-        Env { table, inputs, index, folds: Vec::new() }
+        Env {
+            table,
+            inputs,
+            index,
+            folds: Vec::new(),
+        }
     }
 }
 
@@ -188,7 +219,11 @@ pub fn eval(ast: &Ast, env: &mut Env<'_>) -> V {
         Node::Input(k) => env.inputs[*k as usize],
         Node::Index => V::U(Some(env.index)),
         Node::Lit(l) => match *l {
-            Lit::F(x) => V::F(if x.is_finite() { exact(x as f64) } else { FV::Unknown }),
+            Lit::F(x) => V::F(if x.is_finite() {
+                exact(x as f64)
+            } else {
+                FV::Unknown
+            }),
             Lit::I(x) => V::I(Some(x)),
             Lit::U(x) => V::U(Some(x)),
             Lit::B(x) => V::B(Some(x)),
@@ -219,8 +254,16 @@ pub fn eval(ast: &Ast, env: &mut Env<'_>) -> V {
             let (a, b, c) = (eval(a, env), eval(b, env), eval(c, env));
             match (a, b, c) {
                 (V::F(a), V::F(b), V::F(c)) => V::F(add(t, t.add, mul(t, a, b), c)),
-                (V::I(a), V::I(b), V::I(c)) => V::I(a.zip(b).zip(c).map(|((a, b), c)| a.wrapping_mul(b).wrapping_add(c))),
-                (V::U(a), V::U(b), V::U(c)) => V::U(a.zip(b).zip(c).map(|((a, b), c)| a.wrapping_mul(b).wrapping_add(c))),
+                (V::I(a), V::I(b), V::I(c)) => V::I(
+                    a.zip(b)
+                        .zip(c)
+                        .map(|((a, b), c)| a.wrapping_mul(b).wrapping_add(c)),
+                ),
+                (V::U(a), V::U(b), V::U(c)) => V::U(
+                    a.zip(b)
+                        .zip(c)
+                        .map(|((a, b), c)| a.wrapping_mul(b).wrapping_add(c)),
+                ),
                 _ => panic!("reference: mul_add types"),
             }
         }
@@ -228,8 +271,12 @@ pub fn eval(ast: &Ast, env: &mut Env<'_>) -> V {
             let (x, lo, hi) = (eval(x, env), eval(lo, env), eval(hi, env));
             match (x, lo, hi) {
                 (V::F(x), V::F(lo), V::F(hi)) => V::F(clamp_f(t, x, lo, hi)),
-                (V::I(x), V::I(l), V::I(h)) => V::I(x.zip(l).zip(h).map(|((x, l), h)| x.max(l).min(h))),
-                (V::U(x), V::U(l), V::U(h)) => V::U(x.zip(l).zip(h).map(|((x, l), h)| x.max(l).min(h))),
+                (V::I(x), V::I(l), V::I(h)) => {
+                    V::I(x.zip(l).zip(h).map(|((x, l), h)| x.max(l).min(h)))
+                }
+                (V::U(x), V::U(l), V::U(h)) => {
+                    V::U(x.zip(l).zip(h).map(|((x, l), h)| x.max(l).min(h)))
+                }
                 _ => panic!("reference: clamp types"),
             }
         }
@@ -254,10 +301,17 @@ fn merge(a: V, b: V) -> V {
             if va == vb && ea == eb {
                 a
             } else {
-                V::F(FV::Num { v: 0.5 * (lo + hi), e: 0.5 * (hi - lo) })
+                V::F(FV::Num {
+                    v: 0.5 * (lo + hi),
+                    e: 0.5 * (hi - lo),
+                })
             }
         }
-        (V::F(x), V::F(y)) => V::F(if x == y && x != FV::Unknown { x } else { FV::Unknown }),
+        (V::F(x), V::F(y)) => V::F(if x == y && x != FV::Unknown {
+            x
+        } else {
+            FV::Unknown
+        }),
         (V::I(x), V::I(y)) => V::I(if x == y { x } else { None }),
         (V::U(x), V::U(y)) => V::U(if x == y { x } else { None }),
         (V::B(x), V::B(y)) => V::B(if x == y { x } else { None }),
@@ -291,7 +345,12 @@ fn finish(t: &Table, v: f64, e_prop: f64, allow: Allow, arg: (f64, f64)) -> FV {
             }
             abs
         }
-        Allow::AbsOnElseUlp { abs, lo, hi, ulp: k } => {
+        Allow::AbsOnElseUlp {
+            abs,
+            lo,
+            hi,
+            ulp: k,
+        } => {
             let inside = arg.0 >= lo && arg.1 <= hi;
             let outside = arg.1 < lo || arg.0 > hi;
             match (inside, outside) {
@@ -302,12 +361,15 @@ fn finish(t: &Table, v: f64, e_prop: f64, allow: Allow, arg: (f64, f64)) -> FV {
         }
         Allow::Inherited => panic!("reference: table entry is inherited; compose instead"),
     };
-    FV::Num { v, e: e_prop + own + t.subnormal + v.abs() * 1e-15 }
+    FV::Num {
+        v,
+        e: e_prop + own + t.subnormal + v.abs() * 1e-15,
+    }
 }
 
 /// NaN in, NaN out (IEEE); an infinity or unknown operand gives unknown.
 fn nonfinite_operand(t: &Table, xs: &[FV]) -> Option<FV> {
-    if xs.iter().any(|x| *x == FV::Nan) {
+    if xs.contains(&FV::Nan) {
         return Some(if t.nonfinite { FV::Nan } else { FV::Unknown });
     }
     if xs.iter().any(|x| !matches!(x, FV::Num { .. })) {
@@ -352,7 +414,13 @@ fn mul(t: &Table, a: FV, b: FV) -> FV {
         return r;
     }
     let ((va, ea), (vb, eb)) = (num(a), num(b));
-    finish(t, va * vb, va.abs() * eb + vb.abs() * ea + ea * eb, t.mul, (0.0, 0.0))
+    finish(
+        t,
+        va * vb,
+        va.abs() * eb + vb.abs() * ea + ea * eb,
+        t.mul,
+        (0.0, 0.0),
+    )
 }
 
 fn div(t: &Table, a: FV, b: FV) -> FV {
@@ -441,7 +509,11 @@ fn sin_cos(t: &Table, allow: Allow, x: FV, f: fn(f64) -> f64) -> FV {
 
 fn tan(t: &Table, x: FV) -> FV {
     if t.tan == Allow::Inherited {
-        return div(t, sin_cos(t, t.sin, x, f64::sin), sin_cos(t, t.cos, x, f64::cos));
+        return div(
+            t,
+            sin_cos(t, t.sin, x, f64::sin),
+            sin_cos(t, t.cos, x, f64::cos),
+        );
     }
     if let Some(r) = nonfinite_operand(t, &[x]) {
         return r;
@@ -487,7 +559,11 @@ fn pow(t: &Table, x: FV, y: FV) -> FV {
     if v - e <= 0.0 {
         return FV::Unknown;
     }
-    assert_eq!(t.pow, Allow::Inherited, "pow is computed as exp2(y * log2(x))");
+    assert_eq!(
+        t.pow,
+        Allow::Inherited,
+        "pow is computed as exp2(y * log2(x))"
+    );
     let l = log_like(t, t.log2, x, f64::log2);
     exp_like(t, t.exp2, mul(t, y, l), f64::exp2)
 }
@@ -502,7 +578,10 @@ fn min_max(a: FV, b: FV, max: bool) -> FV {
                 (a, b)
             } else {
                 // min and max are 1-Lipschitz in each operand
-                return FV::Num { v: if max { va.max(vb) } else { va.min(vb) }, e: ea.max(eb) };
+                return FV::Num {
+                    v: if max { va.max(vb) } else { va.min(vb) },
+                    e: ea.max(eb),
+                };
             };
             if max {
                 hi
@@ -560,7 +639,10 @@ fn unary(t: &Table, op: Un, a: V) -> V {
     match a {
         V::F(x) => V::F(match op {
             Un::Neg | Un::Abs => match x {
-                FV::Num { v, e } => FV::Num { v: if op == Un::Neg { -v } else { v.abs() }, e },
+                FV::Num { v, e } => FV::Num {
+                    v: if op == Un::Neg { -v } else { v.abs() },
+                    e,
+                },
                 FV::Inf(n) => FV::Inf(op == Un::Neg && !n),
                 other => other,
             },
@@ -624,7 +706,10 @@ fn rem_i32(a: i32, b: i32) -> i32 {
 }
 
 fn binary(t: &Table, op: Bin, a: V, b: V) -> V {
-    let is_cmp = matches!(op, Bin::Lt | Bin::Le | Bin::Gt | Bin::Ge | Bin::Eq | Bin::Ne);
+    let is_cmp = matches!(
+        op,
+        Bin::Lt | Bin::Le | Bin::Gt | Bin::Ge | Bin::Eq | Bin::Ne
+    );
     let icmp = |o: std::cmp::Ordering| -> bool {
         use std::cmp::Ordering::*;
         match op {
@@ -706,13 +791,21 @@ fn cast(t: &Table, a: V, to: super::gen::Ty) -> V {
     let int_to_float = |x: f64| V::F(finish(t, x, 0.0, t.int_to_float, (0.0, 0.0)));
     match (a, to) {
         (V::F(x), Ty::I | Ty::U) => {
-            let f = |v: f64| if to == Ty::I { v as i32 as f64 } else { v as u32 as f64 };
+            let f = |v: f64| {
+                if to == Ty::I {
+                    v as i32 as f64
+                } else {
+                    v as u32 as f64
+                }
+            };
             let r = match x {
                 FV::Num { .. } => step(x, f),
                 // NaN gives 0, infinities saturate: defined by the library on every
                 // device, but a GPU need not keep NaN and infinities at all
                 FV::Nan if t.nonfinite => Some(0.0),
-                FV::Inf(n) if t.nonfinite => Some(f(if n { f64::NEG_INFINITY } else { f64::INFINITY })),
+                FV::Inf(n) if t.nonfinite => {
+                    Some(f(if n { f64::NEG_INFINITY } else { f64::INFINITY }))
+                }
                 _ => None,
             };
             if to == Ty::I {
@@ -749,7 +842,9 @@ pub enum Verdict {
 pub const WEAK: f64 = 1e-2;
 
 pub fn check_f32(got: f32, r: V) -> Verdict {
-    let V::F(r) = r else { panic!("reference: f32 output expected") };
+    let V::F(r) = r else {
+        panic!("reference: f32 output expected")
+    };
     let g = got as f64;
     match r {
         FV::Unknown => Verdict::Unknown,
