@@ -1,0 +1,1248 @@
+//! A seeded generator of random kernels.
+//!
+//! The generator keeps its own typed AST ([`Ast`]), prints it as the Rust that builds the
+//! kernel, builds the `Expr` from it through the public API only ([`build`]), and is
+//! evaluated independently by [`super::reference`].
+
+use std::fmt;
+
+use hybrid::{fold, index, select, Element, Expr, Kernel};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::reference::{self, Verdict, V};
+
+/// The type of an AST node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ty {
+    F,
+    I,
+    U,
+    B,
+}
+
+impl Ty {
+    pub fn name(self) -> &'static str {
+        match self {
+            Ty::F => "f32",
+            Ty::I => "i32",
+            Ty::U => "u32",
+            Ty::B => "bool",
+        }
+    }
+}
+
+/// A literal.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Lit {
+    F(f32),
+    I(i32),
+    U(u32),
+    B(bool),
+}
+
+impl fmt::Display for Lit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Lit::F(x) if x.is_finite() => write!(f, "{x:?}f32"),
+            Lit::F(x) => write!(f, "f32::from_bits({:#x})", x.to_bits()),
+            Lit::I(x) => write!(f, "({x}i32)"),
+            Lit::U(x) => write!(f, "{x}u32"),
+            Lit::B(x) => write!(f, "{x}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Un {
+    Neg,
+    Not,
+    Abs,
+    Sqrt,
+    Sin,
+    Cos,
+    Tan,
+    Exp,
+    Exp2,
+    Ln,
+    Log2,
+    Floor,
+    Ceil,
+    Round,
+    Fract,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bin {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+    Min,
+    Max,
+    Pow,
+    And,
+    Or,
+    Xor,
+    Shl,
+    Shr,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+impl Bin {
+    fn symbol(self, ty: Ty) -> Option<&'static str> {
+        Some(match self {
+            Bin::And if ty != Ty::B => "&",
+            Bin::Or if ty != Ty::B => "|",
+            Bin::Add => "+",
+            Bin::Sub => "-",
+            Bin::Mul => "*",
+            Bin::Div => "/",
+            Bin::Rem => "%",
+            Bin::Xor => "^",
+            Bin::Shl => "<<",
+            Bin::Shr => ">>",
+            _ => return None,
+        })
+    }
+    fn method(self) -> &'static str {
+        match self {
+            Bin::Min => "min",
+            Bin::Max => "max",
+            Bin::Pow => "pow",
+            Bin::And => "and",
+            Bin::Or => "or",
+            Bin::Lt => "lt",
+            Bin::Le => "le",
+            Bin::Gt => "gt",
+            Bin::Ge => "ge",
+            Bin::Eq => "eq",
+            Bin::Ne => "ne",
+            _ => "?",
+        }
+    }
+}
+
+/// How a binary operation's operands are given: both `Expr`, `Expr op number`, or
+/// `number op Expr`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    EE,
+    EN,
+    NE,
+}
+
+#[derive(Debug, Clone)]
+pub enum Node {
+    Input(u8),
+    Index,
+    Lit(Lit),
+    /// The accumulator of the fold at this nesting level (0 = outermost).
+    Acc(usize),
+    /// The counter of the fold at this nesting level.
+    Counter(usize),
+    Un(Un, Box<Ast>),
+    /// With `Form::EN` the right operand is a `Lit`, with `Form::NE` the left one.
+    Bin(Bin, Form, Box<Ast>, Box<Ast>),
+    Select(Box<Ast>, Box<Ast>, Box<Ast>),
+    /// Conversion to this node's type.
+    Cast(Box<Ast>),
+    MulAdd(Box<Ast>, Box<Ast>, Box<Ast>),
+    /// Bounds that are `Lit`s are passed as plain numbers.
+    Clamp(Box<Ast>, Box<Ast>, Box<Ast>),
+    Fold {
+        count: u32,
+        init: Box<Ast>,
+        body: Box<Ast>,
+    },
+}
+
+/// A typed AST node.
+#[derive(Debug, Clone)]
+pub struct Ast {
+    pub ty: Ty,
+    pub node: Node,
+}
+
+impl Ast {
+    fn new(ty: Ty, node: Node) -> Ast {
+        Ast { ty, node }
+    }
+    pub fn lit(l: Lit) -> Ast {
+        let ty = match l {
+            Lit::F(_) => Ty::F,
+            Lit::I(_) => Ty::I,
+            Lit::U(_) => Ty::U,
+            Lit::B(_) => Ty::B,
+        };
+        Ast::new(ty, Node::Lit(l))
+    }
+    fn as_lit(&self) -> Option<Lit> {
+        match self.node {
+            Node::Lit(l) => Some(l),
+            _ => None,
+        }
+    }
+    /// Number of nodes.
+    pub fn size(&self) -> usize {
+        1 + match &self.node {
+            Node::Input(_) | Node::Index | Node::Lit(_) | Node::Acc(_) | Node::Counter(_) => 0,
+            Node::Un(_, a) | Node::Cast(a) => a.size(),
+            Node::Bin(_, _, a, b) => a.size() + b.size(),
+            Node::Select(a, b, c) | Node::MulAdd(a, b, c) | Node::Clamp(a, b, c) => {
+                a.size() + b.size() + c.size()
+            }
+            Node::Fold { init, body, .. } => init.size() + body.size(),
+        }
+    }
+
+    fn fmt_at(&self, f: &mut fmt::Formatter<'_>, level: usize) -> fmt::Result {
+        let p = |f: &mut fmt::Formatter<'_>, a: &Ast| a.fmt_at(f, level);
+        match &self.node {
+            Node::Input(k) => write!(f, "x{k}.clone()"),
+            Node::Index => write!(f, "index()"),
+            Node::Lit(l) => write!(f, "Expr::constant({l})"),
+            Node::Acc(l) => write!(f, "acc{l}.clone()"),
+            Node::Counter(l) => write!(f, "i{l}.clone()"),
+            Node::Un(op, a) => {
+                let name = match op {
+                    Un::Neg => return write!(f, "(-{})", Wrap(a, level)),
+                    Un::Not => return write!(f, "(!{})", Wrap(a, level)),
+                    Un::Abs => "abs",
+                    Un::Sqrt => "sqrt",
+                    Un::Sin => "sin",
+                    Un::Cos => "cos",
+                    Un::Tan => "tan",
+                    Un::Exp => "exp",
+                    Un::Exp2 => "exp2",
+                    Un::Ln => "ln",
+                    Un::Log2 => "log2",
+                    Un::Floor => "floor",
+                    Un::Ceil => "ceil",
+                    Un::Round => "round",
+                    Un::Fract => "fract",
+                };
+                p(f, a)?;
+                write!(f, ".{name}()")
+            }
+            Node::Bin(op, form, a, b) => {
+                let side = |f: &mut fmt::Formatter<'_>, x: &Ast, num: bool| -> fmt::Result {
+                    match (num, x.as_lit()) {
+                        (true, Some(l)) => write!(f, "{l}"),
+                        _ => p(f, x),
+                    }
+                };
+                match op.symbol(a.ty) {
+                    Some(s) => {
+                        write!(f, "(")?;
+                        side(f, a, *form == Form::NE)?;
+                        write!(f, " {s} ")?;
+                        side(f, b, *form == Form::EN)?;
+                        write!(f, ")")
+                    }
+                    None => {
+                        p(f, a)?;
+                        write!(f, ".{}(", op.method())?;
+                        side(f, b, *form == Form::EN)?;
+                        write!(f, ")")
+                    }
+                }
+            }
+            Node::Select(c, a, b) => {
+                write!(f, "select(")?;
+                p(f, c)?;
+                write!(f, ", ")?;
+                p(f, a)?;
+                write!(f, ", ")?;
+                p(f, b)?;
+                write!(f, ")")
+            }
+            Node::Cast(a) => {
+                p(f, a)?;
+                write!(f, ".cast::<{}>()", self.ty.name())
+            }
+            Node::MulAdd(a, b, c) | Node::Clamp(a, b, c) => {
+                let m = if matches!(self.node, Node::MulAdd(..)) {
+                    "mul_add"
+                } else {
+                    "clamp"
+                };
+                p(f, a)?;
+                write!(f, ".{m}(")?;
+                match b.as_lit() {
+                    Some(l) if m == "clamp" => write!(f, "{l}")?,
+                    _ => p(f, b)?,
+                }
+                write!(f, ", ")?;
+                match c.as_lit() {
+                    Some(l) if m == "clamp" => write!(f, "{l}")?,
+                    _ => p(f, c)?,
+                }
+                write!(f, ")")
+            }
+            Node::Fold { count, init, body } => {
+                write!(f, "fold::<{}>({count}, ", self.ty.name())?;
+                p(f, init)?;
+                write!(f, ", |acc{level}, i{level}| ")?;
+                body.fmt_at(f, level + 1)?;
+                write!(f, ")")
+            }
+        }
+    }
+}
+
+struct Wrap<'a>(&'a Ast, usize);
+impl fmt::Display for Wrap<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt_at(f, self.1)
+    }
+}
+
+impl fmt::Display for Ast {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_at(f, 0)
+    }
+}
+
+/// The types of a random kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub input: Ty,
+    pub output: Ty,
+    pub arity: usize,
+}
+
+/// One random kernel: its seed, shape and AST.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub seed: u64,
+    pub shape: Shape,
+    pub ast: Ast,
+}
+
+impl fmt::Display for Case {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.shape;
+        let args = if s.arity == 1 {
+            format!("x0: Expr<{}>", s.input.name())
+        } else {
+            format!("x0: Expr<{0}>, x1: Expr<{0}>", s.input.name())
+        };
+        let ctor = if s.arity == 1 { "map" } else { "map2" };
+        write!(
+            f,
+            "seed {}: Kernel::<{}, {}>::{ctor}(|{args}| {})",
+            self.seed,
+            s.input.name(),
+            s.output.name(),
+            self.ast
+        )
+    }
+}
+
+const ELEMENT_TYS: [Ty; 3] = [Ty::F, Ty::I, Ty::U];
+
+/// The kernel for `seed`: shape chosen at random unless given.
+pub fn case(seed: u64, shape: Option<Shape>) -> Case {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let shape = shape.unwrap_or_else(|| Shape {
+        input: ELEMENT_TYS[rng.random_range(0..3)],
+        output: ELEMENT_TYS[rng.random_range(0..3)],
+        arity: rng.random_range(1..=2),
+    });
+    let max_depth = rng.random_range(2..=6);
+    let mut g = Gen {
+        rng: &mut rng,
+        shape,
+        folds: Vec::new(),
+        budget: 40,
+    };
+    let ast = g.expr(shape.output, max_depth);
+    Case { seed, shape, ast }
+}
+
+struct Gen<'r> {
+    rng: &'r mut ChaCha8Rng,
+    shape: Shape,
+    /// Accumulator types of the enclosing folds.
+    folds: Vec<Ty>,
+    budget: i32,
+}
+
+const F_CONSTS: [f32; 14] = [
+    0.5, 2.0, -1.5, 3.0, 0.25, 1.0, -2.0, 0.1, 10.0, 1.5, -0.75, 4.0, 0.0, 7.25,
+];
+const I_CONSTS: [i32; 16] = [
+    0,
+    1,
+    -1,
+    2,
+    3,
+    -7,
+    7,
+    31,
+    32,
+    33,
+    255,
+    1000,
+    -1000,
+    i32::MIN,
+    i32::MAX,
+    0x5555,
+];
+const U_CONSTS: [u32; 15] = [
+    0,
+    1,
+    2,
+    3,
+    7,
+    31,
+    32,
+    33,
+    255,
+    1000,
+    0x8000_0000,
+    u32::MAX,
+    0xdead_beef,
+    16,
+    0xffff,
+];
+const SHIFTS: [u32; 8] = [0, 1, 3, 8, 31, 32, 33, 255];
+
+impl Gen<'_> {
+    fn p(&mut self, prob: f64) -> bool {
+        self.rng.random_bool(prob)
+    }
+
+    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[self.rng.random_range(0..xs.len())]
+    }
+
+    fn lit(&mut self, ty: Ty) -> Lit {
+        match ty {
+            Ty::F => Lit::F(self.pick(&F_CONSTS)),
+            Ty::I => Lit::I(self.pick(&I_CONSTS)),
+            Ty::U => Lit::U(self.pick(&U_CONSTS)),
+            Ty::B => Lit::B(self.p(0.5)),
+        }
+    }
+
+    fn input(&mut self) -> Ast {
+        let k = self.rng.random_range(0..self.shape.arity) as u8;
+        Ast::new(self.shape.input, Node::Input(k))
+    }
+
+    fn leaf(&mut self, ty: Ty) -> Ast {
+        // Inside a fold, use its accumulator or counter often.
+        if let Some(level) = (0..self.folds.len()).rev().find(|&l| self.folds[l] == ty) {
+            if self.p(0.4) {
+                return Ast::new(ty, Node::Acc(level));
+            }
+        }
+        if ty == Ty::U && !self.folds.is_empty() && self.p(0.3) {
+            let level = self.rng.random_range(0..self.folds.len());
+            return Ast::new(ty, Node::Counter(level));
+        }
+        match ty {
+            Ty::B => {
+                if self.p(0.15) {
+                    return Ast::lit(self.lit(Ty::B));
+                }
+                let x = self.input();
+                let l = Ast::lit(self.lit(x.ty));
+                let op = self.pick(&[Bin::Lt, Bin::Le, Bin::Gt, Bin::Ge, Bin::Eq, Bin::Ne]);
+                Ast::new(Ty::B, Node::Bin(op, Form::EN, Box::new(x), Box::new(l)))
+            }
+            _ => {
+                let r = self.rng.random_range(0..100);
+                if r < 15 {
+                    Ast::lit(self.lit(ty))
+                } else if r < 25 {
+                    let i = Ast::new(Ty::U, Node::Index);
+                    if ty == Ty::U {
+                        i
+                    } else {
+                        Ast::new(ty, Node::Cast(Box::new(i)))
+                    }
+                } else {
+                    let x = self.input();
+                    if x.ty == ty {
+                        x
+                    } else {
+                        let x = self.small(Box::new(x), ty);
+                        Ast::new(ty, Node::Cast(x))
+                    }
+                }
+            }
+        }
+    }
+
+    fn expr(&mut self, ty: Ty, depth: u32) -> Ast {
+        self.budget -= 1;
+        if depth == 0 || self.budget <= 0 || self.p(0.12) {
+            return self.leaf(ty);
+        }
+        match ty {
+            Ty::F => self.float(depth),
+            Ty::I | Ty::U => self.int(ty, depth),
+            Ty::B => self.boolean(depth),
+        }
+    }
+
+    fn sub(&mut self, ty: Ty, depth: u32) -> Box<Ast> {
+        Box::new(self.expr(ty, depth - 1))
+    }
+
+    fn binary(&mut self, op: Bin, ty: Ty, depth: u32, allow_ne: bool) -> Ast {
+        let r = self.rng.random_range(0..100);
+        let (form, a, b) = if r < 60 {
+            (Form::EE, self.sub(ty, depth), self.sub(ty, depth))
+        } else if r < 85 || !allow_ne {
+            let mut l = self.lit(ty);
+            if matches!(op, Bin::Div | Bin::Rem) && self.p(0.8) {
+                // a literal zero divisor makes a float result unknown: keep it rare
+                while matches!(l, Lit::F(x) if x == 0.0) {
+                    l = self.lit(ty);
+                }
+            }
+            (Form::EN, self.sub(ty, depth), Box::new(Ast::lit(l)))
+        } else {
+            (
+                Form::NE,
+                Box::new(Ast::lit(self.lit(ty))),
+                self.sub(ty, depth),
+            )
+        };
+        let out = if matches!(
+            op,
+            Bin::Lt | Bin::Le | Bin::Gt | Bin::Ge | Bin::Eq | Bin::Ne
+        ) {
+            Ty::B
+        } else {
+            ty
+        };
+        Ast::new(out, Node::Bin(op, form, a, b))
+    }
+
+    fn un(&mut self, op: Un, a: Box<Ast>) -> Ast {
+        Ast::new(a.ty, Node::Un(op, a))
+    }
+
+    fn clamp_lits(&mut self, a: Box<Ast>, lo: f32, hi: f32) -> Box<Ast> {
+        Box::new(Ast::new(
+            Ty::F,
+            Node::Clamp(
+                a,
+                Box::new(Ast::lit(Lit::F(lo))),
+                Box::new(Ast::lit(Lit::F(hi))),
+            ),
+        ))
+    }
+
+    /// Most integers converted to f32 are first brought into -999..=999 (`% 1000`), so
+    /// that float arithmetic on them stays in a range where results are comparable.
+    fn small(&mut self, x: Box<Ast>, to: Ty) -> Box<Ast> {
+        let lit = match x.ty {
+            Ty::I => Lit::I(1000),
+            Ty::U => Lit::U(1000),
+            _ => return x,
+        };
+        if to != Ty::F || self.p(0.3) {
+            return x;
+        }
+        Box::new(Ast::new(
+            x.ty,
+            Node::Bin(Bin::Rem, Form::EN, x, Box::new(Ast::lit(lit))),
+        ))
+    }
+
+    fn fold(&mut self, ty: Ty, depth: u32) -> Ast {
+        let count = self.pick(&[0, 1, 2, 3, 4]);
+        let init = self.sub(ty, depth);
+        self.folds.push(ty);
+        let level = self.folds.len() - 1;
+        let body = if self.p(0.75) {
+            let acc = Box::new(Ast::new(ty, Node::Acc(level)));
+            let rest = self.sub(ty, depth);
+            let op = match ty {
+                Ty::F => self.pick(&[Bin::Add, Bin::Sub, Bin::Mul, Bin::Min, Bin::Max]),
+                _ => self.pick(&[Bin::Add, Bin::Sub, Bin::Mul, Bin::Xor, Bin::Max]),
+            };
+            // Keep a float accumulator from growing without bound under `*`.
+            let rest = if ty == Ty::F && op == Bin::Mul {
+                self.clamp_lits(rest, -1.5, 1.5)
+            } else {
+                rest
+            };
+            Box::new(Ast::new(ty, Node::Bin(op, Form::EE, acc, rest)))
+        } else {
+            self.sub(ty, depth)
+        };
+        self.folds.pop();
+        Ast::new(ty, Node::Fold { count, init, body })
+    }
+
+    fn float(&mut self, depth: u32) -> Ast {
+        use Un::*;
+        let f = Ty::F;
+        match self.rng.random_range(0..30) {
+            0 => self.binary(Bin::Add, f, depth, true),
+            1 => self.binary(Bin::Sub, f, depth, true),
+            2 => self.binary(Bin::Mul, f, depth, true),
+            3 => self.binary(Bin::Div, f, depth, true),
+            4 => self.binary(Bin::Rem, f, depth, true),
+            5 => {
+                let a = self.sub(f, depth);
+                self.un(Neg, a)
+            }
+            6 => {
+                let a = self.sub(f, depth);
+                let a = if self.p(0.8) {
+                    Box::new(self.un(Abs, a))
+                } else {
+                    a
+                };
+                self.un(Sqrt, a)
+            }
+            7 | 8 => {
+                let op = if self.p(0.5) { Sin } else { Cos };
+                let a = self.sub(f, depth);
+                let a = if self.p(0.9) {
+                    self.clamp_lits(a, -3.0, 3.0)
+                } else {
+                    a
+                };
+                self.un(op, a)
+            }
+            9 => {
+                let a = self.sub(f, depth);
+                let a = if self.p(0.85) {
+                    self.clamp_lits(a, -1.4, 1.4)
+                } else {
+                    a
+                };
+                self.un(Tan, a)
+            }
+            10 | 11 => {
+                let op = if self.p(0.5) { Exp } else { Exp2 };
+                let a = self.sub(f, depth);
+                let a = if self.p(0.9) {
+                    self.clamp_lits(a, -10.0, 10.0)
+                } else {
+                    a
+                };
+                self.un(op, a)
+            }
+            12 | 13 => {
+                let op = if self.p(0.5) { Ln } else { Log2 };
+                let a = self.sub(f, depth);
+                let r = self.rng.random_range(0..4);
+                let a = match r {
+                    0 | 1 => {
+                        let abs = Box::new(self.un(Abs, a));
+                        let c = Box::new(Ast::lit(Lit::F(self.pick(&[0.5, 0.01, 1.0]))));
+                        Box::new(Ast::new(f, Node::Bin(Bin::Add, Form::EN, abs, c)))
+                    }
+                    2 => Box::new(self.un(Abs, a)),
+                    _ => a,
+                };
+                self.un(op, a)
+            }
+            14 => {
+                let base = self.sub(f, depth);
+                let base = if self.p(0.8) {
+                    Box::new(self.un(Abs, base))
+                } else {
+                    base
+                };
+                if self.p(0.4) {
+                    let l = Ast::lit(Lit::F(self.pick(&[2.0, 0.5, -1.0, 3.0, 1.5, 0.0])));
+                    Ast::new(f, Node::Bin(Bin::Pow, Form::EN, base, Box::new(l)))
+                } else {
+                    let e = self.sub(f, depth);
+                    let e = self.clamp_lits(e, -3.0, 3.0);
+                    Ast::new(f, Node::Bin(Bin::Pow, Form::EE, base, e))
+                }
+            }
+            15 => {
+                let a = self.sub(f, depth);
+                self.un(Abs, a)
+            }
+            16 | 17 => {
+                let op = self.pick(&[Floor, Ceil, Round, Fract]);
+                let a = self.sub(f, depth);
+                self.un(op, a)
+            }
+            18 => self.binary(Bin::Min, f, depth, false),
+            19 => self.binary(Bin::Max, f, depth, false),
+            20 => {
+                let x = self.sub(f, depth);
+                if self.p(0.7) {
+                    let lo = self.pick(&[-2.0, -1.0, 0.0, -0.5]);
+                    let hi = self.pick(&[0.5, 1.0, 2.5]);
+                    *self.clamp_lits(x, lo, hi)
+                } else {
+                    let (lo, hi) = (self.sub(f, depth), self.sub(f, depth));
+                    Ast::new(f, Node::Clamp(x, lo, hi))
+                }
+            }
+            21 | 22 => {
+                let (a, b, c) = (self.sub(f, depth), self.sub(f, depth), self.sub(f, depth));
+                Ast::new(f, Node::MulAdd(a, b, c))
+            }
+            23 | 24 => {
+                let (c, a, b) = (
+                    self.sub(Ty::B, depth),
+                    self.sub(f, depth),
+                    self.sub(f, depth),
+                );
+                Ast::new(f, Node::Select(c, a, b))
+            }
+            25 | 26 => {
+                let from = self.pick(&[Ty::I, Ty::U, Ty::B]);
+                let a = self.sub(from, depth);
+                let a = self.small(a, f);
+                Ast::new(f, Node::Cast(a))
+            }
+            27 if self.folds.len() < 2 => self.fold(f, depth),
+            _ => {
+                let op = self.pick(&[Bin::Add, Bin::Mul, Bin::Sub]);
+                self.binary(op, f, depth, true)
+            }
+        }
+    }
+
+    fn int(&mut self, ty: Ty, depth: u32) -> Ast {
+        match self.rng.random_range(0..26) {
+            0 => self.binary(Bin::Add, ty, depth, true),
+            1 => self.binary(Bin::Sub, ty, depth, true),
+            2 => self.binary(Bin::Mul, ty, depth, true),
+            3 => self.binary(Bin::Div, ty, depth, true),
+            4 => self.binary(Bin::Rem, ty, depth, true),
+            5 if ty == Ty::I => {
+                let a = self.sub(ty, depth);
+                self.un(Un::Neg, a)
+            }
+            6 => {
+                let a = self.sub(ty, depth);
+                self.un(Un::Abs, a)
+            }
+            7 => self.binary(Bin::Min, ty, depth, false),
+            8 => self.binary(Bin::Max, ty, depth, false),
+            9 => {
+                let x = self.sub(ty, depth);
+                let (lo, hi) = if self.p(0.5) {
+                    let (lo, hi) = match ty {
+                        Ty::I => (Lit::I(-100), Lit::I(self.pick(&[0, 100, 1 << 20]))),
+                        _ => (
+                            Lit::U(self.pick(&[0, 10])),
+                            Lit::U(self.pick(&[100, 1 << 20])),
+                        ),
+                    };
+                    (Box::new(Ast::lit(lo)), Box::new(Ast::lit(hi)))
+                } else {
+                    (self.sub(ty, depth), self.sub(ty, depth))
+                };
+                Ast::new(ty, Node::Clamp(x, lo, hi))
+            }
+            10 => {
+                let (a, b, c) = (
+                    self.sub(ty, depth),
+                    self.sub(ty, depth),
+                    self.sub(ty, depth),
+                );
+                Ast::new(ty, Node::MulAdd(a, b, c))
+            }
+            11 => self.binary(Bin::And, ty, depth, true),
+            12 => self.binary(Bin::Or, ty, depth, true),
+            13 => self.binary(Bin::Xor, ty, depth, true),
+            14 => {
+                let a = self.sub(ty, depth);
+                self.un(Un::Not, a)
+            }
+            15 | 16 => {
+                let op = if self.p(0.5) { Bin::Shl } else { Bin::Shr };
+                let a = self.sub(ty, depth);
+                if self.p(0.5) {
+                    let s = Ast::lit(Lit::U(self.pick(&SHIFTS)));
+                    Ast::new(ty, Node::Bin(op, Form::EN, a, Box::new(s)))
+                } else {
+                    let s = self.sub(Ty::U, depth);
+                    Ast::new(ty, Node::Bin(op, Form::EE, a, s))
+                }
+            }
+            17 | 18 => {
+                let (c, a, b) = (
+                    self.sub(Ty::B, depth),
+                    self.sub(ty, depth),
+                    self.sub(ty, depth),
+                );
+                Ast::new(ty, Node::Select(c, a, b))
+            }
+            19..=21 => {
+                let other = if ty == Ty::I { Ty::U } else { Ty::I };
+                let from = self.pick(&[Ty::F, Ty::F, other, Ty::B]);
+                let a = self.sub(from, depth);
+                Ast::new(ty, Node::Cast(a))
+            }
+            22 if self.folds.len() < 2 => self.fold(ty, depth),
+            23 if ty == Ty::U => Ast::new(Ty::U, Node::Index),
+            _ => {
+                let op = self.pick(&[Bin::Add, Bin::Mul, Bin::Xor]);
+                self.binary(op, ty, depth, true)
+            }
+        }
+    }
+
+    fn boolean(&mut self, depth: u32) -> Ast {
+        match self.rng.random_range(0..10) {
+            0..=5 => {
+                let ty = self.pick(&[Ty::F, Ty::F, Ty::I, Ty::U]);
+                let op = self.pick(&[Bin::Lt, Bin::Le, Bin::Gt, Bin::Ge, Bin::Eq, Bin::Ne]);
+                self.binary(op, ty, depth, false)
+            }
+            6 => self.binary(Bin::And, Ty::B, depth, false),
+            7 => self.binary(Bin::Or, Ty::B, depth, false),
+            8 => {
+                let a = self.sub(Ty::B, depth);
+                self.un(Un::Not, a)
+            }
+            _ => {
+                let (c, a, b) = (
+                    self.sub(Ty::B, depth),
+                    self.sub(Ty::B, depth),
+                    self.sub(Ty::B, depth),
+                );
+                Ast::new(Ty::B, Node::Select(c, a, b))
+            }
+        }
+    }
+}
+
+// --- building the Expr through the public API -------------------------------------------
+
+/// An `Expr` of any type.
+pub enum Dyn {
+    F(Expr<f32>),
+    I(Expr<i32>),
+    U(Expr<u32>),
+    B(Expr<bool>),
+}
+
+/// The element types, with their `Dyn` wrapping and test-input generation.
+pub trait Elem: Element {
+    const TY: Ty;
+    fn wrap(e: Expr<Self>) -> Dyn;
+    fn unwrap(d: Dyn) -> Expr<Self>;
+    /// A random input value.
+    fn random(rng: &mut ChaCha8Rng) -> Self;
+    /// The value as a reference input.
+    fn to_v(self) -> V;
+    /// A device result checked against its reference.
+    fn check(self, r: V) -> Verdict;
+}
+
+impl Elem for f32 {
+    const TY: Ty = Ty::F;
+    fn wrap(e: Expr<f32>) -> Dyn {
+        Dyn::F(e)
+    }
+    fn unwrap(d: Dyn) -> Expr<f32> {
+        match d {
+            Dyn::F(e) => e,
+            _ => panic!("generator bug: expected f32"),
+        }
+    }
+    fn random(rng: &mut ChaCha8Rng) -> f32 {
+        match rng.random_range(0..20) {
+            // exact integers and halves: ties for round, integers for floor and casts
+            0 => rng.random_range(-8..=8) as f32 * 0.5,
+            1 => [0.0, -0.0, 1.0, -1.0][rng.random_range(0..4)],
+            _ => rng.random_range(-4.0f32..=4.0),
+        }
+    }
+    fn to_v(self) -> V {
+        reference::input_f32(self)
+    }
+    fn check(self, r: V) -> Verdict {
+        reference::check_f32(self, r)
+    }
+}
+
+impl Elem for i32 {
+    const TY: Ty = Ty::I;
+    fn wrap(e: Expr<i32>) -> Dyn {
+        Dyn::I(e)
+    }
+    fn unwrap(d: Dyn) -> Expr<i32> {
+        match d {
+            Dyn::I(e) => e,
+            _ => panic!("generator bug: expected i32"),
+        }
+    }
+    fn random(rng: &mut ChaCha8Rng) -> i32 {
+        match rng.random_range(0..10) {
+            0..=4 => rng.random_range(-100..=100),
+            5 => [0, 1, -1, i32::MIN, i32::MAX, 31, 32, 33][rng.random_range(0..8)],
+            _ => rng.random(),
+        }
+    }
+    fn to_v(self) -> V {
+        V::I(Some(self))
+    }
+    fn check(self, r: V) -> Verdict {
+        reference::check_i32(self, r)
+    }
+}
+
+impl Elem for u32 {
+    const TY: Ty = Ty::U;
+    fn wrap(e: Expr<u32>) -> Dyn {
+        Dyn::U(e)
+    }
+    fn unwrap(d: Dyn) -> Expr<u32> {
+        match d {
+            Dyn::U(e) => e,
+            _ => panic!("generator bug: expected u32"),
+        }
+    }
+    fn random(rng: &mut ChaCha8Rng) -> u32 {
+        match rng.random_range(0..10) {
+            0..=4 => rng.random_range(0..=200),
+            5 => [0, 1, u32::MAX, 0x8000_0000, 31, 32, 33][rng.random_range(0..7)],
+            _ => rng.random(),
+        }
+    }
+    fn to_v(self) -> V {
+        V::U(Some(self))
+    }
+    fn check(self, r: V) -> Verdict {
+        reference::check_u32(self, r)
+    }
+}
+
+struct Cx {
+    inputs: Vec<Dyn>,
+    folds: Vec<(Dyn, Expr<u32>)>,
+}
+
+fn dup(d: &Dyn) -> Dyn {
+    match d {
+        Dyn::F(e) => Dyn::F(e.clone()),
+        Dyn::I(e) => Dyn::I(e.clone()),
+        Dyn::U(e) => Dyn::U(e.clone()),
+        Dyn::B(e) => Dyn::B(e.clone()),
+    }
+}
+
+/// The kernel for an AST, built through the public API.
+pub fn kernel<I: Elem, O: Elem>(ast: &Ast, arity: usize) -> Kernel<I, O> {
+    if arity == 1 {
+        Kernel::map(|x: Expr<I>| {
+            O::unwrap(build(
+                ast,
+                &mut Cx {
+                    inputs: vec![I::wrap(x)],
+                    folds: vec![],
+                },
+            ))
+        })
+    } else {
+        Kernel::map2(|a: Expr<I>, b: Expr<I>| {
+            O::unwrap(build(
+                ast,
+                &mut Cx {
+                    inputs: vec![I::wrap(a), I::wrap(b)],
+                    folds: vec![],
+                },
+            ))
+        })
+    }
+}
+
+macro_rules! arith {
+    ($op:expr, $a:expr, $b:expr) => {
+        match $op {
+            Bin::Add => $a + $b,
+            Bin::Sub => $a - $b,
+            Bin::Mul => $a * $b,
+            Bin::Div => $a / $b,
+            Bin::Rem => $a % $b,
+            op => panic!("generator bug: {op:?} is not arithmetic"),
+        }
+    };
+}
+
+macro_rules! bits {
+    ($op:expr, $a:expr, $b:expr) => {
+        match $op {
+            Bin::And => $a & $b,
+            Bin::Or => $a | $b,
+            Bin::Xor => $a ^ $b,
+            op => panic!("generator bug: {op:?} is not bitwise"),
+        }
+    };
+}
+
+macro_rules! method {
+    ($op:expr, $a:expr, $b:expr, $wrap:path) => {
+        match $op {
+            Bin::Min => $wrap($a.min($b)),
+            Bin::Max => $wrap($a.max($b)),
+            Bin::Lt => Dyn::B($a.lt($b)),
+            Bin::Le => Dyn::B($a.le($b)),
+            Bin::Gt => Dyn::B($a.gt($b)),
+            Bin::Ge => Dyn::B($a.ge($b)),
+            Bin::Eq => Dyn::B($a.eq($b)),
+            Bin::Ne => Dyn::B($a.ne($b)),
+            op => panic!("generator bug: {op:?} is not a method"),
+        }
+    };
+}
+
+fn lit_of(a: &Ast) -> Lit {
+    a.as_lit()
+        .expect("generator bug: number operand is not a literal")
+}
+
+fn constant(l: Lit) -> Dyn {
+    match l {
+        Lit::F(x) => Dyn::F(Expr::constant(x)),
+        Lit::I(x) => Dyn::I(Expr::constant(x)),
+        Lit::U(x) => Dyn::U(Expr::constant(x)),
+        Lit::B(x) => Dyn::B(Expr::constant(x)),
+    }
+}
+
+fn build(a: &Ast, cx: &mut Cx) -> Dyn {
+    match &a.node {
+        Node::Input(k) => dup(&cx.inputs[*k as usize]),
+        Node::Index => Dyn::U(index()),
+        Node::Lit(l) => constant(*l),
+        Node::Acc(l) => dup(&cx.folds[*l].0),
+        Node::Counter(l) => Dyn::U(cx.folds[*l].1.clone()),
+        Node::Un(op, x) => {
+            let x = build(x, cx);
+            match (op, x) {
+                (Un::Neg, Dyn::F(x)) => Dyn::F(-x),
+                (Un::Neg, Dyn::I(x)) => Dyn::I(-&x),
+                (Un::Not, Dyn::I(x)) => Dyn::I(!x),
+                (Un::Not, Dyn::U(x)) => Dyn::U(!&x),
+                (Un::Not, Dyn::B(x)) => Dyn::B(!x),
+                (Un::Abs, Dyn::F(x)) => Dyn::F(x.abs()),
+                (Un::Abs, Dyn::I(x)) => Dyn::I(x.abs()),
+                (Un::Abs, Dyn::U(x)) => Dyn::U(x.abs()),
+                (op, Dyn::F(x)) => Dyn::F(match op {
+                    Un::Sqrt => x.sqrt(),
+                    Un::Sin => x.sin(),
+                    Un::Cos => x.cos(),
+                    Un::Tan => x.tan(),
+                    Un::Exp => x.exp(),
+                    Un::Exp2 => x.exp2(),
+                    Un::Ln => x.ln(),
+                    Un::Log2 => x.log2(),
+                    Un::Floor => x.floor(),
+                    Un::Ceil => x.ceil(),
+                    Un::Round => x.round(),
+                    Un::Fract => x.fract(),
+                    op => panic!("generator bug: {op:?} on f32"),
+                }),
+                (op, _) => panic!("generator bug: {op:?} on this type"),
+            }
+        }
+        Node::Bin(op, form, x, y) => build_bin(*op, *form, x, y, cx),
+        Node::Select(c, x, y) => {
+            let c = match build(c, cx) {
+                Dyn::B(c) => c,
+                _ => panic!("generator bug: select condition"),
+            };
+            // Alternate the free function and the method form.
+            let method = matches!(x.node, Node::Lit(_));
+            match (build(x, cx), build(y, cx)) {
+                (Dyn::F(x), Dyn::F(y)) if method => Dyn::F(c.select(x, y)),
+                (Dyn::F(x), Dyn::F(y)) => Dyn::F(select(c, x, y)),
+                (Dyn::I(x), Dyn::I(y)) => Dyn::I(select(c, x, y)),
+                (Dyn::U(x), Dyn::U(y)) => Dyn::U(select(c, &x, &y)),
+                (Dyn::B(x), Dyn::B(y)) => Dyn::B(select(c, x, y)),
+                _ => panic!("generator bug: select branch types"),
+            }
+        }
+        Node::Cast(x) => {
+            let x = build(x, cx);
+            macro_rules! to {
+                ($t:ty) => {
+                    match x {
+                        Dyn::F(x) => x.cast::<$t>(),
+                        Dyn::I(x) => x.cast::<$t>(),
+                        Dyn::U(x) => x.cast::<$t>(),
+                        Dyn::B(x) => x.cast::<$t>(),
+                    }
+                };
+            }
+            match a.ty {
+                Ty::F => Dyn::F(to!(f32)),
+                Ty::I => Dyn::I(to!(i32)),
+                Ty::U => Dyn::U(to!(u32)),
+                Ty::B => panic!("generator bug: cast to bool"),
+            }
+        }
+        Node::MulAdd(x, y, z) => match (build(x, cx), build(y, cx), build(z, cx)) {
+            (Dyn::F(x), Dyn::F(y), Dyn::F(z)) => Dyn::F(x.mul_add(y, z)),
+            (Dyn::I(x), Dyn::I(y), Dyn::I(z)) => Dyn::I(x.mul_add(y, z)),
+            (Dyn::U(x), Dyn::U(y), Dyn::U(z)) => Dyn::U(x.mul_add(y, z)),
+            _ => panic!("generator bug: mul_add types"),
+        },
+        Node::Clamp(x, lo, hi) => {
+            let x = build(x, cx);
+            match (x, lo.as_lit(), hi.as_lit()) {
+                (Dyn::F(x), Some(Lit::F(l)), Some(Lit::F(h))) => Dyn::F(x.clamp(l, h)),
+                (Dyn::I(x), Some(Lit::I(l)), Some(Lit::I(h))) => Dyn::I(x.clamp(l, h)),
+                (Dyn::U(x), Some(Lit::U(l)), Some(Lit::U(h))) => Dyn::U(x.clamp(l, h)),
+                (x, _, _) => match (x, build(lo, cx), build(hi, cx)) {
+                    (Dyn::F(x), Dyn::F(l), Dyn::F(h)) => Dyn::F(x.clamp(l, h)),
+                    (Dyn::I(x), Dyn::I(l), Dyn::I(h)) => Dyn::I(x.clamp(l, h)),
+                    (Dyn::U(x), Dyn::U(l), Dyn::U(h)) => Dyn::U(x.clamp(&l, &h)),
+                    _ => panic!("generator bug: clamp types"),
+                },
+            }
+        }
+        Node::Fold { count, init, body } => {
+            let init = build(init, cx);
+            macro_rules! fold_as {
+                ($v:ident, $init:expr) => {{
+                    Dyn::$v(fold(*count, $init, |acc, i| {
+                        cx.folds.push((Dyn::$v(acc), i));
+                        let out = build(body, cx);
+                        cx.folds.pop();
+                        match out {
+                            Dyn::$v(e) => e,
+                            _ => panic!("generator bug: fold body type"),
+                        }
+                    }))
+                }};
+            }
+            match init {
+                Dyn::F(e) => fold_as!(F, e),
+                Dyn::I(e) => fold_as!(I, e),
+                Dyn::U(e) => fold_as!(U, e),
+                Dyn::B(e) => fold_as!(B, e),
+            }
+        }
+    }
+}
+
+fn build_bin(op: Bin, form: Form, x: &Ast, y: &Ast, cx: &mut Cx) -> Dyn {
+    use Dyn as D;
+    use Lit as L;
+    match op {
+        Bin::Add | Bin::Sub | Bin::Mul | Bin::Div | Bin::Rem => match form {
+            Form::EE => match (build(x, cx), build(y, cx)) {
+                (D::F(a), D::F(b)) => D::F(arith!(op, a, b)),
+                (D::I(a), D::I(b)) => D::I(arith!(op, &a, &b)),
+                (D::U(a), D::U(b)) => D::U(arith!(op, a, &b)),
+                _ => panic!("generator bug: arithmetic types"),
+            },
+            Form::EN => match (build(x, cx), lit_of(y)) {
+                (D::F(a), L::F(b)) => D::F(arith!(op, a, b)),
+                (D::I(a), L::I(b)) => D::I(arith!(op, &a, b)),
+                (D::U(a), L::U(b)) => D::U(arith!(op, a, b)),
+                _ => panic!("generator bug: arithmetic types"),
+            },
+            Form::NE => match (lit_of(x), build(y, cx)) {
+                (L::F(a), D::F(b)) => D::F(arith!(op, a, b)),
+                (L::I(a), D::I(b)) => D::I(arith!(op, a, &b)),
+                (L::U(a), D::U(b)) => D::U(arith!(op, a, b)),
+                _ => panic!("generator bug: arithmetic types"),
+            },
+        },
+        Bin::And | Bin::Or if x.ty == Ty::B => match (build(x, cx), build(y, cx)) {
+            (D::B(a), D::B(b)) if op == Bin::And => D::B(a.and(b)),
+            (D::B(a), D::B(b)) => D::B(a.or(b)),
+            _ => panic!("generator bug: logic types"),
+        },
+        Bin::And | Bin::Or | Bin::Xor => match form {
+            Form::EE => match (build(x, cx), build(y, cx)) {
+                (D::I(a), D::I(b)) => D::I(bits!(op, a, b)),
+                (D::U(a), D::U(b)) => D::U(bits!(op, &a, &b)),
+                _ => panic!("generator bug: bitwise types"),
+            },
+            Form::EN => match (build(x, cx), lit_of(y)) {
+                (D::I(a), L::I(b)) => D::I(bits!(op, a, b)),
+                (D::U(a), L::U(b)) => D::U(bits!(op, &a, b)),
+                _ => panic!("generator bug: bitwise types"),
+            },
+            Form::NE => match (lit_of(x), build(y, cx)) {
+                (L::I(a), D::I(b)) => D::I(bits!(op, a, b)),
+                (L::U(a), D::U(b)) => D::U(bits!(op, a, &b)),
+                _ => panic!("generator bug: bitwise types"),
+            },
+        },
+        Bin::Shl | Bin::Shr => {
+            let a = build(x, cx);
+            macro_rules! shift {
+                ($a:expr, $s:expr) => {
+                    if op == Bin::Shl {
+                        $a << $s
+                    } else {
+                        $a >> $s
+                    }
+                };
+            }
+            match (form, a) {
+                (Form::EN, D::I(a)) => match lit_of(y) {
+                    L::U(s) => D::I(shift!(a, s)),
+                    _ => panic!("generator bug: shift amount"),
+                },
+                (Form::EN, D::U(a)) => match lit_of(y) {
+                    L::U(s) => D::U(shift!(&a, s)),
+                    _ => panic!("generator bug: shift amount"),
+                },
+                (_, a) => match (a, build(y, cx)) {
+                    (D::I(a), D::U(s)) => D::I(shift!(a, s)),
+                    (D::U(a), D::U(s)) => D::U(shift!(a, &s)),
+                    _ => panic!("generator bug: shift types"),
+                },
+            }
+        }
+        Bin::Pow => {
+            let a = match build(x, cx) {
+                D::F(a) => a,
+                _ => panic!("generator bug: pow base"),
+            };
+            match form {
+                Form::EN => match lit_of(y) {
+                    L::F(b) => D::F(a.pow(b)),
+                    _ => panic!("generator bug: pow exponent"),
+                },
+                _ => match build(y, cx) {
+                    D::F(b) => D::F(a.pow(b)),
+                    _ => panic!("generator bug: pow exponent"),
+                },
+            }
+        }
+        _ => {
+            // min, max and comparisons: methods taking an Expr or a number
+            let a = build(x, cx);
+            match form {
+                Form::EN => match (a, lit_of(y)) {
+                    (D::F(a), L::F(b)) => method!(op, a, b, D::F),
+                    (D::I(a), L::I(b)) => method!(op, a, b, D::I),
+                    (D::U(a), L::U(b)) => method!(op, a, b, D::U),
+                    _ => panic!("generator bug: method types"),
+                },
+                _ => match (a, build(y, cx)) {
+                    (D::F(a), D::F(b)) => method!(op, a, b, D::F),
+                    (D::I(a), D::I(b)) => method!(op, a, &b, D::I),
+                    (D::U(a), D::U(b)) => method!(op, a, b, D::U),
+                    _ => panic!("generator bug: method types"),
+                },
+            }
+        }
+    }
+}

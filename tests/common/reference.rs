@@ -1,0 +1,891 @@
+//! The reference evaluator: what a kernel's AST must compute, element by element.
+//!
+//! Integers are computed exactly, with WGSL's rules (the crate's `src/kernel/ops.rs`).
+//! Floats are computed in f64 together with a bound `e` on how far any conforming
+//! device's f32 result may be from the value: the bound is propagated through every
+//! operation (interval style: exact images for monotone functions, Lipschitz constants
+//! otherwise) and each operation adds its own rounding allowance from one [`Table`] per
+//! kind of device. Where an operation is discontinuous (comparisons, floor/ceil/round,
+//! float-to-int casts, fract, trunc in %) and an operand's interval touches the
+//! discontinuity, or where a device's result is unspecified (WGSL: NaN and infinities,
+//! min/max of NaN, sin/cos outside [-pi, pi], division by a tiny divisor), the result
+//! is `Unknown`: the element is skipped, and counted.
+
+use super::gen::{Ast, Bin, Lit, Node, Un};
+
+/// The rounding allowance of one operation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Allow {
+    /// Correctly rounded: exact when the result is representable, else 1 ULP (the
+    /// half ULP of correct rounding, with slack for our ULP estimate).
+    Rounded,
+    /// This many ULPs of the result.
+    Ulp(f64),
+    /// `a + b * |x|` ULPs of the result, `x` the argument (WGSL's exp and exp2).
+    UlpPlusArg(f64, f64),
+    /// An absolute error on the argument range `[lo, hi]`; unspecified outside (WGSL's
+    /// sin and cos).
+    AbsOn { abs: f64, lo: f64, hi: f64 },
+    /// An absolute error on `[lo, hi]`, `ulp` ULPs outside (WGSL's log and log2).
+    AbsOnElseUlp {
+        abs: f64,
+        lo: f64,
+        hi: f64,
+        ulp: f64,
+    },
+    /// Computed by composing other operations, as WGSL defines it.
+    Inherited,
+}
+
+/// Per-operation rounding allowances for one kind of device. Operations not listed are
+/// exact on every device: neg, abs, floor, ceil, round, trunc (inside casts and %),
+/// min, max, clamp, select, and the comparisons; `%` (x - y*trunc(x/y)), `fract`
+/// (x - floor(x)), `mul_add` (x*y + z, fused or not) are always inherited from their
+/// definitions.
+#[derive(Debug, Clone, Copy)]
+pub struct Table {
+    pub name: &'static str,
+    pub add: Allow,
+    pub sub: Allow,
+    pub mul: Allow,
+    pub div: Allow,
+    /// `|divisor|` range outside which division is unspecified (WGSL: 2^-126..2^126).
+    pub div_range: (f64, f64),
+    pub sqrt: Allow,
+    pub sin: Allow,
+    pub cos: Allow,
+    pub tan: Allow,
+    pub exp: Allow,
+    pub exp2: Allow,
+    pub ln: Allow,
+    pub log2: Allow,
+    pub pow: Allow,
+    pub int_to_float: Allow,
+    /// Absolute error every operation may add: a subnormal ULP, or the smallest normal
+    /// on a device that flushes subnormals to zero.
+    pub subnormal: f64,
+    /// Whether NaN and infinities are defined (IEEE) on this device. WGSL lets an
+    /// implementation assume they never occur, so on a GPU they make a result unknown.
+    pub nonfinite: bool,
+    /// Whether float `clamp` is always `min(max(x, lo), hi)`, even for `lo > hi` (the
+    /// crate's CPU evaluator); WGSL also allows the median of the three.
+    pub clamp_is_min_max: bool,
+}
+
+const TWO_M11: f64 = 1.0 / 2048.0;
+const TWO_M21: f64 = 1.0 / 2_097_152.0;
+
+/// The CPU device: Rust's f32 arithmetic (IEEE, correctly rounded) and the platform libm
+/// (glibc: under 1 ULP; we allow 4).
+pub const CPU: Table = Table {
+    name: "cpu",
+    add: Allow::Rounded,
+    sub: Allow::Rounded,
+    mul: Allow::Rounded,
+    div: Allow::Rounded,
+    div_range: (0.0, f64::INFINITY),
+    sqrt: Allow::Rounded,
+    sin: Allow::Ulp(4.0),
+    cos: Allow::Ulp(4.0),
+    tan: Allow::Ulp(4.0),
+    exp: Allow::Ulp(4.0),
+    exp2: Allow::Ulp(4.0),
+    ln: Allow::Ulp(4.0),
+    log2: Allow::Ulp(4.0),
+    // powf is within 1 ULP; the composition exp2(y * log2(x)) bounds it.
+    pow: Allow::Inherited,
+    int_to_float: Allow::Rounded,
+    subnormal: 1.401_298_464_324_817e-45, // 2^-149
+    nonfinite: true,
+    clamp_is_min_max: true,
+};
+
+/// A GPU: WGSL's accuracy table (https://www.w3.org/TR/WGSL/#floating-point-accuracy).
+pub const GPU: Table = Table {
+    name: "gpu",
+    add: Allow::Rounded,
+    sub: Allow::Rounded,
+    mul: Allow::Rounded,
+    div: Allow::Ulp(2.5),
+    div_range: (1.175_494_350_822_287_5e-38, 8.507_059_173_023_462e37), // 2^-126, 2^126
+    // inherited from 1.0 / inverseSqrt(x): 2 ULP, then a 2.5 ULP division
+    sqrt: Allow::Ulp(4.5),
+    sin: Allow::AbsOn {
+        abs: TWO_M11,
+        lo: -std::f64::consts::PI,
+        hi: std::f64::consts::PI,
+    },
+    cos: Allow::AbsOn {
+        abs: TWO_M11,
+        lo: -std::f64::consts::PI,
+        hi: std::f64::consts::PI,
+    },
+    // inherited from sin(x) / cos(x)
+    tan: Allow::Inherited,
+    exp: Allow::UlpPlusArg(3.0, 2.0),
+    exp2: Allow::UlpPlusArg(3.0, 2.0),
+    ln: Allow::AbsOnElseUlp {
+        abs: TWO_M21,
+        lo: 0.5,
+        hi: 2.0,
+        ulp: 3.0,
+    },
+    log2: Allow::AbsOnElseUlp {
+        abs: TWO_M21,
+        lo: 0.5,
+        hi: 2.0,
+        ulp: 3.0,
+    },
+    // inherited from exp2(y * log2(x))
+    pow: Allow::Inherited,
+    int_to_float: Allow::Rounded,
+    subnormal: 1.175_494_350_822_287_5e-38, // 2^-126: subnormals may be flushed
+    nonfinite: false,
+    clamp_is_min_max: false,
+};
+
+/// A float's reference: a value and a bound, or a non-finite value, or unknown.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FV {
+    /// Any conforming device gives a finite result within `e` of `v`.
+    Num {
+        v: f64,
+        e: f64,
+    },
+    Nan,
+    /// Infinity, negative when `true`.
+    Inf(bool),
+    Unknown,
+}
+
+/// A reference value of any type; `None` is unknown.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum V {
+    F(FV),
+    I(Option<i32>),
+    U(Option<u32>),
+    B(Option<bool>),
+}
+
+/// Magnitudes above this are too close to f32 overflow to predict.
+const BIG: f64 = 1e37;
+const MIN_NORMAL: f64 = 1.175_494_350_822_287_5e-38;
+
+/// An upper bound on one f32 ULP at magnitude `m` (at most twice the true ULP).
+pub fn ulp(m: f64) -> f64 {
+    (m.abs() * (1.0 / 8_388_608.0)).max(1.401_298_464_324_817e-45)
+}
+
+fn representable(v: f64) -> bool {
+    v == 0.0 || ((v as f32) as f64 == v && v.abs() >= MIN_NORMAL && v.abs() <= f32::MAX as f64)
+}
+
+fn exact(v: f64) -> FV {
+    FV::Num { v, e: 0.0 }
+}
+
+impl FV {
+    fn interval(self) -> Option<(f64, f64)> {
+        match self {
+            FV::Num { v, e } => Some((v - e, v + e)),
+            _ => None,
+        }
+    }
+}
+
+/// The evaluation context of one element.
+pub struct Env<'a> {
+    pub table: &'a Table,
+    pub inputs: [V; 2],
+    pub index: u32,
+    folds: Vec<(V, u32)>,
+}
+
+impl<'a> Env<'a> {
+    pub fn new(table: &'a Table, inputs: [V; 2], index: u32) -> Self {
+        Env {
+            table,
+            inputs,
+            index,
+            folds: Vec::new(),
+        }
+    }
+}
+
+/// The reference value of `ast` for one element.
+pub fn eval(ast: &Ast, env: &mut Env<'_>) -> V {
+    let t = env.table;
+    match &ast.node {
+        Node::Input(k) => env.inputs[*k as usize],
+        Node::Index => V::U(Some(env.index)),
+        Node::Lit(l) => match *l {
+            Lit::F(x) => V::F(if x.is_finite() {
+                exact(x as f64)
+            } else {
+                FV::Unknown
+            }),
+            Lit::I(x) => V::I(Some(x)),
+            Lit::U(x) => V::U(Some(x)),
+            Lit::B(x) => V::B(Some(x)),
+        },
+        Node::Acc(l) => env.folds[*l].0,
+        Node::Counter(l) => V::U(Some(env.folds[*l].1)),
+        Node::Un(op, a) => {
+            let a = eval(a, env);
+            unary(t, *op, a)
+        }
+        Node::Bin(op, _, a, b) => {
+            let (a, b) = (eval(a, env), eval(b, env));
+            binary(t, *op, a, b)
+        }
+        Node::Select(c, a, b) => {
+            let (c, a, b) = (eval(c, env), eval(a, env), eval(b, env));
+            match c {
+                V::B(Some(true)) => a,
+                V::B(Some(false)) => b,
+                _ => merge(a, b),
+            }
+        }
+        Node::Cast(a) => {
+            let a = eval(a, env);
+            cast(t, a, ast.ty)
+        }
+        Node::MulAdd(a, b, c) => {
+            let (a, b, c) = (eval(a, env), eval(b, env), eval(c, env));
+            match (a, b, c) {
+                (V::F(a), V::F(b), V::F(c)) => V::F(add(t, t.add, mul(t, a, b), c)),
+                (V::I(a), V::I(b), V::I(c)) => V::I(
+                    a.zip(b)
+                        .zip(c)
+                        .map(|((a, b), c)| a.wrapping_mul(b).wrapping_add(c)),
+                ),
+                (V::U(a), V::U(b), V::U(c)) => V::U(
+                    a.zip(b)
+                        .zip(c)
+                        .map(|((a, b), c)| a.wrapping_mul(b).wrapping_add(c)),
+                ),
+                _ => panic!("reference: mul_add types"),
+            }
+        }
+        Node::Clamp(x, lo, hi) => {
+            let (x, lo, hi) = (eval(x, env), eval(lo, env), eval(hi, env));
+            match (x, lo, hi) {
+                (V::F(x), V::F(lo), V::F(hi)) => V::F(clamp_f(t, x, lo, hi)),
+                (V::I(x), V::I(l), V::I(h)) => {
+                    V::I(x.zip(l).zip(h).map(|((x, l), h)| x.max(l).min(h)))
+                }
+                (V::U(x), V::U(l), V::U(h)) => {
+                    V::U(x.zip(l).zip(h).map(|((x, l), h)| x.max(l).min(h)))
+                }
+                _ => panic!("reference: clamp types"),
+            }
+        }
+        Node::Fold { count, init, body } => {
+            let mut acc = eval(init, env);
+            for i in 0..*count {
+                env.folds.push((acc, i));
+                acc = eval(body, env);
+                env.folds.pop();
+            }
+            acc
+        }
+    }
+}
+
+/// The value either branch of a select on an unknown condition may give.
+fn merge(a: V, b: V) -> V {
+    match (a, b) {
+        (V::F(FV::Num { v: va, e: ea }), V::F(FV::Num { v: vb, e: eb })) => {
+            let lo = (va - ea).min(vb - eb);
+            let hi = (va + ea).max(vb + eb);
+            if va == vb && ea == eb {
+                a
+            } else {
+                V::F(FV::Num {
+                    v: 0.5 * (lo + hi),
+                    e: 0.5 * (hi - lo),
+                })
+            }
+        }
+        (V::F(x), V::F(y)) => V::F(if x == y && x != FV::Unknown {
+            x
+        } else {
+            FV::Unknown
+        }),
+        (V::I(x), V::I(y)) => V::I(if x == y { x } else { None }),
+        (V::U(x), V::U(y)) => V::U(if x == y { x } else { None }),
+        (V::B(x), V::B(y)) => V::B(if x == y { x } else { None }),
+        _ => panic!("reference: select branch types"),
+    }
+}
+
+/// The result of an operation whose exact value is `v`, whose operands' errors
+/// propagate to `e_prop`, and which adds `allow` of its own.
+fn finish(t: &Table, v: f64, e_prop: f64, allow: Allow, arg: (f64, f64)) -> FV {
+    if !v.is_finite() {
+        return FV::Unknown;
+    }
+    let m = v.abs() + e_prop;
+    if m > BIG {
+        return FV::Unknown;
+    }
+    let argmax = arg.0.abs().max(arg.1.abs());
+    let own = match allow {
+        Allow::Rounded => {
+            if e_prop == 0.0 && representable(v) {
+                return exact(v);
+            }
+            ulp(m)
+        }
+        Allow::Ulp(k) => k * ulp(m),
+        Allow::UlpPlusArg(a, b) => (a + b * argmax) * ulp(m),
+        Allow::AbsOn { abs, lo, hi } => {
+            if arg.0 < lo || arg.1 > hi {
+                return FV::Unknown;
+            }
+            abs
+        }
+        Allow::AbsOnElseUlp {
+            abs,
+            lo,
+            hi,
+            ulp: k,
+        } => {
+            let inside = arg.0 >= lo && arg.1 <= hi;
+            let outside = arg.1 < lo || arg.0 > hi;
+            match (inside, outside) {
+                (true, _) => abs,
+                (_, true) => k * ulp(m),
+                _ => abs + k * ulp(m),
+            }
+        }
+        Allow::Inherited => panic!("reference: table entry is inherited; compose instead"),
+    };
+    FV::Num {
+        v,
+        e: e_prop + own + t.subnormal + v.abs() * 1e-15,
+    }
+}
+
+/// NaN in, NaN out (IEEE); an infinity or unknown operand gives unknown.
+fn nonfinite_operand(t: &Table, xs: &[FV]) -> Option<FV> {
+    if xs.contains(&FV::Nan) {
+        return Some(if t.nonfinite { FV::Nan } else { FV::Unknown });
+    }
+    if xs.iter().any(|x| !matches!(x, FV::Num { .. })) {
+        return Some(FV::Unknown);
+    }
+    None
+}
+
+/// A non-finite result: defined on the CPU, unknown on a GPU.
+fn nonfinite_result(t: &Table, x: FV) -> FV {
+    if t.nonfinite {
+        x
+    } else {
+        FV::Unknown
+    }
+}
+
+fn num(x: FV) -> (f64, f64) {
+    match x {
+        FV::Num { v, e } => (v, e),
+        _ => unreachable!(),
+    }
+}
+
+fn add(t: &Table, allow: Allow, a: FV, b: FV) -> FV {
+    if let Some(r) = nonfinite_operand(t, &[a, b]) {
+        return r;
+    }
+    let ((va, ea), (vb, eb)) = (num(a), num(b));
+    finish(t, va + vb, ea + eb, allow, (0.0, 0.0))
+}
+
+fn sub(t: &Table, a: FV, b: FV) -> FV {
+    match b {
+        FV::Num { v, e } => add(t, t.sub, a, FV::Num { v: -v, e }),
+        _ => add(t, t.sub, a, b),
+    }
+}
+
+fn mul(t: &Table, a: FV, b: FV) -> FV {
+    if let Some(r) = nonfinite_operand(t, &[a, b]) {
+        return r;
+    }
+    let ((va, ea), (vb, eb)) = (num(a), num(b));
+    finish(
+        t,
+        va * vb,
+        va.abs() * eb + vb.abs() * ea + ea * eb,
+        t.mul,
+        (0.0, 0.0),
+    )
+}
+
+fn div(t: &Table, a: FV, b: FV) -> FV {
+    if let Some(r) = nonfinite_operand(t, &[a, b]) {
+        return r;
+    }
+    let ((va, ea), (vb, eb)) = (num(a), num(b));
+    let (blo, bhi) = (vb.abs() - eb, vb.abs() + eb);
+    if blo <= 0.0 || blo < t.div_range.0 || bhi > t.div_range.1 {
+        return FV::Unknown;
+    }
+    let e = (ea * vb.abs() + va.abs() * eb) / (vb.abs() * blo);
+    finish(t, va / vb, e, t.div, (0.0, 0.0))
+}
+
+/// A monotone step function of a float (floor, ceil, round, trunc): known when the
+/// whole interval maps to one value.
+fn step(x: FV, f: impl Fn(f64) -> f64) -> Option<f64> {
+    let (v, e) = num(x);
+    if e == 0.0 {
+        return Some(f(v));
+    }
+    let (a, b) = (f(v - e), f(v + e));
+    (a == b).then_some(a)
+}
+
+fn rem(t: &Table, a: FV, b: FV) -> FV {
+    if let Some(r) = nonfinite_operand(t, &[a, b]) {
+        return r;
+    }
+    if b == exact(0.0) && t.nonfinite {
+        // a - 0 * trunc(a / 0) = a - 0 * ±inf (or a - 0 * NaN) = NaN
+        return FV::Nan;
+    }
+    let q = div(t, a, b);
+    if !matches!(q, FV::Num { .. }) {
+        return FV::Unknown;
+    }
+    match step(q, f64::trunc) {
+        Some(tq) => sub(t, a, mul(t, b, exact(tq))),
+        None => FV::Unknown,
+    }
+}
+
+/// A monotone function on `[lo, hi]` inside its domain: the image's distance from f(v).
+fn monotone(x: FV, f: impl Fn(f64) -> f64) -> (f64, f64, (f64, f64)) {
+    let (v, e) = num(x);
+    let fv = f(v);
+    let (a, b) = (f(v - e), f(v + e));
+    (fv, (fv - a).abs().max((b - fv).abs()), (v - e, v + e))
+}
+
+fn exp_like(t: &Table, allow: Allow, x: FV, f: fn(f64) -> f64) -> FV {
+    if let Some(r) = nonfinite_operand(t, &[x]) {
+        return r;
+    }
+    let (v, e, arg) = monotone(x, f);
+    finish(t, v, e, allow, arg)
+}
+
+fn log_like(t: &Table, allow: Allow, x: FV, f: fn(f64) -> f64) -> FV {
+    if let Some(r) = nonfinite_operand(t, &[x]) {
+        return r;
+    }
+    let (v, e) = num(x);
+    if v + e < 0.0 {
+        return nonfinite_result(t, FV::Nan);
+    }
+    if e == 0.0 && v == 0.0 {
+        return nonfinite_result(t, FV::Inf(true));
+    }
+    if v - e <= 0.0 {
+        return FV::Unknown;
+    }
+    let (fv, fe, arg) = monotone(x, f);
+    finish(t, fv, fe, allow, arg)
+}
+
+fn sin_cos(t: &Table, allow: Allow, x: FV, f: fn(f64) -> f64) -> FV {
+    if let Some(r) = nonfinite_operand(t, &[x]) {
+        return r;
+    }
+    let (v, e) = num(x);
+    finish(t, f(v), e.min(2.0), allow, (v - e, v + e))
+}
+
+fn tan(t: &Table, x: FV) -> FV {
+    if t.tan == Allow::Inherited {
+        return div(
+            t,
+            sin_cos(t, t.sin, x, f64::sin),
+            sin_cos(t, t.cos, x, f64::cos),
+        );
+    }
+    if let Some(r) = nonfinite_operand(t, &[x]) {
+        return r;
+    }
+    let (v, e) = num(x);
+    // monotone between poles: cos keeps its sign and the interval is narrower than pi
+    let (c0, c1) = ((v - e).cos(), (v + e).cos());
+    if c0 * c1 <= 0.0 || 2.0 * e >= std::f64::consts::PI || c0.abs().min(c1.abs()) < 1e-6 {
+        return FV::Unknown;
+    }
+    let (fv, fe, arg) = monotone(x, f64::tan);
+    finish(t, fv, fe, t.tan, arg)
+}
+
+fn sqrt(t: &Table, x: FV) -> FV {
+    if let Some(r) = nonfinite_operand(t, &[x]) {
+        return r;
+    }
+    let (v, e) = num(x);
+    if v + e < 0.0 {
+        return nonfinite_result(t, FV::Nan);
+    }
+    if e == 0.0 && v == 0.0 {
+        // sqrt(±0) = ±0 on the CPU; a GPU computes 1 / inverseSqrt(0)
+        return if t.nonfinite { exact(v) } else { FV::Unknown };
+    }
+    if v - e <= 0.0 {
+        return FV::Unknown;
+    }
+    let (fv, fe, arg) = monotone(x, f64::sqrt);
+    finish(t, fv, fe, t.sqrt, arg)
+}
+
+fn pow(t: &Table, x: FV, y: FV) -> FV {
+    // pow(NaN, 0) and pow(1, NaN) are 1 in libm; keep out of it
+    if !matches!((x, y), (FV::Num { .. }, FV::Num { .. })) {
+        return FV::Unknown;
+    }
+    let (v, e) = num(x);
+    if v + e < 0.0 {
+        return nonfinite_result(t, FV::Nan);
+    }
+    if v - e <= 0.0 {
+        return FV::Unknown;
+    }
+    assert_eq!(
+        t.pow,
+        Allow::Inherited,
+        "pow is computed as exp2(y * log2(x))"
+    );
+    let l = log_like(t, t.log2, x, f64::log2);
+    exp_like(t, t.exp2, mul(t, y, l), f64::exp2)
+}
+
+fn min_max(a: FV, b: FV, max: bool) -> FV {
+    match (a, b) {
+        (FV::Num { v: va, e: ea }, FV::Num { v: vb, e: eb }) => {
+            // decided: the one operand, with its own bound
+            let (lo, hi) = if va - ea > vb + eb {
+                (b, a)
+            } else if vb - eb > va + ea {
+                (a, b)
+            } else {
+                // min and max are 1-Lipschitz in each operand
+                return FV::Num {
+                    v: if max { va.max(vb) } else { va.min(vb) },
+                    e: ea.max(eb),
+                };
+            };
+            if max {
+                hi
+            } else {
+                lo
+            }
+        }
+        // min/max with a NaN may return either operand
+        _ => FV::Unknown,
+    }
+}
+
+fn clamp_f(t: &Table, x: FV, lo: FV, hi: FV) -> FV {
+    match (lo.interval(), hi.interval()) {
+        // WGSL: min(max(x, lo), hi) or the median; the same when lo <= hi
+        (Some((_, lo_hi)), Some((hi_lo, _))) if lo_hi <= hi_lo || t.clamp_is_min_max => {
+            min_max(min_max(x, lo, true), hi, false)
+        }
+        _ => FV::Unknown,
+    }
+}
+
+fn cmp(t: &Table, op: Bin, a: FV, b: FV) -> Option<bool> {
+    use std::cmp::Ordering::*;
+    let decide = |o: std::cmp::Ordering| match op {
+        Bin::Lt => o == Less,
+        Bin::Le => o != Greater,
+        Bin::Gt => o == Greater,
+        Bin::Ge => o != Less,
+        Bin::Eq => o == Equal,
+        _ => o != Equal,
+    };
+    match (a, b) {
+        (FV::Nan, _) | (_, FV::Nan) => t.nonfinite.then_some(op == Bin::Ne),
+        (FV::Unknown, _) | (_, FV::Unknown) => None,
+        (FV::Inf(na), FV::Inf(nb)) => Some(decide(nb.cmp(&na))),
+        (FV::Inf(n), _) => Some(decide(if n { Less } else { Greater })),
+        (_, FV::Inf(n)) => Some(decide(if n { Greater } else { Less })),
+        (FV::Num { v: va, e: ea }, FV::Num { v: vb, e: eb }) => {
+            if ea == 0.0 && eb == 0.0 {
+                return Some(decide(va.partial_cmp(&vb)?));
+            }
+            if va + ea < vb - eb {
+                Some(decide(Less))
+            } else if va - ea > vb + eb {
+                Some(decide(Greater))
+            } else {
+                None
+            }
+        }
+    }
+}
+
+fn unary(t: &Table, op: Un, a: V) -> V {
+    match a {
+        V::F(x) => V::F(match op {
+            Un::Neg | Un::Abs => match x {
+                FV::Num { v, e } => FV::Num {
+                    v: if op == Un::Neg { -v } else { v.abs() },
+                    e,
+                },
+                FV::Inf(n) => FV::Inf(op == Un::Neg && !n),
+                other => other,
+            },
+            Un::Sqrt => sqrt(t, x),
+            Un::Sin => sin_cos(t, t.sin, x, f64::sin),
+            Un::Cos => sin_cos(t, t.cos, x, f64::cos),
+            Un::Tan => tan(t, x),
+            Un::Exp => exp_like(t, t.exp, x, f64::exp),
+            Un::Exp2 => exp_like(t, t.exp2, x, f64::exp2),
+            Un::Ln => log_like(t, t.ln, x, f64::ln),
+            Un::Log2 => log_like(t, t.log2, x, f64::log2),
+            Un::Floor | Un::Ceil | Un::Round | Un::Fract => {
+                if let Some(r) = nonfinite_operand(t, &[x]) {
+                    return V::F(r);
+                }
+                let f: fn(f64) -> f64 = match op {
+                    Un::Ceil => f64::ceil,
+                    Un::Round => f64::round_ties_even,
+                    _ => f64::floor,
+                };
+                match step(x, f) {
+                    None => FV::Unknown,
+                    Some(r) if op == Un::Fract => sub(t, x, exact(r)),
+                    Some(r) => exact(r),
+                }
+            }
+            Un::Not => panic!("reference: ! on f32"),
+        }),
+        V::I(x) => V::I(x.map(|x| match op {
+            Un::Neg => x.wrapping_neg(),
+            Un::Abs => x.wrapping_abs(),
+            Un::Not => !x,
+            _ => panic!("reference: {op:?} on i32"),
+        })),
+        V::U(x) => V::U(x.map(|x| match op {
+            Un::Abs => x,
+            Un::Not => !x,
+            _ => panic!("reference: {op:?} on u32"),
+        })),
+        V::B(x) => V::B(x.map(|x| match op {
+            Un::Not => !x,
+            _ => panic!("reference: {op:?} on bool"),
+        })),
+    }
+}
+
+fn div_i32(a: i32, b: i32) -> i32 {
+    if b == 0 {
+        a
+    } else {
+        a.wrapping_div(b) // i32::MIN / -1 wraps to i32::MIN
+    }
+}
+
+fn rem_i32(a: i32, b: i32) -> i32 {
+    if b == 0 {
+        0
+    } else {
+        a.wrapping_rem(b) // i32::MIN % -1 is 0
+    }
+}
+
+fn binary(t: &Table, op: Bin, a: V, b: V) -> V {
+    let is_cmp = matches!(
+        op,
+        Bin::Lt | Bin::Le | Bin::Gt | Bin::Ge | Bin::Eq | Bin::Ne
+    );
+    let icmp = |o: std::cmp::Ordering| -> bool {
+        use std::cmp::Ordering::*;
+        match op {
+            Bin::Lt => o == Less,
+            Bin::Le => o != Greater,
+            Bin::Gt => o == Greater,
+            Bin::Ge => o != Less,
+            Bin::Eq => o == Equal,
+            _ => o != Equal,
+        }
+    };
+    match (a, b) {
+        (V::F(x), V::F(y)) if is_cmp => V::B(cmp(t, op, x, y)),
+        (V::F(x), V::F(y)) => V::F(match op {
+            Bin::Add => add(t, t.add, x, y),
+            Bin::Sub => sub(t, x, y),
+            Bin::Mul => mul(t, x, y),
+            Bin::Div => div(t, x, y),
+            Bin::Rem => rem(t, x, y),
+            Bin::Min => min_max(x, y, false),
+            Bin::Max => min_max(x, y, true),
+            Bin::Pow => pow(t, x, y),
+            _ => panic!("reference: {op:?} on f32"),
+        }),
+        (V::I(x), V::I(y)) if is_cmp => V::B(x.zip(y).map(|(x, y)| icmp(x.cmp(&y)))),
+        (V::U(x), V::U(y)) if is_cmp => V::B(x.zip(y).map(|(x, y)| icmp(x.cmp(&y)))),
+        (V::I(x), V::U(s)) => V::I(x.zip(s).map(|(x, s)| match op {
+            Bin::Shl => x.wrapping_shl(s & 31),
+            Bin::Shr => x >> (s & 31),
+            _ => panic!("reference: {op:?} on i32, u32"),
+        })),
+        (V::U(x), V::U(y)) if matches!(op, Bin::Shl | Bin::Shr) => V::U(x.zip(y).map(|(x, s)| {
+            if op == Bin::Shl {
+                x << (s & 31)
+            } else {
+                x >> (s & 31)
+            }
+        })),
+        (V::I(x), V::I(y)) => V::I(x.zip(y).map(|(x, y)| match op {
+            Bin::Add => x.wrapping_add(y),
+            Bin::Sub => x.wrapping_sub(y),
+            Bin::Mul => x.wrapping_mul(y),
+            Bin::Div => div_i32(x, y),
+            Bin::Rem => rem_i32(x, y),
+            Bin::Min => x.min(y),
+            Bin::Max => x.max(y),
+            Bin::And => x & y,
+            Bin::Or => x | y,
+            Bin::Xor => x ^ y,
+            _ => panic!("reference: {op:?} on i32"),
+        })),
+        (V::U(x), V::U(y)) => V::U(x.zip(y).map(|(x, y)| match op {
+            Bin::Add => x.wrapping_add(y),
+            Bin::Sub => x.wrapping_sub(y),
+            Bin::Mul => x.wrapping_mul(y),
+            Bin::Div => x.checked_div(y).unwrap_or(x),
+            Bin::Rem => x.checked_rem(y).unwrap_or(0),
+            Bin::Min => x.min(y),
+            Bin::Max => x.max(y),
+            Bin::And => x & y,
+            Bin::Or => x | y,
+            Bin::Xor => x ^ y,
+            _ => panic!("reference: {op:?} on u32"),
+        })),
+        (V::B(x), V::B(y)) => V::B(match (op, x, y) {
+            (Bin::And, Some(false), _) | (Bin::And, _, Some(false)) => Some(false),
+            (Bin::Or, Some(true), _) | (Bin::Or, _, Some(true)) => Some(true),
+            (Bin::And, Some(x), Some(y)) => Some(x && y),
+            (Bin::Or, Some(x), Some(y)) => Some(x || y),
+            (Bin::And | Bin::Or, _, _) => None,
+            _ => panic!("reference: {op:?} on bool"),
+        }),
+        _ => panic!("reference: {op:?} on mismatched types"),
+    }
+}
+
+fn cast(t: &Table, a: V, to: super::gen::Ty) -> V {
+    use super::gen::Ty;
+    let int_to_float = |x: f64| V::F(finish(t, x, 0.0, t.int_to_float, (0.0, 0.0)));
+    match (a, to) {
+        (V::F(x), Ty::I | Ty::U) => {
+            let f = |v: f64| {
+                if to == Ty::I {
+                    v as i32 as f64
+                } else {
+                    v as u32 as f64
+                }
+            };
+            let r = match x {
+                FV::Num { .. } => step(x, f),
+                // NaN gives 0, infinities saturate: defined by the library on every
+                // device, but a GPU need not keep NaN and infinities at all
+                FV::Nan if t.nonfinite => Some(0.0),
+                FV::Inf(n) if t.nonfinite => {
+                    Some(f(if n { f64::NEG_INFINITY } else { f64::INFINITY }))
+                }
+                _ => None,
+            };
+            if to == Ty::I {
+                V::I(r.map(|r| r as i32))
+            } else {
+                V::U(r.map(|r| r as u32))
+            }
+        }
+        (V::F(x), Ty::F) => V::F(x),
+        (V::I(x), Ty::F) => x.map_or(V::F(FV::Unknown), |x| int_to_float(x as f64)),
+        (V::U(x), Ty::F) => x.map_or(V::F(FV::Unknown), |x| int_to_float(x as f64)),
+        (V::B(x), Ty::F) => V::F(x.map_or(FV::Unknown, |b| exact(b as u8 as f64))),
+        (V::I(x), Ty::I) => V::I(x),
+        (V::U(x), Ty::U) => V::U(x),
+        (V::I(x), Ty::U) => V::U(x.map(|x| x as u32)),
+        (V::U(x), Ty::I) => V::I(x.map(|x| x as i32)),
+        (V::B(x), Ty::I) => V::I(x.map(|b| b as i32)),
+        (V::B(x), Ty::U) => V::U(x.map(|b| b as u32)),
+        (_, Ty::B) => panic!("reference: cast to bool"),
+    }
+}
+
+/// The outcome of comparing one device result with its reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    /// Passed, but the bound is wide (over 1% of max(|v|, 1)): counted with the unknowns.
+    Weak,
+    Unknown,
+    Fail,
+}
+
+/// Relative width above which a passing float check counts as weak.
+pub const WEAK: f64 = 1e-2;
+
+pub fn check_f32(got: f32, r: V) -> Verdict {
+    let V::F(r) = r else {
+        panic!("reference: f32 output expected")
+    };
+    let g = got as f64;
+    match r {
+        FV::Unknown => Verdict::Unknown,
+        FV::Nan if got.is_nan() => Verdict::Pass,
+        FV::Inf(n) if got.is_infinite() && (got < 0.0) == n => Verdict::Pass,
+        FV::Num { v, e } if got.is_finite() && (g - v).abs() <= e => {
+            if e > WEAK * v.abs().max(1.0) {
+                Verdict::Weak
+            } else {
+                Verdict::Pass
+            }
+        }
+        _ => Verdict::Fail,
+    }
+}
+
+pub fn check_i32(got: i32, r: V) -> Verdict {
+    match r {
+        V::I(None) => Verdict::Unknown,
+        V::I(Some(x)) if x == got => Verdict::Pass,
+        V::I(_) => Verdict::Fail,
+        _ => panic!("reference: i32 output expected"),
+    }
+}
+
+pub fn check_u32(got: u32, r: V) -> Verdict {
+    match r {
+        V::U(None) => Verdict::Unknown,
+        V::U(Some(x)) if x == got => Verdict::Pass,
+        V::U(_) => Verdict::Fail,
+        _ => panic!("reference: u32 output expected"),
+    }
+}
+
+/// An input element as a reference value.
+pub fn input_f32(x: f32) -> V {
+    V::F(if x.is_nan() {
+        FV::Nan
+    } else if x.is_infinite() {
+        FV::Inf(x < 0.0)
+    } else {
+        exact(x as f64)
+    })
+}
