@@ -161,10 +161,7 @@ fn fuse_mul_add(body: &[Instr], uses: &[u32], regs: &[ScalarType]) -> Vec<Instr>
                     (BinOp::Add, Some(i), _) => (Some(i), Some(*y)),
                     (BinOp::Add, None, Some(i)) => (Some(i), Some(*x)),
                     (BinOp::Sub, Some(i), _) => match y {
-                        Operand::Const(t, k) => (
-                            Some(i),
-                            Some(Operand::Const(*t, super::ops::unary(UnOp::Neg, *t, *k))),
-                        ),
+                        Operand::Const(t, k) => (Some(i), Some(Operand::Const(*t, negate(*t, *k)))),
                         _ => (None, None),
                     },
                     _ => (None, None),
@@ -203,6 +200,15 @@ fn fuse_mul_add(body: &[Instr], uses: &[u32], regs: &[ScalarType]) -> Vec<Instr>
         .filter(|(i, _)| !dead.get(*i).copied().unwrap_or(false))
         .map(|(_, x)| x)
         .collect()
+}
+
+/// `-k` such that `t - k == t + (-k)` exactly: the sign flipped for floats (IEEE
+/// subtraction is addition of the negation), two's complement for integers.
+fn negate(ty: ScalarType, k: u32) -> u32 {
+    match ty {
+        ScalarType::F32 => k ^ 0x8000_0000,
+        _ => k.wrapping_neg(),
+    }
 }
 
 fn count_uses(body: &[Instr], uses: &mut [u32]) {
@@ -1296,6 +1302,24 @@ mod tests {
                 acc = acc + if i > 0 { 1.0 } else { 0.5 } + 1.0 + (i * 2 + 1) as f32 + i as f32;
             }
             assert_eq!(g, acc, "x = {x}");
+        }
+    }
+
+    #[test]
+    fn fused_subtraction_of_a_literal_for_every_type() {
+        let k = Kernel::map(|x: Expr<f32>| {
+            let u = x.cast::<u32>();
+            let i = x.cast::<i32>();
+            ((u.clone() * u - 3_735_928_559u32).cast::<f32>() + (i.clone() * i - 7).cast::<f32>())
+                + (x.clone() * &x - 0.0)
+        });
+        let xs: Vec<f32> = (-3000..3000).map(|i| i as f32 * 0.5).collect();
+        for (&x, g) in xs.iter().zip(eval(&k, &xs, 0)) {
+            let (u, i) = (x as u32, x as i32);
+            let want = (u.wrapping_mul(u).wrapping_sub(3_735_928_559) as f32
+                + i.wrapping_mul(i).wrapping_sub(7) as f32)
+                + (x * x - 0.0);
+            assert_eq!(g.to_bits(), want.to_bits(), "x = {x}");
         }
     }
 
