@@ -14,7 +14,7 @@ use crate::kernel::eval::{Plan, Scratch, BLOCK};
 use crate::kernel::KernelInner;
 
 /// Blocks per rayon task.
-const TASK_BLOCKS: usize = 8;
+const TASK_BLOCKS: usize = 16;
 
 pub(crate) struct CpuDevice {
     info: DeviceInfo,

@@ -15,7 +15,7 @@ use super::program::{Instr, Op, Operand, Program};
 use super::ScalarType;
 
 /// Elements per block: 2,048 x 4 bytes = 8 KiB per slot.
-pub(crate) const BLOCK: usize = 2048;
+pub(crate) const BLOCK: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Src {
@@ -844,24 +844,28 @@ fn exec(
 /// Elements per chain tile: four SSE registers' worth, kept in registers across links.
 const TILE: usize = 16;
 
+/// A chain operand: a slice of the block, or a literal broadcast into a tile-sized
+/// buffer and read at offset `t & 0`, so loading either is the same branch-free copy.
+#[derive(Clone, Copy)]
+struct Arg<'a> {
+    data: &'a [f32],
+    mask: usize,
+}
+
 #[derive(Clone, Copy)]
 enum LinkView<'a> {
     Un(UnOp),
-    Bin(BinOp, View<'a>, bool),
-    MadA(View<'a>, View<'a>),
-    MadC(View<'a>, View<'a>),
+    Bin(BinOp, Arg<'a>, bool),
+    MadA(Arg<'a>, Arg<'a>),
+    MadC(Arg<'a>, Arg<'a>),
 }
 
 #[inline(always)]
-fn tile_arg(v: View<'_>, t: usize, n: usize) -> [f32; TILE] {
-    match v {
-        View::Slice(s) => {
-            let mut a = [0.0f32; TILE];
-            a[..n].copy_from_slice(bytemuck::cast_slice(&s[t..t + n]));
-            a
-        }
-        View::Imm(x) => [f32::from_bits(x); TILE],
-    }
+fn tile_arg(a: Arg<'_>, t: usize, n: usize) -> [f32; TILE] {
+    let off = t & a.mask;
+    let mut v = [0.0f32; TILE];
+    v[..n].copy_from_slice(&a.data[off..off + n]);
+    v
 }
 
 #[inline(always)]
@@ -921,7 +925,7 @@ fn tile_bin(v: &mut [f32; TILE], op: BinOp, a: &[f32; TILE], rev: bool) {
 }
 
 #[inline(always)]
-fn tile(start: View<'_>, links: &[LinkView<'_>], t: usize, n: usize) -> [f32; TILE] {
+fn tile(start: Arg<'_>, links: &[LinkView<'_>], t: usize, n: usize) -> [f32; TILE] {
     let mut v = tile_arg(start, t, n);
     for l in links {
         match *l {
@@ -956,13 +960,53 @@ fn run_chain(
     len: usize,
     d: &mut [u32],
 ) {
+    // Literals (and loop counters) of this block, each broadcast over one tile.
+    let mut consts: Vec<[f32; TILE]> = Vec::new();
+    let mut lit = |v: View<'_>| {
+        if let View::Imm(x) = v {
+            consts.push([f32::from_bits(x); TILE]);
+        }
+    };
+    lit(start);
+    for l in links {
+        match *l {
+            Link::Un(_) => {}
+            Link::Bin(_, x, _) => lit(view(sc, inputs, x, len)),
+            Link::MadA(x, y) | Link::MadC(x, y) => {
+                lit(view(sc, inputs, x, len));
+                lit(view(sc, inputs, y, len));
+            }
+        }
+    }
+    let mut next = 0;
+    fn as_arg<'a>(v: View<'a>, consts: &'a [[f32; TILE]], next: &mut usize) -> Arg<'a> {
+        match v {
+            View::Slice(s) => Arg {
+                data: bytemuck::cast_slice(s),
+                mask: usize::MAX,
+            },
+            View::Imm(_) => {
+                *next += 1;
+                Arg {
+                    data: &consts[*next - 1][..],
+                    mask: 0,
+                }
+            }
+        }
+    }
+    let mut arg = |v| as_arg(v, &consts, &mut next);
+    let start = arg(start);
     let lv: Vec<LinkView<'_>> = links
         .iter()
         .map(|l| match *l {
             Link::Un(op) => LinkView::Un(op),
-            Link::Bin(op, x, rev) => LinkView::Bin(op, view(sc, inputs, x, len), rev),
-            Link::MadA(b, c) => LinkView::MadA(view(sc, inputs, b, len), view(sc, inputs, c, len)),
-            Link::MadC(a, b) => LinkView::MadC(view(sc, inputs, a, len), view(sc, inputs, b, len)),
+            Link::Bin(op, x, rev) => LinkView::Bin(op, arg(view(sc, inputs, x, len)), rev),
+            Link::MadA(b, c) => {
+                LinkView::MadA(arg(view(sc, inputs, b, len)), arg(view(sc, inputs, c, len)))
+            }
+            Link::MadC(a, b) => {
+                LinkView::MadC(arg(view(sc, inputs, a, len)), arg(view(sc, inputs, b, len)))
+            }
         })
         .collect();
     let d: &mut [f32] = bytemuck::cast_slice_mut(d);
