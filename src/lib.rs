@@ -55,12 +55,14 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod cache;
 mod device;
 mod error;
 mod kernel;
 mod report;
 mod runtime;
 mod schedule;
+mod transfer;
 
 pub use device::{DeviceInfo, DeviceKind};
 pub use error::{Error, Result};
@@ -70,6 +72,7 @@ pub use kernel::{
 pub use report::{Report, Share};
 pub use runtime::{Backend, Run, Runtime, RuntimeBuilder};
 pub use schedule::Placement;
+pub use transfer::{Link, LinkDir};
 
 /// Applies `kernel` to every element of `xs` on the global runtime, wherever is best
 /// ([`Placement::Auto`]). With no GPU this runs on the CPU; it is never an error.

@@ -93,6 +93,12 @@ pub(crate) trait Device: Send + Sync {
     /// Who the device is.
     fn info(&self) -> &DeviceInfo;
 
+    /// The device's link to the host, when data must cross one (a GPU); `None` for
+    /// the CPU, which works on host memory.
+    fn link(&self) -> Option<crate::transfer::Link> {
+        None
+    }
+
     /// Computes `kernel` for `out.len()` elements: `inputs[k][i]` is input `k` of element
     /// `i` (each as a 32-bit pattern), `first_index` is the global index of element 0,
     /// and the result of element `i` goes to `out[i]`. Every slice has `out.len()`
