@@ -4,6 +4,8 @@
 //! takes `alpha + b / beta` seconds. The GPU device measures and fits its link; the
 //! scheduler reads it to predict what moving a share's data will cost.
 
+pub(crate) mod calibrate;
+
 use serde::{Deserialize, Serialize};
 
 /// One direction of a link: latency and bandwidth.
