@@ -1,11 +1,20 @@
 //! The block-wise CPU evaluator.
 //!
-//! Like numexpr, it evaluates a program one instruction at a time over a block of
-//! [`BLOCK`] elements, so every instruction is a tight loop over cache-resident slices
-//! that the compiler vectorizes, and no per-element interpretation happens. Registers
-//! are mapped to a few reusable scratch slots by liveness, so the working set of a
-//! block stays in L1/L2 however long the program is. Inputs are read in place, and
-//! literals stay immediates in two-operand instructions.
+//! Like numexpr, it evaluates a program over blocks of [`BLOCK`] elements, so no
+//! per-element interpretation happens and every loop is one the compiler vectorizes.
+//! Three things keep it near a hand-written loop:
+//! - registers map to a few reusable scratch slots by liveness, so a block's working
+//!   set stays in L1/L2 however long the program; inputs are read in place, literals
+//!   stay immediates, and the last step writes straight into the output;
+//! - a single-use `a * b` followed by `± c` becomes one mul-add step (two roundings,
+//!   exactly as before: Rust never contracts `a * b + c`);
+//! - a run of f32 steps that each consume the previous one's single-use result (and
+//!   compile to inline SSE, no libm call) is a *chain*, run over 16-element tiles kept
+//!   in registers from the first operation to the last; consecutive mul-adds by the
+//!   same operand (Horner's rule) load that operand once per tile.
+//!
+//! Every operation rounds exactly as its own step would, so fusion never changes a
+//! result (the tests compare bit patterns).
 
 use bytemuck::Pod;
 
@@ -84,6 +93,8 @@ enum Step {
         dst: u16,
         start: Src,
         links: Vec<Link>,
+        /// Literal coefficients of the chain's `Horner` links, as bit patterns.
+        coeffs: Vec<u32>,
     },
 }
 
@@ -98,6 +109,40 @@ enum Link {
     MadA(Src, Src),
     /// `a * b + v`.
     MadC(Src, Src),
+    /// `v = v * x + c` for each literal `c` of `coeffs[first..first + count]`: a run of
+    /// mul-adds by the same operand (Horner's rule, linear recurrences), which loads
+    /// `x` once per tile instead of once per coefficient.
+    Horner(Src, u16, u16),
+}
+
+/// Appends `link` to a chain, merging a mul-add by the same operand with a literal
+/// addend into the `Horner` run before it.
+fn push_link(links: &mut Vec<Link>, coeffs: &mut Vec<u32>, link: Link) {
+    if let Link::MadA(x, Src::Imm(c)) = link {
+        if matches!(x, Src::Slot(_) | Src::Input(_)) {
+            match links.last_mut() {
+                Some(Link::Horner(y, first, count))
+                    if *y == x && *first as usize + *count as usize == coeffs.len() =>
+                {
+                    coeffs.push(c);
+                    *count += 1;
+                    return;
+                }
+                Some(last @ Link::MadA(_, Src::Imm(_))) => {
+                    if let Link::MadA(y, Src::Imm(c0)) = *last {
+                        if y == x {
+                            let first = coeffs.len() as u16;
+                            coeffs.extend([c0, c]);
+                            *last = Link::Horner(x, first, 2);
+                            return;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    links.push(link);
 }
 
 /// A program compiled for the CPU: steps over scratch slots.
@@ -458,8 +503,8 @@ impl Planner<'_> {
             return None;
         }
         match &ins.op {
-            Op::Unary(op, a) if *a == r => Some((Link::Un(*op), vec![])),
-            Op::Binary(op, a, b) if !op.is_comparison() && (*a == r) != (*b == r) => {
+            Op::Unary(op, a) if *a == r && inline_unary(*op) => Some((Link::Un(*op), vec![])),
+            Op::Binary(op, a, b) if inline_binary(*op) && (*a == r) != (*b == r) => {
                 let (x, rev) = if *a == r { (*b, false) } else { (*a, true) };
                 Some((Link::Bin(*op, self.src(x), rev), vec![x]))
             }
@@ -499,9 +544,15 @@ impl Planner<'_> {
                             dst,
                             start,
                             mut links,
+                            mut coeffs,
                         } => {
-                            links.push(link);
-                            Step::Chain { dst, start, links }
+                            push_link(&mut links, &mut coeffs, link);
+                            Step::Chain {
+                                dst,
+                                start,
+                                links,
+                                coeffs,
+                            }
                         }
                         other => into_chain(other, link),
                     };
@@ -649,11 +700,27 @@ impl Planner<'_> {
     }
 }
 
+/// Operations a chain takes: those that compile to inline SSE2 instructions. A call
+/// into libm (sin, exp, and on baseline x86-64 even floor and round) clobbers every
+/// vector register, and one such arm in the link loop makes the compiler keep the
+/// running tile in memory for every link.
+fn inline_unary(op: UnOp) -> bool {
+    matches!(op, UnOp::Neg | UnOp::Abs | UnOp::Sqrt)
+}
+
+fn inline_binary(op: BinOp) -> bool {
+    matches!(
+        op,
+        BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Min | BinOp::Max
+    )
+}
+
 /// Whether a step can be the first link of a chain.
 fn chainable(s: &Step) -> bool {
     match s {
-        Step::Unary { ty, .. } | Step::MulAdd { ty, .. } => *ty == ScalarType::F32,
-        Step::Binary { ty, op, .. } => *ty == ScalarType::F32 && !op.is_comparison(),
+        Step::Unary { ty, op, .. } => *ty == ScalarType::F32 && inline_unary(*op),
+        Step::MulAdd { ty, .. } => *ty == ScalarType::F32,
+        Step::Binary { ty, op, .. } => *ty == ScalarType::F32 && inline_binary(*op),
         _ => false,
     }
 }
@@ -666,10 +733,13 @@ fn into_chain(s: Step, next: Link) -> Step {
         Step::MulAdd { dst, a, b, c, .. } => (dst, a, Link::MadA(b, c)),
         other => return other,
     };
+    let (mut links, mut coeffs) = (vec![first], Vec::new());
+    push_link(&mut links, &mut coeffs, next);
     Step::Chain {
         dst,
         start,
-        links: vec![first, next],
+        links,
+        coeffs,
     }
 }
 
@@ -831,9 +901,20 @@ fn exec(
             );
             clamp(*ty, a, b, c, d);
         }
-        Step::Chain { start, links, .. } => {
-            run_chain(view(sc, inputs, *start, len), links, sc, inputs, len, d)
-        }
+        Step::Chain {
+            start,
+            links,
+            coeffs,
+            ..
+        } => run_chain(
+            view(sc, inputs, *start, len),
+            links,
+            coeffs,
+            sc,
+            inputs,
+            len,
+            d,
+        ),
         Step::Loop { .. } => {}
     }
     if !slot.is_empty() {
@@ -858,6 +939,7 @@ enum LinkView<'a> {
     Bin(BinOp, Arg<'a>, bool),
     MadA(Arg<'a>, Arg<'a>),
     MadC(Arg<'a>, Arg<'a>),
+    Horner(Arg<'a>, &'a [f32]),
 }
 
 #[inline(always)]
@@ -870,29 +952,11 @@ fn tile_arg(a: Arg<'_>, t: usize, n: usize) -> [f32; TILE] {
 
 #[inline(always)]
 fn tile_un(v: &mut [f32; TILE], op: UnOp) {
-    macro_rules! each {
-        ($f:expr) => {
-            for x in v.iter_mut() {
-                *x = $f(*x);
-            }
-        };
-    }
     match op {
-        UnOp::Neg => each!(|x: f32| -x),
-        UnOp::Abs => each!(f32::abs),
-        UnOp::Sqrt => each!(f32::sqrt),
-        UnOp::Sin => each!(f32::sin),
-        UnOp::Cos => each!(f32::cos),
-        UnOp::Tan => each!(f32::tan),
-        UnOp::Exp => each!(f32::exp),
-        UnOp::Exp2 => each!(f32::exp2),
-        UnOp::Ln => each!(f32::ln),
-        UnOp::Log2 => each!(f32::log2),
-        UnOp::Floor => each!(f32::floor),
-        UnOp::Ceil => each!(f32::ceil),
-        UnOp::Round => each!(f32::round_ties_even),
-        UnOp::Fract => each!(ops::fract_f32),
-        UnOp::Not => {}
+        UnOp::Neg => v.iter_mut().for_each(|x| *x = -*x),
+        UnOp::Abs => v.iter_mut().for_each(|x| *x = x.abs()),
+        UnOp::Sqrt => v.iter_mut().for_each(|x| *x = x.sqrt()),
+        _ => {}
     }
 }
 
@@ -916,10 +980,8 @@ fn tile_bin(v: &mut [f32; TILE], op: BinOp, a: &[f32; TILE], rev: bool) {
         BinOp::Sub => each!(|x: f32, y: f32| x - y),
         BinOp::Mul => each!(|x: f32, y: f32| x * y),
         BinOp::Div => each!(|x: f32, y: f32| x / y),
-        BinOp::Rem => each!(ops::rem_f32),
         BinOp::Min => each!(ops::min_f32),
         BinOp::Max => each!(ops::max_f32),
-        BinOp::Pow => each!(ops::pow_f32),
         _ => {}
     }
 }
@@ -943,6 +1005,14 @@ fn tile(start: Arg<'_>, links: &[LinkView<'_>], t: usize, n: usize) -> [f32; TIL
                     *x += y * z;
                 }
             }
+            LinkView::Horner(x, coeffs) => {
+                let x = tile_arg(x, t, n);
+                for &c in coeffs {
+                    for (v, &x) in v.iter_mut().zip(&x) {
+                        *v = *v * x + c;
+                    }
+                }
+            }
         }
     }
     v
@@ -952,9 +1022,11 @@ fn tile(start: Arg<'_>, links: &[LinkView<'_>], t: usize, n: usize) -> [f32; TIL
 /// registers from the first link to the last and is stored once, where one step per
 /// operation would store and reload it from L1 at every operation. Each operation
 /// rounds exactly as its own step would.
+#[allow(clippy::too_many_arguments)]
 fn run_chain(
     start: View<'_>,
     links: &[Link],
+    coeffs: &[u32],
     sc: &Scratch,
     inputs: &[&[u32]],
     len: usize,
@@ -976,6 +1048,7 @@ fn run_chain(
                 lit(view(sc, inputs, x, len));
                 lit(view(sc, inputs, y, len));
             }
+            Link::Horner(x, _, _) => lit(view(sc, inputs, x, len)),
         }
     }
     let mut next = 0;
@@ -1006,6 +1079,11 @@ fn run_chain(
             }
             Link::MadC(a, b) => {
                 LinkView::MadC(arg(view(sc, inputs, a, len)), arg(view(sc, inputs, b, len)))
+            }
+            Link::Horner(x, first, count) => {
+                let c: &[f32] =
+                    bytemuck::cast_slice(&coeffs[first as usize..first as usize + count as usize]);
+                LinkView::Horner(arg(view(sc, inputs, x, len)), c)
             }
         })
         .collect();
@@ -1311,8 +1389,16 @@ mod tests {
             .iter()
             .filter(|l| matches!(l, super::Link::MadA(..) | super::Link::MadC(..)))
             .count();
-        assert_eq!(fused, 3, "three mul-adds, fused and chained: {plan:#?}");
-        assert_eq!(plan.steps.len(), 2, "two chains: {plan:#?}");
+        let alone = plan
+            .steps
+            .iter()
+            .filter(|s| matches!(s, super::Step::MulAdd { .. }))
+            .count();
+        assert_eq!(fused + alone, 3, "three fused mul-adds: {plan:#?}");
+        assert_eq!(
+            fused, 2,
+            "two of them chained (sin calls libm, so it ends the chain): {plan:#?}"
+        );
         let xs: Vec<f32> = (0..4000).map(|i| i as f32 * 0.37 - 700.0).collect();
         for (&x, g) in xs.iter().zip(eval(&k, &xs, 0)) {
             let want = ((x * 1.1 + 0.3) * x - 0.7) * x + x.sin();
@@ -1363,6 +1449,24 @@ mod tests {
             let want = (u.wrapping_mul(u).wrapping_sub(3_735_928_559) as f32
                 + i.wrapping_mul(i).wrapping_sub(7) as f32)
                 + (x * x - 0.0);
+            assert_eq!(g.to_bits(), want.to_bits(), "x = {x}");
+        }
+    }
+
+    #[test]
+    fn horner_runs_merge_and_stay_bit_identical() {
+        const C: [f32; 6] = [0.5, -1.25, 0.75, 0.125, -0.0625, 0.03125];
+        let k = Kernel::map(|x: Expr<f32>| {
+            ((((x.clone() * C[5] + C[4]) * &x + C[3]) * &x + C[2]) * &x + C[1]) * &x + C[0]
+        });
+        let plan = k.inner().plan().unwrap_or_else(|e| panic!("{e}"));
+        let horner = plan.steps.iter().any(|s| {
+            matches!(s, super::Step::Chain { links, .. } if links.iter().any(|l| matches!(l, super::Link::Horner(_, _, 4))))
+        });
+        assert!(horner, "{plan:#?}");
+        let xs: Vec<f32> = (0..5000).map(|i| i as f32 * 0.013 - 30.0).collect();
+        for (&x, g) in xs.iter().zip(eval(&k, &xs, 0)) {
+            let want = ((((x * C[5] + C[4]) * x + C[3]) * x + C[2]) * x + C[1]) * x + C[0];
             assert_eq!(g.to_bits(), want.to_bits(), "x = {x}");
         }
     }
