@@ -212,9 +212,10 @@ impl Runtime {
     /// first need: measured once per adapter and driver, then reloaded from disk.
     /// Devices with no link (the CPU) and failed calibrations are left out.
     pub fn links(&self) -> Vec<(DeviceInfo, Link)> {
-        self.calibrations()
-            .into_iter()
-            .map(|(i, c)| (i, c.link))
+        self.devices
+            .iter()
+            .zip(&self.infos)
+            .filter_map(|(d, i)| d.link().map(|l| (i.clone(), l)))
             .collect()
     }
 

@@ -26,7 +26,7 @@ pub(crate) fn fit(samples: &[(u64, f64)]) -> Option<LinkDir> {
 /// so that transfers from 4 KiB to 64 MiB count alike: plain least squares lets the
 /// milliseconds of the largest transfers swamp the microseconds that fix alpha.
 pub(crate) fn fit_relative(samples: &[(u64, f64)]) -> Option<LinkDir> {
-    if samples.iter().any(|s| !(s.1 > 0.0)) {
+    if samples.iter().any(|s| !s.1.is_finite() || s.1 <= 0.0) {
         return None;
     }
     fit_weighted(samples, |t| 1.0 / (t * t))
@@ -38,7 +38,7 @@ fn fit_weighted(samples: &[(u64, f64)], weight: impl Fn(f64) -> f64) -> Option<L
     }
     let w: Vec<f64> = samples.iter().map(|s| weight(s.1)).collect();
     let sw: f64 = w.iter().sum();
-    if !(sw > 0.0) || !sw.is_finite() {
+    if !sw.is_finite() || sw <= 0.0 {
         return None;
     }
     let mx = samples
@@ -62,7 +62,7 @@ fn fit_weighted(samples: &[(u64, f64)], weight: impl Fn(f64) -> f64) -> Option<L
         return None;
     }
     let slope = sxy / sxx;
-    if !(slope > 0.0) || !slope.is_finite() {
+    if !slope.is_finite() || slope <= 0.0 {
         return None;
     }
     let alpha = (my - slope * mx).max(0.0);
