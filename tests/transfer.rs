@@ -3,8 +3,9 @@
 //! link calibration files are reloaded, or re-measured when missing, corrupt or old.
 //!
 //! GPU tests skip with a printed reason when there is no GPU, and fail instead when
-//! `HYBRID_REQUIRE_GPU=1` (unless `HYBRID_BACKEND=cpu`). The 3 GiB streamed map runs
-//! only with `HYBRID_BIG_TESTS=1` (it moves 6 GiB through lavapipe).
+//! `HYBRID_REQUIRE_GPU=1` (unless `HYBRID_BACKEND=cpu`). The 3 GiB streamed map takes
+//! about 30 s on lavapipe and 7 GiB of memory (input and output are 6 GiB); it skips
+//! when less than 10 GiB is available, or with `HYBRID_SKIP_BIG_TESTS=1`.
 
 use std::path::PathBuf;
 
@@ -205,9 +206,9 @@ fn pool_reuses_buffers_and_the_receipt_shows_the_transfer() {
     }
 }
 
-fn calibrated(dir: &PathBuf) -> Option<hybrid::Calibration> {
+fn calibrated(dir: &std::path::Path) -> Option<hybrid::Calibration> {
     let (rt, _) = gpu(TransferConfig {
-        cache_dir: Some(dir.clone()),
+        cache_dir: Some(dir.to_path_buf()),
         ..Default::default()
     })?;
     let cals = rt.calibrations();
@@ -258,12 +259,26 @@ fn calibration_is_stored_reloaded_and_remeasured_when_bad() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A map over 3 GiB of f32 (768M elements), streamed through a bounded ring: only with
-/// `HYBRID_BIG_TESTS=1`. Staging held: ring x (input + output) x chunk = 3 x 2 x 64 MiB.
+/// Bytes of memory available, from /proc/meminfo (None where there is none).
+fn available_bytes() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// A map over 3 GiB of f32 (768M elements), streamed through a bounded ring. Memory
+/// held besides input and output: ring x (upload + read-back staging + input and
+/// output storage) x chunk = 3 x 4 x 64 MiB = 768 MiB, of which host-mapped staging is
+/// 384 MiB (on lavapipe the "device" memory is host memory too).
 #[test]
 fn map_over_3_gib_streams_through_a_bounded_ring() {
-    if !env_is("HYBRID_BIG_TESTS", "1") {
-        eprintln!("skipped: set HYBRID_BIG_TESTS=1 to map 3 GiB on the gpu");
+    if env_is("HYBRID_SKIP_BIG_TESTS", "1") {
+        eprintln!("skipped: HYBRID_SKIP_BIG_TESTS=1");
+        return;
+    }
+    if available_bytes().is_some_and(|b| b < 10 << 30) {
+        eprintln!("skipped: less than 10 GiB of memory available for a 3 GiB map");
         return;
     }
     let Some((rt, _)) = gpu(TransferConfig::default()) else {
