@@ -3,9 +3,6 @@
 //! Files are written atomically (temp file, then rename), so a crash mid-write leaves
 //! the previous file whole.
 
-// Used by the transfer and schedule layers as they land; remove when both call it.
-#![allow(dead_code)]
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 

@@ -31,6 +31,8 @@
 //!   [`Runtime::map2`] with a [`Placement`], returning a [`Run`] with the output and its
 //!   [`Report`].
 //! - Devices: [`Runtime::devices`] lists them ([`DeviceInfo`]).
+//! - Links: [`Runtime::links`] gives each GPU's fitted [`Link`]; [`Share::transfer`]
+//!   each call's [`TransferStats`], measured beside predicted.
 //! - Errors: one enum, [`Error`].
 //!
 //! ## Semantics
@@ -46,6 +48,10 @@
 //! - `HYBRID_BACKEND`: `cpu` (CPU only), `gpu` (GPUs only), unset or `all`.
 //! - `HYBRID_REQUIRE_GPU=1`: the test suite fails instead of skipping when no GPU
 //!   adapter exists.
+//! - `HYBRID_CACHE_DIR`: where link calibrations are stored (default: the user's cache
+//!   directory).
+//! - `HYBRID_CHUNK_BYTES`, `HYBRID_RING`: override the transfer layer's chunk size
+//!   (bytes per buffer) and ring depth ([`TransferConfig`]).
 //!
 //! ## Features
 //!
@@ -72,7 +78,7 @@ pub use kernel::{
 pub use report::{Report, Share};
 pub use runtime::{Backend, Run, Runtime, RuntimeBuilder};
 pub use schedule::Placement;
-pub use transfer::{Link, LinkDir};
+pub use transfer::{Calibration, Link, LinkDir, TransferConfig, TransferStats};
 
 /// Applies `kernel` to every element of `xs` on the global runtime, wherever is best
 /// ([`Placement::Auto`]). With no GPU this runs on the CPU; it is never an error.

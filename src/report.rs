@@ -57,6 +57,12 @@ impl Share {
     pub fn chunks(&self) -> u32 {
         self.stats.chunks
     }
+    /// The transfer layer's detail: chunking, time per stage (host copy into staging,
+    /// device copies, map and read-back), achieved GB/s each way, and the link model's
+    /// prediction for the same bytes. All zero for a device with no link.
+    pub fn transfer(&self) -> &crate::transfer::TransferStats {
+        &self.stats.transfer
+    }
     /// Seconds from the start of the call until this device finished its share.
     pub fn busy_s(&self) -> f64 {
         self.busy_s
@@ -186,6 +192,30 @@ impl fmt::Display for Report {
                 secs(s.compute_s()),
                 secs(s.download_s()),
                 secs(s.busy_s),
+            )?;
+        }
+        for s in self.shares.iter().filter(|s| s.stats.transfer.chunks > 0) {
+            let t = &s.stats.transfer;
+            writeln!(
+                f,
+                "{}: {} chunk(s) of {}, ring {}; fill {}, copy up {}, copy down {}, \
+                 map wait {}, read back {}; up {:.2} GB/s ({} measured, {} predicted), \
+                 down {:.2} GB/s ({} measured, {} predicted)",
+                s.device,
+                t.chunks,
+                bytes(t.chunk_bytes),
+                t.ring,
+                secs(t.fill_s),
+                secs(t.copy_up_s),
+                secs(t.copy_down_s),
+                secs(t.map_wait_s),
+                secs(t.readback_s),
+                t.up_gbps(),
+                secs(t.measured_up_s()),
+                secs(t.predicted_up_s),
+                t.down_gbps(),
+                secs(t.measured_down_s()),
+                secs(t.predicted_down_s),
             )?;
         }
         for n in &self.notes {

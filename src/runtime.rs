@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::kernel::{Element, Kernel, KernelInner};
 use crate::report::{Report, Share};
 use crate::schedule::{self, Placement};
+use crate::transfer::{Calibration, Link, TransferConfig, TransferStats};
 
 /// Which kinds of device a runtime uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -77,6 +78,7 @@ pub struct RuntimeBuilder {
     backend: Option<Backend>,
     cpu_threads: Option<usize>,
     extra_cpu: bool,
+    transfer: Option<TransferConfig>,
 }
 
 impl RuntimeBuilder {
@@ -106,6 +108,14 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Chunk size, ring depth, pool bound and calibration directory for the GPUs'
+    /// transfers (unset fields: `HYBRID_CHUNK_BYTES`, `HYBRID_RING`,
+    /// `HYBRID_CACHE_DIR`, else chosen from the link model).
+    pub fn transfer(mut self, cfg: TransferConfig) -> Self {
+        self.transfer = Some(cfg);
+        self
+    }
+
     /// Finds the devices and builds the runtime.
     pub fn build(self) -> Result<Runtime> {
         let backend = match self.backend {
@@ -132,6 +142,9 @@ impl RuntimeBuilder {
             return Err(Error::NoAdapter {
                 reason: no_gpu.unwrap_or_else(|| "HYBRID_BACKEND=gpu and no gpu found".into()),
             });
+        }
+        if let Some(cfg) = &self.transfer {
+            devices.iter().for_each(|d| d.configure_transfer(cfg));
         }
         let infos = devices.iter().map(|d| d.info().clone()).collect();
         Ok(Runtime {
@@ -193,6 +206,49 @@ impl Runtime {
     /// Why the runtime has no GPU, when it has none.
     pub fn no_gpu_reason(&self) -> Option<&str> {
         self.no_gpu.as_deref()
+    }
+
+    /// Each linked device's fitted link (host to device and back), calibrating on
+    /// first need: measured once per adapter and driver, then reloaded from disk.
+    /// Devices with no link (the CPU) and failed calibrations are left out.
+    pub fn links(&self) -> Vec<(DeviceInfo, Link)> {
+        self.devices
+            .iter()
+            .zip(&self.infos)
+            .filter_map(|(d, i)| d.link().map(|l| (i.clone(), l)))
+            .collect()
+    }
+
+    /// Each linked device's whole calibration: the link, the dispatch overhead, the
+    /// measured samples, whether it was reloaded and where it is stored.
+    pub fn calibrations(&self) -> Vec<(DeviceInfo, Calibration)> {
+        self.devices
+            .iter()
+            .zip(&self.infos)
+            .filter_map(|(d, i)| d.calibration().map(|c| (i.clone(), c)))
+            .collect()
+    }
+
+    /// Moves data over device `device`'s link (an index into [`devices`]) with no
+    /// kernel, through the same staging, chunking and ring as a kernel's data: `up`
+    /// alone uploads, `down` alone downloads (whatever the device buffer holds), both
+    /// make a round trip of `up` into `down`. For link benchmarks.
+    ///
+    /// [`devices`]: Self::devices
+    pub fn transfer<T: Element>(
+        &self,
+        device: usize,
+        up: Option<&[T]>,
+        down: Option<&mut [T]>,
+    ) -> Result<TransferStats> {
+        let d = self
+            .devices
+            .get(device)
+            .ok_or(Error::NoDevice { kind: "gpu" })?;
+        let up: Option<&[u32]> = up.map(bytemuck::cast_slice);
+        let down: Option<&mut [u32]> = down.map(bytemuck::cast_slice_mut);
+        d.transfer(up, down)
+            .unwrap_or(Err(Error::NoDevice { kind: "gpu" }))
     }
 
     /// Applies a one-input kernel to every element of `xs`.

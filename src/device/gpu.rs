@@ -1,13 +1,13 @@
-//! The wgpu device: one per adapter, with a pipeline cache and a chunked dispatch.
+//! The wgpu device: one per adapter, with a pipeline cache; its data moves through the
+//! transfer layer (`src/transfer/`): pooled staging, chunks pipelined through a ring,
+//! a link model calibrated on first need and stored on disk.
 //!
-//! A call is cut into chunks that fit one storage binding; each chunk is uploaded,
-//! computed and read back in three waited stages, each timed and inside error scopes,
-//! so every driver complaint becomes an [`Error`] for this call and nothing panics.
-//! (Staging pools and overlapping the stages belong to `src/transfer/`, later.)
+//! Every driver complaint becomes an [`Error`] for the call (error scopes, a device-lost
+//! callback), and nothing panics.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use pollster::block_on;
@@ -16,31 +16,38 @@ use super::{Device, DeviceInfo, DeviceKind, ShareStats};
 use crate::error::{Error, Result};
 use crate::kernel::wgsl::{Shader, ENTRY_POINT, WORKGROUP_SIZE};
 use crate::kernel::KernelInner;
+use crate::transfer::calibrate::{self, Calibration};
+use crate::transfer::staging::{Compute, Ctx, Job, Pool, Streamed, DEFAULT_IDLE_BYTES};
+use crate::transfer::{plan_chunks, Link, TransferConfig, TransferStats};
 
 /// Compiled kernels kept per device; the least recently used goes beyond this.
 const CACHE_CAPACITY: usize = 64;
 
-/// Largest chunk in bytes per buffer, whatever the adapter allows: bounds the memory
-/// one call pins (inputs, output and read-back copy of one chunk).
-const MAX_CHUNK_BYTES: u64 = 256 << 20;
-
-/// Longest wait for a buffer mapping once the queue is idle.
-const MAP_TIMEOUT_S: u64 = 60;
-
 /// Bytes of the uniform parameter block: base, len, row, zero.
-const PARAMS_BYTES: u64 = 16;
+use crate::transfer::staging::PARAMS_BYTES;
+
+/// Measured runs per size when calibrating (after one warm-up); the fastest counts.
+const CALIBRATION_REPS: usize = 3;
 
 /// A GPU, as the scheduler sees it.
 pub(crate) struct GpuDevice {
     info: DeviceInfo,
     device: wgpu::Device,
     queue: wgpu::Queue,
-    /// Elements per chunk: a multiple of the workgroup size.
-    chunk_elements: usize,
+    /// Largest chunk in bytes per buffer the adapter allows (binding and buffer limits).
+    max_chunk_bytes: u64,
     max_groups: u32,
     cache: Mutex<PipelineCache>,
     /// Set by the device-lost callback.
     lost: Arc<Mutex<Option<String>>>,
+    /// Staging and device buffers, reused across calls and kernels.
+    pool: Pool,
+    /// Chunking, ring depth and cache-dir overrides.
+    config: Mutex<TransferConfig>,
+    /// Nanoseconds per timestamp tick, when copies and passes can be timed on the device.
+    timestamp_period: Option<f32>,
+    /// The link calibration, measured or loaded on first need (`None`: it failed).
+    calibration: OnceLock<Option<Calibration>>,
 }
 
 const _: () = {
@@ -149,9 +156,14 @@ impl GpuDevice {
         };
         // The adapter's own limits: storage bindings and buffers as large as it allows.
         let limits = adapter.limits();
+        // Timestamps inside command encoders time each chunk's copies and compute.
+        let stamps =
+            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS;
+        let features = adapter.features() & stamps;
         let desc = wgpu::DeviceDescriptor {
             label: Some("hybrid"),
             required_limits: limits.clone(),
+            required_features: features,
             ..Default::default()
         };
         let (device, queue) =
@@ -166,8 +178,7 @@ impl GpuDevice {
         });
         let per_buffer = limits
             .max_storage_buffer_binding_size
-            .min(limits.max_buffer_size)
-            .min(MAX_CHUNK_BYTES);
+            .min(limits.max_buffer_size);
         let max_groups = limits.max_compute_workgroups_per_dimension.max(1);
         let chunk_elements = chunk_elements(per_buffer, max_groups);
         if chunk_elements == 0 {
@@ -177,15 +188,224 @@ impl GpuDevice {
             };
             return Err(format!("{}: {e}", info.name));
         }
+        let timestamp_period = (features == stamps).then(|| queue.get_timestamp_period());
         Ok(GpuDevice {
             info,
             device,
             queue,
-            chunk_elements,
+            max_chunk_bytes: chunk_elements as u64 * 4,
             max_groups,
             cache: Mutex::default(),
             lost,
+            pool: Pool::new(DEFAULT_IDLE_BYTES),
+            config: Mutex::new(TransferConfig::from_env()),
+            timestamp_period,
+            calibration: OnceLock::new(),
         })
+    }
+
+    /// Replaces the transfer configuration (unset fields keep the environment's).
+    pub(crate) fn configure(&self, cfg: &TransferConfig) {
+        let merged = cfg.or(&TransferConfig::from_env());
+        if let Some(b) = merged.pool_idle_bytes {
+            self.pool.set_max_idle_bytes(b);
+        }
+        *self.config.lock().unwrap_or_else(|e| e.into_inner()) = merged;
+    }
+
+    fn config(&self) -> TransferConfig {
+        self.config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Buffers the pool has allocated since the device was made.
+    #[cfg(test)]
+    pub(crate) fn pool_allocations(&self) -> u64 {
+        self.pool.allocations()
+    }
+
+    /// The transfer context for this device; `timed` asks for device timestamps.
+    fn with_ctx<T>(&self, timed: bool, f: impl FnOnce(&Ctx) -> Result<T>) -> Result<T> {
+        if let Some(e) = self.lost_error() {
+            return Err(e);
+        }
+        let fail = |stage: &'static str, reason: String| self.failed(stage, reason);
+        let ctx = Ctx {
+            device: &self.device,
+            queue: &self.queue,
+            pool: &self.pool,
+            timestamp_period: self.timestamp_period.filter(|_| timed),
+            fail: &fail,
+        };
+        f(&ctx)
+    }
+
+    /// The link calibration: loaded from the cache directory, or measured now (once
+    /// per device) and stored. `None` when measuring failed (said on stderr).
+    pub(crate) fn calibration(&self) -> Option<&Calibration> {
+        self.calibration
+            .get_or_init(|| {
+                let dir = self.config().cache_dir.unwrap_or_else(crate::cache::dir);
+                let key =
+                    calibrate::Key::new(&self.info.name, &self.info.backend, &self.info.driver);
+                let now = calibrate::now_unix_s();
+                match calibrate::load_or_measure(&dir, &key, now, || self.measure(now)) {
+                    Ok((c, _, warnings)) => {
+                        for w in warnings {
+                            eprintln!("hybrid: warning: {}: {w}", self.info.name);
+                        }
+                        Some(c)
+                    }
+                    Err(e) => {
+                        eprintln!(
+                            "hybrid: warning: {}: link calibration failed: {e}",
+                            self.info.name
+                        );
+                        None
+                    }
+                }
+            })
+            .as_ref()
+    }
+
+    /// Measures uploads and downloads from 4 KiB to 64 MiB (as the adapter allows) and
+    /// an empty dispatch, and fits the link.
+    fn measure(&self, now: u64) -> Result<Calibration> {
+        let sizes: Vec<u64> = calibrate::SIZES
+            .iter()
+            .copied()
+            .filter(|&b| b <= self.max_chunk_bytes)
+            .collect();
+        let largest = sizes.last().copied().unwrap_or(0) as usize / 4;
+        let src = vec![0x5a5a_5a5au32; largest];
+        let mut dst = vec![0u32; largest];
+        let (mut up, mut down) = (Vec::new(), Vec::new());
+        self.with_ctx(false, |ctx| {
+            for &b in &sizes {
+                let n = b as usize / 4;
+                let (mut best_up, mut best_down) = (f64::INFINITY, f64::INFINITY);
+                for rep in 0..=CALIBRATION_REPS {
+                    let t = Instant::now();
+                    ctx.stream(one_chunk(&[&src[..n]], None, n))?;
+                    let t_up = t.elapsed().as_secs_f64();
+                    let t = Instant::now();
+                    ctx.stream(one_chunk(&[], Some(&mut dst[..n]), n))?;
+                    let t_down = t.elapsed().as_secs_f64();
+                    if rep > 0 {
+                        best_up = best_up.min(t_up);
+                        best_down = best_down.min(t_down);
+                    }
+                }
+                up.push((b, best_up));
+                down.push((b, best_down));
+            }
+            Ok(())
+        })?;
+        let dispatch_s = self.measure_dispatch()?;
+        Calibration::from_samples(up, down, dispatch_s, now).ok_or_else(|| {
+            self.failed(
+                "calibrate",
+                "transfer times do not grow with size; no link fitted",
+            )
+        })
+    }
+
+    /// Seconds to submit one empty workgroup and wait for it: the fastest of a few.
+    fn measure_dispatch(&self) -> Result<f64> {
+        let shader = Shader::from_source("@compute @workgroup_size(1) fn main() {}\n".into(), 0);
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some("hybrid empty"),
+                source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(&shader.source)),
+            });
+        let pipeline = self.scoped("calibrate", || {
+            Ok(self
+                .device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some("hybrid empty"),
+                    layout: None,
+                    module: &module,
+                    entry_point: Some(ENTRY_POINT),
+                    compilation_options: Default::default(),
+                    cache: None,
+                }))
+        })?;
+        let mut best = f64::INFINITY;
+        for rep in 0..=10 {
+            let t = Instant::now();
+            let mut enc = self
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("hybrid empty"),
+                });
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+                pass.set_pipeline(&pipeline);
+                pass.dispatch_workgroups(1, 1, 1);
+            }
+            self.queue.submit([enc.finish()]);
+            self.wait("calibrate")?;
+            if rep > 0 {
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+        }
+        Ok(best)
+    }
+
+    /// Chunk length and ring depth for `n` elements, from the link model and the
+    /// configuration.
+    fn plan(&self, n: usize) -> (usize, usize, Option<Link>) {
+        let cfg = self.config();
+        let cal = self.calibration();
+        let link = cal.map(|c| c.link);
+        let dispatch_s = cal.map_or(0.0, |c| c.dispatch_s);
+        let (chunk, ring) = plan_chunks(
+            n,
+            link.as_ref(),
+            dispatch_s,
+            &cfg,
+            self.max_chunk_bytes,
+            WORKGROUP_SIZE as usize,
+        );
+        (chunk, ring, link)
+    }
+
+    /// Moves `src` to the device and/or `dst` back from it through the transfer layer,
+    /// with no kernel: `src` alone uploads, `dst` alone downloads (whatever the device
+    /// buffer holds), both make a round trip of `src` into `dst`.
+    pub(crate) fn move_data(
+        &self,
+        src: Option<&[u32]>,
+        dst: Option<&mut [u32]>,
+    ) -> Result<TransferStats> {
+        let n = match (&src, &dst) {
+            (Some(s), Some(d)) if s.len() != d.len() => {
+                return Err(Error::LengthMismatch {
+                    left: s.len(),
+                    right: d.len(),
+                })
+            }
+            (Some(s), _) => s.len(),
+            (None, Some(d)) => d.len(),
+            (None, None) => 0,
+        };
+        let (chunk, ring, link) = self.plan(n);
+        let inputs: Vec<&[u32]> = src.into_iter().collect();
+        let st = self.with_ctx(true, |ctx| {
+            ctx.stream(Job {
+                inputs: &inputs,
+                out: dst,
+                compute: None,
+                len: n,
+                chunk,
+                ring,
+                link,
+            })
+        })?;
+        Ok(st.transfer)
     }
 
     fn failed(&self, stage: &'static str, reason: impl ToString) -> Error {
@@ -355,7 +575,7 @@ impl GpuDevice {
         })
     }
 
-    /// Computes `out.len()` elements with `p`, chunk by chunk.
+    /// Computes `out.len()` elements with `p`, through the transfer layer's ring.
     pub(crate) fn dispatch(
         &self,
         p: &Pipeline,
@@ -364,12 +584,8 @@ impl GpuDevice {
         out: &mut [u32],
     ) -> Result<ShareStats> {
         let n = out.len();
-        let mut stats = ShareStats::default();
         if n == 0 {
-            return Ok(stats);
-        }
-        if let Some(e) = self.lost_error() {
-            return Err(e);
+            return Ok(ShareStats::default());
         }
         if inputs.len() != p.inputs || inputs.iter().any(|x| x.len() != n) {
             return Err(Error::WrongArity {
@@ -377,164 +593,47 @@ impl GpuDevice {
                 given: inputs.len(),
             });
         }
-        let cap = self.chunk_elements.min(n);
-        let bytes = cap as u64 * 4;
-        let buffers = self.scoped("allocate", || {
-            let buffer = |label, usage| {
-                self.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some(label),
-                    size: bytes,
-                    usage,
-                    mapped_at_creation: false,
-                })
-            };
-            use wgpu::BufferUsages as U;
-            let ins: Vec<wgpu::Buffer> = (0..inputs.len())
-                .map(|_| buffer("hybrid input", U::STORAGE | U::COPY_DST))
-                .collect();
-            let output = buffer("hybrid output", U::STORAGE | U::COPY_SRC);
-            let readback = buffer("hybrid readback", U::MAP_READ | U::COPY_DST);
-            let params = self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("hybrid params"),
-                size: PARAMS_BYTES,
-                usage: U::UNIFORM | U::COPY_DST,
-                mapped_at_creation: false,
-            });
-            let mut entries: Vec<wgpu::BindGroupEntry> = ins
-                .iter()
-                .enumerate()
-                .map(|(k, b)| wgpu::BindGroupEntry {
-                    binding: k as u32,
-                    resource: b.as_entire_binding(),
-                })
-                .collect();
-            let k = ins.len() as u32;
-            entries.push(wgpu::BindGroupEntry {
-                binding: k,
-                resource: output.as_entire_binding(),
-            });
-            entries.push(wgpu::BindGroupEntry {
-                binding: k + 1,
-                resource: params.as_entire_binding(),
-            });
-            let group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("hybrid kernel"),
-                layout: &p.layout,
-                entries: &entries,
-            });
-            Ok((ins, output, readback, params, group))
+        let (chunk, ring, link) = self.plan(n);
+        let st: Streamed = self.with_ctx(true, |ctx| {
+            ctx.stream(Job {
+                inputs,
+                out: Some(out),
+                compute: Some(Compute {
+                    pipeline: &p.pipeline,
+                    layout: &p.layout,
+                    max_groups: self.max_groups,
+                    first_index,
+                    workgroup_size: WORKGROUP_SIZE,
+                }),
+                len: n,
+                chunk,
+                ring,
+                link,
+            })
         })?;
-        let (ins, output, readback, params, group) = buffers;
-
-        let mut start = 0;
-        while start < n {
-            let end = (start + cap).min(n);
-            let len = end - start;
-            let (gx, gy, row) = grid(len, self.max_groups);
-
-            let t = Instant::now();
-            self.scoped("upload", || {
-                for (buf, x) in ins.iter().zip(inputs) {
-                    self.queue
-                        .write_buffer(buf, 0, bytemuck::cast_slice(&x[start..end]));
-                }
-                // The global index wraps at 2^32, as `index()` promises.
-                let base = first_index.wrapping_add(start as u64) as u32;
-                let block: [u32; 4] = [base, len as u32, row, 0];
-                self.queue
-                    .write_buffer(&params, 0, bytemuck::cast_slice(&block));
-                self.queue.submit([]);
-                self.wait("upload")
-            })?;
-            stats.upload_s += t.elapsed().as_secs_f64();
-            stats.bytes_to_device += (inputs.len() * len * 4) as u64;
-
-            let t = Instant::now();
-            self.scoped("compute", || {
-                let mut enc = self
-                    .device
-                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                        label: Some("hybrid compute"),
-                    });
-                {
-                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: Some("hybrid kernel"),
-                        timestamp_writes: None,
-                    });
-                    pass.set_pipeline(&p.pipeline);
-                    pass.set_bind_group(0, &group, &[]);
-                    pass.dispatch_workgroups(gx, gy, 1);
-                }
-                self.queue.submit([enc.finish()]);
-                self.wait("compute")
-            })?;
-            stats.compute_s += t.elapsed().as_secs_f64();
-
-            let t = Instant::now();
-            self.scoped("download", || {
-                self.download(&output, &readback, &mut out[start..end])
-            })?;
-            stats.download_s += t.elapsed().as_secs_f64();
-            stats.bytes_from_device += (len * 4) as u64;
-            stats.chunks += 1;
-            start = end;
-        }
-        Ok(stats)
+        let t = st.transfer;
+        Ok(ShareStats {
+            bytes_to_device: t.bytes_up,
+            bytes_from_device: t.bytes_down,
+            upload_s: t.measured_up_s(),
+            compute_s: st.compute_s,
+            download_s: t.measured_down_s(),
+            chunks: t.chunks,
+            transfer: t,
+        })
     }
+}
 
-    /// Copies the first `out.len()` elements of `output` to the host, through `readback`.
-    fn download(
-        &self,
-        output: &wgpu::Buffer,
-        readback: &wgpu::Buffer,
-        out: &mut [u32],
-    ) -> Result<()> {
-        let size = out.len() as u64 * 4;
-        let mut enc = self
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("hybrid download"),
-            });
-        enc.copy_buffer_to_buffer(output, 0, readback, 0, size);
-        self.queue.submit([enc.finish()]);
-        let slice = readback.slice(..size);
-        let (tx, rx) = mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        self.wait("download")?;
-        // Another thread's poll may have taken our callback and not yet run it: wait
-        // for it, polling meanwhile. It is dropped unrun (disconnect) if the map fails.
-        let started = Instant::now();
-        loop {
-            match rx.recv_timeout(std::time::Duration::from_millis(5)) {
-                Ok(Ok(())) => break,
-                Ok(Err(e)) => return Err(self.failed("map", e)),
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err(self.failed("map", "the map callback was dropped"))
-                }
-                Err(mpsc::RecvTimeoutError::Timeout)
-                    if started.elapsed().as_secs() >= MAP_TIMEOUT_S =>
-                {
-                    return Err(
-                        self.failed("map", format!("no map callback after {MAP_TIMEOUT_S} s"))
-                    )
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    self.device
-                        .poll(wgpu::PollType::Poll)
-                        .map_err(|e| self.failed("map", e))?;
-                }
-            }
-        }
-        {
-            let view = slice
-                .get_mapped_range()
-                .map_err(|e| self.failed("map", e))?;
-            out.copy_from_slice(bytemuck::cast_slice(&view));
-        }
-        readback.unmap();
-        Ok(())
+/// A one-chunk, one-slot job with no kernel (for calibration).
+fn one_chunk<'a, 'b>(inputs: &'a [&'a [u32]], out: Option<&'b mut [u32]>, n: usize) -> Job<'a, 'b> {
+    Job {
+        inputs,
+        out,
+        compute: None,
+        len: n,
+        chunk: n,
+        ring: 1,
+        link: None,
     }
 }
 
@@ -548,17 +647,29 @@ fn chunk_elements(per_buffer: u64, max_groups: u32) -> usize {
     (n / wg * wg) as usize
 }
 
-/// Workgroups in x and y, and threads per row, for `len` elements.
-fn grid(len: usize, max_groups: u32) -> (u32, u32, u32) {
-    let groups = (len as u64).div_ceil(WORKGROUP_SIZE as u64);
-    let gx = groups.min(max_groups as u64);
-    let gy = groups.div_ceil(gx.max(1));
-    (gx as u32, gy as u32, (gx * WORKGROUP_SIZE as u64) as u32)
-}
-
 impl Device for GpuDevice {
     fn info(&self) -> &DeviceInfo {
         &self.info
+    }
+
+    fn link(&self) -> Option<Link> {
+        self.calibration().map(|c| c.link)
+    }
+
+    fn calibration(&self) -> Option<Calibration> {
+        GpuDevice::calibration(self).cloned()
+    }
+
+    fn configure_transfer(&self, cfg: &TransferConfig) {
+        self.configure(cfg);
+    }
+
+    fn transfer(
+        &self,
+        src: Option<&[u32]>,
+        dst: Option<&mut [u32]>,
+    ) -> Option<Result<TransferStats>> {
+        Some(self.move_data(src, dst))
     }
 
     fn run(
@@ -608,10 +719,6 @@ mod tests {
 
     #[test]
     fn grid_and_chunks() {
-        assert_eq!(grid(1, 65_535), (1, 1, 256));
-        assert_eq!(grid(256, 65_535), (1, 1, 256));
-        assert_eq!(grid(257, 65_535), (2, 1, 512));
-        assert_eq!(grid(65_535 * 256 + 1, 65_535), (65_535, 2, 65_535 * 256));
         assert_eq!(chunk_elements(128 << 20, 65_535), 32 << 20);
         assert_eq!(chunk_elements(1000, 65_535), 0);
         assert_eq!(chunk_elements(u64::MAX, 65_535), 1 << 31);
@@ -651,8 +758,12 @@ mod tests {
 
     #[test]
     fn many_chunks_equal_one() {
-        let Some(mut d) = device() else { return };
-        d.chunk_elements = 512;
+        let Some(d) = device() else { return };
+        d.configure(&TransferConfig {
+            chunk_bytes: Some(512 * 4),
+            ring: Some(2),
+            ..Default::default()
+        });
         let k = Kernel::map2(|a: Expr<u32>, b: Expr<u32>| (a * 7u32) ^ b ^ index());
         let n = 512 * 5 + 3;
         let a: Vec<u32> = (0..n as u32).map(|i| i.wrapping_mul(0x9e37_79b9)).collect();
@@ -670,6 +781,37 @@ mod tests {
             let idx = (first + i as u64) as u32;
             assert_eq!(out[i], a[i].wrapping_mul(7) ^ b[i] ^ idx, "element {i}");
         }
+    }
+
+    #[test]
+    fn pool_reuses_buffers_across_calls_and_kernels() {
+        let Some(d) = device() else { return };
+        d.configure(&TransferConfig {
+            chunk_bytes: Some(4096),
+            ring: Some(3),
+            ..Default::default()
+        });
+        let n = 1024 * 7 + 5;
+        let xs: Vec<u32> = (0..n as u32).collect();
+        let k1 = Kernel::map(|x: Expr<u32>| x + 1u32);
+        let k2 = Kernel::map(|x: Expr<u32>| x * 3u32);
+        let mut out = vec![0u32; n];
+        let first = d.run(k1.inner(), &[&xs], 0, &mut out);
+        let first = first.unwrap_or_else(|e| panic!("{e}"));
+        assert!(first.transfer.allocations > 0);
+        assert_eq!(first.chunks, 8);
+        let warm = d.pool_allocations();
+        for k in [&k1, &k2, &k1] {
+            let s = d.run(k.inner(), &[&xs], 0, &mut out);
+            let s = s.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(s.transfer.allocations, 0, "no allocation once warm");
+        }
+        assert_eq!(out[n - 1], n as u32);
+        assert_eq!(d.pool_allocations(), warm);
+        // The pool is bounded: shrinking the bound releases idle buffers.
+        assert!(d.pool.idle_bytes() > 0);
+        d.pool.set_max_idle_bytes(0);
+        assert_eq!(d.pool.idle_bytes(), 0);
     }
 
     #[test]

@@ -86,6 +86,8 @@ pub(crate) struct ShareStats {
     pub(crate) download_s: f64,
     /// Number of chunks the share was cut into.
     pub(crate) chunks: u32,
+    /// The transfer layer's detail (all zero for a device with no link).
+    pub(crate) transfer: crate::transfer::TransferStats,
 }
 
 /// A device the scheduler can hand a range of elements to.
@@ -96,6 +98,26 @@ pub(crate) trait Device: Send + Sync {
     /// The device's link to the host, when data must cross one (a GPU); `None` for
     /// the CPU, which works on host memory.
     fn link(&self) -> Option<crate::transfer::Link> {
+        None
+    }
+
+    /// The device's link calibration (fitted link, dispatch overhead, samples), when
+    /// it has a link; measured or loaded on first need.
+    fn calibration(&self) -> Option<crate::transfer::Calibration> {
+        None
+    }
+
+    /// Sets how transfers are chunked and pipelined and where calibration is stored;
+    /// ignored by a device with no transfer layer.
+    fn configure_transfer(&self, _cfg: &crate::transfer::TransferConfig) {}
+
+    /// Moves data over the device's link with no kernel: `src` alone uploads, `dst`
+    /// alone downloads, both make a round trip. `None` for a device with no link.
+    fn transfer(
+        &self,
+        _src: Option<&[u32]>,
+        _dst: Option<&mut [u32]>,
+    ) -> Option<Result<crate::transfer::TransferStats>> {
         None
     }
 
