@@ -6,6 +6,8 @@
 //!
 //! Until calibrated models land, `Auto` uses a fixed rule (see [`auto_rule`]).
 
+pub(crate) mod plan;
+
 use std::fmt;
 use std::ops::Range;
 
