@@ -64,12 +64,13 @@ mod runtime;
 mod schedule;
 mod transfer;
 
+pub use device::sim::SimDevice;
 pub use device::{DeviceInfo, DeviceKind};
 pub use error::{Error, Result};
 pub use kernel::{
     fold, index, select, Element, Expr, Integer, Kernel, Numeric, Scalar, ScalarType,
 };
-pub use report::{Report, Share};
+pub use report::{Forecast, Report, Share};
 pub use runtime::{Backend, Run, Runtime, RuntimeBuilder};
 pub use schedule::Placement;
 pub use transfer::{Link, LinkDir};
