@@ -260,7 +260,7 @@ mod tests {
         assert_eq!(stats.bytes_to_device, 4000);
         // one chunk: every stage in full, plus both latencies
         let want =
-            2e-5 + 10e-6 + 4000.0 / 1e9 + 1000.0 / 1e9 + 4000.0 / 2e9 + 2e-5 / 262_144.0 * 1000.0;
+            2e-5 + 10e-6 + 4000.0 / 1e9 + 1000.0 / 1e9 + 4000.0 / 2e9 + 2e-5 / 65_536.0 * 1000.0;
         assert!((t - want).abs() < 1e-9, "{t} vs {want}");
         let l = dev.link().unwrap_or_else(|| panic!("no link"));
         assert!((l.up.alpha_s - 1e-5).abs() < 1e-9);

@@ -156,7 +156,7 @@ pub(crate) fn auto(call: &Call<'_>, out: &mut [u32]) -> Result<Decided> {
             continue;
         }
         if call.devices[dev].is_virtual() {
-            probe(call, hash, dev, &sample(call.inputs, n));
+            probe(call, hash, dev, &sample(call.inputs, n))?;
             notes.push(format!("probed {} (off the clock)", call.infos[dev].name));
         } else if call.infos[dev].kind.is_gpu() && call.models.start_probe(hash, dev) {
             let data = sample(call.inputs, n);
@@ -178,7 +178,8 @@ pub(crate) fn auto(call: &Call<'_>, out: &mut [u32]) -> Result<Decided> {
                         inputs: &[],
                         virtual_clock: false,
                     };
-                    probe_as(&bg, hash, 0, dev, &data);
+                    // a device that fails its probe gets no model and is not used
+                    let _ = probe_as(&bg, hash, 0, dev, &data);
                     models.end_probe(hash, dev);
                     models.save(true);
                 });
@@ -314,16 +315,22 @@ fn sample(inputs: &[&[u32]], n: usize) -> Vec<Vec<u32>> {
     inputs.iter().map(|x| x[..m].to_vec()).collect()
 }
 
-fn probe(call: &Call<'_>, hash: u64, dev: usize, data: &[Vec<u32>]) {
-    probe_as(call, hash, dev, dev, data);
+fn probe(call: &Call<'_>, hash: u64, dev: usize, data: &[Vec<u32>]) -> Result<()> {
+    probe_as(call, hash, dev, dev, data)
 }
 
 /// Runs `data` on device `local` of `call` (known to the models as `global`) at a few
 /// sizes, after a warm-up run on a real device, and records what each took.
-fn probe_as(call: &Call<'_>, hash: u64, local: usize, global: usize, data: &[Vec<u32>]) {
+fn probe_as(
+    call: &Call<'_>,
+    hash: u64,
+    local: usize,
+    global: usize,
+    data: &[Vec<u32>],
+) -> Result<()> {
     let m = data.first().map_or(0, Vec::len);
     if m == 0 {
-        return;
+        return Ok(());
     }
     let d = &call.devices[local];
     let kernel: &KernelInner = call.kernel;
@@ -336,9 +343,7 @@ fn probe_as(call: &Call<'_>, hash: u64, local: usize, global: usize, data: &[Vec
     let (i, o) = (4 * data.len() as u64, 4);
     for (k, &s) in sizes.iter().enumerate() {
         let ins: Vec<&[u32]> = data.iter().map(|x| &x[..s]).collect();
-        let Ok((stats, secs)) = d.run_timed(kernel, &ins, 0, &mut out[..s]) else {
-            return;
-        };
+        let (stats, secs) = d.run_timed(kernel, &ins, 0, &mut out[..s])?;
         if k == 0 && !d.is_virtual() {
             continue;
         }
@@ -346,4 +351,5 @@ fn probe_as(call: &Call<'_>, hash: u64, local: usize, global: usize, data: &[Vec
         let mdl = call.models.record(hash, global, s, secs, compute);
         let _ = mdl.predict(link.as_ref(), i, o);
     }
+    Ok(())
 }

@@ -85,7 +85,7 @@ pub(crate) fn run_static(
 ) -> Result<Vec<Outcome>> {
     let mut pieces = Vec::with_capacity(parts.len());
     let mut rest = out;
-    for (dev, range) in parts {
+    for (dev, range) in parts.into_iter().filter(|p| !p.1.is_empty()) {
         let (head, tail) = std::mem::take(&mut rest).split_at_mut(range.len());
         pieces.push((dev, range, head));
         rest = tail;
@@ -260,8 +260,9 @@ impl<'o> Line<'o> {
         Step::Run(range, chunk)
     }
 
-    /// When lane `e` can take more, and its cost scaled by how overdue it is.
-    fn busy(&self, e: usize, now: f64) -> Cost {
+    /// Lane `e` as seen when splitting gap `g` with it: when it can start there, and
+    /// its cost scaled by how overdue its run in flight is.
+    fn busy(&self, e: usize, g: usize, now: f64) -> Cost {
         let lane = &self.lanes[e];
         let mut c = lane.cost;
         c.ready_s = now;
@@ -277,42 +278,28 @@ impl<'o> Line<'o> {
                 c.fill_extra_s *= slow;
             }
         }
-        // work it means to do elsewhere first
-        if lane.intent > 0 {
+        // work it means to do in its other gap first
+        if lane.intent > 0 && lane.gap != g {
             let elsewhere = self.gaps[lane.gap].out.len().min(lane.intent);
-            c.ready_s += lane.cost.work_s(elsewhere);
+            c.ready_s += c.work_s(elsewhere);
         }
         c
     }
 
-    /// What lane `j`, idle at `now`, does next. `force`: nobody else will move, take
-    /// whatever is left beside it.
+    /// What lane `j`, idle at `now`, does next: it splits each adjacent gap with the
+    /// lane across it by their costs (that lane counted busy as [`busy`](Self::busy)
+    /// says) and takes a chunk of its part of the gap where its part is largest.
+    /// `force`: nobody else will move, take whatever is left beside it.
     fn decide(&mut self, j: usize, now: f64, force: bool) -> Step<'o> {
         if self.error.is_some() || self.lanes[j].done {
             return Step::Done;
         }
-        let lane = &self.lanes[j];
-        if lane.intent > 0 {
-            let avail = self.gaps[lane.gap].out.len();
-            let want = lane.intent.min(avail);
-            if want > 0 {
-                let c = if want <= 2 * lane.min_chunk {
-                    want
-                } else {
-                    (want / 2).max(lane.min_chunk)
-                };
-                let (g, fl) = (lane.gap, lane.from_left);
-                return self.take(j, g, fl, c);
-            }
-            self.lanes[j].intent = 0;
-        }
-        // help a neighbour
         let mut sides = Vec::with_capacity(2);
-        if j >= 1 {
-            sides.push((j - 1, false, j - 1));
-        }
         if j < self.gaps.len() {
             sides.push((j, true, j + 1));
+        }
+        if j >= 1 {
+            sides.push((j - 1, false, j - 1));
         }
         let mut best: Option<(usize, bool, usize, usize)> = None;
         let mut waiting = false;
@@ -321,14 +308,13 @@ impl<'o> Line<'o> {
             if r == 0 {
                 continue;
             }
-            let neighbour_gone = e >= self.lanes.len() || self.lanes[e].done;
-            let x = if neighbour_gone || force {
+            let gone = e >= self.lanes.len() || self.lanes[e].done;
+            let x = if gone || force {
                 r
             } else {
                 let mut mine = self.lanes[j].cost;
                 mine.ready_s = now;
-                let theirs = self.busy(e, now);
-                solve(r, &[mine, theirs])[0]
+                solve(r, &[mine, self.busy(e, g, now)])[0]
             };
             if x == 0 {
                 waiting = true;
@@ -336,28 +322,31 @@ impl<'o> Line<'o> {
                 best = Some((g, from_left, e, x));
             }
         }
-        if let Some((g, from_left, e, x)) = best {
-            let r = self.gaps[g].out.len();
-            if e < self.lanes.len() && self.lanes[e].gap == g {
-                self.lanes[e].intent = self.lanes[e].intent.min(r - x);
+        let Some((g, from_left, e, x)) = best else {
+            if waiting {
+                return Step::Wait;
             }
-            let lane = &mut self.lanes[j];
-            lane.intent = x;
-            lane.gap = g;
-            lane.from_left = from_left;
-            let c = if x <= 2 * lane.min_chunk {
-                x
-            } else {
-                (x / 2).max(lane.min_chunk)
-            };
-            return self.take(j, g, from_left, c);
-        }
-        if waiting {
-            Step::Wait
-        } else {
             self.lanes[j].done = true;
-            Step::Done
+            return Step::Done;
+        };
+        let r = self.gaps[g].out.len();
+        if e < self.lanes.len() && self.lanes[e].gap == g {
+            self.lanes[e].intent = r - x;
         }
+        let lane = &mut self.lanes[j];
+        lane.intent = x;
+        lane.gap = g;
+        lane.from_left = from_left;
+        let mut c = if x <= 2 * lane.min_chunk {
+            x
+        } else {
+            (x / 2).max(lane.min_chunk)
+        };
+        if lane.runs == 0 && x >= 2 * MIN_CHUNK {
+            // never a whole share at once: a model may be wrong
+            c = c.min(x / 2);
+        }
+        self.take(j, g, from_left, c)
     }
 
     fn start(&mut self, j: usize, now: f64, n: usize) {
@@ -365,7 +354,18 @@ impl<'o> Line<'o> {
         lane.flight = Some((now, now + lane.cost.work_s(n)));
     }
 
-    fn finish(&mut self, j: usize, end: f64, result: Result<ShareStats>, cost: Option<Cost>) {
+    /// Lane `j`'s run of `n` elements ended at `end` after `secs`. Its cost for the
+    /// rest of the call is the updated model scaled to match this run exactly, so a
+    /// device slower than its model is seen as such at once.
+    fn finish(
+        &mut self,
+        j: usize,
+        end: f64,
+        result: Result<ShareStats>,
+        cost: Option<Cost>,
+        n: usize,
+        secs: f64,
+    ) {
         let lane = &mut self.lanes[j];
         lane.flight = None;
         lane.busy_s = lane.busy_s.max(end);
@@ -373,7 +373,14 @@ impl<'o> Line<'o> {
             Ok(s) => {
                 add(&mut lane.stats, &s);
                 lane.runs += 1;
-                if let Some(c) = cost {
+                if let Some(mut c) = cost {
+                    let predicted = c.work_s(n);
+                    if predicted > 0.0 && secs > 0.0 {
+                        let k = secs / predicted;
+                        c.fixed_s *= k;
+                        c.per_elem_s *= k;
+                        c.fill_extra_s *= k;
+                    }
                     lane.cost = Cost { ready_s: 0.0, ..c };
                     lane.min_chunk = min_chunk(&lane.cost);
                 }
@@ -427,8 +434,8 @@ pub(crate) fn run_balanced(
 enum State {
     Idle(f64),
     Waiting(f64),
-    /// End time, elements, result and the updated cost.
-    Flight(f64, Result<ShareStats>, Option<Cost>),
+    /// End time, result, the updated cost, elements and seconds.
+    Flight(f64, Result<ShareStats>, Option<Cost>, usize, f64),
     Done,
 }
 
@@ -471,10 +478,10 @@ fn simulate(ctx: &Ctx<'_>, mut line: Line<'_>) -> Result<Vec<Outcome>> {
             continue;
         };
         if ends {
-            if let State::Flight(_, result, cost) =
+            if let State::Flight(_, result, cost, n, secs) =
                 std::mem::replace(&mut state[j], State::Idle(now))
             {
-                line.finish(j, now, result, cost);
+                line.finish(j, now, result, cost, n, secs);
             }
             for s in state.iter_mut() {
                 if let State::Waiting(t) = *s {
@@ -505,9 +512,9 @@ fn run_virtual(
     match ctx.run(dev, &range, chunk) {
         Ok((stats, secs)) => {
             let cost = (ctx.learn)(dev, range.len(), secs, &stats);
-            State::Flight(now + secs, Ok(stats), cost)
+            State::Flight(now + secs, Ok(stats), cost, range.len(), secs)
         }
-        Err(e) => State::Flight(now, Err(e), None),
+        Err(e) => State::Flight(now, Err(e), None, 0, 0.0),
     }
 }
 
@@ -549,12 +556,19 @@ fn threads(ctx: &Ctx<'_>, line: Line<'_>) -> Result<Vec<Outcome>> {
                 ctx.run(dev, &range, chunk)
             }))
             .unwrap_or_else(|_| Err(panicked(ctx, dev)));
-            let cost = match &result {
-                Ok((stats, secs)) => (ctx.learn)(dev, range.len(), *secs, stats),
-                Err(_) => None,
+            let (cost, secs) = match &result {
+                Ok((stats, secs)) => ((ctx.learn)(dev, range.len(), *secs, stats), *secs),
+                Err(_) => (None, 0.0),
             };
             let mut g = lock();
-            g.finish(j, t0.elapsed().as_secs_f64(), result.map(|r| r.0), cost);
+            g.finish(
+                j,
+                t0.elapsed().as_secs_f64(),
+                result.map(|r| r.0),
+                cost,
+                range.len(),
+                secs,
+            );
             drop(g);
             cv.notify_all();
         }

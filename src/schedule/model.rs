@@ -32,7 +32,7 @@ pub(crate) const FORGET: f64 = 0.75;
 pub(crate) const SAVE_EVERY_S: f64 = 2.0;
 /// Bytes of input per chunk of the transfer pipeline (its fill and drain cost one
 /// chunk's worth of the non-bounding stages).
-pub(crate) const PIPELINE_CHUNK_BYTES: u64 = 1 << 20;
+pub(crate) const PIPELINE_CHUNK_BYTES: u64 = 256 << 10;
 
 /// `t(n) = fixed_s + n * per_elem_s`.
 #[derive(Debug, Clone, Copy, PartialEq)]
