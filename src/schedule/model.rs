@@ -47,7 +47,7 @@ pub(crate) struct Samples(Vec<(f64, f64)>);
 
 impl Samples {
     pub(crate) fn push(&mut self, n: usize, t: f64) {
-        if n == 0 || !(t > 0.0) || !t.is_finite() {
+        if n == 0 || t.is_nan() || t <= 0.0 || !t.is_finite() {
             return;
         }
         if self.0.len() == WINDOW {

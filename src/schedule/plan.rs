@@ -60,7 +60,7 @@ impl Cost {
     /// The most elements (at most `cap`) the device can finish by `t`.
     pub(crate) fn count_by(&self, t: f64, cap: usize) -> usize {
         let u = t - self.ready_s - self.fixed_s;
-        if !(u > 0.0) || self.finish_s(1) > t {
+        if u.is_nan() || u <= 0.0 || self.finish_s(1) > t {
             return 0;
         }
         let steep = self.per() + self.fill_extra_s;
