@@ -24,7 +24,7 @@ fn decision(c: &mut Criterion) {
         }
         let rt = b.build().expect("sim runtime");
         let k = saxpy();
-        let n = 1 << 17;
+        let n = 1 << 14;
         let xs = vec![1.0f32; n];
         for _ in 0..3 {
             rt.map2(&xs, &xs, &k, Placement::Auto).expect("runs");

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use super::exec::{self, Ctx, Outcome};
 use super::model::{Models, Prediction};
 use super::plan::{self, Cost};
-use crate::device::{Device, DeviceInfo, ShareStats};
+use crate::device::{Device, DeviceInfo, DeviceKind, ShareStats};
 use crate::error::Result;
 use crate::kernel::KernelInner;
 use crate::report::{secs, Forecast};
@@ -21,6 +21,8 @@ use crate::report::{secs, Forecast};
 /// Below this many elements, and before the models say otherwise, `Auto` runs on the
 /// CPU without probing anything.
 pub(crate) const SMALL_FLOOR: usize = 1 << 16;
+/// Even with models, `Auto` runs inputs below this on the CPU at once.
+pub(crate) const MIN_SPLIT: usize = 1 << 14;
 /// The largest probe run.
 const PROBE_MAX: usize = 1 << 20;
 
@@ -104,13 +106,30 @@ impl Call<'_> {
             return SMALL_FLOOR;
         };
         let mut others = Vec::new();
+        // a software GPU never joins the CPU; it pays once it beats the CPU alone
+        let mut instead = usize::MAX;
         for d in (0..self.devices.len()).filter(|&d| d != cpu) {
-            match self.predict(hash, d) {
-                Some(p) => others.push(p.cost),
-                None => return SMALL_FLOOR,
+            let Some(p) = self.predict(hash, d) else {
+                return SMALL_FLOOR;
+            };
+            if self.infos[d].kind == DeviceKind::SoftwareGpu {
+                let (a, b) = (&p.cost, &c.cost);
+                if a.per_elem_s < b.per_elem_s {
+                    let n = (a.fixed_s - b.fixed_s) / (b.per_elem_s - a.per_elem_s);
+                    instead = instead.min(if n <= 0.0 {
+                        0
+                    } else {
+                        n.min(usize::MAX as f64 / 2.0) as usize
+                    });
+                }
+            } else {
+                others.push(p.cost);
             }
         }
-        let below = plan::cpu_only_below(&c.cost, &others);
+        // below this the scheduler's own work (threads, bookkeeping) would not pay
+        let below = plan::cpu_only_below(&c.cost, &others)
+            .min(instead)
+            .max(MIN_SPLIT);
         self.models.set_cpu_only_below(hash, below);
         below
     }
@@ -124,8 +143,13 @@ pub(crate) fn auto(call: &Call<'_>, out: &mut [u32]) -> Result<Decided> {
     let learn = |dev: usize, k: usize, s: f64, st: &ShareStats| call.learn(hash, dev, k, s, st);
     let ctx = call.ctx(&learn, kernel);
     let mut notes = Vec::new();
+    // small calls are not measured: fixed costs dominate them, and measuring would
+    // cost more than the call
+    let quiet = |_: usize, _: usize, _: f64, _: &ShareStats| None;
+    let small_ctx = call.ctx(&quiet, kernel);
     let alone = |dev: usize, why: String, notes: Vec<String>, out: &mut [u32]| -> Result<Decided> {
-        let outcomes = exec::run_static(&ctx, vec![(dev, 0..n)], out)?;
+        let c = if n >= SMALL_FLOOR { &ctx } else { &small_ctx };
+        let outcomes = exec::run_static(c, vec![(dev, 0..n)], out)?;
         Ok(Decided {
             outcomes,
             decision: why,
@@ -204,7 +228,33 @@ pub(crate) fn auto(call: &Call<'_>, out: &mut [u32]) -> Result<Decided> {
             out,
         );
     }
-    let usable: Vec<usize> = (0..preds.len()).filter(|&d| preds[d].is_some()).collect();
+    let mut usable: Vec<usize> = (0..preds.len()).filter(|&d| preds[d].is_some()).collect();
+    // a software GPU runs on the CPU's own cores: beside the CPU it adds no capacity,
+    // only contention, so it may replace the CPU but never join it
+    if let Some(cpu) = call.cpu().filter(|c| usable.contains(c)) {
+        let alone_s = |d: usize| {
+            preds[d]
+                .as_ref()
+                .map_or(f64::INFINITY, |p| p.cost.finish_s(n))
+        };
+        let soft: Vec<usize> = usable
+            .iter()
+            .copied()
+            .filter(|&d| call.infos[d].kind == DeviceKind::SoftwareGpu)
+            .collect();
+        if !soft.is_empty() {
+            let best_soft = soft
+                .iter()
+                .copied()
+                .min_by(|&a, &b| alone_s(a).total_cmp(&alone_s(b)));
+            let keep = best_soft.filter(|&b| alone_s(b) < alone_s(cpu));
+            usable.retain(|d| !soft.contains(d) || Some(*d) == keep);
+            if keep.is_some() {
+                usable.retain(|&d| d != cpu);
+            }
+            notes.push("a software gpu shares the cpu's cores: auto uses it instead of the cpu or not at all".into());
+        }
+    }
     let costs: Vec<Cost> = usable
         .iter()
         .filter_map(|&d| preds[d].as_ref().map(|p| p.cost))
@@ -230,7 +280,11 @@ pub(crate) fn auto(call: &Call<'_>, out: &mut [u32]) -> Result<Decided> {
         .map(|((&d, &c), &s)| (d, c, s))
         .collect();
     lanes.sort_by_key(|(d, _, _)| (!call.infos[*d].kind.is_gpu(), *d));
-    let outcomes = exec::run_balanced(&ctx, &lanes, out)?;
+    let outcomes = if lanes.len() == 1 {
+        exec::run_static(&ctx, vec![(lanes[0].0, 0..n)], out)?
+    } else {
+        exec::run_balanced(&ctx, &lanes, out)?
+    };
     let mut forecasts = Vec::new();
     for (k, &d) in usable.iter().enumerate() {
         let got = outcomes.iter().find(|o| o.dev == d);
@@ -285,7 +339,12 @@ pub(crate) fn fixed(
 ) -> Result<Decided> {
     let n = out.len();
     let kernel: &KernelInner = call.kernel;
-    let hash = if n >= SMALL_FLOOR {
+    // a software GPU beside the CPU slows both (shared cores): such runs teach nothing
+    let contended = parts.len() > 1
+        && parts
+            .iter()
+            .any(|(d, _)| call.infos[*d].kind == DeviceKind::SoftwareGpu);
+    let hash = if n >= SMALL_FLOOR && !contended {
         Some(kernel.shader()?.hash)
     } else {
         None

@@ -366,4 +366,23 @@ mod tests {
         assert!(solve(below * 2, &[cpu, gpu])[1] > 0);
         assert_eq!(cpu_only_below(&cpu, &[]), usize::MAX);
     }
+
+    /// `cargo test --release --lib solver_time -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn solver_time() {
+        for d in [2usize, 4] {
+            let costs: Vec<Cost> = (0..d)
+                .map(|i| gpu(0.0, 1e-5 * i as f64, 1e-9 / (i + 1) as f64, 65536.0, 2e-10))
+                .collect();
+            let t = std::time::Instant::now();
+            let reps = 100_000;
+            let mut sum = 0;
+            for k in 0..reps {
+                sum += solve(16_000_000 + k, std::hint::black_box(&costs))[0];
+            }
+            let ns = t.elapsed().as_secs_f64() / reps as f64 * 1e9;
+            println!("{d} devices: {ns:.0} ns per solve ({sum})");
+        }
+    }
 }
