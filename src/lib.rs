@@ -70,12 +70,13 @@ mod runtime;
 mod schedule;
 mod transfer;
 
+pub use device::sim::SimDevice;
 pub use device::{DeviceInfo, DeviceKind};
 pub use error::{Error, Result};
 pub use kernel::{
     fold, index, select, Element, Expr, Integer, Kernel, Numeric, Scalar, ScalarType,
 };
-pub use report::{Report, Share};
+pub use report::{Forecast, Report, Share};
 pub use runtime::{Backend, Run, Runtime, RuntimeBuilder};
 pub use schedule::Placement;
 pub use transfer::{Calibration, Link, LinkDir, TransferConfig, TransferStats};
@@ -91,6 +92,30 @@ pub fn map2<I: Element, O: Element>(a: &[I], b: &[I], kernel: &Kernel<I, O>) -> 
     Ok(Runtime::global()?
         .map2(a, b, kernel, Placement::Auto)?
         .output)
+}
+
+/// Internals exposed for the benches only; not part of the API.
+#[doc(hidden)]
+pub mod __bench {
+    /// The split solver on synthetic devices: one `(ready_s, fixed_s, per_elem_s,
+    /// fill_elems, fill_extra_s)` per device; returns each device's share of `n`.
+    pub fn solve(n: usize, devices: &[(f64, f64, f64, f64, f64)]) -> Vec<usize> {
+        let costs: Vec<crate::schedule::plan::Cost> = devices
+            .iter()
+            .map(
+                |&(ready_s, fixed_s, per_elem_s, fill_elems, fill_extra_s)| {
+                    crate::schedule::plan::Cost {
+                        ready_s,
+                        fixed_s,
+                        per_elem_s,
+                        fill_elems,
+                        fill_extra_s,
+                    }
+                },
+            )
+            .collect();
+        crate::schedule::plan::solve(n, &costs)
+    }
 }
 
 /// The README's examples, compiled and run as doc tests.

@@ -69,6 +69,49 @@ impl Share {
     }
 }
 
+/// What `Auto` predicted for one device, beside what happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forecast {
+    pub(crate) device: String,
+    pub(crate) model: String,
+    pub(crate) planned: usize,
+    pub(crate) elements: usize,
+    pub(crate) runs: u32,
+    pub(crate) predicted_s: f64,
+    pub(crate) measured_s: f64,
+}
+
+impl Forecast {
+    /// The device's name.
+    pub fn device(&self) -> &str {
+        &self.device
+    }
+    /// The model the prediction came from, in words (overhead, rate, bounding stage).
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+    /// Elements the plan gave the device (0: not worth using for this call).
+    pub fn planned(&self) -> usize {
+        self.planned
+    }
+    /// Elements it computed in the end, after balancing.
+    pub fn elements(&self) -> usize {
+        self.elements
+    }
+    /// Runs (chunks) it was handed.
+    pub fn runs(&self) -> u32 {
+        self.runs
+    }
+    /// Predicted seconds from the start of the call until it finishes its planned share.
+    pub fn predicted_s(&self) -> f64 {
+        self.predicted_s
+    }
+    /// Measured seconds from the start of the call until it finished (0 if unused).
+    pub fn measured_s(&self) -> f64 {
+        self.measured_s
+    }
+}
+
 /// The receipt of one call: what ran where, what moved, how long it took, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
@@ -78,6 +121,12 @@ pub struct Report {
     pub(crate) notes: Vec<String>,
     pub(crate) shares: Vec<Share>,
     pub(crate) wall_s: f64,
+    /// Whether the times are virtual (a runtime of simulated devices).
+    pub(crate) virtual_clock: bool,
+    pub(crate) forecasts: Vec<Forecast>,
+    pub(crate) predicted_s: Option<f64>,
+    pub(crate) cpu_only_s: Option<f64>,
+    pub(crate) gpu_only_s: Option<f64>,
 }
 
 impl Report {
@@ -104,6 +153,28 @@ impl Report {
     /// Anything else worth knowing (e.g. why no GPU took part).
     pub fn notes(&self) -> &[String] {
         &self.notes
+    }
+    /// Whether the times are virtual: the runtime is made of simulated devices.
+    pub fn is_virtual(&self) -> bool {
+        self.virtual_clock
+    }
+    /// `Auto`'s per-device predictions, when it planned a split (empty when it ran
+    /// small inputs on the CPU at once, or for other placements).
+    pub fn forecasts(&self) -> &[Forecast] {
+        &self.forecasts
+    }
+    /// The makespan `Auto` predicted for its plan.
+    pub fn predicted_s(&self) -> Option<f64> {
+        self.predicted_s
+    }
+    /// What the CPU alone would have taken, by the model (when `Auto` planned).
+    pub fn cpu_only_s(&self) -> Option<f64> {
+        self.cpu_only_s
+    }
+    /// What the GPUs alone would have taken, by the models (when `Auto` planned and
+    /// the runtime has a GPU with a model).
+    pub fn gpu_only_s(&self) -> Option<f64> {
+        self.gpu_only_s
     }
     /// Total bytes moved host to device, all devices.
     pub fn bytes_to_devices(&self) -> u64 {
@@ -153,12 +224,40 @@ impl fmt::Display for Report {
         };
         writeln!(
             f,
-            "{} elements in {} ({rate:.1} M elements/s), placement {}",
+            "{} elements in {}{} ({rate:.1} M elements/s), placement {}",
             self.elements,
             secs(self.wall_s),
+            if self.virtual_clock { " (virtual)" } else { "" },
             self.placement
         )?;
         writeln!(f, "decision: {}", self.decision)?;
+        if !self.forecasts.is_empty() {
+            let w = self
+                .forecasts
+                .iter()
+                .map(|x| x.device.len())
+                .max()
+                .unwrap_or(6)
+                .max(6);
+            writeln!(
+                f,
+                "{:<w$}  {:>12} {:>12} {:>5} {:>10} {:>10}  model",
+                "plan", "planned", "elements", "runs", "predicted", "measured"
+            )?;
+            for x in &self.forecasts {
+                writeln!(
+                    f,
+                    "{:<w$}  {:>12} {:>12} {:>5} {:>10} {:>10}  {}",
+                    x.device,
+                    x.planned,
+                    x.elements,
+                    x.runs,
+                    secs(x.predicted_s),
+                    secs(x.measured_s),
+                    x.model
+                )?;
+            }
+        }
         let w = self
             .shares
             .iter()

@@ -4,14 +4,18 @@
 //! `HYBRID_BACKEND` (`cpu`, `gpu`, or unset/`all`). The global runtime behind
 //! [`crate::map`] is built on first use and lives for the process.
 
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use crate::device::cpu::CpuDevice;
+use crate::device::sim::SimDevice;
 use crate::device::{Device, DeviceInfo, DeviceKind};
 use crate::error::{Error, Result};
 use crate::kernel::{Element, Kernel, KernelInner};
 use crate::report::{Report, Share};
+use crate::schedule::auto::{self, Call};
+use crate::schedule::model::Models;
 use crate::schedule::{self, Placement};
 use crate::transfer::{Calibration, Link, TransferConfig, TransferStats};
 
@@ -60,6 +64,10 @@ pub struct Runtime {
     infos: Vec<DeviceInfo>,
     /// Why no GPU is in this runtime, when none is.
     no_gpu: Option<String>,
+    /// Throughput models per (kernel, device).
+    models: Arc<Models>,
+    /// Every device is simulated: times are virtual.
+    virtual_clock: bool,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -79,6 +87,8 @@ pub struct RuntimeBuilder {
     cpu_threads: Option<usize>,
     extra_cpu: bool,
     transfer: Option<TransferConfig>,
+    sims: Vec<SimDevice>,
+    cache_dir: Option<PathBuf>,
 }
 
 impl RuntimeBuilder {
@@ -116,6 +126,21 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Add a simulated device (see [`SimDevice`]). A runtime made only of simulated
+    /// devices runs on a virtual clock: its reports' times are virtual.
+    pub fn device(mut self, device: SimDevice) -> Self {
+        self.sims.push(device);
+        self
+    }
+
+    /// Keep the throughput models in `dir` instead of the default cache directory
+    /// (`HYBRID_CACHE_DIR`, else the user's cache). Simulated devices' models are kept
+    /// on disk only when this is set.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
     /// Finds the devices and builds the runtime.
     pub fn build(self) -> Result<Runtime> {
         let backend = match self.backend {
@@ -138,6 +163,13 @@ impl RuntimeBuilder {
         } else {
             no_gpu = Some("no gpu was added to this runtime".into());
         }
+        let real = devices.len();
+        for sim in self.sims {
+            devices.push(Arc::new(sim.into_device()?));
+        }
+        if devices.iter().any(|d| d.info().kind.is_gpu()) {
+            no_gpu = None;
+        }
         if backend == Backend::Gpu && !devices.iter().any(|d| d.info().kind.is_gpu()) {
             return Err(Error::NoAdapter {
                 reason: no_gpu.unwrap_or_else(|| "HYBRID_BACKEND=gpu and no gpu found".into()),
@@ -146,11 +178,19 @@ impl RuntimeBuilder {
         if let Some(cfg) = &self.transfer {
             devices.iter().for_each(|d| d.configure_transfer(cfg));
         }
-        let infos = devices.iter().map(|d| d.info().clone()).collect();
+        let infos: Vec<DeviceInfo> = devices.iter().map(|d| d.info().clone()).collect();
+        let persist: Vec<bool> = (0..devices.len())
+            .map(|i| i < real || self.cache_dir.is_some())
+            .collect();
+        let dir = self.cache_dir.unwrap_or_else(crate::cache::dir);
+        let models = Arc::new(Models::new(&infos, &persist, dir));
+        let virtual_clock = !devices.is_empty() && devices.iter().all(|d| d.is_virtual());
         Ok(Runtime {
             devices,
             infos,
             no_gpu,
+            models,
+            virtual_clock,
         })
     }
 }
@@ -292,110 +332,72 @@ impl Runtime {
 
     fn run<O: Element>(
         &self,
-        kernel: &KernelInner,
+        kernel: &Arc<KernelInner>,
         inputs: &[&[u32]],
         n: usize,
         placement: Placement,
     ) -> Result<Run<Vec<O>>> {
         let start = Instant::now();
         kernel.program()?;
-        let kinds: Vec<DeviceKind> = self.infos.iter().map(|i| i.kind).collect();
-        let (resolved, decision) = match placement {
-            Placement::Auto => schedule::auto_rule(n, &kinds),
-            p => (p, format!("{p}, as asked")),
-        };
-        let reason = self.no_gpu.as_deref().unwrap_or("no gpu in this runtime");
-        let plan = schedule::shares(n, resolved, &kinds, reason)?;
         let mut notes = Vec::new();
         if let Some(r) = &self.no_gpu {
             notes.push(format!("no gpu: {r}"));
         }
-        let mut output: Vec<O> = vec![O::default(); n];
-        let results = {
-            let out_bits: &mut [u32] = bytemuck::cast_slice_mut(&mut output);
-            let mut parts = Vec::with_capacity(plan.len());
-            let mut rest = out_bits;
-            for (dev, range) in &plan {
-                let (head, tail) = rest.split_at_mut(range.len());
-                parts.push((*dev, range.clone(), head));
-                rest = tail;
-            }
-            execute(&self.devices, kernel, inputs, parts, start)
+        let call = Call {
+            devices: &self.devices,
+            infos: &self.infos,
+            models: &self.models,
+            kernel,
+            inputs,
+            virtual_clock: self.virtual_clock,
         };
-        let mut shares = Vec::with_capacity(results.len());
-        for (dev, range, outcome, busy_s) in results {
-            let stats = outcome?;
-            let info = &self.infos[dev];
-            shares.push(Share {
-                device: info.name.clone(),
-                kind: info.kind,
-                range,
-                stats,
-                busy_s,
-            });
-        }
+        let mut output: Vec<O> = vec![O::default(); n];
+        let out_bits: &mut [u32] = bytemuck::cast_slice_mut(&mut output);
+        let decided = match placement {
+            Placement::Auto => auto::auto(&call, out_bits)?,
+            p => {
+                let kinds: Vec<DeviceKind> = self.infos.iter().map(|i| i.kind).collect();
+                let reason = self.no_gpu.as_deref().unwrap_or("no gpu in this runtime");
+                let plan = schedule::shares(n, p, &kinds, reason)?;
+                auto::fixed(&call, plan, out_bits, format!("{p}, as asked"))?
+            }
+        };
+        notes.extend(decided.notes);
+        let mut outcomes = decided.outcomes;
+        outcomes.sort_by_key(|o| o.range.start);
+        let shares: Vec<Share> = outcomes
+            .into_iter()
+            .map(|o| {
+                let info = &self.infos[o.dev];
+                Share {
+                    device: info.name.clone(),
+                    kind: info.kind,
+                    range: o.range,
+                    stats: o.stats,
+                    busy_s: o.busy_s,
+                }
+            })
+            .collect();
+        let wall_s = if self.virtual_clock {
+            shares.iter().map(|s| s.busy_s).fold(0.0, f64::max)
+        } else {
+            start.elapsed().as_secs_f64()
+        };
         let report = Report {
             elements: n,
             placement,
-            decision,
+            decision: decided.decision,
             notes,
             shares,
-            wall_s: start.elapsed().as_secs_f64(),
+            wall_s,
+            virtual_clock: self.virtual_clock,
+            forecasts: decided.forecasts,
+            predicted_s: decided.predicted_s,
+            cpu_only_s: decided.cpu_only_s,
+            gpu_only_s: decided.gpu_only_s,
         };
         Ok(Run { output, report })
     }
-}
-
-type Outcome = (
-    usize,
-    std::ops::Range<usize>,
-    Result<crate::device::ShareStats>,
-    f64,
-);
-
-/// Runs every share at the same time: GPU shares on scoped threads (they mostly wait on
-/// the driver), the last share (the CPU's, when it has one) on the calling thread.
-fn execute(
-    devices: &[Arc<dyn Device>],
-    kernel: &KernelInner,
-    inputs: &[&[u32]],
-    mut parts: Vec<(usize, std::ops::Range<usize>, &mut [u32])>,
-    start: Instant,
-) -> Vec<Outcome> {
-    let run_one = |dev: usize, range: std::ops::Range<usize>, out: &mut [u32]| -> Outcome {
-        let ins: Vec<&[u32]> = inputs.iter().map(|x| &x[range.clone()]).collect();
-        let r = devices[dev].run(kernel, &ins, range.start as u64, out);
-        (dev, range, r, start.elapsed().as_secs_f64())
-    };
-    let Some(last) = parts.pop() else {
-        return Vec::new();
-    };
-    std::thread::scope(|s| {
-        let handles: Vec<_> = parts
-            .into_iter()
-            .map(|(dev, range, out)| {
-                let r2 = range.clone();
-                (dev, r2, s.spawn(move || run_one(dev, range, out)))
-            })
-            .collect();
-        let mine = run_one(last.0, last.1, last.2);
-        let mut all: Vec<Outcome> = handles
-            .into_iter()
-            .map(|(dev, range, h)| {
-                h.join().unwrap_or_else(|_| {
-                    let name = devices[dev].info().name.clone();
-                    let err = Error::DeviceFailed {
-                        device: name,
-                        stage: "compute",
-                        reason: "worker thread panicked".into(),
-                    };
-                    (dev, range, Err(err), start.elapsed().as_secs_f64())
-                })
-            })
-            .collect();
-        all.push(mine);
-        all
-    })
 }
 
 fn check_arity(k: &KernelInner, given: usize) -> Result<()> {

@@ -7,6 +7,7 @@
 pub(crate) mod cpu;
 #[cfg(feature = "gpu")]
 pub(crate) mod gpu;
+pub(crate) mod sim;
 
 use std::fmt;
 
@@ -132,4 +133,24 @@ pub(crate) trait Device: Send + Sync {
         first_index: u64,
         out: &mut [u32],
     ) -> Result<ShareStats>;
+
+    /// Whether the device's times are virtual (a [`sim::SimDevice`]): its runs return
+    /// at once and say how long they would have taken.
+    fn is_virtual(&self) -> bool {
+        false
+    }
+
+    /// [`run`](Self::run), and the seconds it took: measured on the wall clock, or the
+    /// virtual time of a simulated device.
+    fn run_timed(
+        &self,
+        kernel: &KernelInner,
+        inputs: &[&[u32]],
+        first_index: u64,
+        out: &mut [u32],
+    ) -> Result<(ShareStats, f64)> {
+        let t = std::time::Instant::now();
+        let stats = self.run(kernel, inputs, first_index, out)?;
+        Ok((stats, t.elapsed().as_secs_f64()))
+    }
 }

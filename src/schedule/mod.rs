@@ -1,10 +1,18 @@
 //! Where each element runs: placements and the split of one call across devices.
 //!
-//! Layout of a split: the GPUs take the first part of the input, in order, in equal
-//! shares; the CPU takes the rest. Each device's share is one contiguous range, so the
-//! outputs are written in place, in input order, with no stitching copy.
+//! Layout of a split: the GPUs take the first part of the input, in order; the CPU
+//! takes the rest. Each device's share is one contiguous range, so the outputs are
+//! written in place, in input order, with no stitching copy.
 //!
-//! Until calibrated models land, `Auto` uses a fixed rule (see [`auto_rule`]).
+//! `Auto` ([`auto`]) asks each device's model ([`model`]) what a share would cost,
+//! solves for the split that finishes all devices together ([`plan`]), and runs it
+//! with the tail balanced as it goes ([`exec`]). Inputs too small for any other device
+//! to pay run on the CPU at once, with no planning and no threads.
+
+pub(crate) mod auto;
+pub(crate) mod exec;
+pub(crate) mod model;
+pub(crate) mod plan;
 
 use std::fmt;
 use std::ops::Range;
@@ -35,41 +43,6 @@ impl fmt::Display for Placement {
             Placement::Gpu => f.write_str("gpu"),
             Placement::Split(x) => write!(f, "split({x:.2})"),
         }
-    }
-}
-
-/// Elements from which `Auto` sends work to a hardware GPU, before models exist.
-pub(crate) const AUTO_GPU_MIN: usize = 1 << 22;
-
-/// `Auto`'s rule until the scheduler has models: a hardware GPU takes everything from
-/// [`AUTO_GPU_MIN`] elements up, the CPU everything below. A software GPU (lavapipe)
-/// is never chosen: it runs on the same cores as the CPU device, only slower.
-pub(crate) fn auto_rule(n: usize, kinds: &[DeviceKind]) -> (Placement, String) {
-    let has_cpu = kinds.contains(&DeviceKind::Cpu);
-    let hw_gpu = kinds
-        .iter()
-        .any(|k| k.is_gpu() && *k != DeviceKind::SoftwareGpu);
-    let any_gpu = kinds.iter().any(|k| k.is_gpu());
-    if !has_cpu {
-        return (
-            Placement::Gpu,
-            "auto: gpu, the only kind of device in this runtime".into(),
-        );
-    }
-    if hw_gpu && n >= AUTO_GPU_MIN {
-        (
-            Placement::Gpu,
-            format!("auto: gpu, {n} elements >= {AUTO_GPU_MIN} (fixed rule, no model yet)"),
-        )
-    } else if hw_gpu {
-        (Placement::Cpu, format!("auto: cpu, {n} elements < {AUTO_GPU_MIN}: a gpu round trip would not pay (fixed rule)"))
-    } else if any_gpu {
-        (
-            Placement::Cpu,
-            "auto: cpu, the only gpu is a software one sharing the cpu's cores".into(),
-        )
-    } else {
-        (Placement::Cpu, "auto: cpu, no gpu in this runtime".into())
     }
 }
 
@@ -174,16 +147,5 @@ mod tests {
             shares(10, Placement::Split(0.0), &[Cpu], "").map(|s| s.len()),
             Ok(1)
         );
-    }
-
-    #[test]
-    fn auto_rule_never_picks_a_software_gpu_or_small_inputs() {
-        assert_eq!(auto_rule(1 << 30, &[Cpu, SoftwareGpu]).0, Placement::Cpu);
-        assert_eq!(auto_rule(1000, &[Cpu, DiscreteGpu]).0, Placement::Cpu);
-        assert_eq!(
-            auto_rule(AUTO_GPU_MIN, &[Cpu, DiscreteGpu]).0,
-            Placement::Gpu
-        );
-        assert_eq!(auto_rule(10, &[SoftwareGpu]).0, Placement::Gpu);
     }
 }

@@ -132,6 +132,30 @@ pub struct TransferStats {
 }
 
 impl TransferStats {
+    /// Adds another run's figures into these (a device that took several pieces of
+    /// one call): sums of bytes, chunks, seconds, predictions and allocations; the
+    /// largest chunk and ring; device-timed only if both were.
+    pub(crate) fn absorb(&mut self, o: &TransferStats) {
+        if self.chunks == 0 {
+            self.device_timed = o.device_timed;
+        } else if o.chunks > 0 {
+            self.device_timed &= o.device_timed;
+        }
+        self.bytes_up += o.bytes_up;
+        self.bytes_down += o.bytes_down;
+        self.chunks += o.chunks;
+        self.chunk_bytes = self.chunk_bytes.max(o.chunk_bytes);
+        self.ring = self.ring.max(o.ring);
+        self.fill_s += o.fill_s;
+        self.copy_up_s += o.copy_up_s;
+        self.copy_down_s += o.copy_down_s;
+        self.map_wait_s += o.map_wait_s;
+        self.readback_s += o.readback_s;
+        self.predicted_up_s += o.predicted_up_s;
+        self.predicted_down_s += o.predicted_down_s;
+        self.allocations += o.allocations;
+    }
+
     /// Seconds measured for the upload path: filling staging plus the device copy.
     pub fn measured_up_s(&self) -> f64 {
         self.fill_s + self.copy_up_s

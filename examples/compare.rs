@@ -1,0 +1,329 @@
+//! CPU only, GPU only, a sweep of static splits, and Auto, for three kernels: saxpy
+//! (memory-bound), a degree-8 polynomial (medium) and a 32-step loop (compute-heavy).
+//!
+//! ```sh
+//! cargo run --release --example compare            # table on stdout, chart in target/compare.svg
+//! cargo run --release --example compare -- --quick # smaller sizes, coarser sweep
+//! cargo run --release --example compare -- --json  # the same data as JSON
+//! ```
+//!
+//! Each time is the median of a few runs, after Auto has had a few calls to measure
+//! the devices. "transfer" is the share of the devices' stage time spent moving data.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use hybrid::{fold, Expr, Kernel, Placement, Runtime};
+use serde_json::json;
+
+struct Case {
+    name: &'static str,
+    kind: &'static str,
+    kernel: Kernel<f32, f32>,
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "saxpy",
+            kind: "memory-bound",
+            kernel: Kernel::map2(|x: Expr<f32>, y: Expr<f32>| x * 2.5 + y),
+        },
+        Case {
+            name: "poly8",
+            kind: "medium",
+            kernel: Kernel::map2(|x: Expr<f32>, _y: Expr<f32>| {
+                let c = [
+                    0.5f32, -1.25, 0.75, 0.125, -0.0625, 0.03125, -0.015, 0.007, -0.003,
+                ];
+                c[1..]
+                    .iter()
+                    .fold(Expr::constant(c[0]), |acc, &k| acc * &x + k)
+            }),
+        },
+        Case {
+            name: "loop32",
+            kind: "compute-heavy",
+            kernel: Kernel::map2(|x: Expr<f32>, y: Expr<f32>| {
+                fold(32, x, |acc, _| (acc.clone() * acc * 0.5 + &y).min(4.0))
+            }),
+        },
+    ]
+}
+
+struct Point {
+    placement: String,
+    fraction: Option<f64>,
+    seconds: f64,
+    gpu_fraction: f64,
+    transfer: f64,
+}
+
+fn measure(
+    rt: &Runtime,
+    k: &Kernel<f32, f32>,
+    xs: &[f32],
+    ys: &[f32],
+    p: Placement,
+    reps: usize,
+) -> Result<Point> {
+    let mut times = Vec::with_capacity(reps);
+    let mut last = None;
+    for _ in 0..reps {
+        let t = Instant::now();
+        let run = rt.map2(xs, ys, k, p)?;
+        times.push(t.elapsed().as_secs_f64());
+        last = Some(run.report);
+    }
+    times.sort_by(f64::total_cmp);
+    let r = last.ok_or_else(|| anyhow::anyhow!("no runs"))?;
+    let gpu: usize = r
+        .shares()
+        .iter()
+        .filter(|s| s.kind().is_gpu())
+        .map(|s| s.elements())
+        .sum();
+    let (mut moving, mut all) = (0.0, 0.0);
+    for s in r.shares() {
+        moving += s.upload_s() + s.download_s();
+        all += s.upload_s() + s.compute_s() + s.download_s();
+    }
+    Ok(Point {
+        placement: p.to_string(),
+        fraction: match p {
+            Placement::Split(f) => Some(f),
+            _ => None,
+        },
+        seconds: times[times.len() / 2],
+        gpu_fraction: if xs.is_empty() {
+            0.0
+        } else {
+            gpu as f64 / xs.len() as f64
+        },
+        transfer: if all > 0.0 { moving / all } else { 0.0 },
+    })
+}
+
+/// One panel per kernel: time against split fraction, Auto marked.
+fn svg(panels: &[(String, Vec<Point>, Point)]) -> String {
+    let (w, h, pad) = (360.0, 260.0, 48.0);
+    let mut s = format!(
+        "<svg xmlns='http://www.w3.org/2000/svg' width='{}' height='{}' font-family='sans-serif' font-size='11'>\n",
+        w * panels.len() as f64,
+        h
+    );
+    for (i, (title, sweep, auto)) in panels.iter().enumerate() {
+        let x0 = i as f64 * w;
+        let tmax = sweep
+            .iter()
+            .chain([auto])
+            .map(|p| p.seconds)
+            .fold(0.0, f64::max)
+            * 1.1;
+        let px = |f: f64| x0 + pad + f * (w - 1.5 * pad);
+        let py = |t: f64| h - pad - t / tmax.max(1e-12) * (h - 1.8 * pad);
+        s += &format!(
+            "<text x='{}' y='18' text-anchor='middle' font-weight='bold'>{title}</text>\n",
+            x0 + w / 2.0
+        );
+        s += &format!(
+            "<line x1='{}' y1='{}' x2='{}' y2='{}' stroke='black'/><line x1='{}' y1='{}' x2='{}' y2='{}' stroke='black'/>\n",
+            px(0.0), py(0.0), px(1.0), py(0.0), px(0.0), py(0.0), px(0.0), py(tmax)
+        );
+        s += &format!(
+            "<text x='{}' y='{}' text-anchor='middle'>fraction of elements on the GPU</text>\n",
+            x0 + w / 2.0,
+            h - 12.0
+        );
+        for f in [0.0, 0.5, 1.0] {
+            s += &format!(
+                "<text x='{}' y='{}' text-anchor='middle'>{f}</text>\n",
+                px(f),
+                py(0.0) + 14.0
+            );
+        }
+        s += &format!(
+            "<text x='{}' y='{}' text-anchor='end'>{:.1} ms</text>\n",
+            px(0.0) - 4.0,
+            py(tmax) + 10.0,
+            tmax * 1e3
+        );
+        let pts: Vec<String> = sweep
+            .iter()
+            .filter_map(|p| {
+                p.fraction
+                    .map(|f| format!("{:.1},{:.1}", px(f), py(p.seconds)))
+            })
+            .collect();
+        s += &format!(
+            "<polyline points='{}' fill='none' stroke='steelblue' stroke-width='2'/>\n",
+            pts.join(" ")
+        );
+        s += &format!(
+            "<line x1='{}' y1='{}' x2='{}' y2='{}' stroke='crimson' stroke-dasharray='4 3'/>\n",
+            px(0.0),
+            py(auto.seconds),
+            px(1.0),
+            py(auto.seconds)
+        );
+        s += &format!(
+            "<circle cx='{:.1}' cy='{:.1}' r='5' fill='crimson'/><text x='{:.1}' y='{:.1}' fill='crimson'>auto</text>\n",
+            px(auto.gpu_fraction),
+            py(auto.seconds),
+            px(auto.gpu_fraction) + 7.0,
+            py(auto.seconds) - 7.0
+        );
+    }
+    s + "</svg>\n"
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let as_json = args.iter().any(|a| a == "--json");
+    let svg_path = args
+        .iter()
+        .position(|a| a == "--svg")
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| "target/compare.svg".into());
+    let sizes: Vec<usize> = if quick {
+        vec![1 << 20, 4 << 20]
+    } else {
+        vec![1 << 20, 16 << 20]
+    };
+    let steps = if quick { 4 } else { 10 };
+    let reps = if quick { 3 } else { 5 };
+
+    let rt = Runtime::new()?;
+    if !as_json {
+        for d in rt.devices() {
+            println!("device: {d}");
+        }
+        if let Some(why) = rt.no_gpu_reason() {
+            println!("no GPU adapter ({why}): showing the CPU only");
+        }
+    }
+    let gpu = rt.has_gpu();
+    let mut rows = Vec::new();
+    let mut panels = Vec::new();
+    let mut summary = Vec::new();
+    if !as_json {
+        println!(
+            "\n{:<8} {:>9}  {:<11} {:>10} {:>10} {:>8} {:>9}",
+            "kernel", "elements", "placement", "time", "M elem/s", "speedup", "transfer"
+        );
+    }
+    for case in cases() {
+        for &n in &sizes {
+            let xs: Vec<f32> = (0..n).map(|i| (i % 1000) as f32 * 1e-3).collect();
+            let ys: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.1).collect();
+            // let Auto measure the devices (a GPU is probed in the background)
+            for _ in 0..3 {
+                rt.map2(&xs, &ys, &case.kernel, Placement::Auto)?;
+                std::thread::sleep(std::time::Duration::from_millis(if gpu { 300 } else { 0 }));
+            }
+            let mut points = vec![measure(&rt, &case.kernel, &xs, &ys, Placement::Cpu, reps)?];
+            let mut sweep = Vec::new();
+            if gpu {
+                points.push(measure(&rt, &case.kernel, &xs, &ys, Placement::Gpu, reps)?);
+                for i in 0..=steps {
+                    let p = measure(
+                        &rt,
+                        &case.kernel,
+                        &xs,
+                        &ys,
+                        Placement::Split(i as f64 / steps as f64),
+                        reps,
+                    )?;
+                    sweep.push(p);
+                }
+            }
+            let auto = measure(&rt, &case.kernel, &xs, &ys, Placement::Auto, reps)?;
+            let cpu_s = points[0].seconds;
+            let best = sweep.iter().map(|p| p.seconds).fold(cpu_s, f64::min);
+            let ratio = auto.seconds / best;
+            let show = |p: &Point| {
+                if !as_json {
+                    println!(
+                        "{:<8} {:>9}  {:<11} {:>7.2} ms {:>10.1} {:>7.2}x {:>8.0}%",
+                        case.name,
+                        n,
+                        p.placement,
+                        p.seconds * 1e3,
+                        n as f64 / p.seconds / 1e6,
+                        cpu_s / p.seconds,
+                        p.transfer * 100.0
+                    );
+                }
+            };
+            points.iter().chain(&sweep).chain([&auto]).for_each(show);
+            if !as_json {
+                println!(
+                    "{:<8} {:>9}  auto / best sweep point = {ratio:.3} (auto sent {:.0}% to the GPU)\n",
+                    case.name,
+                    n,
+                    auto.gpu_fraction * 100.0
+                );
+            }
+            for p in points.iter().chain(&sweep).chain([&auto]) {
+                rows.push(json!({
+                    "kernel": case.name, "kind": case.kind, "elements": n,
+                    "placement": p.placement, "seconds": p.seconds,
+                    "elements_per_s": n as f64 / p.seconds, "speedup_over_cpu": cpu_s / p.seconds,
+                    "transfer_share": p.transfer, "gpu_fraction": p.gpu_fraction,
+                }));
+            }
+            summary
+                .push(json!({"kernel": case.name, "elements": n, "auto_over_best_sweep": ratio}));
+            if n == *sizes.last().unwrap_or(&n) {
+                panels.push((
+                    format!("{} ({}), {n} elements", case.name, case.kind),
+                    sweep,
+                    auto,
+                ));
+            }
+        }
+    }
+    // Auto's overhead on a small input, against the CPU-only call
+    let small = 1000;
+    let xs: Vec<f32> = (0..small).map(|i| i as f32).collect();
+    let k = &cases()[0].kernel;
+    let per_call = |p: Placement| -> Result<f64> {
+        let iters = if quick { 20_000 } else { 100_000 };
+        let mut best = f64::INFINITY;
+        for _ in 0..5 {
+            let t = Instant::now();
+            for _ in 0..iters {
+                std::hint::black_box(rt.map2(&xs, &xs, k, p)?);
+            }
+            best = best.min(t.elapsed().as_secs_f64() / iters as f64);
+        }
+        Ok(best)
+    };
+    let (cpu_small, auto_small) = (per_call(Placement::Cpu)?, per_call(Placement::Auto)?);
+    if as_json {
+        let out = json!({
+            "devices": rt.devices().iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+            "gpu": gpu, "rows": rows, "summary": summary,
+            "small": {"elements": small, "cpu_s": cpu_small, "auto_s": auto_small, "auto_over_cpu": auto_small / cpu_small},
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "{small} elements: cpu {:.2} us, auto {:.2} us per call: auto / cpu = {:.2}",
+            cpu_small * 1e6,
+            auto_small * 1e6,
+            auto_small / cpu_small
+        );
+    }
+    if gpu && !panels.is_empty() {
+        if let Some(dir) = std::path::Path::new(&svg_path).parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&svg_path, svg(&panels))?;
+        if !as_json {
+            println!("chart: {svg_path}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,287 @@
+//! Simulated devices on a virtual clock, for exact scheduler tests without a GPU.
+//!
+//! A [`SimDevice`] computes the real output on the host (with the CPU evaluator) but
+//! its time is virtual: a simulated CPU takes `overhead + n / rate`; a simulated GPU
+//! moves its data over a link (`alpha + bytes / beta` each way) through the same
+//! pipeline model the scheduler predicts with. The scheduler learns a simulated device
+//! by measuring it, as it does a real one: the link by timing (virtual) transfers of
+//! several sizes, the rates by running the kernel. It never reads the parameters.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::cpu::CpuDevice;
+use super::{Device, DeviceInfo, DeviceKind, ShareStats};
+use crate::error::{Error, Result};
+use crate::kernel::KernelInner;
+use crate::schedule::model::{pipeline_cost, Fit, PIPELINE_CHUNK_BYTES};
+use crate::transfer::calibrate::fit;
+use crate::transfer::{Link, LinkDir};
+
+/// A simulated device with a set throughput and, for a GPU, a link to the host.
+///
+/// ```
+/// use hybrid::{Runtime, SimDevice};
+/// # fn main() -> hybrid::Result<()> {
+/// let sim = Runtime::builder()
+///     .no_default_devices()
+///     .device(SimDevice::cpu("sim-cpu", 2.0e9))
+///     .device(SimDevice::gpu("sim-gpu", 20.0e9).link(20e-6, 12.0e9, 12.0e9))
+///     .build()?;
+/// assert_eq!(sim.devices().len(), 2);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimDevice {
+    name: String,
+    kind: DeviceKind,
+    rate: f64,
+    link: Link,
+    overhead_s: f64,
+    fail_after: Option<u64>,
+}
+
+/// Default link of a simulated GPU: PCIe 3.0 x16-like, 10 us and 12 GB/s each way.
+const DEFAULT_DIR: LinkDir = LinkDir {
+    alpha_s: 10e-6,
+    beta_bytes_per_s: 12e9,
+};
+
+impl SimDevice {
+    /// A simulated CPU computing `rate` elements per second, with 2 us of overhead
+    /// per run.
+    pub fn cpu(name: impl Into<String>, rate: f64) -> SimDevice {
+        SimDevice {
+            name: name.into(),
+            kind: DeviceKind::Cpu,
+            rate,
+            link: Link {
+                up: DEFAULT_DIR,
+                down: DEFAULT_DIR,
+            },
+            overhead_s: 2e-6,
+            fail_after: None,
+        }
+    }
+
+    /// A simulated discrete GPU computing `rate` elements per second, with 10 us of
+    /// launch overhead per run, behind a 10 us, 12 GB/s link unless
+    /// [`link`](Self::link) says otherwise.
+    pub fn gpu(name: impl Into<String>, rate: f64) -> SimDevice {
+        SimDevice {
+            kind: DeviceKind::DiscreteGpu,
+            overhead_s: 10e-6,
+            ..SimDevice::cpu(name, rate)
+        }
+    }
+
+    /// The link to the host: latency `alpha_s` seconds per transfer, bandwidths in
+    /// bytes per second up (host to device) and down. Ignored for a CPU.
+    pub fn link(mut self, alpha_s: f64, up_bytes_per_s: f64, down_bytes_per_s: f64) -> SimDevice {
+        self.link = Link {
+            up: LinkDir {
+                alpha_s,
+                beta_bytes_per_s: up_bytes_per_s,
+            },
+            down: LinkDir {
+                alpha_s,
+                beta_bytes_per_s: down_bytes_per_s,
+            },
+        };
+        self
+    }
+
+    /// Seconds every run costs whatever its size (launch, synchronisation).
+    pub fn overhead(mut self, seconds: f64) -> SimDevice {
+        self.overhead_s = seconds;
+        self
+    }
+
+    /// Fault injection: once the device has computed `elements` elements in all, its
+    /// runs fail with [`Error::DeviceFailed`] (a run that crosses the limit computes
+    /// up to it, then fails).
+    pub fn fail_after(mut self, elements: u64) -> SimDevice {
+        self.fail_after = Some(elements);
+        self
+    }
+
+    /// The device's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn into_device(self) -> Result<SimBackend> {
+        let info = DeviceInfo {
+            name: self.name.clone(),
+            backend: "sim".into(),
+            kind: self.kind,
+            driver: "virtual clock".into(),
+        };
+        let measured = self.kind.is_gpu().then(|| calibrate(&self.link)).flatten();
+        Ok(SimBackend {
+            info,
+            host: CpuDevice::new(None)?,
+            done: AtomicU64::new(0),
+            measured,
+            spec: self,
+        })
+    }
+}
+
+/// The link as a GPU would measure it: timed transfers from 4 KiB to 64 MiB, fitted.
+fn calibrate(link: &Link) -> Option<Link> {
+    let sizes: Vec<u64> = (12..=26).step_by(2).map(|k| 1u64 << k).collect();
+    let time =
+        |d: &LinkDir| -> Vec<(u64, f64)> { sizes.iter().map(|&b| (b, d.time_s(b))).collect() };
+    Some(Link {
+        up: fit(&time(&link.up))?,
+        down: fit(&time(&link.down))?,
+    })
+}
+
+/// A [`SimDevice`] in a runtime.
+pub(crate) struct SimBackend {
+    info: DeviceInfo,
+    spec: SimDevice,
+    host: CpuDevice,
+    done: AtomicU64,
+    measured: Option<Link>,
+}
+
+impl SimBackend {
+    /// Virtual stage times and total for `n` elements of `arity` inputs.
+    fn stats(&self, n: usize, arity: usize) -> (ShareStats, f64) {
+        let s = &self.spec;
+        let compute_s = s.overhead_s + n as f64 / s.rate;
+        if !s.kind.is_gpu() {
+            let stats = ShareStats {
+                compute_s,
+                chunks: 1,
+                ..ShareStats::default()
+            };
+            return (stats, compute_s);
+        }
+        let (up_b, down_b) = (4 * arity as u64, 4u64);
+        let compute = Fit {
+            fixed_s: s.overhead_s,
+            per_elem_s: 1.0 / s.rate,
+        };
+        let (cost, _) = pipeline_cost(&s.link, compute, up_b, down_b);
+        let per_chunk = (PIPELINE_CHUNK_BYTES / up_b.max(1)).max(1);
+        let chunks = (n as u64).div_ceil(per_chunk);
+        let bytes_in = up_b * n as u64;
+        let bytes_out = down_b * n as u64;
+        let stats = ShareStats {
+            bytes_to_device: bytes_in,
+            bytes_from_device: bytes_out,
+            upload_s: chunks as f64 * s.link.up.alpha_s
+                + bytes_in as f64 / s.link.up.beta_bytes_per_s,
+            compute_s,
+            download_s: chunks as f64 * s.link.down.alpha_s
+                + bytes_out as f64 / s.link.down.beta_bytes_per_s,
+            chunks: chunks as u32,
+            transfer: crate::transfer::TransferStats::default(),
+        };
+        (stats, cost.work_s(n))
+    }
+}
+
+impl Device for SimBackend {
+    fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+
+    fn link(&self) -> Option<Link> {
+        self.measured
+    }
+
+    fn is_virtual(&self) -> bool {
+        true
+    }
+
+    fn run(
+        &self,
+        kernel: &KernelInner,
+        inputs: &[&[u32]],
+        first_index: u64,
+        out: &mut [u32],
+    ) -> Result<ShareStats> {
+        self.run_timed(kernel, inputs, first_index, out)
+            .map(|r| r.0)
+    }
+
+    fn run_timed(
+        &self,
+        kernel: &KernelInner,
+        inputs: &[&[u32]],
+        first_index: u64,
+        out: &mut [u32],
+    ) -> Result<(ShareStats, f64)> {
+        let n = out.len();
+        if n == 0 {
+            return Ok((ShareStats::default(), 0.0));
+        }
+        let before = self.done.fetch_add(n as u64, Ordering::Relaxed);
+        if let Some(limit) = self.spec.fail_after {
+            if before.saturating_add(n as u64) > limit {
+                let ok = limit.saturating_sub(before) as usize;
+                let ins: Vec<&[u32]> = inputs.iter().map(|x| &x[..ok]).collect();
+                self.host.run(kernel, &ins, first_index, &mut out[..ok])?;
+                return Err(Error::DeviceFailed {
+                    device: self.info.name.clone(),
+                    stage: "compute",
+                    reason: format!("simulated failure after {limit} elements"),
+                });
+            }
+        }
+        self.host.run(kernel, inputs, first_index, out)?;
+        Ok(self.stats(n, inputs.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::{Expr, Kernel};
+
+    #[test]
+    fn computes_the_real_output_on_a_virtual_clock() {
+        let k = Kernel::map(|x: Expr<f32>| x * 2.0);
+        let dev = SimDevice::gpu("g", 1e9)
+            .link(1e-5, 1e9, 2e9)
+            .into_device()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let xs: Vec<f32> = (0..1000).map(|i| i as f32).collect();
+        let mut out = vec![0u32; 1000];
+        let (stats, t) = dev
+            .run_timed(k.inner(), &[bytemuck::cast_slice(&xs)], 0, &mut out)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let ys: &[f32] = bytemuck::cast_slice(&out);
+        assert_eq!(ys[10], 20.0);
+        assert_eq!(stats.bytes_to_device, 4000);
+        // one chunk: every stage in full, plus both latencies
+        let want =
+            2e-5 + 10e-6 + 4000.0 / 1e9 + 1000.0 / 1e9 + 4000.0 / 2e9 + 2e-5 / 65_536.0 * 1000.0;
+        assert!((t - want).abs() < 1e-9, "{t} vs {want}");
+        let l = dev.link().unwrap_or_else(|| panic!("no link"));
+        assert!((l.up.alpha_s - 1e-5).abs() < 1e-9);
+        assert!((l.down.beta_bytes_per_s - 2e9).abs() / 2e9 < 1e-6);
+    }
+
+    #[test]
+    fn fails_after_the_set_number_of_elements() {
+        let k = Kernel::map(|x: Expr<f32>| x + 1.0);
+        let dev = SimDevice::gpu("flaky", 1e9)
+            .fail_after(1500)
+            .into_device()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let xs = vec![1.0f32; 1000];
+        let mut out = vec![0u32; 1000];
+        let ins = [bytemuck::cast_slice(&xs)];
+        assert!(dev.run_timed(k.inner(), &ins, 0, &mut out).is_ok());
+        let e = dev.run_timed(k.inner(), &ins, 0, &mut out);
+        assert!(matches!(e, Err(Error::DeviceFailed { .. })), "{e:?}");
+        let ys: &[f32] = bytemuck::cast_slice(&out);
+        assert_eq!(ys[499], 2.0);
+    }
+}

@@ -1,0 +1,414 @@
+//! `Placement::Auto`: choose each device's share of a call from its measured model.
+//!
+//! Small inputs (below the size at which the cheapest first element on another device
+//! beats the CPU doing everything, or [`SMALL_FLOOR`] before models exist) run on the
+//! CPU at once. Otherwise a device with no model is probed first: a simulated one at
+//! once, off the call's clock; a real one on a thread of its own, from a copy of the
+//! call's first elements, while the call goes on without it. Then the models' costs
+//! are solved for the shares that finish together, and the shares run balanced.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use super::exec::{self, Ctx, Outcome};
+use super::model::{Models, Prediction};
+use super::plan::{self, Cost};
+use crate::device::{Device, DeviceInfo, DeviceKind, ShareStats};
+use crate::error::Result;
+use crate::kernel::KernelInner;
+use crate::report::{secs, Forecast};
+
+/// Below this many elements, and before the models say otherwise, `Auto` runs on the
+/// CPU without probing anything.
+pub(crate) const SMALL_FLOOR: usize = 1 << 16;
+/// Even with models, `Auto` runs inputs below this on the CPU at once.
+pub(crate) const MIN_SPLIT: usize = 1 << 14;
+/// The largest probe run.
+const PROBE_MAX: usize = 1 << 20;
+
+/// One call as the scheduler sees it.
+pub(crate) struct Call<'a> {
+    pub(crate) devices: &'a [Arc<dyn Device>],
+    pub(crate) infos: &'a [DeviceInfo],
+    pub(crate) models: &'a Arc<Models>,
+    pub(crate) kernel: &'a Arc<KernelInner>,
+    pub(crate) inputs: &'a [&'a [u32]],
+    pub(crate) virtual_clock: bool,
+}
+
+/// What `Auto` did and why.
+pub(crate) struct Decided {
+    pub(crate) outcomes: Vec<Outcome>,
+    pub(crate) decision: String,
+    pub(crate) forecasts: Vec<Forecast>,
+    pub(crate) predicted_s: Option<f64>,
+    pub(crate) cpu_only_s: Option<f64>,
+    pub(crate) gpu_only_s: Option<f64>,
+    pub(crate) notes: Vec<String>,
+}
+
+impl Call<'_> {
+    fn bytes(&self) -> (u64, u64) {
+        (4 * self.inputs.len() as u64, 4)
+    }
+
+    fn predict(&self, hash: u64, dev: usize) -> Option<Prediction> {
+        let m = self.models.get(hash, dev)?;
+        let (i, o) = self.bytes();
+        m.predict(self.devices[dev].link().as_ref(), i, o)
+    }
+
+    /// Records a run and returns the device's updated cost. A GPU's first run of a
+    /// kernel is a warm-up (pipeline compilation) and teaches nothing.
+    pub(crate) fn learn(
+        &self,
+        hash: u64,
+        dev: usize,
+        n: usize,
+        secs: f64,
+        stats: &ShareStats,
+    ) -> Option<Cost> {
+        let d = &self.devices[dev];
+        if !d.is_virtual() && d.info().kind.is_gpu() && self.models.first_contact(hash, dev) {
+            return None;
+        }
+        let link = d.link();
+        let compute = if link.is_some() { stats.compute_s } else { 0.0 };
+        let m = self.models.record(hash, dev, n, secs, compute);
+        let (i, o) = self.bytes();
+        m.predict(link.as_ref(), i, o).map(|p| p.cost)
+    }
+
+    fn ctx<'b>(&'b self, learn: &'b exec::Learn<'b>, kernel: &'b KernelInner) -> Ctx<'b> {
+        Ctx {
+            devices: self.devices,
+            kernel,
+            inputs: self.inputs,
+            virtual_clock: self.virtual_clock,
+            learn,
+        }
+    }
+
+    fn cpu(&self) -> Option<usize> {
+        self.infos.iter().position(|i| !i.kind.is_gpu())
+    }
+
+    /// The size below which the CPU alone is best for this kernel, from the models.
+    fn cpu_only_below(&self, hash: u64) -> usize {
+        if let Some(b) = self.models.cpu_only_below(hash) {
+            return b;
+        }
+        let Some(cpu) = self.cpu() else { return 0 };
+        if self.devices.len() == 1 {
+            return usize::MAX;
+        }
+        let Some(c) = self.predict(hash, cpu) else {
+            return SMALL_FLOOR;
+        };
+        let mut others = Vec::new();
+        // a software GPU never joins the CPU; it pays once it beats the CPU alone
+        let mut instead = usize::MAX;
+        for d in (0..self.devices.len()).filter(|&d| d != cpu) {
+            let Some(p) = self.predict(hash, d) else {
+                return SMALL_FLOOR;
+            };
+            if self.infos[d].kind == DeviceKind::SoftwareGpu {
+                let (a, b) = (&p.cost, &c.cost);
+                if a.per_elem_s < b.per_elem_s {
+                    let n = (a.fixed_s - b.fixed_s) / (b.per_elem_s - a.per_elem_s);
+                    instead = instead.min(if n <= 0.0 {
+                        0
+                    } else {
+                        n.min(usize::MAX as f64 / 2.0) as usize
+                    });
+                }
+            } else {
+                others.push(p.cost);
+            }
+        }
+        // below this the scheduler's own work (threads, bookkeeping) would not pay
+        let below = plan::cpu_only_below(&c.cost, &others)
+            .min(instead)
+            .max(MIN_SPLIT);
+        self.models.set_cpu_only_below(hash, below);
+        below
+    }
+}
+
+/// Runs a call of `out.len()` elements where the models say.
+pub(crate) fn auto(call: &Call<'_>, out: &mut [u32]) -> Result<Decided> {
+    let n = out.len();
+    let kernel: &KernelInner = call.kernel;
+    let hash = kernel.shader()?.hash;
+    let learn = |dev: usize, k: usize, s: f64, st: &ShareStats| call.learn(hash, dev, k, s, st);
+    let ctx = call.ctx(&learn, kernel);
+    let mut notes = Vec::new();
+    // small calls are not measured: fixed costs dominate them, and measuring would
+    // cost more than the call
+    let quiet = |_: usize, _: usize, _: f64, _: &ShareStats| None;
+    let small_ctx = call.ctx(&quiet, kernel);
+    let alone = |dev: usize, why: String, notes: Vec<String>, out: &mut [u32]| -> Result<Decided> {
+        let c = if n >= SMALL_FLOOR { &ctx } else { &small_ctx };
+        let outcomes = exec::run_static(c, vec![(dev, 0..n)], out)?;
+        Ok(Decided {
+            outcomes,
+            decision: why,
+            forecasts: Vec::new(),
+            predicted_s: None,
+            cpu_only_s: None,
+            gpu_only_s: None,
+            notes,
+        })
+    };
+    if call.devices.len() == 1 {
+        return alone(0, "auto: the only device".into(), notes, out);
+    }
+    let below = call.cpu_only_below(hash);
+    if let Some(cpu) = call.cpu() {
+        if n < below {
+            let why = if below == SMALL_FLOOR {
+                format!("auto: cpu, {n} elements < {SMALL_FLOOR} (no model says another device pays yet)")
+            } else {
+                format!("auto: cpu, {n} elements < {below}, below which no other device pays")
+            };
+            return alone(cpu, why, notes, out);
+        }
+    }
+    // probe the devices with no model yet
+    for dev in 0..call.devices.len() {
+        if call.models.get(hash, dev).is_some() {
+            continue;
+        }
+        if call.devices[dev].is_virtual() {
+            probe(call, hash, dev, &sample(call.inputs, n))?;
+            notes.push(format!("probed {} (off the clock)", call.infos[dev].name));
+        } else if call.infos[dev].kind.is_gpu() && call.models.start_probe(hash, dev) {
+            let data = sample(call.inputs, n);
+            let (models, device, kernel) = (
+                call.models.clone(),
+                call.devices[dev].clone(),
+                call.kernel.clone(),
+            );
+            let infos = call.infos.to_vec();
+            let spawned = std::thread::Builder::new()
+                .name("hybrid-probe".into())
+                .spawn(move || {
+                    let devices = vec![device];
+                    let bg = Call {
+                        devices: &devices,
+                        infos: &infos[dev..=dev],
+                        models: &models,
+                        kernel: &kernel,
+                        inputs: &[],
+                        virtual_clock: false,
+                    };
+                    // a device that fails its probe gets no model and is not used
+                    let _ = probe_as(&bg, hash, 0, dev, &data);
+                    models.end_probe(hash, dev);
+                    models.save(true);
+                });
+            if spawned.is_err() {
+                call.models.end_probe(hash, dev);
+            }
+            notes.push(format!(
+                "{} has no model for this kernel yet: probing it in the background",
+                call.infos[dev].name
+            ));
+        }
+    }
+    let preds: Vec<Option<Prediction>> = (0..call.devices.len())
+        .map(|d| call.predict(hash, d))
+        .collect();
+    if preds.iter().all(Option::is_none) {
+        let dev = call.cpu().unwrap_or(0);
+        return alone(
+            dev,
+            "auto: no device has a model yet, so the cpu measures this call".into(),
+            notes,
+            out,
+        );
+    }
+    let mut usable: Vec<usize> = (0..preds.len()).filter(|&d| preds[d].is_some()).collect();
+    // a software GPU runs on the CPU's own cores: beside the CPU it adds no capacity,
+    // only contention, so it may replace the CPU but never join it
+    if let Some(cpu) = call.cpu().filter(|c| usable.contains(c)) {
+        let alone_s = |d: usize| {
+            preds[d]
+                .as_ref()
+                .map_or(f64::INFINITY, |p| p.cost.finish_s(n))
+        };
+        let soft: Vec<usize> = usable
+            .iter()
+            .copied()
+            .filter(|&d| call.infos[d].kind == DeviceKind::SoftwareGpu)
+            .collect();
+        if !soft.is_empty() {
+            let best_soft = soft
+                .iter()
+                .copied()
+                .min_by(|&a, &b| alone_s(a).total_cmp(&alone_s(b)));
+            let keep = best_soft.filter(|&b| alone_s(b) < alone_s(cpu));
+            usable.retain(|d| !soft.contains(d) || Some(*d) == keep);
+            if keep.is_some() {
+                usable.retain(|&d| d != cpu);
+            }
+            notes.push("a software gpu shares the cpu's cores: auto uses it instead of the cpu or not at all".into());
+        }
+    }
+    let costs: Vec<Cost> = usable
+        .iter()
+        .filter_map(|&d| preds[d].as_ref().map(|p| p.cost))
+        .collect();
+    let shares = plan::solve(n, &costs);
+    let predicted = plan::makespan_s(&costs, &shares);
+    let only = |gpu: bool| -> Option<f64> {
+        let sub: Vec<Cost> = usable
+            .iter()
+            .zip(&costs)
+            .filter(|(&d, _)| call.infos[d].kind.is_gpu() == gpu)
+            .map(|(_, c)| *c)
+            .collect();
+        (!sub.is_empty()).then(|| plan::makespan_s(&sub, &plan::solve(n, &sub)))
+    };
+    let (cpu_only_s, gpu_only_s) = (only(false), only(true));
+    // line order: GPUs first, the CPU last (it helps everyone, from the far end)
+    let mut lanes: Vec<(usize, Cost, usize)> = usable
+        .iter()
+        .zip(&costs)
+        .zip(&shares)
+        .filter(|(_, &s)| s > 0)
+        .map(|((&d, &c), &s)| (d, c, s))
+        .collect();
+    lanes.sort_by_key(|(d, _, _)| (!call.infos[*d].kind.is_gpu(), *d));
+    let outcomes = if lanes.len() == 1 {
+        exec::run_static(&ctx, vec![(lanes[0].0, 0..n)], out)?
+    } else {
+        exec::run_balanced(&ctx, &lanes, out)?
+    };
+    let mut forecasts = Vec::new();
+    for (k, &d) in usable.iter().enumerate() {
+        let got = outcomes.iter().find(|o| o.dev == d);
+        forecasts.push(Forecast {
+            device: call.infos[d].name.clone(),
+            model: preds[d]
+                .as_ref()
+                .map(|p| p.text.clone())
+                .unwrap_or_default(),
+            planned: shares[k],
+            elements: got.map_or(0, |o| o.range.len()),
+            runs: got.map_or(0, |o| o.runs),
+            predicted_s: costs[k].finish_s(shares[k]),
+            measured_s: got.map_or(0.0, |o| o.busy_s),
+        });
+    }
+    let mut decision = String::from("auto: ");
+    let used: Vec<&str> = lanes
+        .iter()
+        .map(|(d, _, _)| call.infos[*d].name.as_str())
+        .collect();
+    let _ = write!(
+        decision,
+        "{} by the models, predicted {}",
+        used.join(" + "),
+        secs(predicted)
+    );
+    if let Some(c) = cpu_only_s {
+        let _ = write!(decision, "; cpu only {}", secs(c));
+    }
+    if let Some(g) = gpu_only_s {
+        let _ = write!(decision, "; gpu only {}", secs(g));
+    }
+    call.models.save(false);
+    Ok(Decided {
+        outcomes,
+        decision,
+        forecasts,
+        predicted_s: Some(predicted),
+        cpu_only_s,
+        gpu_only_s,
+        notes,
+    })
+}
+
+/// Runs the planned `(device, range)` parts of a static placement, one run each.
+pub(crate) fn fixed(
+    call: &Call<'_>,
+    parts: Vec<(usize, std::ops::Range<usize>)>,
+    out: &mut [u32],
+    decision: String,
+) -> Result<Decided> {
+    let n = out.len();
+    let kernel: &KernelInner = call.kernel;
+    // a software GPU beside the CPU slows both (shared cores): such runs teach nothing
+    let contended = parts.len() > 1
+        && parts
+            .iter()
+            .any(|(d, _)| call.infos[*d].kind == DeviceKind::SoftwareGpu);
+    let hash = if n >= SMALL_FLOOR && !contended {
+        Some(kernel.shader()?.hash)
+    } else {
+        None
+    };
+    // runs under the floor are not measured: fixed costs dominate them
+    let learn = |dev: usize, k: usize, s: f64, st: &ShareStats| {
+        hash.and_then(|h| call.learn(h, dev, k, s, st))
+    };
+    let outcomes = exec::run_static(&call.ctx(&learn, kernel), parts, out)?;
+    if hash.is_some() {
+        call.models.save(false);
+    }
+    Ok(Decided {
+        outcomes,
+        decision,
+        forecasts: Vec::new(),
+        predicted_s: None,
+        cpu_only_s: None,
+        gpu_only_s: None,
+        notes: Vec::new(),
+    })
+}
+
+/// A copy of the call's first elements, at most [`PROBE_MAX`], for probing.
+fn sample(inputs: &[&[u32]], n: usize) -> Vec<Vec<u32>> {
+    let m = n.min(PROBE_MAX);
+    inputs.iter().map(|x| x[..m].to_vec()).collect()
+}
+
+fn probe(call: &Call<'_>, hash: u64, dev: usize, data: &[Vec<u32>]) -> Result<()> {
+    probe_as(call, hash, dev, dev, data)
+}
+
+/// Runs `data` on device `local` of `call` (known to the models as `global`) at a few
+/// sizes, after a warm-up run on a real device, and records what each took.
+fn probe_as(
+    call: &Call<'_>,
+    hash: u64,
+    local: usize,
+    global: usize,
+    data: &[Vec<u32>],
+) -> Result<()> {
+    let m = data.first().map_or(0, Vec::len);
+    if m == 0 {
+        return Ok(());
+    }
+    let d = &call.devices[local];
+    let kernel: &KernelInner = call.kernel;
+    let mut out = vec![0u32; m];
+    let mut sizes = vec![(m / 16).max(1), (m / 4).max(1), m];
+    if !d.is_virtual() {
+        sizes.insert(0, m.min(1024));
+    }
+    let link = d.link();
+    let (i, o) = (4 * data.len() as u64, 4);
+    for (k, &s) in sizes.iter().enumerate() {
+        let ins: Vec<&[u32]> = data.iter().map(|x| &x[..s]).collect();
+        let (stats, secs) = d.run_timed(kernel, &ins, 0, &mut out[..s])?;
+        if k == 0 && !d.is_virtual() {
+            continue;
+        }
+        let compute = if link.is_some() { stats.compute_s } else { 0.0 };
+        let mdl = call.models.record(hash, global, s, secs, compute);
+        let _ = mdl.predict(link.as_ref(), i, o);
+    }
+    Ok(())
+}

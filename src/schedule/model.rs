@@ -1,0 +1,495 @@
+//! Throughput models per (kernel, device), fitted from measurements and persisted.
+//!
+//! A model keeps the most recent runs as `(elements, seconds)` samples, end to end and
+//! compute only, and fits `t(n) = overhead + n / rate` by least squares weighted by
+//! recency (each older sample counts [`FORGET`] times the next newer one), so it
+//! follows a device whose speed changes within a few runs and still averages noise.
+//! A GPU whose link is known is predicted through the transfer pipeline
+//! ([`pipeline_cost`]): the bounding stage times `n`, plus the fill and drain of one
+//! chunk; one whose link is unknown is predicted from its end-to-end runs.
+//!
+//! Models live in `<cache dir>/model-<device>.json`, one file per device (keyed by its
+//! name, kind, backend and driver), holding each kernel's samples under the kernel's
+//! stable hash; they are loaded when a runtime is built and saved, at most every
+//! [`SAVE_EVERY_S`], after calls that taught them something.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::plan::Cost;
+use crate::device::DeviceInfo;
+use crate::transfer::Link;
+
+/// Samples kept per model.
+pub(crate) const WINDOW: usize = 24;
+/// Weight of a sample relative to the next newer one.
+pub(crate) const FORGET: f64 = 0.75;
+/// Minimum seconds between two saves of one device's models.
+pub(crate) const SAVE_EVERY_S: f64 = 2.0;
+/// Bytes of input per chunk of the transfer pipeline (its fill and drain cost one
+/// chunk's worth of the non-bounding stages).
+pub(crate) const PIPELINE_CHUNK_BYTES: u64 = 256 << 10;
+
+/// `t(n) = fixed_s + n * per_elem_s`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Fit {
+    pub(crate) fixed_s: f64,
+    pub(crate) per_elem_s: f64,
+}
+
+/// Recent `(elements, seconds)` samples, newest last.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Samples(Vec<(f64, f64)>);
+
+impl Samples {
+    pub(crate) fn push(&mut self, n: usize, t: f64) {
+        if n == 0 || t.is_nan() || t <= 0.0 || !t.is_finite() {
+            return;
+        }
+        if self.0.len() == WINDOW {
+            self.0.remove(0);
+        }
+        self.0.push((n as f64, t));
+    }
+
+    /// Recency-weighted least squares. With one size only (or a fit that would need a
+    /// negative overhead or rate) the line goes through the origin instead.
+    pub(crate) fn fit(&self) -> Option<Fit> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let k = self.0.len();
+        let w = |i: usize| FORGET.powi((k - 1 - i) as i32);
+        let (mut sw, mut sx, mut sy) = (0.0, 0.0, 0.0);
+        for (i, &(x, y)) in self.0.iter().enumerate() {
+            sw += w(i);
+            sx += w(i) * x;
+            sy += w(i) * y;
+        }
+        let (mx, my) = (sx / sw, sy / sw);
+        let (mut sxx, mut sxy) = (0.0, 0.0);
+        for (i, &(x, y)) in self.0.iter().enumerate() {
+            sxx += w(i) * (x - mx) * (x - mx);
+            sxy += w(i) * (x - mx) * (y - my);
+        }
+        if sxx > 1e-9 * mx * mx * sw {
+            let slope = sxy / sxx;
+            let fixed = my - slope * mx;
+            if slope > 0.0 && fixed >= 0.0 {
+                return Some(Fit {
+                    fixed_s: fixed,
+                    per_elem_s: slope,
+                });
+            }
+        }
+        // through the origin: slope = sum(w x y) / sum(w x x)
+        let (mut num, mut den) = (0.0, 0.0);
+        for (i, &(x, y)) in self.0.iter().enumerate() {
+            num += w(i) * x * y;
+            den += w(i) * x * x;
+        }
+        (den > 0.0 && num > 0.0).then(|| Fit {
+            fixed_s: 0.0,
+            per_elem_s: num / den,
+        })
+    }
+}
+
+/// What one (kernel, device) pair has been measured to do.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Model {
+    /// Whole runs: from the call until the output is on the host.
+    pub(crate) end_to_end: Samples,
+    /// The compute stage alone (GPUs: the dispatches, without transfers).
+    pub(crate) compute: Samples,
+    /// Runs measured, in all.
+    pub(crate) runs: u64,
+}
+
+/// Which stage bounds a prediction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bound {
+    Upload,
+    Compute,
+    Download,
+    /// Measured end to end: stages not told apart.
+    Whole,
+}
+
+impl Bound {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Bound::Upload => "upload",
+            Bound::Compute => "compute",
+            Bound::Download => "download",
+            Bound::Whole => "end to end",
+        }
+    }
+}
+
+/// A model's prediction for one call: the cost function and how it was made.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Prediction {
+    pub(crate) cost: Cost,
+    pub(crate) bound: Bound,
+    /// The model in words, e.g. `12.0 us + n / 1.93 G/s (end to end, 8 runs)`.
+    pub(crate) text: String,
+}
+
+/// Elements per second in a short form.
+pub(crate) fn rate_text(per_elem_s: f64) -> String {
+    let r = 1.0 / per_elem_s.max(1e-30);
+    if r >= 1e9 {
+        format!("{:.2} G/s", r / 1e9)
+    } else if r >= 1e6 {
+        format!("{:.1} M/s", r / 1e6)
+    } else {
+        format!("{:.0} /s", r)
+    }
+}
+
+/// The cost of `n` elements moved up, computed and moved down in pipelined chunks of
+/// [`PIPELINE_CHUNK_BYTES`] of input: the slowest stage (per element, each chunk's
+/// link latency spread over it) times `n`, plus the other stages over the first chunk
+/// (fill and drain), plus the latencies of one transfer each way and the compute
+/// overhead. Shared by the scheduler's predictions and the simulated GPU's clock.
+pub(crate) fn pipeline_cost(
+    link: &Link,
+    compute: Fit,
+    in_bytes: u64,
+    out_bytes: u64,
+) -> (Cost, Bound) {
+    let chunk = (PIPELINE_CHUNK_BYTES / in_bytes.max(1)).max(1) as f64;
+    let up = if in_bytes == 0 {
+        0.0
+    } else {
+        in_bytes as f64 / link.up.beta_bytes_per_s + link.up.alpha_s / chunk
+    };
+    let down = if out_bytes == 0 {
+        0.0
+    } else {
+        out_bytes as f64 / link.down.beta_bytes_per_s + link.down.alpha_s / chunk
+    };
+    let comp = compute.per_elem_s;
+    let (max, bound) = if up >= comp && up >= down {
+        (up, Bound::Upload)
+    } else if down >= comp {
+        (down, Bound::Download)
+    } else {
+        (comp, Bound::Compute)
+    };
+    let cost = Cost {
+        ready_s: 0.0,
+        fixed_s: link.up.alpha_s + link.down.alpha_s + compute.fixed_s,
+        per_elem_s: max,
+        fill_elems: chunk,
+        fill_extra_s: up + comp + down - max,
+    };
+    (cost, bound)
+}
+
+impl Model {
+    /// The cost of a run on this device, or `None` before any measurement.
+    /// `link` is the device's fitted link (`None`: measure end to end).
+    pub(crate) fn predict(
+        &self,
+        link: Option<&Link>,
+        in_bytes: u64,
+        out_bytes: u64,
+    ) -> Option<Prediction> {
+        if let (Some(link), Some(c)) = (link, self.compute.fit()) {
+            let (cost, bound) = pipeline_cost(link, c, in_bytes, out_bytes);
+            let text = format!(
+                "pipeline: {} + n / {}, {} bound (compute {} + n / {}, {} runs)",
+                crate::report::secs(cost.fixed_s),
+                rate_text(cost.per_elem_s),
+                bound.name(),
+                crate::report::secs(c.fixed_s),
+                rate_text(c.per_elem_s),
+                self.runs
+            );
+            return Some(Prediction { cost, bound, text });
+        }
+        let f = self.end_to_end.fit()?;
+        let text = format!(
+            "{} + n / {} (end to end, {} runs)",
+            crate::report::secs(f.fixed_s),
+            rate_text(f.per_elem_s),
+            self.runs
+        );
+        Some(Prediction {
+            cost: Cost::affine(f.fixed_s, f.per_elem_s),
+            bound: Bound::Whole,
+            text,
+        })
+    }
+}
+
+/// The persisted form of one device's models.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct DeviceFile {
+    version: u32,
+    device: String,
+    /// Kernel hash (16 hex digits) to its model.
+    kernels: HashMap<String, Model>,
+}
+
+const FILE_VERSION: u32 = 1;
+
+/// The models of one runtime's devices, shared by its calls.
+pub(crate) struct Models {
+    /// Per device: its identity and the file its models persist in (`None`: memory only).
+    devices: Vec<(String, Option<PathBuf>)>,
+    table: Mutex<Table>,
+}
+
+#[derive(Default)]
+struct Table {
+    models: HashMap<(u64, usize), Model>,
+    /// Per kernel, the input size below which the CPU alone is best, once known.
+    cpu_only_below: HashMap<u64, usize>,
+    probing: HashSet<(u64, usize)>,
+    warmed: HashSet<(u64, usize)>,
+    dirty: HashSet<usize>,
+    last_save: HashMap<usize, Instant>,
+}
+
+/// A device's identity for persistence: what makes its measurements valid.
+pub(crate) fn device_key(info: &DeviceInfo) -> String {
+    format!(
+        "{} {} {} {}",
+        info.name,
+        info.kind.name(),
+        info.backend,
+        info.driver
+    )
+}
+
+impl Models {
+    /// Models for these devices; `persist[i]` says whether device `i`'s models are
+    /// loaded from and saved to `dir`.
+    pub(crate) fn new(infos: &[DeviceInfo], persist: &[bool], dir: PathBuf) -> Models {
+        let mut table = Table::default();
+        let mut devices = Vec::with_capacity(infos.len());
+        for (i, info) in infos.iter().enumerate() {
+            let key = device_key(info);
+            let path = persist
+                .get(i)
+                .copied()
+                .unwrap_or(false)
+                .then(|| dir.join(crate::cache::file_name(&format!("model-{key}"), "json")));
+            if let Some(file) = path.as_ref().and_then(|p| std::fs::read(p).ok()) {
+                if let Ok(f) = serde_json::from_slice::<DeviceFile>(&file) {
+                    if f.version == FILE_VERSION && f.device == key {
+                        for (k, m) in f.kernels {
+                            if let Ok(h) = u64::from_str_radix(&k, 16) {
+                                table.models.insert((h, i), m);
+                            }
+                        }
+                    }
+                }
+            }
+            devices.push((key, path));
+        }
+        Models {
+            devices,
+            table: Mutex::new(table),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        // a panic elsewhere while holding the lock leaves plain data: keep using it
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A copy of the model of `kernel` on `device`, if it has been measured.
+    pub(crate) fn get(&self, kernel: u64, device: usize) -> Option<Model> {
+        self.lock().models.get(&(kernel, device)).cloned()
+    }
+
+    /// Records a run of `n` elements that took `total_s` end to end and `compute_s`
+    /// computing (0: not told apart).
+    pub(crate) fn record(
+        &self,
+        kernel: u64,
+        device: usize,
+        n: usize,
+        total_s: f64,
+        compute_s: f64,
+    ) -> Model {
+        let mut t = self.lock();
+        let m = t.models.entry((kernel, device)).or_default();
+        m.end_to_end.push(n, total_s);
+        if compute_s > 0.0 {
+            m.compute.push(n, compute_s);
+        }
+        m.runs += 1;
+        let out = m.clone();
+        t.dirty.insert(device);
+        t.cpu_only_below.remove(&kernel);
+        out
+    }
+
+    /// Whether this is the first run of `kernel` on `device` with no model: a warm-up
+    /// (pipeline compilation) whose time says nothing about the next runs.
+    pub(crate) fn first_contact(&self, kernel: u64, device: usize) -> bool {
+        let mut t = self.lock();
+        !t.models.contains_key(&(kernel, device)) && t.warmed.insert((kernel, device))
+    }
+
+    /// The cached CPU-only threshold for `kernel`, if computed since the last change.
+    pub(crate) fn cpu_only_below(&self, kernel: u64) -> Option<usize> {
+        self.lock().cpu_only_below.get(&kernel).copied()
+    }
+
+    pub(crate) fn set_cpu_only_below(&self, kernel: u64, n: usize) {
+        self.lock().cpu_only_below.insert(kernel, n);
+    }
+
+    /// Marks `kernel` on `device` as being probed; false if a probe is already running.
+    pub(crate) fn start_probe(&self, kernel: u64, device: usize) -> bool {
+        self.lock().probing.insert((kernel, device))
+    }
+
+    pub(crate) fn end_probe(&self, kernel: u64, device: usize) {
+        self.lock().probing.remove(&(kernel, device));
+    }
+
+    /// Saves the models of devices changed since their last save, unless that save was
+    /// less than [`SAVE_EVERY_S`] ago (or `force`). Failures to write are ignored: the
+    /// models are a cache.
+    pub(crate) fn save(&self, force: bool) {
+        let mut writes = Vec::new();
+        {
+            let mut t = self.lock();
+            let dirty: Vec<usize> = t.dirty.iter().copied().collect();
+            for d in dirty {
+                let Some((key, Some(path))) = self.devices.get(d) else {
+                    t.dirty.remove(&d);
+                    continue;
+                };
+                let due = t
+                    .last_save
+                    .get(&d)
+                    .is_none_or(|s| s.elapsed().as_secs_f64() >= SAVE_EVERY_S);
+                if !(due || force) {
+                    continue;
+                }
+                let kernels = t
+                    .models
+                    .iter()
+                    .filter(|((_, dev), _)| *dev == d)
+                    .map(|((k, _), m)| (format!("{k:016x}"), m.clone()))
+                    .collect();
+                let file = DeviceFile {
+                    version: FILE_VERSION,
+                    device: key.clone(),
+                    kernels,
+                };
+                if let Ok(bytes) = serde_json::to_vec_pretty(&file) {
+                    writes.push((path.clone(), bytes));
+                }
+                t.dirty.remove(&d);
+                t.last_save.insert(d, Instant::now());
+            }
+        }
+        for (path, bytes) in writes {
+            let _ = crate::cache::write_atomic(&path, &bytes);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::DeviceKind;
+    use crate::transfer::LinkDir;
+
+    #[test]
+    fn fit_recovers_overhead_and_rate() {
+        let mut s = Samples::default();
+        for n in [1000usize, 4000, 16_000, 64_000, 256_000] {
+            s.push(n, 20e-6 + n as f64 / 2e9);
+        }
+        let f = s.fit().unwrap_or_else(|| panic!("no fit"));
+        assert!((f.fixed_s - 20e-6).abs() < 1e-9, "{f:?}");
+        assert!((f.per_elem_s - 0.5e-9).abs() < 1e-14, "{f:?}");
+    }
+
+    #[test]
+    fn fit_follows_a_device_that_slows_down() {
+        let mut s = Samples::default();
+        for _ in 0..WINDOW {
+            for n in [100_000usize, 1_000_000] {
+                s.push(n, n as f64 / 2e9);
+            }
+        }
+        for n in [1_000_000usize, 500_000, 1_000_000, 250_000] {
+            s.push(n, n as f64 / 1e9);
+        }
+        let f = s.fit().unwrap_or_else(|| panic!("no fit"));
+        let rate = 1.0 / f.per_elem_s;
+        assert!(rate < 1.3e9, "after four slow runs the rate is {rate}");
+    }
+
+    #[test]
+    fn one_size_goes_through_the_origin() {
+        let mut s = Samples::default();
+        s.push(1000, 1e-6);
+        assert_eq!(
+            s.fit(),
+            Some(Fit {
+                fixed_s: 0.0,
+                per_elem_s: 1e-9
+            })
+        );
+        assert_eq!(Samples::default().fit(), None);
+    }
+
+    #[test]
+    fn pipeline_is_bounded_by_the_slowest_stage() {
+        let l = LinkDir {
+            alpha_s: 0.0,
+            beta_bytes_per_s: 8e9,
+        };
+        let link = Link { up: l, down: l };
+        let compute = Fit {
+            fixed_s: 0.0,
+            per_elem_s: 0.1e-9,
+        };
+        // 8 bytes up (1 ns), 0.1 ns compute, 4 bytes down (0.5 ns)
+        let (c, b) = pipeline_cost(&link, compute, 8, 4);
+        assert_eq!(b, Bound::Upload);
+        assert!((c.per_elem_s - 1e-9).abs() < 1e-18);
+        let n = 100_000_000;
+        let plain_sum = n as f64 * 1.6e-9;
+        assert!(c.work_s(n) < plain_sum * 0.7, "pipelined, not summed");
+        assert!(c.work_s(n) > n as f64 * 1e-9);
+    }
+
+    #[test]
+    fn models_persist_and_reload() {
+        let dir = std::env::temp_dir().join(format!("hybrid-model-test-{}", std::process::id()));
+        let info = DeviceInfo {
+            name: "sim gpu/1".into(),
+            backend: "sim".into(),
+            kind: DeviceKind::DiscreteGpu,
+            driver: "virtual".into(),
+        };
+        let infos = [info];
+        let m = Models::new(&infos, &[true], dir.clone());
+        assert!(m.get(42, 0).is_none());
+        m.record(42, 0, 1000, 1e-5, 5e-6);
+        m.record(42, 0, 4000, 3e-5, 2e-5);
+        m.save(true);
+        let again = Models::new(&infos, &[true], dir.clone());
+        assert_eq!(again.get(42, 0), m.get(42, 0));
+        let memory = Models::new(&infos, &[false], dir.clone());
+        assert!(memory.get(42, 0).is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
