@@ -29,6 +29,16 @@ use crate::transfer::staging::PARAMS_BYTES;
 /// Measured runs per size when calibrating (after one warm-up); the fastest counts.
 const CALIBRATION_REPS: usize = 3;
 
+/// Bytes of the round trip that measures what device timestamps cost.
+const STAMP_PROBE_BYTES: u64 = 64 << 10;
+
+/// Timed repetitions of each variant (with and without timestamps), after a warm-up.
+const STAMP_PROBE_REPS: usize = 8;
+
+/// The most of a chunk's predicted transfer time its device timestamps may cost for a
+/// call to be timed with them: timing should not change what it measures.
+const STAMP_SHARE: f64 = 1.0 / 64.0;
+
 /// A GPU, as the scheduler sees it.
 pub(crate) struct GpuDevice {
     info: DeviceInfo,
@@ -48,6 +58,9 @@ pub(crate) struct GpuDevice {
     timestamp_period: Option<f32>,
     /// The link calibration, measured or loaded on first need (`None`: it failed).
     calibration: OnceLock<Option<Calibration>>,
+    /// Seconds that writing, resolving and reading back one chunk's device timestamps
+    /// adds to a call, measured on first need (`None`: no timestamps on this device).
+    stamp_cost: OnceLock<Option<f64>>,
 }
 
 const _: () = {
@@ -201,6 +214,7 @@ impl GpuDevice {
             config: Mutex::new(TransferConfig::from_env()),
             timestamp_period,
             calibration: OnceLock::new(),
+            stamp_cost: OnceLock::new(),
         })
     }
 
@@ -355,6 +369,54 @@ impl GpuDevice {
         Ok(best)
     }
 
+    /// What one chunk's device timestamps cost a call: the fastest of a few one-chunk
+    /// 64 KiB round trips with them, less the fastest without, interleaved. `None`
+    /// when the device has no timestamps (or measuring failed).
+    fn stamp_cost(&self) -> Option<f64> {
+        *self.stamp_cost.get_or_init(|| {
+            self.timestamp_period?;
+            let n = STAMP_PROBE_BYTES as usize / 4;
+            let src = vec![0u32; n];
+            let mut dst = vec![0u32; n];
+            let mut best = [f64::INFINITY; 2];
+            for rep in 0..=STAMP_PROBE_REPS {
+                for (k, timed) in [false, true].into_iter().enumerate() {
+                    let t = Instant::now();
+                    self.with_ctx(timed, |ctx| {
+                        ctx.stream(one_chunk(&[&src[..]], Some(&mut dst[..]), n))
+                    })
+                    .ok()?;
+                    if rep > 0 {
+                        best[k] = best[k].min(t.elapsed().as_secs_f64());
+                    }
+                }
+            }
+            Some((best[1] - best[0]).max(0.0))
+        })
+    }
+
+    /// Whether a call moving chunks of `chunk` elements should time them with device
+    /// timestamps: when the device has them and they cost at most [`STAMP_SHARE`] of
+    /// one chunk's predicted transfer time (`HYBRID_DEVICE_TIMESTAMPS=1` or `0`
+    /// forces the choice). On drivers where a timestamp costs a flush (lavapipe:
+    /// ~100 µs a chunk) small transfers go untimed, and their receipts say so.
+    fn timed(&self, chunk: usize, link: Option<&Link>) -> bool {
+        if self.timestamp_period.is_none() {
+            return false;
+        }
+        match std::env::var("HYBRID_DEVICE_TIMESTAMPS").ok().as_deref() {
+            Some("1") => return true,
+            Some("0") => return false,
+            _ => {}
+        }
+        let Some(cost) = self.stamp_cost() else {
+            return false;
+        };
+        let bytes = chunk as u64 * 4;
+        let chunk_s = link.map_or(0.0, |l| l.up.time_s(bytes).min(l.down.time_s(bytes)));
+        cost <= STAMP_SHARE * chunk_s
+    }
+
     /// Chunk length and ring depth for `n` elements, from the link model and the
     /// configuration.
     fn plan(&self, n: usize) -> (usize, usize, Option<Link>) {
@@ -392,9 +454,10 @@ impl GpuDevice {
             (None, Some(d)) => d.len(),
             (None, None) => 0,
         };
-        let (chunk, ring, link) = self.plan(n);
         let inputs: Vec<&[u32]> = src.into_iter().collect();
-        let st = self.with_ctx(true, |ctx| {
+        let (chunk, ring, link) = self.plan(n);
+        let timed = self.timed(chunk, link.as_ref());
+        let st = self.with_ctx(timed, |ctx| {
             ctx.stream(Job {
                 inputs: &inputs,
                 out: dst,
@@ -594,7 +657,8 @@ impl GpuDevice {
             });
         }
         let (chunk, ring, link) = self.plan(n);
-        let st: Streamed = self.with_ctx(true, |ctx| {
+        let timed = self.timed(chunk, link.as_ref());
+        let st: Streamed = self.with_ctx(timed, |ctx| {
             ctx.stream(Job {
                 inputs,
                 out: Some(out),

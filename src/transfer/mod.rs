@@ -120,8 +120,13 @@ pub struct TransferStats {
     pub map_wait_s: f64,
     /// Seconds copying results from mapped staging into host memory.
     pub readback_s: f64,
-    /// Whether copy and compute times come from device timestamps (else compute holds
-    /// the whole device-side time and the copy times are 0).
+    /// Whether copy and compute times come from device timestamps. When false they
+    /// were not measured for this call (not zero-cost): compute holds the whole
+    /// device-side wait and the copy times are 0, so the GB/s figures cover the host
+    /// side only. A GPU times a call only when its timestamps cost at most 1/64 of a
+    /// chunk's predicted transfer time (measured once per device; on lavapipe a chunk's
+    /// timestamps cost ~100 µs, so chunks under ~64 MiB go untimed);
+    /// `HYBRID_DEVICE_TIMESTAMPS=1` or `0` forces the choice.
     pub device_timed: bool,
     /// The link model's prediction for the bytes moved up, chunk by chunk.
     pub predicted_up_s: f64,
