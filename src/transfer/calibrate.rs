@@ -16,8 +16,6 @@ use crate::error::Result;
 /// squares on `t = alpha + slope * bytes`. Returns `None` with fewer than two distinct
 /// sizes or a non-positive slope (no bandwidth can be inferred). A negative intercept
 /// (noise on tiny transfers) is clamped to 0.
-// Kept for the simulated devices' models (schedule branch), which fit exact timings.
-#[allow(dead_code)]
 pub(crate) fn fit(samples: &[(u64, f64)]) -> Option<LinkDir> {
     fit_weighted(samples, |_| 1.0)
 }
