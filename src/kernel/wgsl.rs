@@ -6,6 +6,10 @@
 //! — division by zero, shifts past 31, NaN to integer, NaN in `min` — a helper from
 //! `shaders/helpers.wgsl` pins it to the meaning in [`super::ops`].
 
+// The entry point and binding layout are read by the GPU device only; without the
+// `gpu` feature the source is still generated (Kernel::wgsl, Kernel::id).
+#![cfg_attr(not(feature = "gpu"), allow(dead_code))]
+
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
