@@ -166,7 +166,9 @@ pub(crate) fn auto(call: &Call<'_>, out: &mut [u32]) -> Result<Decided> {
     let below = call.cpu_only_below(hash);
     if let Some(cpu) = call.cpu() {
         if n < below {
-            let why = if below == SMALL_FLOOR {
+            let why = if below == usize::MAX {
+                "auto: cpu, the models say no other device pays at any size".to_string()
+            } else if below == SMALL_FLOOR {
                 format!("auto: cpu, {n} elements < {SMALL_FLOOR} (no model says another device pays yet)")
             } else {
                 format!("auto: cpu, {n} elements < {below}, below which no other device pays")

@@ -99,6 +99,31 @@ impl Samples {
     }
 }
 
+impl Samples {
+    /// How much longer the measured runs took than `cost` predicts for them: the
+    /// recency-weighted mean of measured / predicted, clamped to `1/8..=8`; 1 with no
+    /// samples. The pipeline model assumes its stages overlap perfectly and that the
+    /// compute stage is seen in full; where either is false (a software GPU's stages
+    /// share the CPU's cores; a driver that hides compute from the host) the whole
+    /// runs say by how much, and the prediction is scaled to match them.
+    pub(crate) fn ratio_to(&self, cost: &Cost) -> f64 {
+        let k = self.0.len();
+        let (mut sw, mut sr) = (0.0, 0.0);
+        for (i, &(n, t)) in self.0.iter().enumerate() {
+            let p = cost.work_s(n as usize);
+            if p > 0.0 && t > 0.0 {
+                let w = FORGET.powi((k - 1 - i) as i32);
+                sw += w;
+                sr += w * (t / p).ln();
+            }
+        }
+        if sw == 0.0 {
+            return 1.0;
+        }
+        (sr / sw).exp().clamp(0.125, 8.0)
+    }
+}
+
 /// What one (kernel, device) pair has been measured to do.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Model {
@@ -202,8 +227,12 @@ impl Model {
         out_bytes: u64,
     ) -> Option<Prediction> {
         if let (Some(link), Some(c)) = (link, self.compute.fit()) {
-            let (cost, bound) = pipeline_cost(link, c, in_bytes, out_bytes);
-            let text = format!(
+            let (mut cost, bound) = pipeline_cost(link, c, in_bytes, out_bytes);
+            let r = self.end_to_end.ratio_to(&cost);
+            cost.fixed_s *= r;
+            cost.per_elem_s *= r;
+            cost.fill_extra_s *= r;
+            let mut text = format!(
                 "pipeline: {} + n / {}, {} bound (compute {} + n / {}, {} runs)",
                 crate::report::secs(cost.fixed_s),
                 rate_text(cost.per_elem_s),
@@ -212,6 +241,9 @@ impl Model {
                 rate_text(c.per_elem_s),
                 self.runs
             );
+            if (r - 1.0).abs() > 0.005 {
+                text += &format!(", x{r:.2} to match whole runs");
+            }
             return Some(Prediction { cost, bound, text });
         }
         let f = self.end_to_end.fit()?;
@@ -469,6 +501,46 @@ mod tests {
         let plain_sum = n as f64 * 1.6e-9;
         assert!(c.work_s(n) < plain_sum * 0.7, "pipelined, not summed");
         assert!(c.work_s(n) > n as f64 * 1e-9);
+    }
+
+    #[test]
+    fn whole_runs_correct_a_pipeline_that_hides_compute() {
+        let l = LinkDir {
+            alpha_s: 10e-6,
+            beta_bytes_per_s: 10e9,
+        };
+        let link = Link { up: l, down: l };
+        let mut m = Model::default();
+        // the compute stage as the host saw it: 1 ns per element; whole runs took
+        // three times what the pipeline over that compute would take
+        for n in [1usize << 20, 1 << 22, 1 << 24] {
+            m.compute.push(n, n as f64 * 1e-9);
+        }
+        let plain = m.predict(Some(&link), 8, 4).map(|p| p.cost);
+        let plain = plain.unwrap_or_else(|| panic!("no prediction"));
+        for n in [1usize << 20, 1 << 22, 1 << 24] {
+            m.end_to_end.push(n, 3.0 * plain.work_s(n));
+        }
+        let p = m
+            .predict(Some(&link), 8, 4)
+            .unwrap_or_else(|| panic!("no prediction"));
+        for n in [1usize << 21, 1 << 24] {
+            let want = 3.0 * plain.work_s(n);
+            assert!(
+                (p.cost.work_s(n) / want - 1.0).abs() < 1e-9,
+                "n={n}: {} vs {want}",
+                p.cost.work_s(n)
+            );
+        }
+        assert!(p.text.contains("x3.00"), "{}", p.text);
+        // whole runs that agree leave the pipeline as it is
+        let mut agree = Model::default();
+        agree.compute = m.compute.clone();
+        for n in [1usize << 20, 1 << 24] {
+            agree.end_to_end.push(n, plain.work_s(n));
+        }
+        let q = agree.predict(Some(&link), 8, 4).map(|p| p.cost);
+        assert_eq!(q, Some(plain));
     }
 
     #[test]
