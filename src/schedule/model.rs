@@ -534,8 +534,10 @@ mod tests {
         }
         assert!(p.text.contains("x3.00"), "{}", p.text);
         // whole runs that agree leave the pipeline as it is
-        let mut agree = Model::default();
-        agree.compute = m.compute.clone();
+        let mut agree = Model {
+            compute: m.compute.clone(),
+            ..Model::default()
+        };
         for n in [1usize << 20, 1 << 24] {
             agree.end_to_end.push(n, plain.work_s(n));
         }
