@@ -9,6 +9,10 @@
 //!
 //! Each time is the median of a few runs, after Auto has had a few calls to measure
 //! the devices. "transfer" is the share of the devices' stage time spent moving data.
+//!
+//! Then an arithmetic-intensity sweep: a loop of `k` multiply-adds per element, `k`
+//! from 1 to 1,000, run CPU only, GPU only, split and Auto, to show where the GPU
+//! starts to win once its transfers are counted and where a split beats both.
 
 use std::time::Instant;
 
@@ -55,6 +59,8 @@ struct Point {
     placement: String,
     fraction: Option<f64>,
     seconds: f64,
+    /// The GPU shares' compute stage alone (the longest, when there are several).
+    gpu_compute: f64,
     gpu_fraction: f64,
     transfer: f64,
 }
@@ -67,16 +73,18 @@ fn measure(
     p: Placement,
     reps: usize,
 ) -> Result<Point> {
-    let mut times = Vec::with_capacity(reps);
-    let mut last = None;
+    let mut runs = Vec::with_capacity(reps);
     for _ in 0..reps {
         let t = Instant::now();
         let run = rt.map2(xs, ys, k, p)?;
-        times.push(t.elapsed().as_secs_f64());
-        last = Some(run.report);
+        runs.push((t.elapsed().as_secs_f64(), run.report));
     }
-    times.sort_by(f64::total_cmp);
-    let r = last.ok_or_else(|| anyhow::anyhow!("no runs"))?;
+    // the median run, by time
+    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (seconds, r) = runs
+        .into_iter()
+        .nth(reps / 2)
+        .ok_or_else(|| anyhow::anyhow!("no runs"))?;
     let gpu: usize = r
         .shares()
         .iter()
@@ -94,7 +102,13 @@ fn measure(
             Placement::Split(f) => Some(f),
             _ => None,
         },
-        seconds: times[times.len() / 2],
+        seconds,
+        gpu_compute: r
+            .shares()
+            .iter()
+            .filter(|s| s.kind().is_gpu())
+            .map(|s| s.compute_s())
+            .fold(0.0, f64::max),
         gpu_fraction: if xs.is_empty() {
             0.0
         } else {
@@ -102,6 +116,127 @@ fn measure(
         },
         transfer: if all > 0.0 { moving / all } else { 0.0 },
     })
+}
+
+/// The arithmetic-intensity sweep: `k` multiply-adds per element (a loop of `k`
+/// steps, 8 bytes in and 4 out whatever `k` is), for `k` from 1 to 1,000. For each `k`:
+/// CPU only, GPU only (end to end, and its compute stage alone, as if transfers were
+/// free), the best of a few static splits, and Auto. Shows from which `k` the GPU wins
+/// once its transfers are counted, from which it would win without them, and where a
+/// split beats both single devices.
+fn intensity_sweep(rt: &Runtime, quick: bool, as_json: bool) -> Result<Vec<serde_json::Value>> {
+    let n: usize = if quick { 1 << 18 } else { 1 << 20 };
+    let ks: &[u32] = if quick {
+        &[1, 16, 256, 1000]
+    } else {
+        &[1, 4, 16, 64, 256, 1000]
+    };
+    let fractions = [0.25, 0.5, 0.75];
+    let reps = 3;
+    let gpu = rt.has_gpu();
+    let xs: Vec<f32> = (0..n).map(|i| (i % 1000) as f32 * 1e-3).collect();
+    let ys: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 1e-3).collect();
+    if !as_json {
+        println!("\narithmetic intensity: k multiply-adds per element, {n} elements (8 bytes in, 4 out each)");
+        println!(
+            "{:>5} {:>10} {:>10} {:>12} {:>8} {:>8} {:>16} {:>16} {:>9}",
+            "k",
+            "cpu",
+            "gpu",
+            "gpu compute",
+            "gpu/cpu",
+            "no-xfer",
+            "best split",
+            "auto (gpu %)",
+            "auto/best"
+        );
+    }
+    let mut rows = Vec::new();
+    let (mut gpu_wins, mut gpu_wins_free, mut split_wins) = (None, None, None);
+    for &k in ks {
+        let kernel =
+            Kernel::map2(move |x: Expr<f32>, y: Expr<f32>| fold(k, x, |acc, _| acc * 0.999 + &y));
+        for _ in 0..3 {
+            rt.map2(&xs, &ys, &kernel, Placement::Auto)?;
+            std::thread::sleep(std::time::Duration::from_millis(if gpu { 200 } else { 0 }));
+        }
+        let cpu = measure(rt, &kernel, &xs, &ys, Placement::Cpu, reps)?;
+        let mut best = (cpu.seconds, "cpu".to_string());
+        let (mut gpu_s, mut gpu_compute_s, mut split_best) = (None, None, None::<(f64, f64)>);
+        if gpu {
+            let g = measure(rt, &kernel, &xs, &ys, Placement::Gpu, reps)?;
+            gpu_compute_s = Some(g.gpu_compute);
+            if g.seconds < best.0 {
+                best = (g.seconds, "gpu".into());
+            }
+            gpu_s = Some(g.seconds);
+            for f in fractions {
+                let p = measure(rt, &kernel, &xs, &ys, Placement::Split(f), reps)?;
+                if split_best.is_none_or(|(t, _)| p.seconds < t) {
+                    split_best = Some((p.seconds, f));
+                }
+                if p.seconds < best.0 {
+                    best = (p.seconds, format!("split({f:.2})"));
+                }
+            }
+        }
+        let auto = measure(rt, &kernel, &xs, &ys, Placement::Auto, reps)?;
+        if let Some(g) = gpu_s {
+            if g < cpu.seconds {
+                gpu_wins.get_or_insert(k);
+            }
+        }
+        if let Some(c) = gpu_compute_s {
+            if c < cpu.seconds {
+                gpu_wins_free.get_or_insert(k);
+            }
+        }
+        if let (Some((t, _)), Some(g)) = (split_best, gpu_s) {
+            if t < cpu.seconds.min(g) {
+                split_wins.get_or_insert(k);
+            }
+        }
+        let ms = |t: Option<f64>| t.map_or("-".to_string(), |t| format!("{:.2} ms", t * 1e3));
+        let ratio =
+            |t: Option<f64>| t.map_or("-".to_string(), |t| format!("{:.2}x", cpu.seconds / t));
+        if !as_json {
+            println!(
+                "{:>5} {:>10} {:>10} {:>12} {:>8} {:>8} {:>16} {:>16} {:>9.3}",
+                k,
+                ms(Some(cpu.seconds)),
+                ms(gpu_s),
+                ms(gpu_compute_s),
+                ratio(gpu_s),
+                ratio(gpu_compute_s),
+                split_best.map_or("-".into(), |(t, f)| format!("{:.2} ms @{f:.2}", t * 1e3)),
+                format!(
+                    "{:.2} ms ({:.0}%)",
+                    auto.seconds * 1e3,
+                    auto.gpu_fraction * 100.0
+                ),
+                auto.seconds / best.0
+            );
+        }
+        rows.push(json!({
+            "k": k, "elements": n, "cpu_s": cpu.seconds, "gpu_s": gpu_s,
+            "gpu_compute_s": gpu_compute_s,
+            "best_split": split_best.map(|(t, f)| json!({"fraction": f, "seconds": t})),
+            "best": best.1, "best_s": best.0,
+            "auto_s": auto.seconds, "auto_gpu_fraction": auto.gpu_fraction,
+            "auto_over_best": auto.seconds / best.0,
+        }));
+    }
+    if !as_json && gpu {
+        let say =
+            |w: Option<u32>| w.map_or("at no k measured".to_string(), |k| format!("from k = {k}"));
+        println!(
+            "the GPU beats the CPU end to end {}; counting its compute alone (transfers free) {}; a split beats both {}",
+            say(gpu_wins),
+            say(gpu_wins_free),
+            say(split_wins)
+        );
+    }
+    Ok(rows)
 }
 
 /// One panel per kernel: time against split fraction, Auto marked.
@@ -301,10 +436,11 @@ fn main() -> Result<()> {
         Ok(best)
     };
     let (cpu_small, auto_small) = (per_call(Placement::Cpu)?, per_call(Placement::Auto)?);
+    let intensity = intensity_sweep(&rt, quick, as_json)?;
     if as_json {
         let out = json!({
             "devices": rt.devices().iter().map(|d| d.to_string()).collect::<Vec<_>>(),
-            "gpu": gpu, "rows": rows, "summary": summary,
+            "gpu": gpu, "rows": rows, "summary": summary, "intensity": intensity,
             "small": {"elements": small, "cpu_s": cpu_small, "auto_s": auto_small, "auto_over_cpu": auto_small / cpu_small},
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
