@@ -65,26 +65,45 @@ struct Point {
     transfer: f64,
 }
 
-fn measure(
+/// Runs every placement `reps` times, interleaved (each round runs every placement
+/// once, in a rotated order), so that a noisy shared machine slows them alike; each point is the
+/// median run of its placement.
+fn measure_all(
     rt: &Runtime,
     k: &Kernel<f32, f32>,
     xs: &[f32],
     ys: &[f32],
-    p: Placement,
+    placements: &[Placement],
     reps: usize,
-) -> Result<Point> {
-    let mut runs = Vec::with_capacity(reps);
-    for _ in 0..reps {
-        let t = Instant::now();
-        let run = rt.map2(xs, ys, k, p)?;
-        runs.push((t.elapsed().as_secs_f64(), run.report));
+) -> Result<Vec<Point>> {
+    let mut runs: Vec<Vec<(f64, hybrid::Report)>> = placements.iter().map(|_| Vec::new()).collect();
+    for r in 0..reps.max(1) {
+        // each round starts one placement later, so none always follows the same one
+        // (a run right after a software GPU's can find its threads still spinning)
+        for j in 0..placements.len() {
+            let i = (r + j) % placements.len();
+            let p = placements[i];
+            let t = Instant::now();
+            let run = rt.map2(xs, ys, k, p)?;
+            runs[i].push((t.elapsed().as_secs_f64(), run.report));
+        }
     }
-    // the median run, by time
-    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let (seconds, r) = runs
-        .into_iter()
-        .nth(reps / 2)
-        .ok_or_else(|| anyhow::anyhow!("no runs"))?;
+    placements
+        .iter()
+        .zip(runs)
+        .map(|(&p, mut runs)| {
+            runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mid = runs.len() / 2;
+            let (seconds, r) = runs
+                .into_iter()
+                .nth(mid)
+                .ok_or_else(|| anyhow::anyhow!("no runs"))?;
+            Ok(point(p, seconds, &r, xs.len()))
+        })
+        .collect()
+}
+
+fn point(p: Placement, seconds: f64, r: &hybrid::Report, n: usize) -> Point {
     let gpu: usize = r
         .shares()
         .iter()
@@ -96,7 +115,7 @@ fn measure(
         moving += s.upload_s() + s.download_s();
         all += s.upload_s() + s.compute_s() + s.download_s();
     }
-    Ok(Point {
+    Point {
         placement: p.to_string(),
         fraction: match p {
             Placement::Split(f) => Some(f),
@@ -109,13 +128,9 @@ fn measure(
             .filter(|s| s.kind().is_gpu())
             .map(|s| s.compute_s())
             .fold(0.0, f64::max),
-        gpu_fraction: if xs.is_empty() {
-            0.0
-        } else {
-            gpu as f64 / xs.len() as f64
-        },
+        gpu_fraction: if n == 0 { 0.0 } else { gpu as f64 / n as f64 },
         transfer: if all > 0.0 { moving / all } else { 0.0 },
-    })
+    }
 }
 
 /// The arithmetic-intensity sweep: `k` multiply-adds per element (a loop of `k`
@@ -160,18 +175,25 @@ fn intensity_sweep(rt: &Runtime, quick: bool, as_json: bool) -> Result<Vec<serde
             rt.map2(&xs, &ys, &kernel, Placement::Auto)?;
             std::thread::sleep(std::time::Duration::from_millis(if gpu { 200 } else { 0 }));
         }
-        let cpu = measure(rt, &kernel, &xs, &ys, Placement::Cpu, reps)?;
+        let mut placements = vec![Placement::Cpu];
+        if gpu {
+            placements.push(Placement::Gpu);
+            placements.extend(fractions.iter().map(|&f| Placement::Split(f)));
+        }
+        placements.push(Placement::Auto);
+        let points = measure_all(rt, &kernel, &xs, &ys, &placements, reps)?;
+        let (cpu, auto) = (&points[0], &points[points.len() - 1]);
         let mut best = (cpu.seconds, "cpu".to_string());
         let (mut gpu_s, mut gpu_compute_s, mut split_best) = (None, None, None::<(f64, f64)>);
         if gpu {
-            let g = measure(rt, &kernel, &xs, &ys, Placement::Gpu, reps)?;
+            let g = &points[1];
             gpu_compute_s = Some(g.gpu_compute);
             if g.seconds < best.0 {
                 best = (g.seconds, "gpu".into());
             }
             gpu_s = Some(g.seconds);
-            for f in fractions {
-                let p = measure(rt, &kernel, &xs, &ys, Placement::Split(f), reps)?;
+            for p in &points[2..points.len() - 1] {
+                let f = p.fraction.unwrap_or(0.0);
                 if split_best.is_none_or(|(t, _)| p.seconds < t) {
                     split_best = Some((p.seconds, f));
                 }
@@ -180,7 +202,6 @@ fn intensity_sweep(rt: &Runtime, quick: bool, as_json: bool) -> Result<Vec<serde
                 }
             }
         }
-        let auto = measure(rt, &kernel, &xs, &ys, Placement::Auto, reps)?;
         if let Some(g) = gpu_s {
             if g < cpu.seconds {
                 gpu_wins.get_or_insert(k);
@@ -357,23 +378,17 @@ fn main() -> Result<()> {
                 rt.map2(&xs, &ys, &case.kernel, Placement::Auto)?;
                 std::thread::sleep(std::time::Duration::from_millis(if gpu { 300 } else { 0 }));
             }
-            let mut points = vec![measure(&rt, &case.kernel, &xs, &ys, Placement::Cpu, reps)?];
-            let mut sweep = Vec::new();
+            let mut placements = vec![Placement::Cpu];
             if gpu {
-                points.push(measure(&rt, &case.kernel, &xs, &ys, Placement::Gpu, reps)?);
-                for i in 0..=steps {
-                    let p = measure(
-                        &rt,
-                        &case.kernel,
-                        &xs,
-                        &ys,
-                        Placement::Split(i as f64 / steps as f64),
-                        reps,
-                    )?;
-                    sweep.push(p);
-                }
+                placements.push(Placement::Gpu);
+                placements.extend((0..=steps).map(|i| Placement::Split(i as f64 / steps as f64)));
             }
-            let auto = measure(&rt, &case.kernel, &xs, &ys, Placement::Auto, reps)?;
+            placements.push(Placement::Auto);
+            let mut points = measure_all(&rt, &case.kernel, &xs, &ys, &placements, reps)?;
+            let auto = points
+                .pop()
+                .ok_or_else(|| anyhow::anyhow!("no auto point"))?;
+            let sweep = if gpu { points.split_off(2) } else { Vec::new() };
             let cpu_s = points[0].seconds;
             let best = sweep.iter().map(|p| p.seconds).fold(cpu_s, f64::min);
             let ratio = auto.seconds / best;
