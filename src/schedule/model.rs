@@ -6,7 +6,13 @@
 //! follows a device whose speed changes within a few runs and still averages noise.
 //! A GPU whose link is known is predicted through the transfer pipeline
 //! ([`pipeline_cost`]): the bounding stage times `n`, plus the fill and drain of one
-//! chunk; one whose link is unknown is predicted from its end-to-end runs.
+//! chunk; one whose link is unknown is predicted from its end-to-end runs. The
+//! pipeline prediction is then checked against the device's whole runs: it is scaled
+//! by the recency-weighted (geometric) mean of measured / predicted over them
+//! ([`Samples::ratio_to`]), because the pipeline's assumptions (stages overlap fully;
+//! the host sees the whole compute stage) fail on some devices: a software GPU's
+//! stages share the CPU's cores, and a driver may run the dispatch inside the submit.
+//! The report's model text says when such a factor applies (`x1.80 to match whole runs`).
 //!
 //! Models live in `<cache dir>/model-<device>.json`, one file per device (keyed by its
 //! name, kind, backend and driver), holding each kernel's samples under the kernel's
