@@ -130,7 +130,7 @@ impl Element for u32 {
 /// elements of type `O`.
 ///
 /// Built once, from a closure over symbolic values; cheap to clone (shared), `Send` and
-/// `Sync`. An expression that cannot be compiled (see [`Error::InvalidKernel`]) is
+/// `Sync`. An expression that cannot be compiled (see [`Error::InvalidKernel`](crate::Error::InvalidKernel)) is
 /// reported by the first call that uses the kernel.
 pub struct Kernel<I, O> {
     inner: Arc<KernelInner>,
