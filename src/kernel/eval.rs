@@ -1060,6 +1060,16 @@ fn run_chain(
     len: usize,
     d: &mut [u32],
 ) {
+    if let [Link::Horner(x, first, count)] = *links {
+        if let View::Slice(x) = view(sc, inputs, x, len) {
+            let c: &[f32] =
+                bytemuck::cast_slice(&coeffs[first as usize..first as usize + count as usize]);
+            let out: &mut [f32] = bytemuck::cast_slice_mut(&mut d[..len]);
+            if horner(start, bytemuck::cast_slice(x), c, out) {
+                return;
+            }
+        }
+    }
     // Literals (and loop counters) of this block, each broadcast over one tile.
     let mut consts: Vec<[f32; TILE]> = Vec::new();
     let mut lit = |v: View<'_>| {
@@ -1123,6 +1133,54 @@ fn run_chain(
     if full < len {
         let n = len - full;
         d[full..len].copy_from_slice(&tile(start, &lv, full, n)[..n]);
+    }
+}
+
+/// A chain that is one Horner run, `v = v * x + c` for each coefficient `c` from a
+/// start `v` (a polynomial in `x`), for up to 8 coefficients: a plain
+/// element loop with the coefficient count known at compile time, so the compiler
+/// keeps every coefficient in a register across the whole block and vectorises the
+/// loop as it would a hand-written one. Same operations in the same order as the
+/// tiled path, so the same bits. False (nothing written) for longer runs.
+fn horner(start: View<'_>, x: &[f32], c: &[f32], out: &mut [f32]) -> bool {
+    macro_rules! fixed {
+        ($($n:literal)*) => {
+            match c.len() {
+                $($n => {
+                    let c: &[f32; $n] = match c.try_into() {
+                        Ok(c) => c,
+                        Err(_) => return false,
+                    };
+                    match start {
+                        View::Imm(s) => horner_fixed(|_| f32::from_bits(s), x, c, out),
+                        View::Slice(s) => {
+                            let s: &[f32] = bytemuck::cast_slice(s);
+                            horner_fixed(|i| s[i], x, c, out)
+                        }
+                    }
+                    true
+                })*
+                _ => false,
+            }
+        };
+    }
+    fixed!(1 2 3 4 5 6 7 8)
+}
+
+#[inline(always)]
+fn horner_fixed<const N: usize>(
+    start: impl Fn(usize) -> f32,
+    x: &[f32],
+    c: &[f32; N],
+    out: &mut [f32],
+) {
+    let x = &x[..out.len()];
+    for (i, (o, &x)) in out.iter_mut().zip(x).enumerate() {
+        let mut v = start(i);
+        for &c in c {
+            v = v * x + c;
+        }
+        *o = v;
     }
 }
 
@@ -1523,6 +1581,57 @@ mod tests {
             )),
             "{plan:#?}"
         );
+    }
+
+    /// Every Horner run length, from a literal and from another input, through the
+    /// specialised loop (up to 8 coefficients) and the tiled one (beyond), bit for bit
+    /// against the same arithmetic in plain Rust.
+    #[test]
+    fn horner_of_every_length_matches_plain_arithmetic() {
+        let mut xs: Vec<f32> = (0..4133).map(|i| i as f32 * 0.0071 - 13.0).collect();
+        xs.extend([f32::INFINITY, -0.0, 1e-39, 3.0e38]);
+        let ys: Vec<f32> = xs.iter().map(|x| x * 0.37 - 1.0).collect();
+        let (xb, yb): (Vec<u32>, Vec<u32>) = (
+            xs.iter().map(|x| x.to_bits()).collect(),
+            ys.iter().map(|y| y.to_bits()).collect(),
+        );
+        for count in 1..=11usize {
+            let c: Vec<f32> = (0..count).map(|k| 0.75 - k as f32 * 0.3125).collect();
+            // from the other input: y * x + c0, then * x + c1, ...
+            let cc = c.clone();
+            let k = Kernel::map2(move |x: Expr<f32>, y: Expr<f32>| {
+                cc.iter().fold(y, |v, &ck| v * &x + ck)
+            });
+            let plan = k.inner().plan().unwrap_or_else(|e| panic!("{e}"));
+            let mut sc = plan.scratch();
+            let mut out = vec![0u32; xs.len()];
+            for (i, o) in out.chunks_mut(super::BLOCK).enumerate() {
+                let r = i * super::BLOCK..i * super::BLOCK + o.len();
+                plan.run_block(
+                    &mut sc,
+                    &[&xb[r.clone()], &yb[r.clone()]],
+                    r.start as u64,
+                    o,
+                );
+            }
+            for (i, (&x, &y)) in xs.iter().zip(&ys).enumerate() {
+                let want = c.iter().fold(y, |v, &ck| v * x + ck);
+                assert_eq!(out[i], want.to_bits(), "count {count}, from y, x = {x}");
+            }
+            // from a literal: a polynomial in x whose leading coefficient is 1.5
+            let cc = c.clone();
+            let k = Kernel::map(move |x: Expr<f32>| {
+                cc.iter().fold(x.clone() * 1.5 + 0.5, |v, &ck| v * &x + ck)
+            });
+            for (&x, g) in xs.iter().zip(eval(&k, &xs, 0)) {
+                let want = c.iter().fold(x * 1.5 + 0.5, |v, &ck| v * x + ck);
+                assert_eq!(
+                    g.to_bits(),
+                    want.to_bits(),
+                    "count {count}, from 1.5, x = {x}"
+                );
+            }
+        }
     }
 
     #[test]
