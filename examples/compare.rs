@@ -472,9 +472,94 @@ fn main() -> Result<()> {
             std::fs::create_dir_all(dir)?;
         }
         std::fs::write(&svg_path, svg(&panels))?;
+        let path = std::path::Path::new(&svg_path).with_extension("intensity.svg");
+        std::fs::write(&path, intensity_svg(&intensity))?;
         if !as_json {
-            println!("chart: {svg_path}");
+            println!("charts: {svg_path}, {}", path.display());
         }
     }
     Ok(())
+}
+
+/// Time per element against `k` (both axes logarithmic): CPU, GPU end to end, the
+/// GPU's compute stage alone, the best split and Auto.
+fn intensity_svg(rows: &[serde_json::Value]) -> String {
+    let (w, h, pad) = (560.0, 340.0, 56.0);
+    let series: [(&str, &str, &str); 5] = [
+        ("cpu_s", "cpu", "black"),
+        ("gpu_s", "gpu, end to end", "steelblue"),
+        ("gpu_compute_s", "gpu compute alone", "lightsteelblue"),
+        ("best_s", "best of cpu, gpu, splits", "seagreen"),
+        ("auto_s", "auto", "crimson"),
+    ];
+    // (k, seconds per element) per series
+    let pts = |key: &str| -> Vec<(f64, f64)> {
+        rows.iter()
+            .filter_map(|r| {
+                let k = r["k"].as_f64()?;
+                let n = r["elements"].as_f64()?;
+                Some((k, r[key].as_f64()? / n))
+            })
+            .collect()
+    };
+    let all: Vec<(f64, f64)> = series.iter().flat_map(|(key, _, _)| pts(key)).collect();
+    if all.is_empty() {
+        return String::new();
+    }
+    let (kmin, kmax) = all
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (tmin, tmax) = all
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let (lk0, lk1) = (kmin.log10(), kmax.log10().max(kmin.log10() + 1e-9));
+    let (lt0, lt1) = ((tmin * 0.8).log10(), (tmax * 1.25).log10());
+    let px = |k: f64| pad + (k.log10() - lk0) / (lk1 - lk0) * (w - 1.6 * pad);
+    let py = |t: f64| h - pad - (t.log10() - lt0) / (lt1 - lt0) * (h - 1.8 * pad);
+    let mut s = format!(
+        "<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' font-family='sans-serif' font-size='11'>\n\
+         <text x='{}' y='18' text-anchor='middle' font-weight='bold'>time per element against multiply-adds per element (log-log)</text>\n\
+         <line x1='{pad}' y1='{}' x2='{}' y2='{}' stroke='black'/><line x1='{pad}' y1='{}' x2='{pad}' y2='{}' stroke='black'/>\n",
+        w / 2.0,
+        h - pad,
+        w - 0.6 * pad,
+        h - pad,
+        h - pad,
+        0.8 * pad
+    );
+    for r in rows {
+        if let Some(k) = r["k"].as_f64() {
+            s += &format!(
+                "<text x='{:.1}' y='{}' text-anchor='middle'>{k}</text>\n",
+                px(k),
+                h - pad + 14.0
+            );
+        }
+    }
+    for t in [tmin, tmax] {
+        s += &format!(
+            "<text x='{}' y='{:.1}' text-anchor='end'>{:.2} ns</text>\n",
+            pad - 4.0,
+            py(t) + 4.0,
+            t * 1e9
+        );
+    }
+    for (i, (key, label, colour)) in series.iter().enumerate() {
+        let p = pts(key);
+        if p.is_empty() {
+            continue;
+        }
+        let line: Vec<String> = p
+            .iter()
+            .map(|&(k, t)| format!("{:.1},{:.1}", px(k), py(t)))
+            .collect();
+        s += &format!(
+            "<polyline points='{}' fill='none' stroke='{colour}' stroke-width='2'/>\n\
+             <text x='{}' y='{}' fill='{colour}'>{label}</text>\n",
+            line.join(" "),
+            pad + 8.0,
+            0.8 * pad + 14.0 * i as f64
+        );
+    }
+    s + "</svg>\n"
 }
