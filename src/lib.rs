@@ -30,6 +30,9 @@
 //! - Entry points: [`map`] and [`map2`] on the global runtime; [`Runtime::map`] and
 //!   [`Runtime::map2`] with a [`Placement`], returning a [`Run`] with the output and its
 //!   [`Report`].
+//! - Reductions (a map and a combination in one pass): [`reduce`], [`reduce2`] and
+//!   [`sum`]; [`Runtime::reduce`], [`Runtime::reduce2`], [`Runtime::sum`]; [`Reduce`]
+//!   says what each operation means and how exact it is.
 //! - Devices: [`Runtime::devices`] lists them ([`DeviceInfo`]).
 //! - Links: [`Runtime::links`] gives each GPU's fitted [`Link`]; [`Share::transfer`]
 //!   each call's [`TransferStats`], measured beside predicted.
@@ -74,7 +77,7 @@ pub use device::sim::SimDevice;
 pub use device::{DeviceInfo, DeviceKind};
 pub use error::{Error, Result};
 pub use kernel::{
-    fold, index, select, Element, Expr, Integer, Kernel, Numeric, Scalar, ScalarType,
+    fold, index, select, Element, Expr, Integer, Kernel, Numeric, Reduce, Scalar, ScalarType,
 };
 pub use report::{Forecast, Report, Share};
 pub use runtime::{Backend, Run, Runtime, RuntimeBuilder};
@@ -92,6 +95,45 @@ pub fn map2<I: Element, O: Element>(a: &[I], b: &[I], kernel: &Kernel<I, O>) -> 
     Ok(Runtime::global()?
         .map2(a, b, kernel, Placement::Auto)?
         .output)
+}
+
+/// Applies `kernel` to every element of `xs` and combines the values with `op`, in one
+/// pass, on the global runtime ([`Placement::Auto`]). See [`Reduce`] for the meaning
+/// of each operation, the float error bound and the result of an empty input.
+///
+/// ```
+/// use hybrid::{Expr, Kernel, Reduce};
+/// # fn main() -> hybrid::Result<()> {
+/// let xs = [1.0f32, 2.0, 3.0];
+/// let sumsq: f32 = hybrid::reduce(&xs, &Kernel::map(|x: Expr<f32>| x.clone() * x), Reduce::Sum)?;
+/// assert_eq!(sumsq, 14.0);
+/// # Ok(())
+/// # }
+/// ```
+pub fn reduce<I: Element, O: Element>(xs: &[I], kernel: &Kernel<I, O>, op: Reduce) -> Result<O> {
+    Ok(Runtime::global()?
+        .reduce(xs, kernel, op, Placement::Auto)?
+        .output)
+}
+
+/// Applies a two-input `kernel` to every pair `(a[i], b[i])` and combines the values
+/// with `op` on the global runtime: a dot product is `Kernel::map2(|a, b| a * b)` with
+/// [`Reduce::Sum`].
+pub fn reduce2<I: Element, O: Element>(
+    a: &[I],
+    b: &[I],
+    kernel: &Kernel<I, O>,
+    op: Reduce,
+) -> Result<O> {
+    Ok(Runtime::global()?
+        .reduce2(a, b, kernel, op, Placement::Auto)?
+        .output)
+}
+
+/// The sum of `xs` on the global runtime: wrapping for integers, accurate to the
+/// bound [`Reduce`] states for `f32`.
+pub fn sum<T: Element>(xs: &[T]) -> Result<T> {
+    Ok(Runtime::global()?.sum(xs, Placement::Auto)?.output)
 }
 
 /// Internals exposed for the benches only; not part of the API.

@@ -4,17 +4,20 @@
 //! `HYBRID_BACKEND` (`cpu`, `gpu`, or unset/`all`). The global runtime behind
 //! [`crate::map`] is built on first use and lives for the process.
 
+use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use crate::device::cpu::CpuDevice;
 use crate::device::sim::SimDevice;
 use crate::device::{Device, DeviceInfo, DeviceKind};
 use crate::error::{Error, Result};
-use crate::kernel::{Element, Kernel, KernelInner};
+use crate::kernel::reduce::{Partial, Reduce};
+use crate::kernel::{Element, Expr, Kernel, KernelInner};
 use crate::report::{Report, Share};
-use crate::schedule::auto::{self, Call};
+use crate::schedule::auto::{self, Call, Decided};
+use crate::schedule::exec::Runner;
 use crate::schedule::model::Models;
 use crate::schedule::{self, Placement};
 use crate::transfer::{Calibration, Link, TransferConfig, TransferStats};
@@ -330,6 +333,94 @@ impl Runtime {
         )
     }
 
+    /// Applies a one-input kernel to every element of `xs` and combines the values
+    /// with `op`, in one pass (no mapped array is written). Sums of `f32` are accurate
+    /// to a stated bound, integer sums wrap, `f32` min/max ignore NaN, and an empty
+    /// input gives the operation's identity: see [`Reduce`].
+    pub fn reduce<I: Element, O: Element>(
+        &self,
+        xs: &[I],
+        kernel: &Kernel<I, O>,
+        op: Reduce,
+        placement: Placement,
+    ) -> Result<Run<O>> {
+        check_arity(kernel.inner(), 1)?;
+        self.run_reduce(
+            kernel.inner(),
+            op,
+            &[bytemuck::cast_slice(xs)],
+            xs.len(),
+            placement,
+        )
+    }
+
+    /// Applies a two-input kernel to every pair `(a[i], b[i])` and combines the values
+    /// with `op` (a dot product is `a * b` summed).
+    pub fn reduce2<I: Element, O: Element>(
+        &self,
+        a: &[I],
+        b: &[I],
+        kernel: &Kernel<I, O>,
+        op: Reduce,
+        placement: Placement,
+    ) -> Result<Run<O>> {
+        if a.len() != b.len() {
+            return Err(Error::LengthMismatch {
+                left: a.len(),
+                right: b.len(),
+            });
+        }
+        check_arity(kernel.inner(), 2)?;
+        self.run_reduce(
+            kernel.inner(),
+            op,
+            &[bytemuck::cast_slice(a), bytemuck::cast_slice(b)],
+            a.len(),
+            placement,
+        )
+    }
+
+    /// The sum of `xs` ([`Reduce::Sum`] of the identity kernel).
+    pub fn sum<T: Element>(&self, xs: &[T], placement: Placement) -> Result<Run<T>> {
+        self.reduce(xs, &Kernel::map(|x: Expr<T>| x), Reduce::Sum, placement)
+    }
+
+    fn call<'a>(
+        &'a self,
+        kernel: &'a Arc<KernelInner>,
+        inputs: &'a [&'a [u32]],
+        op: Option<Reduce>,
+    ) -> Call<'a> {
+        Call {
+            devices: &self.devices,
+            infos: &self.infos,
+            models: &self.models,
+            kernel,
+            inputs,
+            virtual_clock: self.virtual_clock,
+            op,
+        }
+    }
+
+    /// Places a call of `out.len()` elements and runs each range through `runner`.
+    fn place<T: Send>(
+        &self,
+        call: &Call<'_>,
+        out: &mut [T],
+        placement: Placement,
+        runner: &Runner<'_, T>,
+    ) -> Result<Decided> {
+        match placement {
+            Placement::Auto => auto::auto(call, out, runner),
+            p => {
+                let kinds: Vec<DeviceKind> = self.infos.iter().map(|i| i.kind).collect();
+                let reason = self.no_gpu.as_deref().unwrap_or("no gpu in this runtime");
+                let plan = schedule::shares(out.len(), p, &kinds, reason)?;
+                auto::fixed(call, plan, out, runner, format!("{p}, as asked"))
+            }
+        }
+    }
+
     fn run<O: Element>(
         &self,
         kernel: &Arc<KernelInner>,
@@ -339,29 +430,79 @@ impl Runtime {
     ) -> Result<Run<Vec<O>>> {
         let start = Instant::now();
         kernel.program()?;
+        let call = self.call(kernel, inputs, None);
+        let mut output: Vec<O> = vec![O::default(); n];
+        let out_bits: &mut [u32] = bytemuck::cast_slice_mut(&mut output);
+        let runner = |dev: usize, range: &Range<usize>, out: &mut [u32]| {
+            let ins: Vec<&[u32]> = inputs.iter().map(|x| &x[range.clone()]).collect();
+            self.devices[dev].run_timed(kernel, &ins, range.start as u64, out)
+        };
+        let decided = self.place(&call, out_bits, placement, &runner)?;
+        let report = self.report(n, placement, decided, start, None);
+        Ok(Run { output, report })
+    }
+
+    fn run_reduce<O: Element>(
+        &self,
+        kernel: &Arc<KernelInner>,
+        op: Reduce,
+        inputs: &[&[u32]],
+        n: usize,
+        placement: Placement,
+    ) -> Result<Run<O>> {
+        let start = Instant::now();
+        let ty = kernel.output_type()?;
+        let call = self.call(kernel, inputs, Some(op));
+        // a reduction writes no output: its "elements" are zero-sized
+        let mut none = vec![(); n];
+        let partials: Mutex<Vec<(usize, Partial)>> = Mutex::new(Vec::new());
+        let runner = |dev: usize, range: &Range<usize>, _: &mut [()]| {
+            let ins: Vec<&[u32]> = inputs.iter().map(|x| &x[range.clone()]).collect();
+            let (part, stats, secs) = self.devices[dev].reduce_timed(
+                kernel,
+                op,
+                &ins,
+                range.start as u64,
+                range.len(),
+            )?;
+            partials
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((range.start, part));
+            Ok((stats, secs))
+        };
+        let decided = self.place(&call, &mut none, placement, &runner)?;
+        let mut parts = partials.into_inner().unwrap_or_else(|e| e.into_inner());
+        // combined in input order, so a call's result does not depend on timing
+        // beyond where the ranges were cut
+        parts.sort_by_key(|p| p.0);
+        let value = parts
+            .into_iter()
+            .fold(op.identity(ty), |acc, (_, p)| acc.combine(p, op, ty));
+        let report = self.report(n, placement, decided, start, Some(op));
+        Ok(Run {
+            output: O::from_bits(value.bits()),
+            report,
+        })
+    }
+
+    fn report(
+        &self,
+        n: usize,
+        placement: Placement,
+        decided: Decided,
+        start: Instant,
+        op: Option<Reduce>,
+    ) -> Report {
         let mut notes = Vec::new();
         if let Some(r) = &self.no_gpu {
             notes.push(format!("no gpu: {r}"));
         }
-        let call = Call {
-            devices: &self.devices,
-            infos: &self.infos,
-            models: &self.models,
-            kernel,
-            inputs,
-            virtual_clock: self.virtual_clock,
-        };
-        let mut output: Vec<O> = vec![O::default(); n];
-        let out_bits: &mut [u32] = bytemuck::cast_slice_mut(&mut output);
-        let decided = match placement {
-            Placement::Auto => auto::auto(&call, out_bits)?,
-            p => {
-                let kinds: Vec<DeviceKind> = self.infos.iter().map(|i| i.kind).collect();
-                let reason = self.no_gpu.as_deref().unwrap_or("no gpu in this runtime");
-                let plan = schedule::shares(n, p, &kinds, reason)?;
-                auto::fixed(&call, plan, out_bits, format!("{p}, as asked"))?
-            }
-        };
+        if let Some(op) = op {
+            notes.push(format!(
+                "reduction: {op}, one partial per range, combined on the host"
+            ));
+        }
         notes.extend(decided.notes);
         let mut outcomes = decided.outcomes;
         outcomes.sort_by_key(|o| o.range.start);
@@ -383,7 +524,7 @@ impl Runtime {
         } else {
             start.elapsed().as_secs_f64()
         };
-        let report = Report {
+        Report {
             elements: n,
             placement,
             decision: decided.decision,
@@ -395,8 +536,7 @@ impl Runtime {
             predicted_s: decided.predicted_s,
             cpu_only_s: decided.cpu_only_s,
             gpu_only_s: decided.gpu_only_s,
-        };
-        Ok(Run { output, report })
+        }
     }
 }
 

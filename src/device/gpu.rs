@@ -14,7 +14,8 @@ use pollster::block_on;
 
 use super::{Device, DeviceInfo, DeviceKind, ShareStats};
 use crate::error::{Error, Result};
-use crate::kernel::wgsl::{Shader, ENTRY_POINT, WORKGROUP_SIZE};
+use crate::kernel::reduce::{Partial, Reduce};
+use crate::kernel::wgsl::{Shader, ENTRY_POINT, REDUCE_PER_GROUP, WORKGROUP_SIZE};
 use crate::kernel::KernelInner;
 use crate::transfer::calibrate::{self, Calibration};
 use crate::transfer::staging::{Compute, Ctx, Job, Pool, Streamed, DEFAULT_IDLE_BYTES};
@@ -647,6 +648,23 @@ impl GpuDevice {
         out: &mut [u32],
     ) -> Result<ShareStats> {
         let n = out.len();
+        self.launch(p, inputs, first_index, n, out, 1, WORKGROUP_SIZE)
+    }
+
+    /// Runs `p` over `n` elements through the transfer layer's ring; each workgroup
+    /// covers `group_elems` elements and the kernel writes one output per `out_ratio`
+    /// inputs (1 for a map, [`REDUCE_PER_GROUP`] for a reduction's partials).
+    #[allow(clippy::too_many_arguments)]
+    fn launch(
+        &self,
+        p: &Pipeline,
+        inputs: &[&[u32]],
+        first_index: u64,
+        n: usize,
+        out: &mut [u32],
+        out_ratio: usize,
+        group_elems: u32,
+    ) -> Result<ShareStats> {
         if n == 0 {
             return Ok(ShareStats::default());
         }
@@ -657,6 +675,8 @@ impl GpuDevice {
             });
         }
         let (chunk, ring, link) = self.plan(n);
+        // a chunk's outputs start where its inputs do, divided by the ratio
+        let chunk = (chunk / out_ratio).max(1) * out_ratio;
         let timed = self.timed(chunk, link.as_ref());
         let st: Streamed = self.with_ctx(timed, |ctx| {
             ctx.stream(Job {
@@ -667,7 +687,8 @@ impl GpuDevice {
                     layout: &p.layout,
                     max_groups: self.max_groups,
                     first_index,
-                    workgroup_size: WORKGROUP_SIZE,
+                    group_elems,
+                    out_ratio,
                 }),
                 len: n,
                 chunk,
@@ -749,6 +770,37 @@ impl Device for GpuDevice {
         let shader = kernel.shader()?;
         let pipeline = self.pipeline(&shader)?;
         self.dispatch(&pipeline, inputs, first_index, out)
+    }
+
+    fn reduce(
+        &self,
+        kernel: &KernelInner,
+        op: Reduce,
+        inputs: &[&[u32]],
+        first_index: u64,
+        len: usize,
+    ) -> Result<(Partial, ShareStats)> {
+        let ty = kernel.output_type()?;
+        if len == 0 {
+            return Ok((op.identity(ty), ShareStats::default()));
+        }
+        let shader = kernel.reduce_shader(op)?;
+        let pipeline = self.pipeline(&shader)?;
+        let ratio = REDUCE_PER_GROUP as usize;
+        let mut partials = vec![0u32; len.div_ceil(ratio)];
+        let stats = self.launch(
+            &pipeline,
+            inputs,
+            first_index,
+            len,
+            &mut partials,
+            ratio,
+            REDUCE_PER_GROUP,
+        )?;
+        let part = partials.iter().fold(op.identity(ty), |acc, &b| {
+            acc.combine(Partial::of_value(op, ty, b), op, ty)
+        });
+        Ok((part, stats))
     }
 }
 

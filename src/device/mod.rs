@@ -12,6 +12,7 @@ pub(crate) mod sim;
 use std::fmt;
 
 use crate::error::Result;
+use crate::kernel::reduce::{Partial, Reduce};
 use crate::kernel::KernelInner;
 
 /// What kind of device this is.
@@ -133,6 +134,32 @@ pub(crate) trait Device: Send + Sync {
         first_index: u64,
         out: &mut [u32],
     ) -> Result<ShareStats>;
+
+    /// Applies `kernel` to the `len` elements of `inputs` (as [`run`](Self::run) does,
+    /// `first_index` being the global index of element 0) and combines the values with
+    /// `op`, returning the range's partial result; no mapped array is written.
+    fn reduce(
+        &self,
+        kernel: &KernelInner,
+        op: Reduce,
+        inputs: &[&[u32]],
+        first_index: u64,
+        len: usize,
+    ) -> Result<(Partial, ShareStats)>;
+
+    /// [`reduce`](Self::reduce), and the seconds it took (wall or virtual).
+    fn reduce_timed(
+        &self,
+        kernel: &KernelInner,
+        op: Reduce,
+        inputs: &[&[u32]],
+        first_index: u64,
+        len: usize,
+    ) -> Result<(Partial, ShareStats, f64)> {
+        let t = std::time::Instant::now();
+        let (p, stats) = self.reduce(kernel, op, inputs, first_index, len)?;
+        Ok((p, stats, t.elapsed().as_secs_f64()))
+    }
 
     /// Whether the device's times are virtual (a [`sim::SimDevice`]): its runs return
     /// at once and say how long they would have taken.

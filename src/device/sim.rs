@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::cpu::CpuDevice;
 use super::{Device, DeviceInfo, DeviceKind, ShareStats};
 use crate::error::{Error, Result};
+use crate::kernel::reduce::{Partial, Reduce};
+use crate::kernel::wgsl::REDUCE_PER_GROUP;
 use crate::kernel::KernelInner;
 use crate::schedule::model::{pipeline_cost, Fit, PIPELINE_CHUNK_BYTES};
 use crate::transfer::calibrate::fit;
@@ -149,8 +151,9 @@ pub(crate) struct SimBackend {
 }
 
 impl SimBackend {
-    /// Virtual stage times and total for `n` elements of `arity` inputs.
-    fn stats(&self, n: usize, arity: usize) -> (ShareStats, f64) {
+    /// Virtual stage times and total for `n` elements of `arity` inputs, mapped (one
+    /// value back per element) or reduced (one per GPU workgroup).
+    fn stats(&self, n: usize, arity: usize, reduced: bool) -> (ShareStats, f64) {
         let s = &self.spec;
         let compute_s = s.overhead_s + n as f64 / s.rate;
         if !s.kind.is_gpu() {
@@ -161,7 +164,7 @@ impl SimBackend {
             };
             return (stats, compute_s);
         }
-        let (up_b, down_b) = (4 * arity as u64, 4u64);
+        let (up_b, down_b) = (4 * arity as u64, if reduced { 0 } else { 4u64 });
         let compute = Fit {
             fixed_s: s.overhead_s,
             per_elem_s: 1.0 / s.rate,
@@ -170,7 +173,11 @@ impl SimBackend {
         let per_chunk = (PIPELINE_CHUNK_BYTES / up_b.max(1)).max(1);
         let chunks = (n as u64).div_ceil(per_chunk);
         let bytes_in = up_b * n as u64;
-        let bytes_out = down_b * n as u64;
+        let bytes_out = if reduced {
+            4 * (n as u64).div_ceil(REDUCE_PER_GROUP as u64)
+        } else {
+            4 * n as u64
+        };
         let stats = ShareStats {
             bytes_to_device: bytes_in,
             bytes_from_device: bytes_out,
@@ -235,7 +242,49 @@ impl Device for SimBackend {
             }
         }
         self.host.run(kernel, inputs, first_index, out)?;
-        Ok(self.stats(n, inputs.len()))
+        Ok(self.stats(n, inputs.len(), false))
+    }
+
+    fn reduce(
+        &self,
+        kernel: &KernelInner,
+        op: Reduce,
+        inputs: &[&[u32]],
+        first_index: u64,
+        len: usize,
+    ) -> Result<(Partial, ShareStats)> {
+        self.reduce_timed(kernel, op, inputs, first_index, len)
+            .map(|(p, s, _)| (p, s))
+    }
+
+    fn reduce_timed(
+        &self,
+        kernel: &KernelInner,
+        op: Reduce,
+        inputs: &[&[u32]],
+        first_index: u64,
+        len: usize,
+    ) -> Result<(Partial, ShareStats, f64)> {
+        if len == 0 {
+            return Ok((
+                op.identity(kernel.output_type()?),
+                ShareStats::default(),
+                0.0,
+            ));
+        }
+        let before = self.done.fetch_add(len as u64, Ordering::Relaxed);
+        if let Some(limit) = self.spec.fail_after {
+            if before.saturating_add(len as u64) > limit {
+                return Err(Error::DeviceFailed {
+                    device: self.info.name.clone(),
+                    stage: "compute",
+                    reason: format!("simulated failure after {limit} elements"),
+                });
+            }
+        }
+        let (part, _) = self.host.reduce(kernel, op, inputs, first_index, len)?;
+        let (stats, secs) = self.stats(len, inputs.len(), true);
+        Ok((part, stats, secs))
     }
 }
 

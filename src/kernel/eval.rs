@@ -387,6 +387,15 @@ impl Plan {
         }
     }
 
+    /// The input the kernel returns unchanged, when it computes nothing (`|x| x`): a
+    /// reduction then reads that input in place.
+    pub(crate) fn passthrough(&self) -> Option<usize> {
+        match (self.steps.is_empty(), self.result) {
+            (true, Src::Input(k)) => Some(k as usize),
+            _ => None,
+        }
+    }
+
     /// Evaluates one block of at most [`BLOCK`] elements.
     pub(crate) fn run_block(
         &self,

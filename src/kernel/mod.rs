@@ -11,6 +11,7 @@ pub(crate) mod eval;
 pub(crate) mod expr;
 pub(crate) mod ops;
 pub(crate) mod program;
+pub(crate) mod reduce;
 pub(crate) mod wgsl;
 
 use std::fmt;
@@ -20,6 +21,7 @@ use std::sync::{Arc, OnceLock};
 use crate::error::Result;
 pub use expr::{fold, index, select, Expr};
 use program::Program;
+pub use reduce::Reduce;
 
 /// The scalar types an expression can have. `Bool` only appears inside kernels (the
 /// result of a comparison); inputs and outputs are [`Element`]s.
@@ -143,6 +145,8 @@ pub(crate) struct KernelInner {
     wgsl: OnceLock<Result<Arc<wgsl::Shader>>>,
     /// The CPU evaluation plan, made on first need and kept.
     plan: OnceLock<Result<Arc<eval::Plan>>>,
+    /// The reduction shaders (sum, min, max), each generated on first need.
+    reduce_wgsl: [OnceLock<Result<Arc<wgsl::Shader>>>; 3],
 }
 
 impl KernelInner {
@@ -151,6 +155,7 @@ impl KernelInner {
             program,
             wgsl: OnceLock::new(),
             plan: OnceLock::new(),
+            reduce_wgsl: Default::default(),
         }
     }
 
@@ -163,6 +168,26 @@ impl KernelInner {
         self.wgsl
             .get_or_init(|| self.program().map(|p| Arc::new(wgsl::generate(p))))
             .clone()
+    }
+
+    /// The WGSL shader reducing this kernel's values with `op`, generated once.
+    pub(crate) fn reduce_shader(&self, op: Reduce) -> Result<Arc<wgsl::Shader>> {
+        let slot = match op {
+            Reduce::Sum => 0,
+            Reduce::Min => 1,
+            Reduce::Max => 2,
+        };
+        self.reduce_wgsl[slot]
+            .get_or_init(|| {
+                self.program()
+                    .map(|p| Arc::new(wgsl::generate_reduce(p, op)))
+            })
+            .clone()
+    }
+
+    /// The program's output type.
+    pub(crate) fn output_type(&self) -> Result<ScalarType> {
+        Ok(self.program()?.output)
     }
 
     /// The CPU evaluation plan, made once.

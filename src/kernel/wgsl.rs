@@ -15,6 +15,7 @@ use std::fmt::Write;
 
 use super::expr::{BinOp, UnOp};
 use super::program::{Instr, Op, Operand, Program};
+use super::reduce::{Reduce, GPU_PER_THREAD};
 use super::ScalarType::{self, Bool, F32, I32, U32};
 
 /// Threads per workgroup of every generated kernel.
@@ -25,6 +26,10 @@ pub(crate) const ENTRY_POINT: &str = "main";
 
 const TEMPLATE: &str = include_str!("../../shaders/map.wgsl");
 const HELPERS: &str = include_str!("../../shaders/helpers.wgsl");
+const REDUCE_TEMPLATE: &str = include_str!("../../shaders/reduce.wgsl");
+
+/// Elements each workgroup of a reduction maps and combines into one partial.
+pub(crate) const REDUCE_PER_GROUP: u32 = WORKGROUP_SIZE * GPU_PER_THREAD;
 
 /// A generated compute shader.
 #[derive(Debug)]
@@ -51,17 +56,67 @@ impl Shader {
 
 /// The compute shader computing `p` for one element per thread.
 pub(crate) fn generate(p: &Program) -> Shader {
+    let (g, bindings, signature) = prepare(p, "elements");
+    let result = match p.result {
+        // The output is stored as its bit pattern: a constant needs no conversion.
+        Operand::Const(_, bits) => format!("{bits:#010x}u"),
+        o => format!("bitcast<u32>({})", g.operand(o)),
+    };
+    let arity = p.inputs.len();
+    let source = TEMPLATE
+        .replace("{{signature}}", &signature)
+        .replace("{{bindings}}", &bindings)
+        .replace("{{params_binding}}", &(arity + 1).to_string())
+        .replace("{{helpers}}", &helpers(&g.helpers))
+        .replace("{{workgroup_size}}", &WORKGROUP_SIZE.to_string())
+        .replace("{{body}}", g.out.trim_end_matches('\n'))
+        .replace("{{result}}", &result);
+    Shader::from_source(source, arity as u32)
+}
+
+/// The compute shader mapping `p` over [`REDUCE_PER_GROUP`] elements per workgroup
+/// and combining them with `op` into one partial per workgroup (see
+/// [`super::reduce`] for the order of combination and the error bound).
+pub(crate) fn generate_reduce(p: &Program, op: Reduce) -> Shader {
+    let (mut g, bindings, signature) = prepare(p, "partials, one per workgroup");
+    let ty = p.output;
+    let result = g.operand(p.result);
+    let combine = match (op, ty) {
+        (Reduce::Sum, _) => "a + b".to_string(),
+        (Reduce::Min, F32) => g.helper("min_f32", &["a".into(), "b".into()]),
+        (Reduce::Max, F32) => g.helper("max_f32", &["a".into(), "b".into()]),
+        (Reduce::Min, _) => "min(a, b)".to_string(),
+        (Reduce::Max, _) => "max(a, b)".to_string(),
+    };
+    let identity = literal(ty, op.identity_bits(ty));
+    let arity = p.inputs.len();
+    let body = g.out.trim_end_matches('\n').to_string();
+    let source = REDUCE_TEMPLATE
+        .replace("{{signature}}", &signature)
+        .replace("{{op}}", op.name())
+        .replace("{{bindings}}", &bindings)
+        .replace("{{params_binding}}", &(arity + 1).to_string())
+        .replace("{{helpers}}", &helpers(&g.helpers))
+        .replace("{{ty}}", ty.name())
+        .replace("{{identity}}", &identity)
+        .replace("{{combine}}", &combine)
+        .replace("{{workgroup_size}}", &WORKGROUP_SIZE.to_string())
+        .replace("{{per_thread}}", &GPU_PER_THREAD.to_string())
+        .replace("{{per_group}}", &REDUCE_PER_GROUP.to_string())
+        .replace("{{body}}", &body)
+        .replace("{{result}}", &result);
+    Shader::from_source(source, arity as u32)
+}
+
+/// The generator with `p`'s body emitted, the binding declarations (the output
+/// described as `out_what`) and the kernel's signature.
+fn prepare<'p>(p: &'p Program, out_what: &str) -> (Gen<'p>, String, String) {
     let mut g = Gen {
         p,
         out: String::new(),
         helpers: BTreeSet::new(),
     };
     g.block(&p.body, 1);
-    let result = match p.result {
-        // The output is stored as its bit pattern: a constant needs no conversion.
-        Operand::Const(_, bits) => format!("{bits:#010x}u"),
-        o => format!("bitcast<u32>({})", g.operand(o)),
-    };
     let mut bindings = String::new();
     for (k, t) in p.inputs.iter().enumerate() {
         let _ = writeln!(
@@ -73,21 +128,13 @@ pub(crate) fn generate(p: &Program) -> Shader {
     let arity = p.inputs.len();
     let _ = write!(
         bindings,
-        "// output: {} elements, as bit patterns\n\
+        "// output: {} {out_what}, as bit patterns\n\
          @group(0) @binding({arity}) var<storage, read_write> out: array<u32>;",
         p.output
     );
     let ins: Vec<&str> = p.inputs.iter().map(|t| t.name()).collect();
     let signature = format!("({}) -> {}", ins.join(", "), p.output);
-    let source = TEMPLATE
-        .replace("{{signature}}", &signature)
-        .replace("{{bindings}}", &bindings)
-        .replace("{{params_binding}}", &(arity + 1).to_string())
-        .replace("{{helpers}}", &helpers(&g.helpers))
-        .replace("{{workgroup_size}}", &WORKGROUP_SIZE.to_string())
-        .replace("{{body}}", g.out.trim_end_matches('\n'))
-        .replace("{{result}}", &result);
-    Shader::from_source(source, arity as u32)
+    (g, bindings, signature)
 }
 
 /// The helper sections named in `used`, with the sections they need, in file order.

@@ -10,11 +10,12 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use super::exec::{self, Ctx, Outcome};
+use super::exec::{self, Ctx, Outcome, Runner};
 use super::model::{Models, Prediction};
 use super::plan::{self, Cost};
 use crate::device::{Device, DeviceInfo, DeviceKind, ShareStats};
 use crate::error::Result;
+use crate::kernel::reduce::Reduce;
 use crate::kernel::KernelInner;
 use crate::report::{secs, Forecast};
 
@@ -34,6 +35,8 @@ pub(crate) struct Call<'a> {
     pub(crate) kernel: &'a Arc<KernelInner>,
     pub(crate) inputs: &'a [&'a [u32]],
     pub(crate) virtual_clock: bool,
+    /// `None` for a map; a reduction's operation (its models are its own).
+    pub(crate) op: Option<Reduce>,
 }
 
 /// What `Auto` did and why.
@@ -48,8 +51,24 @@ pub(crate) struct Decided {
 }
 
 impl Call<'_> {
+    /// Bytes in and out per element (a reduction's few partials count as none).
     fn bytes(&self) -> (u64, u64) {
-        (4 * self.inputs.len() as u64, 4)
+        let out = if self.op.is_some() { 0 } else { 4 };
+        (4 * self.arity() as u64, out)
+    }
+
+    fn arity(&self) -> usize {
+        self.kernel
+            .program()
+            .map_or(self.inputs.len(), |p| p.inputs.len())
+    }
+
+    /// The id the models know this call's work by: its shader's hash.
+    fn hash(&self) -> Result<u64> {
+        Ok(match self.op {
+            None => self.kernel.shader()?.hash,
+            Some(op) => self.kernel.reduce_shader(op)?.hash,
+        })
     }
 
     fn predict(&self, hash: u64, dev: usize) -> Option<Prediction> {
@@ -79,11 +98,10 @@ impl Call<'_> {
         m.predict(link.as_ref(), i, o).map(|p| p.cost)
     }
 
-    fn ctx<'b>(&'b self, learn: &'b exec::Learn<'b>, kernel: &'b KernelInner) -> Ctx<'b> {
+    fn ctx<'b, T>(&'b self, learn: &'b exec::Learn<'b>, runner: &'b Runner<'b, T>) -> Ctx<'b, T> {
         Ctx {
             devices: self.devices,
-            kernel,
-            inputs: self.inputs,
+            runner,
             virtual_clock: self.virtual_clock,
             learn,
         }
@@ -135,19 +153,23 @@ impl Call<'_> {
     }
 }
 
-/// Runs a call of `out.len()` elements where the models say.
-pub(crate) fn auto(call: &Call<'_>, out: &mut [u32]) -> Result<Decided> {
+/// Runs a call of `out.len()` elements where the models say, each run through
+/// `runner`.
+pub(crate) fn auto<T: Send>(
+    call: &Call<'_>,
+    out: &mut [T],
+    runner: &Runner<'_, T>,
+) -> Result<Decided> {
     let n = out.len();
-    let kernel: &KernelInner = call.kernel;
-    let hash = kernel.shader()?.hash;
+    let hash = call.hash()?;
     let learn = |dev: usize, k: usize, s: f64, st: &ShareStats| call.learn(hash, dev, k, s, st);
-    let ctx = call.ctx(&learn, kernel);
+    let ctx = call.ctx(&learn, runner);
     let mut notes = Vec::new();
     // small calls are not measured: fixed costs dominate them, and measuring would
     // cost more than the call
     let quiet = |_: usize, _: usize, _: f64, _: &ShareStats| None;
-    let small_ctx = call.ctx(&quiet, kernel);
-    let alone = |dev: usize, why: String, notes: Vec<String>, out: &mut [u32]| -> Result<Decided> {
+    let small_ctx = call.ctx(&quiet, runner);
+    let alone = |dev: usize, why: String, notes: Vec<String>, out: &mut [T]| -> Result<Decided> {
         let c = if n >= SMALL_FLOOR { &ctx } else { &small_ctx };
         let outcomes = exec::run_static(c, vec![(dev, 0..n)], out)?;
         Ok(Decided {
@@ -192,6 +214,7 @@ pub(crate) fn auto(call: &Call<'_>, out: &mut [u32]) -> Result<Decided> {
                 call.kernel.clone(),
             );
             let infos = call.infos.to_vec();
+            let op = call.op;
             let spawned = std::thread::Builder::new()
                 .name("hybrid-probe".into())
                 .spawn(move || {
@@ -203,6 +226,7 @@ pub(crate) fn auto(call: &Call<'_>, out: &mut [u32]) -> Result<Decided> {
                         kernel: &kernel,
                         inputs: &[],
                         virtual_clock: false,
+                        op,
                     };
                     // a device that fails its probe gets no model and is not used
                     let _ = probe_as(&bg, hash, 0, dev, &data);
@@ -333,21 +357,21 @@ pub(crate) fn auto(call: &Call<'_>, out: &mut [u32]) -> Result<Decided> {
 }
 
 /// Runs the planned `(device, range)` parts of a static placement, one run each.
-pub(crate) fn fixed(
+pub(crate) fn fixed<T: Send>(
     call: &Call<'_>,
     parts: Vec<(usize, std::ops::Range<usize>)>,
-    out: &mut [u32],
+    out: &mut [T],
+    runner: &Runner<'_, T>,
     decision: String,
 ) -> Result<Decided> {
     let n = out.len();
-    let kernel: &KernelInner = call.kernel;
     // a software GPU beside the CPU slows both (shared cores): such runs teach nothing
     let contended = parts.len() > 1
         && parts
             .iter()
             .any(|(d, _)| call.infos[*d].kind == DeviceKind::SoftwareGpu);
     let hash = if n >= SMALL_FLOOR && !contended {
-        Some(kernel.shader()?.hash)
+        Some(call.hash()?)
     } else {
         None
     };
@@ -355,7 +379,7 @@ pub(crate) fn fixed(
     let learn = |dev: usize, k: usize, s: f64, st: &ShareStats| {
         hash.and_then(|h| call.learn(h, dev, k, s, st))
     };
-    let outcomes = exec::run_static(&call.ctx(&learn, kernel), parts, out)?;
+    let outcomes = exec::run_static(&call.ctx(&learn, runner), parts, out)?;
     if hash.is_some() {
         call.models.save(false);
     }
@@ -395,16 +419,22 @@ fn probe_as(
     }
     let d = &call.devices[local];
     let kernel: &KernelInner = call.kernel;
-    let mut out = vec![0u32; m];
+    let mut out = vec![0u32; if call.op.is_some() { 0 } else { m }];
     let mut sizes = vec![(m / 16).max(1), (m / 4).max(1), m];
     if !d.is_virtual() {
         sizes.insert(0, m.min(1024));
     }
     let link = d.link();
-    let (i, o) = (4 * data.len() as u64, 4);
+    let (i, o) = call.bytes();
     for (k, &s) in sizes.iter().enumerate() {
         let ins: Vec<&[u32]> = data.iter().map(|x| &x[..s]).collect();
-        let (stats, secs) = d.run_timed(kernel, &ins, 0, &mut out[..s])?;
+        let (stats, secs) = match call.op {
+            None => d.run_timed(kernel, &ins, 0, &mut out[..s])?,
+            Some(op) => {
+                let (_, stats, secs) = d.reduce_timed(kernel, op, &ins, 0, s)?;
+                (stats, secs)
+            }
+        };
         if k == 0 && !d.is_virtual() {
             continue;
         }

@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 use super::plan::{solve, Cost};
 use crate::device::{Device, ShareStats};
 use crate::error::{Error, Result};
-use crate::kernel::KernelInner;
 
 /// A run's fixed cost is kept under this fraction of the run (sets the smallest chunk).
 const OVERHEAD_SHARE: f64 = 0.03;
@@ -43,19 +42,24 @@ pub(crate) struct Outcome {
 /// Learns from a run: (device, elements, seconds, stats) to the device's updated cost.
 pub(crate) type Learn<'a> = dyn Fn(usize, usize, f64, &ShareStats) -> Option<Cost> + Sync + 'a;
 
-/// What a call runs on.
-pub(crate) struct Ctx<'a> {
+/// Runs one range on one device: (device, range, the range's part of the output) to
+/// the run's stats and seconds. A map writes its output there; a reduction's output
+/// is `()` per element (it takes no memory) and its runner keeps the partials.
+pub(crate) type Runner<'a, T> =
+    dyn Fn(usize, &Range<usize>, &mut [T]) -> Result<(ShareStats, f64)> + Sync + 'a;
+
+/// What a call runs on. `T` is the output's element: `u32` bit patterns for a map,
+/// `()` for a reduction.
+pub(crate) struct Ctx<'a, T> {
     pub(crate) devices: &'a [Arc<dyn Device>],
-    pub(crate) kernel: &'a KernelInner,
-    pub(crate) inputs: &'a [&'a [u32]],
+    pub(crate) runner: &'a Runner<'a, T>,
     pub(crate) virtual_clock: bool,
     pub(crate) learn: &'a Learn<'a>,
 }
 
-impl Ctx<'_> {
-    fn run(&self, dev: usize, range: &Range<usize>, out: &mut [u32]) -> Result<(ShareStats, f64)> {
-        let ins: Vec<&[u32]> = self.inputs.iter().map(|x| &x[range.clone()]).collect();
-        self.devices[dev].run_timed(self.kernel, &ins, range.start as u64, out)
+impl<T> Ctx<'_, T> {
+    fn run(&self, dev: usize, range: &Range<usize>, out: &mut [T]) -> Result<(ShareStats, f64)> {
+        (self.runner)(dev, range, out)
     }
 }
 
@@ -69,7 +73,7 @@ fn add(a: &mut ShareStats, b: &ShareStats) {
     a.transfer.absorb(&b.transfer);
 }
 
-fn panicked(ctx: &Ctx<'_>, dev: usize) -> Error {
+fn panicked<T>(ctx: &Ctx<'_, T>, dev: usize) -> Error {
     Error::DeviceFailed {
         device: ctx.devices[dev].info().name.clone(),
         stage: "compute",
@@ -79,10 +83,10 @@ fn panicked(ctx: &Ctx<'_>, dev: usize) -> Error {
 
 /// Runs each `(device, range)` as one run, all at the same time (one after another
 /// on a virtual clock, each on its own clock). `out` covers the ranges, in order.
-pub(crate) fn run_static(
-    ctx: &Ctx<'_>,
+pub(crate) fn run_static<T: Send>(
+    ctx: &Ctx<'_, T>,
     parts: Vec<(usize, Range<usize>)>,
-    out: &mut [u32],
+    out: &mut [T],
 ) -> Result<Vec<Outcome>> {
     let mut pieces = Vec::with_capacity(parts.len());
     let mut rest = out;
@@ -91,7 +95,7 @@ pub(crate) fn run_static(
         pieces.push((dev, range, head));
         rest = tail;
     }
-    let one = |dev: usize, range: Range<usize>, out: &mut [u32], t0: Instant| -> Result<Outcome> {
+    let one = |dev: usize, range: Range<usize>, out: &mut [T], t0: Instant| -> Result<Outcome> {
         let (stats, secs) = ctx.run(dev, &range, out)?;
         (ctx.learn)(dev, range.len(), secs, &stats);
         let busy_s = if ctx.virtual_clock {
@@ -163,26 +167,26 @@ fn min_chunk(c: &Cost) -> usize {
 }
 
 /// Elements nobody has taken yet, `start..start + out.len()`.
-struct Gap<'o> {
+struct Gap<'o, T> {
     start: usize,
-    out: &'o mut [u32],
+    out: &'o mut [T],
 }
 
-enum Step<'o> {
-    Run(Range<usize>, &'o mut [u32]),
+enum Step<'o, T> {
+    Run(Range<usize>, &'o mut [T]),
     Wait,
     Done,
 }
 
-struct Line<'o> {
+struct Line<'o, T> {
     lanes: Vec<Lane>,
-    gaps: Vec<Gap<'o>>,
+    gaps: Vec<Gap<'o, T>>,
     error: Option<Error>,
 }
 
-impl<'o> Line<'o> {
+impl<'o, T> Line<'o, T> {
     /// Lanes in line order with their planned shares (all > 0), over `out`.
-    fn new(plan: &[(usize, Cost, usize)], out: &'o mut [u32]) -> Line<'o> {
+    fn new(plan: &[(usize, Cost, usize)], out: &'o mut [T]) -> Line<'o, T> {
         let n = out.len();
         let l = plan.len();
         let mut lanes = Vec::with_capacity(l);
@@ -235,7 +239,7 @@ impl<'o> Line<'o> {
     }
 
     /// Takes `c` elements for lane `j` from one end of gap `g`.
-    fn take(&mut self, j: usize, g: usize, from_left: bool, c: usize) -> Step<'o> {
+    fn take(&mut self, j: usize, g: usize, from_left: bool, c: usize) -> Step<'o, T> {
         let gap = &mut self.gaps[g];
         let s = std::mem::take(&mut gap.out);
         let len = s.len();
@@ -291,7 +295,7 @@ impl<'o> Line<'o> {
     /// lane across it by their costs (that lane counted busy as [`busy`](Self::busy)
     /// says) and takes a chunk of its part of the gap where its part is largest.
     /// `force`: nobody else will move, take whatever is left beside it.
-    fn decide(&mut self, j: usize, now: f64, force: bool) -> Step<'o> {
+    fn decide(&mut self, j: usize, now: f64, force: bool) -> Step<'o, T> {
         if self.error.is_some() || self.lanes[j].done {
             return Step::Done;
         }
@@ -416,10 +420,10 @@ impl<'o> Line<'o> {
 /// Runs a planned split with dynamic balancing. `plan` lists `(device, cost, share)`
 /// in line order (input order of the shares), every share > 0, summing to
 /// `out.len()`.
-pub(crate) fn run_balanced(
-    ctx: &Ctx<'_>,
+pub(crate) fn run_balanced<T: Send>(
+    ctx: &Ctx<'_, T>,
     plan: &[(usize, Cost, usize)],
-    out: &mut [u32],
+    out: &mut [T],
 ) -> Result<Vec<Outcome>> {
     if plan.is_empty() {
         return Ok(Vec::new());
@@ -444,7 +448,7 @@ enum State {
 }
 
 /// The line as a discrete-event simulation on the devices' virtual clocks.
-fn simulate(ctx: &Ctx<'_>, mut line: Line<'_>) -> Result<Vec<Outcome>> {
+fn simulate<T: Send>(ctx: &Ctx<'_, T>, mut line: Line<'_, T>) -> Result<Vec<Outcome>> {
     let l = line.lanes.len();
     let mut state: Vec<State> = (0..l).map(|_| State::Idle(0.0)).collect();
     loop {
@@ -503,13 +507,13 @@ fn simulate(ctx: &Ctx<'_>, mut line: Line<'_>) -> Result<Vec<Outcome>> {
     line.outcomes()
 }
 
-fn run_virtual(
-    ctx: &Ctx<'_>,
-    line: &mut Line<'_>,
+fn run_virtual<T: Send>(
+    ctx: &Ctx<'_, T>,
+    line: &mut Line<'_, T>,
     j: usize,
     now: f64,
     range: Range<usize>,
-    chunk: &mut [u32],
+    chunk: &mut [T],
 ) -> State {
     let dev = line.lanes[j].dev;
     line.start(j, now, range.len());
@@ -523,7 +527,7 @@ fn run_virtual(
 }
 
 /// The line on real devices: one thread per lane (the last on the calling thread).
-fn threads(ctx: &Ctx<'_>, line: Line<'_>) -> Result<Vec<Outcome>> {
+fn threads<T: Send>(ctx: &Ctx<'_, T>, line: Line<'_, T>) -> Result<Vec<Outcome>> {
     let l = line.lanes.len();
     let shared = (Mutex::new(line), Condvar::new());
     let t0 = Instant::now();

@@ -187,7 +187,19 @@ pub(crate) struct Compute<'a> {
     pub(crate) layout: &'a wgpu::BindGroupLayout,
     pub(crate) max_groups: u32,
     pub(crate) first_index: u64,
-    pub(crate) workgroup_size: u32,
+    /// Elements each workgroup covers (the workgroup size for a map, more for a
+    /// reduction, whose threads each take several).
+    pub(crate) group_elems: u32,
+    /// Input elements per output element: 1 for a map; a reduction writes one
+    /// partial per workgroup. Chunks are a multiple of it.
+    pub(crate) out_ratio: usize,
+}
+
+impl Compute<'_> {
+    /// Output elements for a chunk of `len` input elements.
+    fn out_len(&self, len: usize) -> usize {
+        len.div_ceil(self.out_ratio.max(1))
+    }
 }
 
 /// What a stream moves and computes.
@@ -226,8 +238,9 @@ struct Slot {
 
 /// A chunk submitted and not yet read back.
 struct Pending {
-    start: usize,
-    len: usize,
+    /// Where the chunk's results go in the output, and how many there are.
+    out_start: usize,
+    out_len: usize,
     submission: wgpu::SubmissionIndex,
     down_map: Option<mpsc::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>>,
 }
@@ -316,6 +329,10 @@ impl Ctx<'_> {
 
     fn try_slots(&self, job: &Job) -> Vec<Slot> {
         let bytes = job.chunk as u64 * 4;
+        let out_bytes = job
+            .compute
+            .as_ref()
+            .map_or(bytes, |c| c.out_len(job.chunk) as u64 * 4);
         let downloads = job.out.is_some();
         let timed = self.timestamp_period.is_some();
         (0..job.ring)
@@ -331,10 +348,13 @@ impl Ctx<'_> {
                     .map(|_| self.pool.take(self.device, Kind::Input, bytes))
                     .collect();
                 let dev_out = (job.compute.is_some() || job.inputs.is_empty())
-                    .then(|| self.pool.take(self.device, Kind::Output, bytes));
+                    .then(|| self.pool.take(self.device, Kind::Output, out_bytes));
                 let down = (downloads || timed).then(|| {
-                    self.pool
-                        .take(self.device, Kind::Download, ts_offset(bytes) + QUERY_BYTES)
+                    self.pool.take(
+                        self.device,
+                        Kind::Download,
+                        ts_offset(out_bytes) + QUERY_BYTES,
+                    )
                 });
                 let params = job
                     .compute
@@ -440,6 +460,11 @@ impl Ctx<'_> {
         st: &mut Streamed,
     ) -> Result<()> {
         let bytes = len as u64 * 4;
+        let (out_start, out_len) = match &job.compute {
+            Some(c) => (start / c.out_ratio.max(1), c.out_len(len)),
+            None => (start, len),
+        };
+        let down_bytes = out_len as u64 * 4;
         let t = Instant::now();
         for (buf, x) in slot.up.iter().zip(job.inputs) {
             let mut view = buf
@@ -471,7 +496,7 @@ impl Ctx<'_> {
             stamp(&mut enc, 1);
             if let (Some(c), Some(group), Some(params)) = (&job.compute, &slot.group, &slot.params)
             {
-                let (gx, gy, row) = grid(len, c.max_groups, c.workgroup_size);
+                let (gx, gy, row) = grid(len, c.max_groups, c.group_elems);
                 // The global index wraps at 2^32, as `index()` promises.
                 let base = c.first_index.wrapping_add(start as u64) as u32;
                 let block: [u32; 4] = [base, len as u32, row, 0];
@@ -493,14 +518,14 @@ impl Ctx<'_> {
                     (Some(o), None) => o,
                     (None, None) => return Err(self.fail("download", "no buffer to read")),
                 };
-                enc.copy_buffer_to_buffer(src, 0, down, 0, bytes);
+                enc.copy_buffer_to_buffer(src, 0, down, 0, down_bytes);
             }
             stamp(&mut enc, 3);
             if let (Some(qs), Some(resolve), Some(down)) =
                 (&slot.queries, &slot.resolve, &slot.down)
             {
                 enc.resolve_query_set(qs, 0..QUERIES, resolve, 0);
-                enc.copy_buffer_to_buffer(resolve, 0, down, ts_offset(bytes), QUERY_BYTES);
+                enc.copy_buffer_to_buffer(resolve, 0, down, ts_offset(down_bytes), QUERY_BYTES);
             }
             Ok(self.queue.submit([enc.finish()]))
         })?;
@@ -513,14 +538,14 @@ impl Ctx<'_> {
         }
         st.transfer.bytes_up += bytes * job.inputs.len() as u64;
         if downloads {
-            st.transfer.bytes_down += bytes;
+            st.transfer.bytes_down += down_bytes;
         }
         if let Some(l) = &job.link {
             if !job.inputs.is_empty() {
                 st.transfer.predicted_up_s += l.up.time_s(bytes * job.inputs.len() as u64);
             }
             if downloads {
-                st.transfer.predicted_down_s += l.down.time_s(bytes);
+                st.transfer.predicted_down_s += l.down.time_s(down_bytes);
             }
         }
 
@@ -539,9 +564,9 @@ impl Ctx<'_> {
             Some(d) if downloads || slot.queries.is_some() => {
                 let (tx, rx) = mpsc::channel();
                 let end = if slot.queries.is_some() {
-                    ts_offset(bytes) + QUERY_BYTES
+                    ts_offset(down_bytes) + QUERY_BYTES
                 } else {
-                    bytes
+                    down_bytes
                 };
                 d.map_async(wgpu::MapMode::Read, ..end, move |r| {
                     let _ = tx.send(r);
@@ -551,8 +576,8 @@ impl Ctx<'_> {
             _ => None,
         };
         slot.pending = Some(Pending {
-            start,
-            len,
+            out_start,
+            out_len,
             submission,
             down_map,
         });
@@ -570,7 +595,7 @@ impl Ctx<'_> {
         let Some(p) = slot.pending.take() else {
             return Ok(());
         };
-        let bytes = p.len as u64 * 4;
+        let bytes = p.out_len as u64 * 4;
         let t = Instant::now();
         let waited = match &p.down_map {
             Some(rx) => {
@@ -587,7 +612,8 @@ impl Ctx<'_> {
                     .slice(..bytes)
                     .get_mapped_range()
                     .map_err(|e| self.fail("download", e))?;
-                out[p.start..p.start + p.len].copy_from_slice(bytemuck::cast_slice(&view));
+                out[p.out_start..p.out_start + p.out_len]
+                    .copy_from_slice(bytemuck::cast_slice(&view));
             }
             st.transfer.readback_s += t.elapsed().as_secs_f64();
             let stamps = match (self.timestamp_period, &slot.queries) {

@@ -1,0 +1,59 @@
+// hybrid reduction {{signature}}, combined with {{op}}
+// Generated: each workgroup maps {{per_group}} elements ({{per_thread}} per thread, read
+// with a stride of the workgroup size so neighbouring threads read neighbouring words),
+// combines each thread's values in order, then the 256 threads' values in a tree in
+// workgroup memory, and writes one partial per workgroup; the host combines those.
+
+struct Params {
+    // Global index of this dispatch's first element (wraps at 2^32).
+    base: u32,
+    // Number of elements in this dispatch.
+    len: u32,
+    // Unused by reductions (threads per row of a map's 2D dispatch).
+    row: u32,
+    // Always 0; mixed into special constants so no compiler folds them.
+    zero: u32,
+}
+
+{{bindings}}
+@group(0) @binding({{params_binding}}) var<uniform> params: Params;
+{{helpers}}
+var<workgroup> hy_part: array<{{ty}}, {{workgroup_size}}>;
+
+// The kernel for the element at `li` of this dispatch.
+fn hy_elem(li: u32) -> {{ty}} {
+    let index = params.base + li;
+{{body}}
+    return {{result}};
+}
+
+fn hy_combine(a: {{ty}}, b: {{ty}}) -> {{ty}} {
+    return {{combine}};
+}
+
+@compute @workgroup_size({{workgroup_size}})
+fn main(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let g = wid.x + wid.y * groups.x;
+    var acc: {{ty}} = {{identity}};
+    for (var k: u32 = 0u; k < {{per_thread}}u; k += 1u) {
+        let li = g * {{per_group}}u + k * {{workgroup_size}}u + lid;
+        if (li < params.len) {
+            acc = hy_combine(acc, hy_elem(li));
+        }
+    }
+    hy_part[lid] = acc;
+    workgroupBarrier();
+    for (var s: u32 = {{workgroup_size}}u / 2u; s > 0u; s = s / 2u) {
+        if (lid < s) {
+            hy_part[lid] = hy_combine(hy_part[lid], hy_part[lid + s]);
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        out[g] = bitcast<u32>(hy_part[0]);
+    }
+}
