@@ -98,6 +98,21 @@ pub enum Error {
         /// The fraction given.
         fraction: f64,
     },
+    /// A hand-written kernel's GPU and CPU halves disagree on an element of the
+    /// sample they were checked on.
+    #[error("hand-written kernel disagrees on {device} at element {index}: cpu {cpu}, gpu {gpu} (relative tolerance {tolerance})")]
+    CustomMismatch {
+        /// The GPU whose result differs.
+        device: String,
+        /// The element's index in the call's input.
+        index: usize,
+        /// The CPU half's result.
+        cpu: String,
+        /// The GPU half's result.
+        gpu: String,
+        /// The kernel's relative tolerance (integers must be equal).
+        tolerance: f32,
+    },
     /// One chunk is larger than the device can hold in one buffer.
     #[error("buffer of {requested} bytes exceeds the device's limit of {max} bytes")]
     BufferTooLarge {

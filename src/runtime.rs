@@ -13,6 +13,7 @@ use crate::device::cpu::CpuDevice;
 use crate::device::sim::SimDevice;
 use crate::device::{Device, DeviceInfo, DeviceKind};
 use crate::error::{Error, Result};
+use crate::kernel::custom;
 use crate::kernel::reduce::{Partial, Reduce};
 use crate::kernel::{Element, Expr, Kernel, KernelInner};
 use crate::report::{Report, Share};
@@ -430,6 +431,7 @@ impl Runtime {
     ) -> Result<Run<Vec<O>>> {
         let start = Instant::now();
         kernel.program()?;
+        self.check_custom(kernel, inputs, n)?;
         let call = self.call(kernel, inputs, None);
         let mut output: Vec<O> = vec![O::default(); n];
         let out_bits: &mut [u32] = bytemuck::cast_slice_mut(&mut output);
@@ -452,6 +454,7 @@ impl Runtime {
     ) -> Result<Run<O>> {
         let start = Instant::now();
         let ty = kernel.output_type()?;
+        self.check_custom(kernel, inputs, n)?;
         let call = self.call(kernel, inputs, Some(op));
         // a reduction writes no output: its "elements" are zero-sized
         let mut none = vec![(); n];
@@ -484,6 +487,44 @@ impl Runtime {
             output: O::from_bits(value.bits()),
             report,
         })
+    }
+
+    /// For a hand-written kernel: runs both halves on a sample of this call's input
+    /// on each GPU not yet checked (every GPU, every call, in debug builds) and fails
+    /// on the first element where they disagree. See [`crate::kernel::custom`].
+    fn check_custom(&self, kernel: &KernelInner, inputs: &[&[u32]], n: usize) -> Result<()> {
+        let Some(c) = kernel.custom() else {
+            return Ok(());
+        };
+        let ty = kernel.output_type()?;
+        let windows = custom::windows(n);
+        for (d, info) in self.devices.iter().zip(&self.infos) {
+            let always = cfg!(debug_assertions);
+            if !info.kind.is_gpu() || d.is_virtual() || (!always && c.is_verified(&info.name)) {
+                continue;
+            }
+            for w in &windows {
+                let ins: Vec<&[u32]> = inputs.iter().map(|x| &x[w.clone()]).collect();
+                let mut gpu = vec![0u32; w.len()];
+                d.run(kernel, &ins, w.start as u64, &mut gpu)?;
+                let mut cpu = vec![0u32; w.len()];
+                (c.cpu)(&ins, w.start as u64, &mut cpu);
+                let rel = c.tolerance();
+                if let Some(k) = (0..w.len()).find(|&k| !custom::agree(ty, cpu[k], gpu[k], rel)) {
+                    return Err(Error::CustomMismatch {
+                        device: info.name.clone(),
+                        index: w.start + k,
+                        cpu: custom::show(ty, cpu[k]),
+                        gpu: custom::show(ty, gpu[k]),
+                        tolerance: rel,
+                    });
+                }
+            }
+            if !windows.is_empty() {
+                c.mark_verified(&info.name);
+            }
+        }
+        Ok(())
     }
 
     fn report(

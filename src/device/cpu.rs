@@ -10,6 +10,7 @@ use rayon::prelude::*;
 
 use super::{Device, DeviceInfo, DeviceKind, ShareStats};
 use crate::error::{Error, Result};
+use crate::kernel::custom::Custom;
 use crate::kernel::eval::{Plan, Scratch, BLOCK};
 use crate::kernel::reduce::{reduce_block, Partial, Reduce};
 use crate::kernel::KernelInner;
@@ -74,16 +75,16 @@ fn run_task(
     }
 }
 
-/// Reduces elements `offset..offset + len` of `inputs` block by block.
-#[allow(clippy::too_many_arguments)]
+/// Reduces elements `offset..offset + len` block by block: `direct` names an input
+/// to reduce in place (the kernel is `|x| x`), else `eval(at, out)` maps the block
+/// starting at `at` into `out`.
 fn reduce_task(
-    plan: &Plan,
-    s: &mut Scratch,
-    tmp: &mut [u32],
     op: Reduce,
     ty: crate::ScalarType,
     inputs: &[&[u32]],
-    first: u64,
+    direct: Option<usize>,
+    eval: &mut dyn FnMut(usize, &mut [u32]),
+    tmp: &mut [u32],
     offset: usize,
     len: usize,
 ) -> Partial {
@@ -91,11 +92,11 @@ fn reduce_task(
     let mut at = offset;
     while at < offset + len {
         let m = BLOCK.min(offset + len - at);
-        let part = match plan.passthrough() {
+        let part = match direct {
             Some(k) => reduce_block(op, ty, &inputs[k][at..at + m]),
             None => {
                 let o = &mut tmp[..m];
-                run_task(plan, s, inputs, first, at, o);
+                eval(at, o);
                 reduce_block(op, ty, o)
             }
         };
@@ -103,6 +104,15 @@ fn reduce_task(
         at += m;
     }
     acc
+}
+
+/// Runs a hand-written kernel's CPU half over `out`, from element `offset`.
+fn run_custom(c: &Custom, inputs: &[&[u32]], first: u64, offset: usize, out: &mut [u32]) {
+    let ins: Vec<&[u32]> = inputs
+        .iter()
+        .map(|x| &x[offset..offset + out.len()])
+        .collect();
+    (c.cpu)(&ins, first.wrapping_add(offset as u64), out);
 }
 
 impl CpuDevice {
@@ -127,9 +137,21 @@ impl Device for CpuDevice {
         first: u64,
         out: &mut [u32],
     ) -> Result<ShareStats> {
-        let plan = kernel.plan()?;
         let t = Instant::now();
         let task = BLOCK * TASK_BLOCKS;
+        if let Some(c) = kernel.custom() {
+            self.install(|| {
+                out.par_chunks_mut(task)
+                    .enumerate()
+                    .for_each(|(i, o)| run_custom(c, inputs, first, i * task, o))
+            });
+            return Ok(ShareStats {
+                compute_s: t.elapsed().as_secs_f64(),
+                chunks: 1,
+                ..ShareStats::default()
+            });
+        }
+        let plan = kernel.plan()?;
         if out.len() <= task {
             run_task(&plan, &mut plan.scratch(), inputs, first, 0, out);
         } else {
@@ -156,30 +178,39 @@ impl Device for CpuDevice {
         first: u64,
         len: usize,
     ) -> Result<(Partial, ShareStats)> {
-        let plan = kernel.plan()?;
         let ty = kernel.output_type()?;
         let t = Instant::now();
         let task = BLOCK * TASK_BLOCKS;
-        let new_tmp = || {
-            let tmp = if plan.passthrough().is_some() {
-                0
-            } else {
-                BLOCK
+        let custom = kernel.custom();
+        let plan = match custom {
+            Some(_) => None,
+            None => Some(kernel.plan()?),
+        };
+        let direct = plan.as_ref().and_then(|p| p.passthrough());
+        // one task: a worker's scratch and mapped block, reused across its tasks
+        let task_part = |state: &mut (Option<Scratch>, Vec<u32>), at: usize, m: usize| {
+            let (scratch, tmp) = state;
+            let mut eval = |b: usize, o: &mut [u32]| match (custom, &plan, scratch.as_mut()) {
+                (Some(c), _, _) => run_custom(c, inputs, first, b, o),
+                (None, Some(p), Some(s)) => run_task(p, s, inputs, first, b, o),
+                _ => {}
             };
-            (plan.scratch(), vec![0u32; tmp])
+            reduce_task(op, ty, inputs, direct, &mut eval, tmp, at, m)
+        };
+        let new_state = || {
+            let tmp = if direct.is_some() { 0 } else { BLOCK };
+            (plan.as_ref().map(|p| p.scratch()), vec![0u32; tmp])
         };
         let part = if len <= task {
-            let (mut s, mut tmp) = new_tmp();
-            reduce_task(&plan, &mut s, &mut tmp, op, ty, inputs, first, 0, len)
+            task_part(&mut new_state(), 0, len)
         } else {
             let tasks = len.div_ceil(task);
             self.install(|| {
                 (0..tasks)
                     .into_par_iter()
-                    .map_init(new_tmp, |(s, tmp), i| {
+                    .map_init(new_state, |state, i| {
                         let at = i * task;
-                        let m = task.min(len - at);
-                        reduce_task(&plan, s, tmp, op, ty, inputs, first, at, m)
+                        task_part(state, at, task.min(len - at))
                     })
                     .reduce(|| op.identity(ty), |a, b| a.combine(b, op, ty))
             })

@@ -7,6 +7,7 @@
 //! semantics in [`ops`], which are WGSL's, so the two devices compute the same function
 //! by construction.
 
+pub(crate) mod custom;
 pub(crate) mod eval;
 pub(crate) mod expr;
 pub(crate) mod ops;
@@ -147,6 +148,8 @@ pub(crate) struct KernelInner {
     plan: OnceLock<Result<Arc<eval::Plan>>>,
     /// The reduction shaders (sum, min, max), each generated on first need.
     reduce_wgsl: [OnceLock<Result<Arc<wgsl::Shader>>>; 3],
+    /// A hand-written kernel's two halves (its `program` then only gives the types).
+    custom: Option<custom::Custom>,
 }
 
 impl KernelInner {
@@ -156,7 +159,17 @@ impl KernelInner {
             wgsl: OnceLock::new(),
             plan: OnceLock::new(),
             reduce_wgsl: Default::default(),
+            custom: None,
         }
+    }
+
+    /// The hand-written halves, for a hand-written kernel.
+    pub(crate) fn custom(&self) -> Option<&custom::Custom> {
+        self.custom.as_ref()
+    }
+
+    fn user(&self) -> Option<&str> {
+        self.custom.as_ref().map(|c| c.body.as_str())
     }
 
     pub(crate) fn program(&self) -> Result<&Program> {
@@ -166,7 +179,10 @@ impl KernelInner {
     /// The WGSL shader for this kernel, generated once.
     pub(crate) fn shader(&self) -> Result<Arc<wgsl::Shader>> {
         self.wgsl
-            .get_or_init(|| self.program().map(|p| Arc::new(wgsl::generate(p))))
+            .get_or_init(|| {
+                self.program()
+                    .map(|p| Arc::new(wgsl::generate(p, self.user())))
+            })
             .clone()
     }
 
@@ -180,7 +196,7 @@ impl KernelInner {
         self.reduce_wgsl[slot]
             .get_or_init(|| {
                 self.program()
-                    .map(|p| Arc::new(wgsl::generate_reduce(p, op)))
+                    .map(|p| Arc::new(wgsl::generate_reduce(p, op, self.user())))
             })
             .clone()
     }
@@ -190,8 +206,14 @@ impl KernelInner {
         Ok(self.program()?.output)
     }
 
-    /// The CPU evaluation plan, made once.
+    /// The CPU evaluation plan, made once. A hand-written kernel has none: its CPU
+    /// half is [`custom`](Self::custom)'s function.
     pub(crate) fn plan(&self) -> Result<Arc<eval::Plan>> {
+        if self.custom.is_some() {
+            return Err(crate::Error::InvalidKernel {
+                reason: "a hand-written kernel has no evaluation plan".into(),
+            });
+        }
         self.plan
             .get_or_init(|| self.program().map(|p| Arc::new(eval::Plan::new(p))))
             .clone()
@@ -233,6 +255,70 @@ impl<I: Element, O: Element> Kernel<I, O> {
             inner: Arc::new(KernelInner::new(program)),
             _types: PhantomData,
         }
+    }
+
+    /// A hand-written kernel: `wgsl` is the body of the WGSL function
+    /// `fn hy_user(x: I, index: u32) -> O`, `cpu` the same function in Rust (`index`
+    /// is the element's global index, wrapping at 2^32). The library checks on a
+    /// sample that the two agree (see [`tolerance`](Self::tolerance)) before using
+    /// the GPU half.
+    ///
+    /// ```
+    /// use hybrid::Kernel;
+    /// let k = Kernel::custom(
+    ///     "return select(x * 0.5, 3.0 * x + 1.0, (bitcast<u32>(x) & 1u) == 1u);",
+    ///     |x: f32, _i: u32| if x.to_bits() & 1 == 1 { 3.0 * x + 1.0 } else { x * 0.5 },
+    /// );
+    /// # let _ = k;
+    /// ```
+    pub fn custom(wgsl: &str, cpu: impl Fn(I, u32) -> O + Send + Sync + 'static) -> Self {
+        let f = move |ins: &[&[u32]], first: u64, out: &mut [u32]| {
+            let xs: &[I] = bytemuck::cast_slice(ins[0]);
+            for (i, (o, &x)) in out.iter_mut().zip(xs).enumerate() {
+                *o = cpu(x, first.wrapping_add(i as u64) as u32).to_bits();
+            }
+        };
+        Self::from_halves(1, wgsl, Box::new(f))
+    }
+
+    /// A two-input hand-written kernel: `wgsl` is the body of
+    /// `fn hy_user(a: I, b: I, index: u32) -> O`, `cpu` the same in Rust.
+    pub fn custom2(wgsl: &str, cpu: impl Fn(I, I, u32) -> O + Send + Sync + 'static) -> Self {
+        let f = move |ins: &[&[u32]], first: u64, out: &mut [u32]| {
+            let (xs, ys): (&[I], &[I]) =
+                (bytemuck::cast_slice(ins[0]), bytemuck::cast_slice(ins[1]));
+            for (i, (o, (&a, &b))) in out.iter_mut().zip(xs.iter().zip(ys)).enumerate() {
+                *o = cpu(a, b, first.wrapping_add(i as u64) as u32).to_bits();
+            }
+        };
+        Self::from_halves(2, wgsl, Box::new(f))
+    }
+
+    fn from_halves(arity: usize, wgsl: &str, cpu: Box<custom::CpuFn>) -> Self {
+        let types = [I::TYPE; 2];
+        let program = Program {
+            inputs: types[..arity].to_vec(),
+            output: O::TYPE,
+            body: Vec::new(),
+            result: program::Operand::Reg(0),
+            regs: vec![O::TYPE],
+        };
+        let mut inner = KernelInner::new(Ok(program));
+        inner.custom = Some(custom::Custom::new(wgsl.to_string(), cpu));
+        Kernel {
+            inner: Arc::new(inner),
+            _types: PhantomData,
+        }
+    }
+
+    /// Sets a hand-written kernel's tolerance: the relative error by which its GPU
+    /// and CPU halves may differ for `f32` outputs (integer outputs must be equal).
+    /// The default is `1e-5` (about 84 ulps). No effect on other kernels.
+    pub fn tolerance(self, rel: f32) -> Self {
+        if let Some(c) = &self.inner.custom {
+            c.set_tolerance(rel);
+        }
+        self
     }
 
     /// How many inputs the kernel takes (1 or 2).

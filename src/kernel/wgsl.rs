@@ -55,8 +55,9 @@ impl Shader {
 }
 
 /// The compute shader computing `p` for one element per thread.
-pub(crate) fn generate(p: &Program) -> Shader {
-    let (g, bindings, signature) = prepare(p, "elements");
+/// A hand-written kernel's `user` body is called in place of the program's body.
+pub(crate) fn generate(p: &Program, user: Option<&str>) -> Shader {
+    let (g, bindings, signature, extra) = prepare(p, "elements", user);
     let result = match p.result {
         // The output is stored as its bit pattern: a constant needs no conversion.
         Operand::Const(_, bits) => format!("{bits:#010x}u"),
@@ -67,7 +68,7 @@ pub(crate) fn generate(p: &Program) -> Shader {
         .replace("{{signature}}", &signature)
         .replace("{{bindings}}", &bindings)
         .replace("{{params_binding}}", &(arity + 1).to_string())
-        .replace("{{helpers}}", &helpers(&g.helpers))
+        .replace("{{helpers}}", &(helpers(&g.helpers) + &extra))
         .replace("{{workgroup_size}}", &WORKGROUP_SIZE.to_string())
         .replace("{{body}}", g.out.trim_end_matches('\n'))
         .replace("{{result}}", &result);
@@ -77,8 +78,8 @@ pub(crate) fn generate(p: &Program) -> Shader {
 /// The compute shader mapping `p` over [`REDUCE_PER_GROUP`] elements per workgroup
 /// and combining them with `op` into one partial per workgroup (see
 /// [`super::reduce`] for the order of combination and the error bound).
-pub(crate) fn generate_reduce(p: &Program, op: Reduce) -> Shader {
-    let (mut g, bindings, signature) = prepare(p, "partials, one per workgroup");
+pub(crate) fn generate_reduce(p: &Program, op: Reduce, user: Option<&str>) -> Shader {
+    let (mut g, bindings, signature, extra) = prepare(p, "partials, one per workgroup", user);
     let ty = p.output;
     let result = g.operand(p.result);
     let combine = match (op, ty) {
@@ -96,7 +97,7 @@ pub(crate) fn generate_reduce(p: &Program, op: Reduce) -> Shader {
         .replace("{{op}}", op.name())
         .replace("{{bindings}}", &bindings)
         .replace("{{params_binding}}", &(arity + 1).to_string())
-        .replace("{{helpers}}", &helpers(&g.helpers))
+        .replace("{{helpers}}", &(helpers(&g.helpers) + &extra))
         .replace("{{ty}}", ty.name())
         .replace("{{identity}}", &identity)
         .replace("{{combine}}", &combine)
@@ -108,15 +109,56 @@ pub(crate) fn generate_reduce(p: &Program, op: Reduce) -> Shader {
     Shader::from_source(source, arity as u32)
 }
 
-/// The generator with `p`'s body emitted, the binding declarations (the output
-/// described as `out_what`) and the kernel's signature.
-fn prepare<'p>(p: &'p Program, out_what: &str) -> (Gen<'p>, String, String) {
+/// The generator with `p`'s body emitted (or, for a hand-written kernel, a call of
+/// its `user` body into register 0), the binding declarations (the output described
+/// as `out_what`), the kernel's signature, and the hand-written function, if any.
+fn prepare<'p>(
+    p: &'p Program,
+    out_what: &str,
+    user: Option<&str>,
+) -> (Gen<'p>, String, String, String) {
     let mut g = Gen {
         p,
         out: String::new(),
         helpers: BTreeSet::new(),
     };
-    g.block(&p.body, 1);
+    let mut extra = String::new();
+    match user {
+        None => g.block(&p.body, 1),
+        Some(body) => {
+            let names: &[&str] = if p.inputs.len() == 1 {
+                &["x"]
+            } else {
+                &["a", "b"]
+            };
+            let params: Vec<String> = names
+                .iter()
+                .zip(&p.inputs)
+                .map(|(n, t)| format!("{n}: {t}"))
+                .collect();
+            let _ = write!(
+                extra,
+                "\n// hand-written\nfn hy_user({}, index: u32) -> {} {{\n{}\n}}\n",
+                params.join(", "),
+                p.output,
+                body.trim_end()
+            );
+            let args: Vec<String> = p
+                .inputs
+                .iter()
+                .enumerate()
+                .map(|(k, t)| format!("bitcast<{t}>(in{k}[li])"))
+                .collect();
+            g.line(
+                1,
+                &format!(
+                    "let r0: {} = hy_user({}, index);",
+                    p.output,
+                    args.join(", ")
+                ),
+            );
+        }
+    }
     let mut bindings = String::new();
     for (k, t) in p.inputs.iter().enumerate() {
         let _ = writeln!(
@@ -134,7 +176,7 @@ fn prepare<'p>(p: &'p Program, out_what: &str) -> (Gen<'p>, String, String) {
     );
     let ins: Vec<&str> = p.inputs.iter().map(|t| t.name()).collect();
     let signature = format!("({}) -> {}", ins.join(", "), p.output);
-    (g, bindings, signature)
+    (g, bindings, signature, extra)
 }
 
 /// The helper sections named in `used`, with the sections they need, in file order.
@@ -394,6 +436,7 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
 mod tests {
     use super::*;
     use crate::kernel::{fold, index, select, Element, Expr, Kernel};
+    use crate::Reduce;
 
     /// Parses and validates `src` with naga, as wgpu does before any driver sees it.
     fn validate(src: &str) -> Result<(), String> {
@@ -594,6 +637,52 @@ mod tests {
             }
             e
         }));
+    }
+
+    #[test]
+    fn reductions_of_every_type_and_op_validate() {
+        let ops = [Reduce::Sum, Reduce::Min, Reduce::Max];
+        let kf = Kernel::map(|x: Expr<f32>| (x.clone() * x).sqrt());
+        let ki = Kernel::map2(|a: Expr<i32>, b: Expr<i32>| a * b + index().cast::<i32>());
+        let ku = Kernel::map(|x: Expr<u32>| x ^ 7u32);
+        let kc = Kernel::map(|_x: Expr<f32>| Expr::constant(f32::NAN));
+        for op in ops {
+            for p in [&kf.inner().program, &kc.inner().program] {
+                let p = p.as_ref().unwrap_or_else(|e| panic!("{e}"));
+                let src = generate_reduce(p, op, None).source;
+                validate(&src).unwrap_or_else(|e| panic!("{op}: {e}\n{src}"));
+            }
+            for p in [&ki.inner().program, &ku.inner().program] {
+                let p = p.as_ref().unwrap_or_else(|e| panic!("{e}"));
+                let src = generate_reduce(p, op, None).source;
+                validate(&src).unwrap_or_else(|e| panic!("{op}: {e}\n{src}"));
+            }
+        }
+    }
+
+    #[test]
+    fn hand_written_kernels_validate_as_maps_and_reductions() {
+        let k = Kernel::custom("return countOneBits(x) + index;", |x: u32, i: u32| {
+            x.count_ones() + i
+        });
+        let k2 = Kernel::custom2("return a * b;", |a: f32, b: f32, _| a * b);
+        for src in [
+            k.inner().shader().map(|s| s.source.clone()),
+            k.inner()
+                .reduce_shader(Reduce::Max)
+                .map(|s| s.source.clone()),
+            k2.inner().shader().map(|s| s.source.clone()),
+            k2.inner()
+                .reduce_shader(Reduce::Sum)
+                .map(|s| s.source.clone()),
+        ] {
+            let src = src.unwrap_or_else(|e| panic!("{e}"));
+            assert!(src.contains("fn hy_user("), "{src}");
+            validate(&src).unwrap_or_else(|e| panic!("{e}\n{src}"));
+        }
+        // a different body is a different kernel
+        let other = Kernel::custom("return x;", |x: u32, _| x);
+        assert_ne!(k.id().ok(), other.id().ok());
     }
 
     #[test]
