@@ -79,7 +79,7 @@ pub use error::{Error, Result};
 pub use kernel::{
     fold, index, select, Element, Expr, Integer, Kernel, Numeric, Reduce, Scalar, ScalarType,
 };
-pub use report::{Forecast, Report, Share};
+pub use report::{Forecast, Recovery, Report, Share};
 pub use runtime::{Backend, Run, Runtime, RuntimeBuilder};
 pub use schedule::Placement;
 pub use transfer::{Calibration, Link, LinkDir, TransferConfig, TransferStats};

@@ -112,6 +112,34 @@ impl Forecast {
     }
 }
 
+/// A device that failed during a call, and who redid its work.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recovery {
+    pub(crate) device: String,
+    pub(crate) range: Range<usize>,
+    pub(crate) error: crate::Error,
+    pub(crate) redone_by: String,
+}
+
+impl Recovery {
+    /// The device that failed.
+    pub fn device(&self) -> &str {
+        &self.device
+    }
+    /// The elements of the failed run, redone elsewhere.
+    pub fn range(&self) -> Range<usize> {
+        self.range.clone()
+    }
+    /// What went wrong.
+    pub fn error(&self) -> &crate::Error {
+        &self.error
+    }
+    /// The device that redid the elements.
+    pub fn redone_by(&self) -> &str {
+        &self.redone_by
+    }
+}
+
 /// The receipt of one call: what ran where, what moved, how long it took, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
@@ -127,9 +155,18 @@ pub struct Report {
     pub(crate) predicted_s: Option<f64>,
     pub(crate) cpu_only_s: Option<f64>,
     pub(crate) gpu_only_s: Option<f64>,
+    pub(crate) recoveries: Vec<Recovery>,
 }
 
 impl Report {
+    /// Devices that failed during the call and who redid their elements (the output
+    /// is complete and correct all the same). A device that failed is unhealthy:
+    /// later calls leave it out until it is probed healthy again
+    /// ([`Runtime::health`](crate::Runtime::health)).
+    pub fn recoveries(&self) -> &[Recovery] {
+        &self.recoveries
+    }
+
     /// Seconds the whole call took.
     pub fn wall_s(&self) -> f64 {
         self.wall_s
@@ -315,6 +352,13 @@ impl fmt::Display for Report {
                 t.down_gbps(),
                 secs(t.measured_down_s()),
                 secs(t.predicted_down_s),
+            )?;
+        }
+        for r in &self.recoveries {
+            writeln!(
+                f,
+                "recovered: {} failed on elements {}..{} ({}); redone by {}",
+                r.device, r.range.start, r.range.end, r.error, r.redone_by
             )?;
         }
         for n in &self.notes {

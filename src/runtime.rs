@@ -16,9 +16,9 @@ use crate::error::{Error, Result};
 use crate::kernel::custom;
 use crate::kernel::reduce::{Partial, Reduce};
 use crate::kernel::{Element, Expr, Kernel, KernelInner};
-use crate::report::{Report, Share};
+use crate::report::{Recovery, Report, Share};
 use crate::schedule::auto::{self, Call, Decided};
-use crate::schedule::exec::Runner;
+use crate::schedule::exec::{Failure, Runner};
 use crate::schedule::model::Models;
 use crate::schedule::{self, Placement};
 use crate::transfer::{Calibration, Link, TransferConfig, TransferStats};
@@ -72,7 +72,26 @@ pub struct Runtime {
     models: Arc<Models>,
     /// Every device is simulated: times are virtual.
     virtual_clock: bool,
+    /// Per device: why it is unhealthy, when it is.
+    health: Vec<Mutex<Option<Sick>>>,
 }
+
+/// A device that failed: left out of calls until a probe finds it healthy.
+#[derive(Debug, Clone)]
+struct Sick {
+    reason: String,
+    /// Calls that left it out since it failed (or since its last failed probe).
+    skipped: u32,
+    /// Calls to leave it out before probing it again (doubles per failed probe).
+    wait: u32,
+}
+
+/// Calls an unhealthy device sits out before its first probe.
+const SICK_WAIT: u32 = 8;
+/// The most calls between probes.
+const SICK_WAIT_MAX: u32 = 1024;
+/// Elements of a call a probe of an unhealthy device runs.
+const HEALTH_PROBE: usize = 4096;
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -93,6 +112,7 @@ pub struct RuntimeBuilder {
     transfer: Option<TransferConfig>,
     sims: Vec<SimDevice>,
     cache_dir: Option<PathBuf>,
+    gpu_fault: Option<u64>,
 }
 
 impl RuntimeBuilder {
@@ -145,6 +165,15 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Fault injection, for tests of recovery: once each real GPU of the runtime has
+    /// streamed `chunks` chunks (in all, over every call), every further chunk it
+    /// streams fails with [`Error::DeviceFailed`]. Simulated devices have their own
+    /// ([`SimDevice::fail_after`]).
+    pub fn fail_gpu_after_chunks(mut self, chunks: u64) -> Self {
+        self.gpu_fault = Some(chunks);
+        self
+    }
+
     /// Finds the devices and builds the runtime.
     pub fn build(self) -> Result<Runtime> {
         let backend = match self.backend {
@@ -182,6 +211,9 @@ impl RuntimeBuilder {
         if let Some(cfg) = &self.transfer {
             devices.iter().for_each(|d| d.configure_transfer(cfg));
         }
+        if let Some(k) = self.gpu_fault {
+            devices.iter().for_each(|d| d.inject_fault(k));
+        }
         let infos: Vec<DeviceInfo> = devices.iter().map(|d| d.info().clone()).collect();
         let persist: Vec<bool> = (0..devices.len())
             .map(|i| i < real || self.cache_dir.is_some())
@@ -189,7 +221,9 @@ impl RuntimeBuilder {
         let dir = self.cache_dir.unwrap_or_else(crate::cache::dir);
         let models = Arc::new(Models::new(&infos, &persist, dir));
         let virtual_clock = !devices.is_empty() && devices.iter().all(|d| d.is_virtual());
+        let health = devices.iter().map(|_| Mutex::new(None)).collect();
         Ok(Runtime {
+            health,
             devices,
             infos,
             no_gpu,
@@ -386,11 +420,95 @@ impl Runtime {
         self.reduce(xs, &Kernel::map(|x: Expr<T>| x), Reduce::Sum, placement)
     }
 
+    /// Each device, with the reason it is unhealthy when it is: a device that failed
+    /// during a call is left out of later calls until a probe (a small run on a later
+    /// call's input, after 8 calls, then after twice as many per failed probe, at most
+    /// 1,024) finds it healthy again.
+    pub fn health(&self) -> Vec<(DeviceInfo, Option<String>)> {
+        self.infos
+            .iter()
+            .zip(&self.health)
+            .map(|(i, h)| (i.clone(), lock(h).as_ref().map(|s| s.reason.clone())))
+            .collect()
+    }
+
+    /// Which devices may take part in this call: the healthy ones, and the unhealthy
+    /// ones whose probe is due and passes on this call's first elements.
+    fn healthy(
+        &self,
+        kernel: &KernelInner,
+        inputs: &[&[u32]],
+        n: usize,
+        op: Option<Reduce>,
+        notes: &mut Vec<String>,
+    ) -> Vec<bool> {
+        let mut ok = Vec::with_capacity(self.devices.len());
+        for (d, h) in self.devices.iter().zip(&self.health) {
+            let mut sick = lock(h);
+            let Some(s) = sick.as_mut() else {
+                ok.push(true);
+                continue;
+            };
+            s.skipped += 1;
+            if s.skipped <= s.wait || n == 0 {
+                notes.push(format!(
+                    "{} left out: unhealthy ({})",
+                    d.info().name,
+                    s.reason
+                ));
+                ok.push(false);
+                continue;
+            }
+            let m = n.min(HEALTH_PROBE);
+            let ins: Vec<&[u32]> = inputs.iter().map(|x| &x[..m]).collect();
+            let probe = match op {
+                None => d.run(kernel, &ins, 0, &mut vec![0u32; m]).map(|_| ()),
+                Some(op) => d.reduce(kernel, op, &ins, 0, m).map(|_| ()),
+            };
+            match probe {
+                Ok(()) => {
+                    notes.push(format!("{} probed healthy again", d.info().name));
+                    *sick = None;
+                    ok.push(true);
+                }
+                Err(e) => {
+                    notes.push(format!("{} probed, still unhealthy: {e}", d.info().name));
+                    s.reason = e.to_string();
+                    s.skipped = 0;
+                    s.wait = (s.wait * 2).min(SICK_WAIT_MAX);
+                    ok.push(false);
+                }
+            }
+        }
+        ok
+    }
+
+    /// Marks the devices that failed in a call unhealthy, and says who redid what.
+    fn recoveries(&self, failures: &[Failure]) -> Vec<Recovery> {
+        failures
+            .iter()
+            .map(|f| {
+                *lock(&self.health[f.dev]) = Some(Sick {
+                    reason: f.error.to_string(),
+                    skipped: 0,
+                    wait: SICK_WAIT,
+                });
+                Recovery {
+                    device: self.infos[f.dev].name.clone(),
+                    range: f.range.clone(),
+                    error: f.error.clone(),
+                    redone_by: self.infos[f.redone_by].name.clone(),
+                }
+            })
+            .collect()
+    }
+
     fn call<'a>(
         &'a self,
         kernel: &'a Arc<KernelInner>,
         inputs: &'a [&'a [u32]],
         op: Option<Reduce>,
+        healthy: &'a [bool],
     ) -> Call<'a> {
         Call {
             devices: &self.devices,
@@ -400,6 +518,7 @@ impl Runtime {
             inputs,
             virtual_clock: self.virtual_clock,
             op,
+            healthy,
         }
     }
 
@@ -416,8 +535,22 @@ impl Runtime {
             p => {
                 let kinds: Vec<DeviceKind> = self.infos.iter().map(|i| i.kind).collect();
                 let reason = self.no_gpu.as_deref().unwrap_or("no gpu in this runtime");
-                let plan = schedule::shares(out.len(), p, &kinds, reason)?;
-                auto::fixed(call, plan, out, runner, format!("{p}, as asked"))
+                let mut plan = schedule::shares(out.len(), p, &kinds, reason)?;
+                let mut why = format!("{p}, as asked");
+                // an unhealthy device's part goes to a healthy one, the CPU first
+                let mut standby: Vec<usize> =
+                    (0..kinds.len()).filter(|&d| call.healthy[d]).collect();
+                standby.sort_by_key(|&d| kinds[d].is_gpu());
+                for (d, _) in plan.iter_mut().filter(|(d, _)| !call.healthy[*d]) {
+                    if let Some(&s) = standby.first() {
+                        why.push_str(&format!(
+                            "; {}'s part to {} ({} is unhealthy)",
+                            self.infos[*d].name, self.infos[s].name, self.infos[*d].name
+                        ));
+                        *d = s;
+                    }
+                }
+                auto::fixed(call, plan, out, runner, why)
             }
         }
     }
@@ -432,7 +565,9 @@ impl Runtime {
         let start = Instant::now();
         kernel.program()?;
         self.check_custom(kernel, inputs, n)?;
-        let call = self.call(kernel, inputs, None);
+        let mut notes = Vec::new();
+        let healthy = self.healthy(kernel, inputs, n, None, &mut notes);
+        let call = self.call(kernel, inputs, None, &healthy);
         let mut output: Vec<O> = vec![O::default(); n];
         let out_bits: &mut [u32] = bytemuck::cast_slice_mut(&mut output);
         let runner = |dev: usize, range: &Range<usize>, out: &mut [u32]| {
@@ -440,7 +575,7 @@ impl Runtime {
             self.devices[dev].run_timed(kernel, &ins, range.start as u64, out)
         };
         let decided = self.place(&call, out_bits, placement, &runner)?;
-        let report = self.report(n, placement, decided, start, None);
+        let report = self.report(n, placement, decided, start, None, notes);
         Ok(Run { output, report })
     }
 
@@ -455,7 +590,9 @@ impl Runtime {
         let start = Instant::now();
         let ty = kernel.output_type()?;
         self.check_custom(kernel, inputs, n)?;
-        let call = self.call(kernel, inputs, Some(op));
+        let mut notes = Vec::new();
+        let healthy = self.healthy(kernel, inputs, n, Some(op), &mut notes);
+        let call = self.call(kernel, inputs, Some(op), &healthy);
         // a reduction writes no output: its "elements" are zero-sized
         let mut none = vec![(); n];
         let partials: Mutex<Vec<(usize, Partial)>> = Mutex::new(Vec::new());
@@ -482,7 +619,7 @@ impl Runtime {
         let value = parts
             .into_iter()
             .fold(op.identity(ty), |acc, (_, p)| acc.combine(p, op, ty));
-        let report = self.report(n, placement, decided, start, Some(op));
+        let report = self.report(n, placement, decided, start, Some(op), notes);
         Ok(Run {
             output: O::from_bits(value.bits()),
             report,
@@ -534,8 +671,8 @@ impl Runtime {
         decided: Decided,
         start: Instant,
         op: Option<Reduce>,
+        mut notes: Vec<String>,
     ) -> Report {
-        let mut notes = Vec::new();
         if let Some(r) = &self.no_gpu {
             notes.push(format!("no gpu: {r}"));
         }
@@ -545,6 +682,7 @@ impl Runtime {
             ));
         }
         notes.extend(decided.notes);
+        let recoveries = self.recoveries(&decided.failures);
         let mut outcomes = decided.outcomes;
         outcomes.sort_by_key(|o| o.range.start);
         let shares: Vec<Share> = outcomes
@@ -577,6 +715,7 @@ impl Runtime {
             predicted_s: decided.predicted_s,
             cpu_only_s: decided.cpu_only_s,
             gpu_only_s: decided.gpu_only_s,
+            recoveries,
         }
     }
 }
@@ -590,4 +729,8 @@ fn check_arity(k: &KernelInner, given: usize) -> Result<()> {
         });
     }
     Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

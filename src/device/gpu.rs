@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -62,6 +63,9 @@ pub(crate) struct GpuDevice {
     /// Seconds that writing, resolving and reading back one chunk's device timestamps
     /// adds to a call, measured on first need (`None`: no timestamps on this device).
     stamp_cost: OnceLock<Option<f64>>,
+    /// Fault injection: chunks left before every further chunk fails (`u64::MAX`:
+    /// never).
+    fault: AtomicU64,
 }
 
 const _: () = {
@@ -216,6 +220,7 @@ impl GpuDevice {
             timestamp_period,
             calibration: OnceLock::new(),
             stamp_cost: OnceLock::new(),
+            fault: AtomicU64::new(u64::MAX),
         })
     }
 
@@ -253,6 +258,7 @@ impl GpuDevice {
             pool: &self.pool,
             timestamp_period: self.timestamp_period.filter(|_| timed),
             fail: &fail,
+            fault: (self.fault.load(Ordering::Relaxed) != u64::MAX).then_some(&self.fault),
         };
         f(&ctx)
     }
@@ -747,6 +753,10 @@ impl Device for GpuDevice {
 
     fn configure_transfer(&self, cfg: &TransferConfig) {
         self.configure(cfg);
+    }
+
+    fn inject_fault(&self, after_chunks: u64) {
+        self.fault.store(after_chunks, Ordering::Relaxed);
     }
 
     fn transfer(

@@ -113,6 +113,10 @@ pub(crate) trait Device: Send + Sync {
     /// ignored by a device with no transfer layer.
     fn configure_transfer(&self, _cfg: &crate::transfer::TransferConfig) {}
 
+    /// Fault injection for tests: after `after_chunks` more chunks, every chunk the
+    /// device streams fails as a device fault. Ignored by devices with no chunks.
+    fn inject_fault(&self, _after_chunks: u64) {}
+
     /// Moves data over the device's link with no kernel: `src` alone uploads, `dst`
     /// alone downloads, both make a round trip. `None` for a device with no link.
     fn transfer(

@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use super::exec::{self, Ctx, Outcome, Runner};
+use super::exec::{self, Ctx, Failure, Outcome, Runner};
 use super::model::{Models, Prediction};
 use super::plan::{self, Cost};
 use crate::device::{Device, DeviceInfo, DeviceKind, ShareStats};
@@ -37,6 +37,9 @@ pub(crate) struct Call<'a> {
     pub(crate) virtual_clock: bool,
     /// `None` for a map; a reduction's operation (its models are its own).
     pub(crate) op: Option<Reduce>,
+    /// Per device: healthy (unhealthy ones are left out of `Auto`'s plans and never
+    /// take over failed work).
+    pub(crate) healthy: &'a [bool],
 }
 
 /// What `Auto` did and why.
@@ -48,6 +51,8 @@ pub(crate) struct Decided {
     pub(crate) cpu_only_s: Option<f64>,
     pub(crate) gpu_only_s: Option<f64>,
     pub(crate) notes: Vec<String>,
+    /// Runs whose device failed, redone elsewhere.
+    pub(crate) failures: Vec<Failure>,
 }
 
 impl Call<'_> {
@@ -101,10 +106,16 @@ impl Call<'_> {
     fn ctx<'b, T>(&'b self, learn: &'b exec::Learn<'b>, runner: &'b Runner<'b, T>) -> Ctx<'b, T> {
         Ctx {
             devices: self.devices,
+            healthy: self.healthy,
             runner,
             virtual_clock: self.virtual_clock,
             learn,
         }
+    }
+
+    /// Whether device `d` is healthy.
+    fn ok(&self, d: usize) -> bool {
+        self.healthy.get(d).copied().unwrap_or(true)
     }
 
     fn cpu(&self) -> Option<usize> {
@@ -171,9 +182,10 @@ pub(crate) fn auto<T: Send>(
     let small_ctx = call.ctx(&quiet, runner);
     let alone = |dev: usize, why: String, notes: Vec<String>, out: &mut [T]| -> Result<Decided> {
         let c = if n >= SMALL_FLOOR { &ctx } else { &small_ctx };
-        let outcomes = exec::run_static(c, vec![(dev, 0..n)], out)?;
+        let (outcomes, failures) = exec::run_static(c, vec![(dev, 0..n)], out)?;
         Ok(Decided {
             outcomes,
+            failures,
             decision: why,
             forecasts: Vec::new(),
             predicted_s: None,
@@ -200,7 +212,7 @@ pub(crate) fn auto<T: Send>(
     }
     // probe the devices with no model yet
     for dev in 0..call.devices.len() {
-        if call.models.get(hash, dev).is_some() {
+        if call.models.get(hash, dev).is_some() || !call.ok(dev) {
             continue;
         }
         if call.devices[dev].is_virtual() {
@@ -227,6 +239,7 @@ pub(crate) fn auto<T: Send>(
                         inputs: &[],
                         virtual_clock: false,
                         op,
+                        healthy: &[true],
                     };
                     // a device that fails its probe gets no model and is not used
                     let _ = probe_as(&bg, hash, 0, dev, &data);
@@ -242,8 +255,9 @@ pub(crate) fn auto<T: Send>(
             ));
         }
     }
+    // an unhealthy device is planned for by nobody
     let preds: Vec<Option<Prediction>> = (0..call.devices.len())
-        .map(|d| call.predict(hash, d))
+        .map(|d| call.ok(d).then(|| call.predict(hash, d)).flatten())
         .collect();
     if preds.iter().all(Option::is_none) {
         let dev = call.cpu().unwrap_or(0);
@@ -306,7 +320,7 @@ pub(crate) fn auto<T: Send>(
         .map(|((&d, &c), &s)| (d, c, s))
         .collect();
     lanes.sort_by_key(|(d, _, _)| (!call.infos[*d].kind.is_gpu(), *d));
-    let outcomes = if lanes.len() == 1 {
+    let (outcomes, failures) = if lanes.len() == 1 {
         exec::run_static(&ctx, vec![(lanes[0].0, 0..n)], out)?
     } else {
         exec::run_balanced(&ctx, &lanes, out)?
@@ -353,6 +367,7 @@ pub(crate) fn auto<T: Send>(
         cpu_only_s,
         gpu_only_s,
         notes,
+        failures,
     })
 }
 
@@ -379,7 +394,7 @@ pub(crate) fn fixed<T: Send>(
     let learn = |dev: usize, k: usize, s: f64, st: &ShareStats| {
         hash.and_then(|h| call.learn(h, dev, k, s, st))
     };
-    let outcomes = exec::run_static(&call.ctx(&learn, runner), parts, out)?;
+    let (outcomes, failures) = exec::run_static(&call.ctx(&learn, runner), parts, out)?;
     if hash.is_some() {
         call.models.save(false);
     }
@@ -391,6 +406,7 @@ pub(crate) fn fixed<T: Send>(
         cpu_only_s: None,
         gpu_only_s: None,
         notes: Vec::new(),
+        failures,
     })
 }
 

@@ -52,6 +52,8 @@ pub(crate) type Runner<'a, T> =
 /// `()` for a reduction.
 pub(crate) struct Ctx<'a, T> {
     pub(crate) devices: &'a [Arc<dyn Device>],
+    /// Per device: may it take over a failed device's work?
+    pub(crate) healthy: &'a [bool],
     pub(crate) runner: &'a Runner<'a, T>,
     pub(crate) virtual_clock: bool,
     pub(crate) learn: &'a Learn<'a>,
@@ -73,6 +75,82 @@ fn add(a: &mut ShareStats, b: &ShareStats) {
     a.transfer.absorb(&b.transfer);
 }
 
+/// A device's run that failed and was redone by another device.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub(crate) dev: usize,
+    pub(crate) range: Range<usize>,
+    pub(crate) error: Error,
+    pub(crate) redone_by: usize,
+}
+
+/// What a call's execution did: the runs that counted, and the failures recovered.
+pub(crate) type Ran = (Vec<Outcome>, Vec<Failure>);
+
+/// Whether an error is the device's fault (so another device may redo its work)
+/// rather than the kernel's or the caller's (which every device would meet too).
+pub(crate) fn device_fault(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::DeviceFailed { .. } | Error::DeviceLost { .. } | Error::BufferTooLarge { .. }
+    )
+}
+
+/// Work whose device failed: (device, range, its output, the error).
+type Orphan<'o, T> = (usize, Range<usize>, &'o mut [T], Error);
+
+/// Redoes each orphan on another device: the CPU first, then any other device that
+/// has not failed in this call and is healthy, one after another. Fails with the
+/// orphan's error when no device is left.
+fn recover<T: Send>(
+    ctx: &Ctx<'_, T>,
+    orphans: Vec<Orphan<'_, T>>,
+    outcomes: &mut Vec<Outcome>,
+    failures: &mut Vec<Failure>,
+    t0: Instant,
+) -> Result<()> {
+    let mut dead: Vec<usize> = orphans.iter().map(|o| o.0).collect();
+    let mut clock = outcomes.iter().map(|o| o.busy_s).fold(0.0, f64::max);
+    for (dev, range, out, error) in orphans {
+        loop {
+            let mut order: Vec<usize> = (0..ctx.devices.len())
+                .filter(|d| !dead.contains(d) && ctx.healthy.get(*d).copied().unwrap_or(true))
+                .collect();
+            order.sort_by_key(|&d| ctx.devices[d].info().kind.is_gpu());
+            let Some(&helper) = order.first() else {
+                return Err(error);
+            };
+            match ctx.run(helper, &range, &mut *out) {
+                Ok((stats, secs)) => {
+                    clock += secs;
+                    let busy_s = if ctx.virtual_clock {
+                        clock
+                    } else {
+                        t0.elapsed().as_secs_f64()
+                    };
+                    outcomes.push(Outcome {
+                        dev: helper,
+                        range: range.clone(),
+                        stats,
+                        busy_s,
+                        runs: 1,
+                    });
+                    failures.push(Failure {
+                        dev,
+                        range,
+                        error,
+                        redone_by: helper,
+                    });
+                    break;
+                }
+                Err(e) if device_fault(&e) => dead.push(helper),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
 fn panicked<T>(ctx: &Ctx<'_, T>, dev: usize) -> Error {
     Error::DeviceFailed {
         device: ctx.devices[dev].info().name.clone(),
@@ -82,12 +160,13 @@ fn panicked<T>(ctx: &Ctx<'_, T>, dev: usize) -> Error {
 }
 
 /// Runs each `(device, range)` as one run, all at the same time (one after another
-/// on a virtual clock, each on its own clock). `out` covers the ranges, in order.
+/// on a virtual clock, each on its own clock). `out` covers the ranges, in order. A
+/// range whose device fails is redone on another device afterwards.
 pub(crate) fn run_static<T: Send>(
     ctx: &Ctx<'_, T>,
     parts: Vec<(usize, Range<usize>)>,
     out: &mut [T],
-) -> Result<Vec<Outcome>> {
+) -> Result<Ran> {
     let mut pieces = Vec::with_capacity(parts.len());
     let mut rest = out;
     for (dev, range) in parts.into_iter().filter(|p| !p.1.is_empty()) {
@@ -96,7 +175,9 @@ pub(crate) fn run_static<T: Send>(
         rest = tail;
     }
     let one = |dev: usize, range: Range<usize>, out: &mut [T], t0: Instant| -> Result<Outcome> {
-        let (stats, secs) = ctx.run(dev, &range, out)?;
+        let run =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.run(dev, &range, out)));
+        let (stats, secs) = run.unwrap_or_else(|_| Err(panicked(ctx, dev)))?;
         (ctx.learn)(dev, range.len(), secs, &stats);
         let busy_s = if ctx.virtual_clock {
             secs
@@ -112,28 +193,53 @@ pub(crate) fn run_static<T: Send>(
         })
     };
     let t0 = Instant::now();
-    if ctx.virtual_clock || pieces.len() <= 1 {
-        return pieces
+    type Done<'o, T> = (usize, Range<usize>, &'o mut [T], Result<Outcome>);
+    let done: Vec<Done<'_, T>> = if ctx.virtual_clock || pieces.len() <= 1 {
+        pieces
             .into_iter()
-            .map(|(d, r, o)| one(d, r, o, t0))
-            .collect();
-    }
-    let Some((ld, lr, lo)) = pieces.pop() else {
-        return Ok(Vec::new());
+            .map(|(d, r, o)| {
+                let res = one(d, r.clone(), &mut *o, t0);
+                (d, r, o, res)
+            })
+            .collect()
+    } else {
+        let last = pieces.pop();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = pieces
+                .into_iter()
+                .map(|(d, r, o)| {
+                    let h = s.spawn(move || {
+                        let res = one(d, r.clone(), &mut *o, t0);
+                        (d, r, o, res)
+                    });
+                    (d, h)
+                })
+                .collect();
+            let mine = last.map(|(d, r, o)| {
+                let res = one(d, r.clone(), &mut *o, t0);
+                (d, r, o, res)
+            });
+            let mut all = Vec::with_capacity(handles.len() + 1);
+            for (d, h) in handles {
+                // `one` catches panics, so a join fails only if unwinding itself did
+                all.push(h.join().map_err(|_| panicked(ctx, d))?);
+            }
+            all.extend(mine);
+            Ok::<_, Error>(all)
+        })?
     };
-    std::thread::scope(|s| {
-        let handles: Vec<_> = pieces
-            .into_iter()
-            .map(|(d, r, o)| (d, s.spawn(move || one(d, r, o, t0))))
-            .collect();
-        let mine = one(ld, lr, lo, t0);
-        let mut all = Vec::with_capacity(handles.len() + 1);
-        for (d, h) in handles {
-            all.push(h.join().unwrap_or_else(|_| Err(panicked(ctx, d)))?);
+    let mut outcomes = Vec::with_capacity(done.len());
+    let mut orphans = Vec::new();
+    for (d, r, o, res) in done {
+        match res {
+            Ok(oc) => outcomes.push(oc),
+            Err(e) if device_fault(&e) => orphans.push((d, r, o, e)),
+            Err(e) => return Err(e),
         }
-        all.push(mine?);
-        Ok(all)
-    })
+    }
+    let mut failures = Vec::new();
+    recover(ctx, orphans, &mut outcomes, &mut failures, t0)?;
+    Ok((outcomes, failures))
 }
 
 /// One device on the line.
@@ -182,6 +288,8 @@ struct Line<'o, T> {
     lanes: Vec<Lane>,
     gaps: Vec<Gap<'o, T>>,
     error: Option<Error>,
+    /// Runs whose device failed, to be redone elsewhere.
+    orphans: Vec<Orphan<'o, T>>,
 }
 
 impl<'o, T> Line<'o, T> {
@@ -231,6 +339,7 @@ impl<'o, T> Line<'o, T> {
             lanes,
             gaps,
             error: None,
+            orphans: Vec::new(),
         }
     }
 
@@ -362,6 +471,9 @@ impl<'o, T> Line<'o, T> {
     /// Lane `j`'s run of `n` elements ended at `end` after `secs`. Its cost for the
     /// rest of the call is the updated model scaled to match this run exactly, so a
     /// device slower than its model is seen as such at once.
+    /// A run that failed for the device's own fault retires the lane (its
+    /// neighbours take its gaps) and leaves its range to be redone.
+    #[allow(clippy::too_many_arguments)]
     fn finish(
         &mut self,
         j: usize,
@@ -370,6 +482,7 @@ impl<'o, T> Line<'o, T> {
         cost: Option<Cost>,
         n: usize,
         secs: f64,
+        ran: (Range<usize>, &'o mut [T]),
     ) {
         let lane = &mut self.lanes[j];
         lane.flight = None;
@@ -390,6 +503,18 @@ impl<'o, T> Line<'o, T> {
                     lane.min_chunk = min_chunk(&lane.cost);
                 }
             }
+            Err(e) if device_fault(&e) => {
+                let (range, chunk) = ran;
+                if range.end == lane.hi {
+                    lane.hi = range.start;
+                } else if range.start == lane.lo {
+                    lane.lo = range.end;
+                }
+                lane.hi = lane.hi.max(lane.lo);
+                lane.done = true;
+                lane.intent = 0;
+                self.orphans.push((lane.dev, range, chunk, e));
+            }
             Err(e) => {
                 if self.error.is_none() {
                     self.error = Some(e);
@@ -398,11 +523,27 @@ impl<'o, T> Line<'o, T> {
         }
     }
 
-    fn outcomes(self) -> Result<Vec<Outcome>> {
+    /// The lanes' runs, and what is left to redo: failed runs, and any gap no
+    /// surviving lane reached.
+    fn outcomes(self) -> Result<(Vec<Outcome>, Vec<Orphan<'o, T>>)> {
         if let Some(e) = self.error {
             return Err(e);
         }
-        Ok(self
+        let mut orphans = self.orphans;
+        for g in self.gaps.into_iter().filter(|g| !g.out.is_empty()) {
+            let why = orphans
+                .first()
+                .map(|o| o.3.clone())
+                .unwrap_or(Error::DeviceFailed {
+                    device: "?".into(),
+                    stage: "compute",
+                    reason: "no device reached these elements".into(),
+                });
+            let dev = orphans.first().map_or(0, |o| o.0);
+            let range = g.start..g.start + g.out.len();
+            orphans.push((dev, range, g.out, why));
+        }
+        let outcomes = self
             .lanes
             .into_iter()
             .filter(|l| l.hi > l.lo)
@@ -413,7 +554,8 @@ impl<'o, T> Line<'o, T> {
                 busy_s: l.busy_s,
                 runs: l.runs,
             })
-            .collect())
+            .collect();
+        Ok((outcomes, orphans))
     }
 }
 
@@ -424,33 +566,47 @@ pub(crate) fn run_balanced<T: Send>(
     ctx: &Ctx<'_, T>,
     plan: &[(usize, Cost, usize)],
     out: &mut [T],
-) -> Result<Vec<Outcome>> {
+) -> Result<Ran> {
     if plan.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
+    let t0 = Instant::now();
     let line = Line::new(plan, out);
-    if ctx.virtual_clock {
-        simulate(ctx, line)
+    let (mut outcomes, orphans) = if ctx.virtual_clock {
+        simulate(ctx, line)?
     } else {
-        threads(ctx, line)
-    }
+        threads(ctx, line)?
+    };
+    let mut failures = Vec::new();
+    recover(ctx, orphans, &mut outcomes, &mut failures, t0)?;
+    Ok((outcomes, failures))
 }
 
 // One per device per call, short-lived: boxing the large variant would only add an
 // allocation per run.
 #[allow(clippy::large_enum_variant)]
-enum State {
+enum State<'o, T> {
     Idle(f64),
     Waiting(f64),
-    /// End time, result, the updated cost, elements and seconds.
-    Flight(f64, Result<ShareStats>, Option<Cost>, usize, f64),
+    /// End time, result, the updated cost, elements and seconds, and what ran.
+    Flight(
+        f64,
+        Result<ShareStats>,
+        Option<Cost>,
+        usize,
+        f64,
+        (Range<usize>, &'o mut [T]),
+    ),
     Done,
 }
 
 /// The line as a discrete-event simulation on the devices' virtual clocks.
-fn simulate<T: Send>(ctx: &Ctx<'_, T>, mut line: Line<'_, T>) -> Result<Vec<Outcome>> {
+fn simulate<'o, T: Send>(
+    ctx: &Ctx<'_, T>,
+    mut line: Line<'o, T>,
+) -> Result<(Vec<Outcome>, Vec<Orphan<'o, T>>)> {
     let l = line.lanes.len();
-    let mut state: Vec<State> = (0..l).map(|_| State::Idle(0.0)).collect();
+    let mut state: Vec<State<'o, T>> = (0..l).map(|_| State::Idle(0.0)).collect();
     loop {
         // the next event: a run ending (first), else the earliest idle lane
         let mut next: Option<(usize, f64, bool)> = None;
@@ -486,10 +642,10 @@ fn simulate<T: Send>(ctx: &Ctx<'_, T>, mut line: Line<'_, T>) -> Result<Vec<Outc
             continue;
         };
         if ends {
-            if let State::Flight(_, result, cost, n, secs) =
+            if let State::Flight(_, result, cost, n, secs, ran) =
                 std::mem::replace(&mut state[j], State::Idle(now))
             {
-                line.finish(j, now, result, cost, n, secs);
+                line.finish(j, now, result, cost, n, secs, ran);
             }
             for s in state.iter_mut() {
                 if let State::Waiting(t) = *s {
@@ -507,27 +663,31 @@ fn simulate<T: Send>(ctx: &Ctx<'_, T>, mut line: Line<'_, T>) -> Result<Vec<Outc
     line.outcomes()
 }
 
-fn run_virtual<T: Send>(
+fn run_virtual<'o, T: Send>(
     ctx: &Ctx<'_, T>,
-    line: &mut Line<'_, T>,
+    line: &mut Line<'o, T>,
     j: usize,
     now: f64,
     range: Range<usize>,
-    chunk: &mut [T],
-) -> State {
+    chunk: &'o mut [T],
+) -> State<'o, T> {
     let dev = line.lanes[j].dev;
     line.start(j, now, range.len());
-    match ctx.run(dev, &range, chunk) {
+    let n = range.len();
+    match ctx.run(dev, &range, &mut *chunk) {
         Ok((stats, secs)) => {
-            let cost = (ctx.learn)(dev, range.len(), secs, &stats);
-            State::Flight(now + secs, Ok(stats), cost, range.len(), secs)
+            let cost = (ctx.learn)(dev, n, secs, &stats);
+            State::Flight(now + secs, Ok(stats), cost, n, secs, (range, chunk))
         }
-        Err(e) => State::Flight(now, Err(e), None, 0, 0.0),
+        Err(e) => State::Flight(now, Err(e), None, 0, 0.0, (range, chunk)),
     }
 }
 
 /// The line on real devices: one thread per lane (the last on the calling thread).
-fn threads<T: Send>(ctx: &Ctx<'_, T>, line: Line<'_, T>) -> Result<Vec<Outcome>> {
+fn threads<'o, T: Send>(
+    ctx: &Ctx<'_, T>,
+    line: Line<'o, T>,
+) -> Result<(Vec<Outcome>, Vec<Orphan<'o, T>>)> {
     let l = line.lanes.len();
     let shared = (Mutex::new(line), Condvar::new());
     let t0 = Instant::now();
@@ -561,7 +721,7 @@ fn threads<T: Send>(ctx: &Ctx<'_, T>, line: Line<'_, T>) -> Result<Vec<Outcome>>
                 g.lanes[j].dev
             };
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                ctx.run(dev, &range, chunk)
+                ctx.run(dev, &range, &mut *chunk)
             }))
             .unwrap_or_else(|_| Err(panicked(ctx, dev)));
             let (cost, secs) = match &result {
@@ -576,6 +736,7 @@ fn threads<T: Send>(ctx: &Ctx<'_, T>, line: Line<'_, T>) -> Result<Vec<Outcome>>
                 cost,
                 range.len(),
                 secs,
+                (range, chunk),
             );
             drop(g);
             cv.notify_all();

@@ -179,6 +179,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) timestamp_period: Option<f32>,
     /// Turns a driver complaint into this device's error (device lost wins).
     pub(crate) fail: &'a (dyn Fn(&'static str, String) -> Error + Sync),
+    /// Fault injection: chunks left before each further chunk fails.
+    pub(crate) fault: Option<&'a std::sync::atomic::AtomicU64>,
 }
 
 /// A kernel to run on each chunk between upload and download.
@@ -315,6 +317,19 @@ impl Ctx<'_> {
         }
     }
 
+    /// Counts a chunk down the injected fault, failing once it is spent.
+    fn injected_fault(&self) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        let Some(f) = self.fault else { return Ok(()) };
+        let left = f.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            (v != 0 && v != u64::MAX).then(|| v - 1)
+        });
+        match left {
+            Ok(_) | Err(u64::MAX) => Ok(()),
+            Err(_) => Err(self.fail("compute", "injected fault (fail_gpu_after_chunks)")),
+        }
+    }
+
     /// Takes the buffers of `ring` slots for `job` from the pool; on running out of
     /// memory, releases the pool's idle buffers and tries once more.
     fn slots(&self, job: &Job) -> Result<Vec<Slot>> {
@@ -435,6 +450,9 @@ impl Ctx<'_> {
             self.finish(&mut slots[s], &mut out, &mut st)?;
             let start = i * chunk;
             let len = chunk.min(job.len - start);
+            if job.compute.is_some() {
+                self.injected_fault()?;
+            }
             self.submit(&job, &mut slots[s], start, len, out.is_some(), &mut st)?;
         }
         for k in 0..job.ring {
