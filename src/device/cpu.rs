@@ -78,6 +78,7 @@ fn run_task(
 /// Reduces elements `offset..offset + len` block by block: `direct` names an input
 /// to reduce in place (the kernel is `|x| x`), else `eval(at, out)` maps the block
 /// starting at `at` into `out`.
+#[allow(clippy::too_many_arguments)]
 fn reduce_task(
     op: Reduce,
     ty: crate::ScalarType,

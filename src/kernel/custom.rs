@@ -79,8 +79,11 @@ impl Custom {
 /// The sample windows of a call of `n` elements: the start, the middle and the end,
 /// each at most [`SAMPLE`] long, not overlapping.
 pub(crate) fn windows(n: usize) -> Vec<std::ops::Range<usize>> {
+    if n == 0 {
+        return Vec::new();
+    }
     if n <= 3 * SAMPLE {
-        return if n == 0 { Vec::new() } else { vec![0..n] };
+        return std::iter::once(0..n).collect();
     }
     let mid = n / 2 - SAMPLE / 2;
     vec![0..SAMPLE, mid..mid + SAMPLE, n - SAMPLE..n]

@@ -382,6 +382,12 @@ impl Lowering {
                         };
                         Operand::Const(ty, v)
                     }
+                    // a constant product is folded here: left to WGSL it would be a
+                    // constant expression, and one that overflows is a shader error
+                    (Operand::Const(_, x), Operand::Const(_, y), c) if fma => {
+                        let p = Operand::Const(ty, ops::binary(BinOp::Mul, ty, x, y));
+                        self.emit(level, ty, Op::Binary(BinOp::Add, p, c))
+                    }
                     _ if fma => self.emit(level, ty, Op::MulAdd(a, b, c)),
                     _ => self.emit(level, ty, Op::Clamp(a, b, c)),
                 }

@@ -639,6 +639,17 @@ mod tests {
         }));
     }
 
+    /// Found by the fuzz test: a mul_add of two constants whose product overflows
+    /// reached WGSL as a constant expression, which is a shader-creation error.
+    #[test]
+    fn a_constant_product_that_overflows_validates() {
+        let k =
+            Kernel::map(|x: Expr<f32>| Expr::constant(2.946_547_3e36f32).mul_add(115.486_33f32, x));
+        let src = shader(&k);
+        validate(&src).unwrap_or_else(|e| panic!("{e}\n{src}"));
+        assert!(!src.contains("2.9465473e36f *"), "{src}");
+    }
+
     #[test]
     fn reductions_of_every_type_and_op_validate() {
         let ops = [Reduce::Sum, Reduce::Min, Reduce::Max];
