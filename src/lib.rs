@@ -77,6 +77,8 @@ pub use kernel::{
     fold, index, select, Element, Expr, Integer, Kernel, Numeric, Scalar, ScalarType,
 };
 pub use report::{Forecast, Report, Share};
+#[doc(hidden)]
+pub use runtime::DeviceResources;
 pub use runtime::{Backend, Run, Runtime, RuntimeBuilder};
 pub use schedule::Placement;
 pub use transfer::{Calibration, Link, LinkDir, TransferConfig, TransferStats};
