@@ -42,6 +42,8 @@ fn runner() -> TestRunner {
         cases: cases(),
         failure_persistence: None,
         max_shrink_iters: 2_000,
+        // say at once when a case fails, before the (slow) shrinking
+        verbose: 1,
         ..Config::default()
     })
 }
@@ -545,7 +547,17 @@ fn any_kernel_compiles_or_is_a_typed_error() {
     let found = RefCell::new(Found::default());
     let start = std::time::Instant::now();
     let strategy = proptest::collection::vec(any::<u8>(), 1..400);
+    let done = std::cell::Cell::new(0u64);
     let result = runner().run(&strategy, |bytes| {
+        done.set(done.get() + 1);
+        if done.get() % 500 == 0 {
+            // progress for long runs: a run killed by a timeout still says how far it got
+            eprintln!(
+                "{} cases, {:.0} s",
+                done.get(),
+                start.elapsed().as_secs_f64()
+            );
+        }
         let case = decode(&bytes, true, 12);
         let special_kind = match bytes[0] % 16 {
             0 => Some((0, bytes.get(1).copied().unwrap_or(0) as usize * 100)),
