@@ -77,4 +77,57 @@ mod tests {
             "NVIDIA_H200___vulkan_1.3.json"
         );
     }
+
+    /// A writer killed mid-write leaves its half-written temp file; the target keeps
+    /// the previous whole file, and the next write (same temp name: same process and
+    /// thread) replaces the half file and then the target, leaving no temp behind.
+    #[test]
+    fn a_writer_killed_mid_write_leaves_the_old_file_whole() {
+        let d = std::env::temp_dir().join(format!("hybrid-cache-kill-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let p = d.join("link.json");
+        let old = br#"{"format":1,"whole":true}"#;
+        write_atomic(&p, old).unwrap_or_else(|e| panic!("{e}"));
+        // what write_atomic leaves when killed between write_all and rename
+        let tmp = d.join(format!(
+            ".link.json.{}.{:?}.tmp",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::write(&tmp, &br#"{"format":1,"who"#[..]).unwrap_or_else(|e| panic!("{e}"));
+        // and a dead process's
+        let other = d.join(".link.json.4242.ThreadId(3).tmp");
+        std::fs::write(&other, b"{").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(std::fs::read(&p).unwrap_or_default(), old, "old file whole");
+        let new = br#"{"format":1,"whole":"again"}"#;
+        write_atomic(&p, new).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(std::fs::read(&p).unwrap_or_default(), new);
+        assert!(
+            !tmp.exists(),
+            "this writer's temp file was renamed over the target"
+        );
+        assert_eq!(std::fs::read(&other).unwrap_or_default(), b"{", "untouched");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// A write that fails at the rename (the target is a directory) is an error, and
+    /// leaves neither a temp file nor anything at the target.
+    #[test]
+    fn a_failed_write_leaves_nothing_behind() {
+        let d = std::env::temp_dir().join(format!("hybrid-cache-fail-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let p = d.join("model.json");
+        std::fs::create_dir_all(p.join("occupied")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(write_atomic(&p, b"{}").is_err());
+        assert!(p.is_dir(), "the target was not replaced");
+        let names: Vec<_> = std::fs::read_dir(&d)
+            .map(|r| r.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            names,
+            vec![std::ffi::OsString::from("model.json")],
+            "no temp left"
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
 }

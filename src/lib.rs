@@ -46,6 +46,60 @@
 //! may differ between devices by rounding only (a GPU may fuse `a * b + c`, and its
 //! `sin`, `exp`, ... are less exact than the CPU's).
 //!
+//! ## What the type system rejects
+//!
+//! An operation a type does not support is not a run-time error: the kernel does not
+//! compile. Each block below fails to build, and its neighbour with the right type
+//! builds.
+//!
+//! ```
+//! use hybrid::{Expr, Kernel};
+//! let _ok = Kernel::map(|x: Expr<f32>| x.sqrt());
+//! let _ok = Kernel::map(|x: Expr<u32>| (x << 3u32) & 0xffu32);
+//! let _ok = Kernel::map(|x: Expr<i32>| -x);
+//! let _ok = Kernel::map(|x: Expr<i32>| x.cast::<f32>() + 1.0);
+//! ```
+//!
+//! `sqrt` (like `sin`, `exp`, `ln`, `floor`, `pow`) is for `f32` only:
+//!
+//! ```compile_fail,E0599
+//! use hybrid::{Expr, Kernel};
+//! let _ = Kernel::map(|x: Expr<i32>| x.sqrt());
+//! ```
+//!
+//! Shifts and bitwise operations are for integers only:
+//!
+//! ```compile_fail,E0369
+//! use hybrid::{Expr, Kernel};
+//! let _ = Kernel::map(|x: Expr<f32>| x << 3u32);
+//! ```
+//!
+//! ```compile_fail,E0369
+//! use hybrid::{Expr, Kernel};
+//! let _ = Kernel::map(|x: Expr<f32>| x & 1.0);
+//! ```
+//!
+//! Negation is for signed types only:
+//!
+//! ```compile_fail,E0600
+//! use hybrid::{Expr, Kernel};
+//! let _ = Kernel::map(|x: Expr<u32>| -x);
+//! ```
+//!
+//! Operands of different types need an explicit `cast`:
+//!
+//! ```compile_fail,E0308
+//! use hybrid::{Expr, Kernel};
+//! let _ = Kernel::map(|x: Expr<i32>| x + 1.0f32);
+//! ```
+//!
+//! Element types are `f32`, `i32` and `u32` only:
+//!
+//! ```compile_fail,E0277
+//! use hybrid::{Expr, Kernel};
+//! let _ = Kernel::map(|x: Expr<f64>| x * 2.0);
+//! ```
+//!
 //! ## Environment
 //!
 //! - `HYBRID_BACKEND`: `cpu` (CPU only), `gpu` (GPUs only), unset or `all`.
@@ -80,6 +134,8 @@ pub use kernel::{
     fold, index, select, Element, Expr, Integer, Kernel, Numeric, Reduce, Scalar, ScalarType,
 };
 pub use report::{Forecast, Recovery, Report, Share};
+#[doc(hidden)]
+pub use runtime::DeviceResources;
 pub use runtime::{Backend, Run, Runtime, RuntimeBuilder};
 pub use schedule::Placement;
 pub use transfer::{Calibration, Link, LinkDir, TransferConfig, TransferStats};

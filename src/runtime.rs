@@ -62,6 +62,20 @@ pub struct Run<T> {
     pub report: Report,
 }
 
+/// What one device keeps between calls, for tests that memory stays bounded under
+/// repeated calls. Not part of the API.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeviceResources {
+    /// Buffers the device's transfer pool has allocated since it was made (a warm pool
+    /// reuses its buffers, so this stops growing).
+    pub pool_allocations: u64,
+    /// Compiled kernels in the device's pipeline cache.
+    pub pipelines: usize,
+    /// The most compiled kernels the cache keeps (0: the device keeps none).
+    pub pipeline_capacity: usize,
+}
+
 /// A set of devices and the entry points that run kernels on them.
 pub struct Runtime {
     devices: Vec<Arc<dyn Device>>,
@@ -305,6 +319,13 @@ impl Runtime {
             .zip(&self.infos)
             .filter_map(|(d, i)| d.calibration().map(|c| (i.clone(), c)))
             .collect()
+    }
+
+    /// Each device's retained resources, in [`devices`](Self::devices) order. For the
+    /// resource-bound tests; not part of the API.
+    #[doc(hidden)]
+    pub fn __resources(&self) -> Vec<DeviceResources> {
+        self.devices.iter().map(|d| d.resources()).collect()
     }
 
     /// Moves data over device `device`'s link (an index into [`devices`]) with no

@@ -759,6 +759,20 @@ impl Device for GpuDevice {
         self.fault.store(after_chunks, Ordering::Relaxed);
     }
 
+    fn resources(&self) -> crate::runtime::DeviceResources {
+        let pipelines = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map
+            .len();
+        crate::runtime::DeviceResources {
+            pool_allocations: self.pool.allocations(),
+            pipelines,
+            pipeline_capacity: CACHE_CAPACITY,
+        }
+    }
+
     fn transfer(
         &self,
         src: Option<&[u32]>,

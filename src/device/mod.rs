@@ -165,6 +165,12 @@ pub(crate) trait Device: Send + Sync {
         Ok((p, stats, t.elapsed().as_secs_f64()))
     }
 
+    /// What the device keeps between calls (pooled buffers, compiled kernels), for the
+    /// resource-bound tests; nothing for a device that keeps nothing.
+    fn resources(&self) -> crate::runtime::DeviceResources {
+        crate::runtime::DeviceResources::default()
+    }
+
     /// Whether the device's times are virtual (a [`sim::SimDevice`]): its runs return
     /// at once and say how long they would have taken.
     fn is_virtual(&self) -> bool {
