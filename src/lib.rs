@@ -74,7 +74,7 @@ pub use device::sim::SimDevice;
 pub use device::{DeviceInfo, DeviceKind};
 pub use error::{Error, Result};
 pub use kernel::{
-    fold, index, select, Element, Expr, Integer, Kernel, Numeric, Scalar, ScalarType,
+    fold, index, select, Element, Expr, Integer, Kernel, Numeric, Param, Scalar, ScalarType,
 };
 pub use report::{Forecast, Report, Share};
 pub use runtime::{Backend, Run, Runtime, RuntimeBuilder};

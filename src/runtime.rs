@@ -238,6 +238,15 @@ impl Runtime {
         &self.infos
     }
 
+    /// How many compute pipelines this runtime's GPUs have compiled so far (all of
+    /// them together; 0 without a GPU). A kernel compiles once per GPU, on its first
+    /// GPU call, and stays cached: changing a [`Param`](crate::Param)'s value never
+    /// compiles anything, and neither do kernels that differ only in their parameters'
+    /// values.
+    pub fn compilations(&self) -> u64 {
+        self.devices.iter().map(|d| d.compilations()).sum()
+    }
+
     /// Whether the runtime has at least one GPU.
     pub fn has_gpu(&self) -> bool {
         self.infos.iter().any(|i| i.kind.is_gpu())
@@ -339,6 +348,8 @@ impl Runtime {
     ) -> Result<Run<Vec<O>>> {
         let start = Instant::now();
         kernel.program()?;
+        // The parameters' values are read once, here: every device sees the same.
+        let kernel = &kernel.bind();
         let mut notes = Vec::new();
         if let Some(r) = &self.no_gpu {
             notes.push(format!("no gpu: {r}"));

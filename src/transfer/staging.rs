@@ -188,6 +188,11 @@ pub(crate) struct Compute<'a> {
     pub(crate) max_groups: u32,
     pub(crate) first_index: u64,
     pub(crate) workgroup_size: u32,
+    /// Bytes of the kernel's uniform block: [`PARAMS_BYTES`] of header, then its
+    /// parameter values.
+    pub(crate) uniform_bytes: u64,
+    /// The kernel's parameter values (bit patterns), written after the header.
+    pub(crate) params: &'a [u32],
 }
 
 /// What a stream moves and computes.
@@ -339,7 +344,7 @@ impl Ctx<'_> {
                 let params = job
                     .compute
                     .as_ref()
-                    .map(|_| self.pool.take(self.device, Kind::Params, PARAMS_BYTES));
+                    .map(|c| self.pool.take(self.device, Kind::Params, c.uniform_bytes));
                 let resolve = timed.then(|| self.pool.take(self.device, Kind::Resolve, 256));
                 let queries = timed.then(|| {
                     self.device.create_query_set(&wgpu::QuerySetDescriptor {
@@ -477,6 +482,10 @@ impl Ctx<'_> {
                 let block: [u32; 4] = [base, len as u32, row, 0];
                 self.queue
                     .write_buffer(params, 0, bytemuck::cast_slice(&block));
+                if !c.params.is_empty() {
+                    let values: &[u8] = bytemuck::cast_slice(c.params);
+                    self.queue.write_buffer(params, PARAMS_BYTES, values);
+                }
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("hybrid kernel"),
                     timestamp_writes: None,
