@@ -18,9 +18,9 @@ pub(crate) mod param;
 pub(crate) mod program;
 pub(crate) mod wgsl;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
-use std::borrow::Cow;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::Result;
@@ -374,12 +374,21 @@ mod tests {
             k.inner().bind().plan().unwrap_or_else(|e| panic!("{e}"))
         };
         let p1 = plan(1);
-        assert!(Arc::ptr_eq(&p1, &plan(1)), "a repeated value reuses its plan");
+        assert!(
+            Arc::ptr_eq(&p1, &plan(1)),
+            "a repeated value reuses its plan"
+        );
         for v in 2..2 + BOUND_PLANS as i32 {
             plan(v);
         }
         assert!(!Arc::ptr_eq(&p1, &plan(1)), "only the last few are kept");
-        let kept = k.inner().compiled.bound.lock().map(|b| b.len()).unwrap_or(0);
+        let kept = k
+            .inner()
+            .compiled
+            .bound
+            .lock()
+            .map(|b| b.len())
+            .unwrap_or(0);
         assert_eq!(kept, BOUND_PLANS);
     }
 

@@ -258,11 +258,7 @@ fn drop_deep(root: NodeRef) {
                     stack.extend([a, b, c])
                 }
                 Node::Fold { init, body, .. } => stack.extend([init, body]),
-                Node::Input(_)
-                | Node::Index
-                | Node::Const(..)
-                | Node::Var(_)
-                | Node::Param(_) => {}
+                Node::Input(_) | Node::Index | Node::Const(..) | Node::Var(_) | Node::Param(_) => {}
             }
         }
     }
@@ -730,7 +726,9 @@ mod tests {
         let k = Kernel::map(|x: Expr<f32>| {
             // a * 2 + 1 would fold if `a` were a constant; `a` is used three times.
             let t = a.expr() * 2.0 + 1.0;
-            let u = fold(4, x.clone(), |acc, _| acc * a.expr() + b.expr().cast::<f32>());
+            let u = fold(4, x.clone(), |acc, _| {
+                acc * a.expr() + b.expr().cast::<f32>()
+            });
             t + u + Expr::from(&a)
         });
         let p = program(&k);
@@ -750,11 +748,20 @@ mod tests {
             "a * 2 is computed, not folded: {p:#?}"
         );
         // The loop body keeps only what depends on the accumulator.
-        let Some(Op::Loop(l)) = p.body.iter().map(|i| &i.op).find(|o| matches!(o, Op::Loop(_)))
+        let Some(Op::Loop(l)) = p
+            .body
+            .iter()
+            .map(|i| &i.op)
+            .find(|o| matches!(o, Op::Loop(_)))
         else {
             panic!("no loop: {p:#?}");
         };
-        assert!(l.body.iter().all(|i| !matches!(i.op, Op::Param(_) | Op::Cast(_))), "{p:#?}");
+        assert!(
+            l.body
+                .iter()
+                .all(|i| !matches!(i.op, Op::Param(_) | Op::Cast(_))),
+            "{p:#?}"
+        );
 
         // Bound to values, the parameters are literals and fold as constants do.
         let bound = p.bind(&[3.0f32.to_bits(), (-1i32) as u32]);

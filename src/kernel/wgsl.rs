@@ -617,14 +617,20 @@ mod tests {
         };
         let k = build();
         let s = shader(&k);
-        assert!(s.contains("user: array<vec4<u32>, 2>"), "7 params, 2 vec4:
-{s}");
+        assert!(
+            s.contains("user: array<vec4<u32>, 2>"),
+            "7 params, 2 vec4:
+{s}"
+        );
         assert!(s.contains("bitcast<f32>(params.user[0][0])"), "{s}");
         assert!(s.contains("bitcast<i32>(params.user[0][1])"), "{s}");
         assert!(s.contains("params.user[0][2]"), "{s}");
         assert!(s.contains("params.user[1][2]"), "{s}");
-        assert!(!s.contains("1.25") && !s.contains("0.75"), "no value in the source:
-{s}");
+        assert!(
+            !s.contains("1.25") && !s.contains("0.75"),
+            "no value in the source:
+{s}"
+        );
         let compiled = k.inner().shader().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(compiled.uniform_bytes, 16 + 32);
         // Other values, the same shader; another kernel with other cells, the same too.
@@ -636,7 +642,10 @@ mod tests {
         let b = Param::new(99.0f32);
         let again = Kernel::map(|x: Expr<f32>| b.expr() * x);
         let c = Param::new(-1.0f32);
-        assert_eq!(again.id().ok(), Kernel::map(|x: Expr<f32>| c.expr() * x).id().ok());
+        assert_eq!(
+            again.id().ok(),
+            Kernel::map(|x: Expr<f32>| c.expr() * x).id().ok()
+        );
         // A kernel without params has the plain header.
         let plain = Kernel::map(|x: Expr<f32>| x * 2.0);
         let s = shader(&plain);
