@@ -145,9 +145,8 @@ fn i32_cases() -> Vec<Case<i32>> {
         set: Box::new(set),
         check: Box::new(move |_, x, y, got| {
             let (a, b, sh) = (a.get(), b.get(), sh.get());
-            let div = if b == 0 {
-                x
-            } else if x == i32::MIN && b == -1 {
+            // WGSL: x / 0 == x, and i32::MIN / -1 == i32::MIN
+            let div = if b == 0 || (x == i32::MIN && b == -1) {
                 x
             } else {
                 x / b
