@@ -10,7 +10,7 @@ struct Params {
     // Threads per row of a 2D dispatch: element = gid.x + gid.y * row.
     row: u32,
     // Always 0; mixed into special constants so no compiler folds them.
-    zero: u32,
+    zero: u32,{{user}}
 }
 
 {{bindings}}

@@ -12,7 +12,7 @@ struct Params {
     // Unused by reductions (threads per row of a map's 2D dispatch).
     row: u32,
     // Always 0; mixed into special constants so no compiler folds them.
-    zero: u32,
+    zero: u32,{{user}}
 }
 
 {{bindings}}

@@ -27,6 +27,10 @@
 //!
 //! - Kernels: [`Kernel::map`], [`Kernel::map2`] over symbolic [`Expr`] values, with
 //!   [`select`], [`index`] and [`fold`] (a loop with a constant trip count).
+//! - Parameters: a [`Param`] is a value a kernel reads that can change between calls
+//!   without recompiling its shader (`a.expr() * x + y`, then `a.set(3.0)`); each call
+//!   reads it once, at its start. [`Runtime::compilations`] counts the pipelines
+//!   compiled.
 //! - Entry points: [`map`] and [`map2`] on the global runtime; [`Runtime::map`] and
 //!   [`Runtime::map2`] with a [`Placement`], returning a [`Run`] with the output and its
 //!   [`Report`].
@@ -131,7 +135,7 @@ pub use device::sim::SimDevice;
 pub use device::{DeviceInfo, DeviceKind};
 pub use error::{Error, Result};
 pub use kernel::{
-    fold, index, select, Element, Expr, Integer, Kernel, Numeric, Reduce, Scalar, ScalarType,
+    fold, index, select, Element, Expr, Integer, Kernel, Numeric, Param, Reduce, Scalar, ScalarType,
 };
 pub use report::{Forecast, Recovery, Report, Share};
 #[doc(hidden)]

@@ -290,6 +290,15 @@ impl Runtime {
         &self.infos
     }
 
+    /// How many compute pipelines this runtime's GPUs have compiled so far (all of
+    /// them together; 0 without a GPU). A kernel compiles once per GPU, on its first
+    /// GPU call, and stays cached: changing a [`Param`](crate::Param)'s value never
+    /// compiles anything, and neither do kernels that differ only in their parameters'
+    /// values.
+    pub fn compilations(&self) -> u64 {
+        self.devices.iter().map(|d| d.compilations()).sum()
+    }
+
     /// Whether the runtime has at least one GPU.
     pub fn has_gpu(&self) -> bool {
         self.infos.iter().any(|i| i.kind.is_gpu())
@@ -585,6 +594,8 @@ impl Runtime {
     ) -> Result<Run<Vec<O>>> {
         let start = Instant::now();
         kernel.program()?;
+        // The parameters' values are read once, here: every device sees the same.
+        let kernel = &kernel.bind();
         self.check_custom(kernel, inputs, n)?;
         let mut notes = Vec::new();
         let healthy = self.healthy(kernel, inputs, n, None, &mut notes);
@@ -610,6 +621,7 @@ impl Runtime {
     ) -> Result<Run<O>> {
         let start = Instant::now();
         let ty = kernel.output_type()?;
+        let kernel = &kernel.bind();
         self.check_custom(kernel, inputs, n)?;
         let mut notes = Vec::new();
         let healthy = self.healthy(kernel, inputs, n, Some(op), &mut notes);

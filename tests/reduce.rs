@@ -320,3 +320,33 @@ fn auto_splits_a_reduction_on_simulated_devices() {
         assert!(s.bytes_from_device() <= 4 * (s.elements() as u64).div_ceil(2048) + 4);
     }
 }
+
+/// A parameter read by a reduction: set between calls, used by every device, with no
+/// new pipeline.
+#[test]
+fn reductions_read_parameters() {
+    let a = hybrid::Param::new(3u32);
+    let k = Kernel::map(|x: Expr<u32>| x * a.expr() + 1u32);
+    let xs: Vec<u32> = (0..100_000).collect();
+    for rt in runtimes() {
+        for p in placements(&rt) {
+            let mut compiled = None;
+            for v in [3u32, 7, 1_000_003] {
+                a.set(v);
+                let want = xs.iter().fold(0u32, |s, &x| {
+                    s.wrapping_add(x.wrapping_mul(v).wrapping_add(1))
+                });
+                assert_eq!(
+                    run1(&rt, &xs, &k, Reduce::Sum, p, &format!("{p} a={v}")),
+                    want
+                );
+                let c = rt.compilations();
+                assert!(
+                    compiled.is_none_or(|c0| c0 == c),
+                    "{p}: recompiled for a={v}"
+                );
+                compiled = Some(c);
+            }
+        }
+    }
+}

@@ -27,6 +27,7 @@ const CACHE_CAPACITY: usize = 64;
 
 /// Bytes of the uniform parameter block: base, len, row, zero.
 use crate::transfer::staging::PARAMS_BYTES;
+const _: () = assert!(PARAMS_BYTES == crate::kernel::wgsl::HEADER_BYTES);
 
 /// Measured runs per size when calibrating (after one warm-up); the fastest counts.
 const CALIBRATION_REPS: usize = 3;
@@ -50,6 +51,8 @@ pub(crate) struct GpuDevice {
     max_chunk_bytes: u64,
     max_groups: u32,
     cache: Mutex<PipelineCache>,
+    /// Pipelines compiled since the device was made.
+    compilations: AtomicU64,
     /// Set by the device-lost callback.
     lost: Arc<Mutex<Option<String>>>,
     /// Staging and device buffers, reused across calls and kernels.
@@ -78,6 +81,8 @@ pub(crate) struct Pipeline {
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
     inputs: usize,
+    /// Bytes of the uniform block: the header, then the kernel's parameter values.
+    uniform_bytes: u64,
 }
 
 #[derive(Default)]
@@ -214,6 +219,7 @@ impl GpuDevice {
             max_chunk_bytes: chunk_elements as u64 * 4,
             max_groups,
             cache: Mutex::default(),
+            compilations: AtomicU64::new(0),
             lost,
             pool: Pool::new(DEFAULT_IDLE_BYTES),
             config: Mutex::new(TransferConfig::from_env()),
@@ -533,6 +539,7 @@ impl GpuDevice {
             return Ok(p);
         }
         let p = Arc::new(self.compile(shader)?);
+        self.compilations.fetch_add(1, Ordering::Relaxed);
         self.cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -604,7 +611,7 @@ impl GpuDevice {
             ty: wgpu::BindingType::Buffer {
                 ty: wgpu::BufferBindingType::Uniform,
                 has_dynamic_offset: false,
-                min_binding_size: wgpu::BufferSize::new(PARAMS_BYTES),
+                min_binding_size: wgpu::BufferSize::new(shader.uniform_bytes.max(PARAMS_BYTES)),
             },
             count: None,
         });
@@ -642,19 +649,22 @@ impl GpuDevice {
             pipeline,
             layout,
             inputs,
+            uniform_bytes: shader.uniform_bytes.max(PARAMS_BYTES),
         })
     }
 
-    /// Computes `out.len()` elements with `p`, through the transfer layer's ring.
+    /// Computes `out.len()` elements with `p`, through the transfer layer's ring;
+    /// `params` are the kernel's parameter values (bit patterns).
     pub(crate) fn dispatch(
         &self,
         p: &Pipeline,
+        params: &[u32],
         inputs: &[&[u32]],
         first_index: u64,
         out: &mut [u32],
     ) -> Result<ShareStats> {
         let n = out.len();
-        self.launch(p, inputs, first_index, n, out, 1, WORKGROUP_SIZE)
+        self.launch(p, params, inputs, first_index, n, out, 1, WORKGROUP_SIZE)
     }
 
     /// Runs `p` over `n` elements through the transfer layer's ring; each workgroup
@@ -664,6 +674,7 @@ impl GpuDevice {
     fn launch(
         &self,
         p: &Pipeline,
+        params: &[u32],
         inputs: &[&[u32]],
         first_index: u64,
         n: usize,
@@ -695,6 +706,8 @@ impl GpuDevice {
                     first_index,
                     group_elems,
                     out_ratio,
+                    uniform_bytes: p.uniform_bytes,
+                    params,
                 }),
                 len: n,
                 chunk,
@@ -793,7 +806,11 @@ impl Device for GpuDevice {
         }
         let shader = kernel.shader()?;
         let pipeline = self.pipeline(&shader)?;
-        self.dispatch(&pipeline, inputs, first_index, out)
+        self.dispatch(&pipeline, &kernel.values(), inputs, first_index, out)
+    }
+
+    fn compilations(&self) -> u64 {
+        self.compilations.load(Ordering::Relaxed)
     }
 
     fn reduce(
@@ -814,6 +831,7 @@ impl Device for GpuDevice {
         let mut partials = vec![0u32; len.div_ceil(ratio)];
         let stats = self.launch(
             &pipeline,
+            &kernel.values(),
             inputs,
             first_index,
             len,

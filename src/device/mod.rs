@@ -171,6 +171,12 @@ pub(crate) trait Device: Send + Sync {
         crate::runtime::DeviceResources::default()
     }
 
+    /// Compute pipelines the device has compiled so far (0 for a device that compiles
+    /// nothing).
+    fn compilations(&self) -> u64 {
+        0
+    }
+
     /// Whether the device's times are virtual (a [`sim::SimDevice`]): its runs return
     /// at once and say how long they would have taken.
     fn is_virtual(&self) -> bool {

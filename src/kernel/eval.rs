@@ -289,7 +289,7 @@ fn count_uses(body: &[Instr], uses: &mut [u32]) {
     }
     for ins in body {
         match &ins.op {
-            Op::Input(_) | Op::Index => {}
+            Op::Input(_) | Op::Index | Op::Param(_) => {}
             Op::Unary(_, a) | Op::Cast(a) => add(uses, a),
             Op::Binary(_, a, b) => {
                 add(uses, a);
@@ -437,7 +437,7 @@ fn liveness(
         last[ins.dst as usize] = last[ins.dst as usize].max(here);
         let mut uses: Vec<Operand> = Vec::new();
         match &ins.op {
-            Op::Input(_) | Op::Index => {}
+            Op::Input(_) | Op::Index | Op::Param(_) => {}
             Op::Unary(_, a) | Op::Cast(a) => uses.push(*a),
             Op::Binary(_, a, b) => uses.extend([*a, *b]),
             Op::Select(a, b, c) | Op::MulAdd(a, b, c) | Op::Clamp(a, b, c) => {
@@ -610,6 +610,12 @@ impl Planner<'_> {
             let step = match &ins.op {
                 Op::Input(k) => {
                     self.slot_of[d] = Some(Src::Input(*k));
+                    None
+                }
+                Op::Param(_) => {
+                    // Parameters are bound to literals (Program::bind) before planning.
+                    debug_assert!(false, "an unbound parameter reached the evaluator");
+                    self.slot_of[d] = Some(Src::Imm(0));
                     None
                 }
                 Op::Index => {

@@ -9,6 +9,7 @@ use std::ops;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
+use super::param::ParamCell;
 use super::{Element, Integer, Numeric, Scalar, ScalarType};
 
 /// Unary operations.
@@ -79,6 +80,8 @@ pub(crate) enum Node {
     Const(ScalarType, u32),
     /// A fold's accumulator or counter, by a process-unique id.
     Var(u32),
+    /// A kernel parameter ([`super::Param`]): read per call, never a literal.
+    Param(Arc<ParamCell>),
     Unary(UnOp, NodeRef),
     Binary(BinOp, NodeRef, NodeRef),
     /// `cond ? a : b`.
@@ -141,6 +144,10 @@ fn mk<T: Scalar>(node: Node) -> Expr<T> {
 impl<T: Scalar> Expr<T> {
     pub(crate) fn input(slot: u8) -> Self {
         mk(Node::Input(slot))
+    }
+
+    pub(crate) fn param(cell: Arc<ParamCell>) -> Self {
+        mk(Node::Param(cell))
     }
 
     pub(crate) fn into_node(self) -> NodeRef {

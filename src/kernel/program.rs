@@ -7,7 +7,12 @@
 //!   no constant expression reaches the WGSL compiler (where `1 / 0` or `x << 40` would
 //!   be a shader-creation error); constant shift amounts are masked to `0..=31`;
 //! - a fold's body is a nested instruction list; whatever in it does not depend on the
-//!   accumulator or counter is hoisted before the loop.
+//!   accumulator or counter is hoisted before the loop;
+//! - a kernel parameter ([`super::Param`]) becomes one `Op::Param` register, however
+//!   often it is used, in the top-level block (it is loop-invariant); it is never
+//!   folded, so the program (and the WGSL made from it) does not depend on its value.
+//!   [`Program::bind`] makes the copy the CPU evaluates for given values, with the
+//!   parameters as literals and the folding done again.
 //!
 //! Lowering runs on a helper thread with a large stack, so a deep tree built by a Rust
 //! loop neither overflows the caller's stack while compiling nor while being dropped.
@@ -16,11 +21,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::expr::{BinOp, Node, NodeData, NodeRef, UnOp};
+use super::param::ParamRef;
 use super::{ops, ScalarType};
 use crate::error::{Error, Result};
 
 /// Deepest expression tree the compiler accepts.
 pub(crate) const MAX_DEPTH: usize = 20_000;
+/// Most parameters one kernel may read: their values and the 16-byte header must fit
+/// in a 64 KiB uniform block (WebGPU's guaranteed `maxUniformBufferBindingSize`).
+pub(crate) const MAX_PARAMS: usize = 16_000;
 const COMPILER_STACK: usize = 256 << 20;
 
 /// An instruction operand: a register or a literal.
@@ -37,6 +46,8 @@ pub(crate) enum Op {
     Input(u8),
     /// The global element index (u32).
     Index,
+    /// The value of parameter `k` of [`Program::params`].
+    Param(u32),
     Unary(UnOp, Operand),
     Binary(BinOp, Operand, Operand),
     /// `cond ? a : b`.
@@ -77,6 +88,9 @@ pub(crate) struct Program {
     pub(crate) result: Operand,
     /// The type of each register.
     pub(crate) regs: Vec<ScalarType>,
+    /// The kernel's parameters, in order of first appearance; `Op::Param(k)` reads
+    /// `params[k]`.
+    pub(crate) params: Vec<ParamRef>,
 }
 
 impl Program {
@@ -113,6 +127,23 @@ impl Program {
         }
     }
 
+    /// This program with its parameters bound to `values` (bit patterns, in the order
+    /// of [`params`](Self::params)): every `Op::Param` register replaced by a literal,
+    /// and what then has only literal operands folded as lowering folds constants. The
+    /// copy the CPU evaluates; the parameter list stays, for the record.
+    pub(crate) fn bind(&self, values: &[u32]) -> Program {
+        let mut subst: Vec<Option<Operand>> = vec![None; self.regs.len()];
+        let body = bind_block(&self.body, &self.regs, values, &mut subst);
+        Program {
+            inputs: self.inputs.clone(),
+            output: self.output,
+            body,
+            result: substitute(self.result, &subst),
+            regs: self.regs.clone(),
+            params: self.params.clone(),
+        }
+    }
+
     /// Number of instructions, loop bodies included.
     pub(crate) fn instruction_count(&self) -> usize {
         fn count(body: &[Instr]) -> usize {
@@ -124,6 +155,94 @@ impl Program {
                 .sum()
         }
         count(&self.body)
+    }
+}
+
+fn substitute(o: Operand, subst: &[Option<Operand>]) -> Operand {
+    match o {
+        Operand::Reg(r) => subst[r as usize].unwrap_or(o),
+        c => c,
+    }
+}
+
+/// [`Program::bind`] for one block; `subst` maps registers that became literals.
+fn bind_block(
+    body: &[Instr],
+    regs: &[ScalarType],
+    values: &[u32],
+    subst: &mut [Option<Operand>],
+) -> Vec<Instr> {
+    let mut out = Vec::with_capacity(body.len());
+    for ins in body {
+        let s = |o: Operand, subst: &[Option<Operand>]| substitute(o, subst);
+        let ty = regs[ins.dst as usize];
+        let op = match &ins.op {
+            Op::Param(k) => {
+                let bits = values.get(*k as usize).copied().unwrap_or(0);
+                subst[ins.dst as usize] = Some(Operand::Const(ty, bits));
+                continue;
+            }
+            Op::Input(_) | Op::Index => ins.op.clone(),
+            Op::Unary(u, a) => Op::Unary(*u, s(*a, subst)),
+            Op::Binary(b, x, y) => Op::Binary(*b, s(*x, subst), s(*y, subst)),
+            Op::Select(c, a, b) => Op::Select(s(*c, subst), s(*a, subst), s(*b, subst)),
+            Op::Cast(a) => Op::Cast(s(*a, subst)),
+            Op::MulAdd(a, b, c) => Op::MulAdd(s(*a, subst), s(*b, subst), s(*c, subst)),
+            Op::Clamp(a, b, c) => Op::Clamp(s(*a, subst), s(*b, subst), s(*c, subst)),
+            Op::Loop(l) => {
+                let init = s(l.init, subst);
+                let body = bind_block(&l.body, regs, values, subst);
+                let next = s(l.next, subst);
+                Op::Loop(Box::new(Loop {
+                    count: l.count,
+                    init,
+                    counter: l.counter,
+                    body,
+                    next,
+                }))
+            }
+        };
+        match fold(op, ty) {
+            Folded::Literal(c) => subst[ins.dst as usize] = Some(c),
+            Folded::Op(op) => out.push(Instr { dst: ins.dst, op }),
+        }
+    }
+    out
+}
+
+/// What folding an instruction with substituted operands gave.
+enum Folded {
+    Literal(Operand),
+    Op(Op),
+}
+
+/// Folds `op` (of result type `ty`) when its operands allow, as lowering does: every
+/// operand a literal, or a select with a literal condition or equal arms. Constant
+/// shift amounts are masked.
+fn fold(op: Op, ty: ScalarType) -> Folded {
+    use Operand::Const;
+    match op {
+        Op::Unary(u, Const(t, x)) => Folded::Literal(Const(ty, ops::unary(u, t, x))),
+        Op::Binary(b, x, y) => {
+            let y = match (b, y) {
+                (BinOp::Shl | BinOp::Shr, Const(t, v)) => Const(t, v & 31),
+                (_, y) => y,
+            };
+            match (x, y) {
+                (Const(lt, x), Const(_, y)) => Folded::Literal(Const(ty, ops::binary(b, lt, x, y))),
+                _ => Folded::Op(Op::Binary(b, x, y)),
+            }
+        }
+        Op::Select(Const(_, c), a, b) => Folded::Literal(if c != 0 { a } else { b }),
+        Op::Select(_, a, b) if a == b => Folded::Literal(a),
+        Op::Cast(Const(from, x)) => Folded::Literal(Const(ty, ops::cast(from, ty, x))),
+        Op::MulAdd(Const(_, x), Const(_, y), Const(_, z)) => {
+            Folded::Literal(Const(ty, ops::mul_add(ty, x, y, z)))
+        }
+        Op::Clamp(Const(_, x), Const(_, y), Const(_, z)) => {
+            Folded::Literal(Const(ty, ops::clamp(ty, x, y, z)))
+        }
+        op => Folded::Op(op),
     }
 }
 
@@ -139,7 +258,7 @@ fn drop_deep(root: NodeRef) {
                     stack.extend([a, b, c])
                 }
                 Node::Fold { init, body, .. } => stack.extend([init, body]),
-                Node::Input(_) | Node::Index | Node::Const(..) | Node::Var(_) => {}
+                Node::Input(_) | Node::Index | Node::Const(..) | Node::Var(_) | Node::Param(_) => {}
             }
         }
     }
@@ -167,6 +286,9 @@ struct Lowering {
     memo: HashMap<usize, (Operand, usize, u64)>,
     /// Node -> the loop variables it depends on (absent: none).
     free: HashMap<usize, Vec<u32>>,
+    params: Vec<ParamRef>,
+    /// Parameter id -> its index in `params`.
+    param_index: HashMap<u64, u32>,
 }
 
 impl Lowering {
@@ -183,6 +305,8 @@ impl Lowering {
             vars: HashMap::new(),
             memo: HashMap::new(),
             free: HashMap::new(),
+            params: Vec::new(),
+            param_index: HashMap::new(),
         }
     }
 
@@ -197,6 +321,7 @@ impl Lowering {
             body: frame,
             result,
             regs: self.regs,
+            params: self.params,
         })
     }
 
@@ -222,7 +347,7 @@ impl Lowering {
             }
         };
         match &n.node {
-            Node::Input(_) | Node::Index | Node::Const(..) => {}
+            Node::Input(_) | Node::Index | Node::Const(..) | Node::Param(_) => {}
             Node::Var(v) => vars.push(*v),
             Node::Unary(_, a) | Node::Cast(a) => {
                 self.free_vars(a, depth + 1, seen)?;
@@ -320,6 +445,23 @@ impl Lowering {
                 self.emit(0, ty, Op::Input(*k))
             }
             Node::Index => self.emit(0, ty, Op::Index),
+            Node::Param(cell) => {
+                let k = match self.param_index.get(&cell.id) {
+                    Some(&k) => k,
+                    None if self.params.len() >= MAX_PARAMS => {
+                        return Err(Error::InvalidKernel {
+                            reason: format!("more than {MAX_PARAMS} parameters"),
+                        })
+                    }
+                    None => {
+                        let k = self.params.len() as u32;
+                        self.params.push(ParamRef(cell.clone()));
+                        self.param_index.insert(cell.id, k);
+                        k
+                    }
+                };
+                self.emit(0, ty, Op::Param(k))
+            }
             Node::Const(t, bits) => Operand::Const(*t, *bits),
             Node::Var(v) => Operand::Reg(self.var(*v)?.2),
             Node::Unary(op, a) => {
@@ -464,7 +606,7 @@ impl Lowering {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::{fold, index, Expr, Kernel};
+    use crate::kernel::{fold, index, Expr, Kernel, Param};
 
     fn program<O: crate::Element>(k: &Kernel<f32, O>) -> Program {
         k.inner()
@@ -581,6 +723,81 @@ mod tests {
             k.inner().program(),
             Err(Error::InvalidKernel { .. })
         ));
+    }
+
+    #[test]
+    fn params_are_registers_never_folded() {
+        let a = Param::new(3.0f32);
+        let b = Param::new(-1i32);
+        let k = Kernel::map(|x: Expr<f32>| {
+            // a * 2 + 1 would fold if `a` were a constant; `a` is used three times.
+            let t = a.expr() * 2.0 + 1.0;
+            let u = fold(4, x.clone(), |acc, _| {
+                acc * a.expr() + b.expr().cast::<f32>()
+            });
+            t + u + Expr::from(&a)
+        });
+        let p = program(&k);
+        assert_eq!(p.params.len(), 2, "{p:#?}");
+        let reads: Vec<&Instr> = p
+            .body
+            .iter()
+            .filter(|i| matches!(i.op, Op::Param(_)))
+            .collect();
+        assert_eq!(reads.len(), 2, "one register per parameter: {p:#?}");
+        assert!(reads.iter().any(|i| i.op == Op::Param(0)));
+        assert!(
+            p.body.iter().any(|i| matches!(
+                i.op,
+                Op::Binary(BinOp::Mul, Operand::Reg(_), Operand::Const(..))
+            )),
+            "a * 2 is computed, not folded: {p:#?}"
+        );
+        // The loop body keeps only what depends on the accumulator.
+        let Some(Op::Loop(l)) = p
+            .body
+            .iter()
+            .map(|i| &i.op)
+            .find(|o| matches!(o, Op::Loop(_)))
+        else {
+            panic!("no loop: {p:#?}");
+        };
+        assert!(
+            l.body
+                .iter()
+                .all(|i| !matches!(i.op, Op::Param(_) | Op::Cast(_))),
+            "{p:#?}"
+        );
+
+        // Bound to values, the parameters are literals and fold as constants do.
+        let bound = p.bind(&[3.0f32.to_bits(), (-1i32) as u32]);
+        fn has_param(body: &[Instr]) -> bool {
+            body.iter().any(|i| match &i.op {
+                Op::Param(_) => true,
+                Op::Loop(l) => has_param(&l.body),
+                _ => false,
+            })
+        }
+        assert!(!has_param(&bound.body), "{bound:#?}");
+        assert!(
+            !bound.body.iter().any(|i| matches!(i.op, Op::Cast(_))),
+            "b's cast folds: {bound:#?}"
+        );
+        assert!(
+            bound.body.iter().any(|i| i.op
+                == Op::Binary(
+                    BinOp::Add,
+                    Operand::Const(ScalarType::F32, 7.0f32.to_bits()),
+                    Operand::Reg(match i.op {
+                        Op::Binary(_, _, Operand::Reg(r)) => r,
+                        _ => u32::MAX,
+                    })
+                )),
+            "a * 2 + 1 folds to 7: {bound:#?}"
+        );
+        // The same kernel with other values binds to other literals.
+        let other = p.bind(&[0.5f32.to_bits(), 4]);
+        assert_ne!(other, bound);
     }
 
     #[test]

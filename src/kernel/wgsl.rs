@@ -5,6 +5,11 @@
 //! fixed parts are templates in `shaders/`; where WGSL (or a driver) leaves a case open
 //! — division by zero, shifts past 31, NaN to integer, NaN in `min` — a helper from
 //! `shaders/helpers.wgsl` pins it to the meaning in [`super::ops`].
+//!
+//! A kernel's parameters ([`super::Param`]) are read from the uniform block, after its
+//! 4-word header (`params.user[k / 4][k % 4]`, literal indices); their values are
+//! written per call and never appear in the source, so the source, its hash and the
+//! pipeline cache key are the same whatever the values.
 
 // The entry point and binding layout are read by the GPU device only; without the
 // `gpu` feature the source is still generated (Kernel::wgsl, Kernel::id).
@@ -20,6 +25,15 @@ use super::ScalarType::{self, Bool, F32, I32, U32};
 
 /// Threads per workgroup of every generated kernel.
 pub(crate) const WORKGROUP_SIZE: u32 = 256;
+
+/// Bytes of the uniform block's header: base, len, row, zero.
+pub(crate) const HEADER_BYTES: u64 = 16;
+
+/// Bytes of the uniform block of a kernel with `params` parameters: the header, then
+/// the values four to a `vec4<u32>`.
+pub(crate) fn uniform_bytes(params: usize) -> u64 {
+    HEADER_BYTES + 16 * params.div_ceil(4) as u64
+}
 
 /// Name of the entry point.
 pub(crate) const ENTRY_POINT: &str = "main";
@@ -40,6 +54,9 @@ pub(crate) struct Shader {
     /// Number of input bindings (0..inputs); the output is binding `inputs`, the
     /// parameters `inputs + 1`.
     pub(crate) inputs: u32,
+    /// Bytes of the uniform block: [`HEADER_BYTES`], then the kernel's parameter
+    /// values ([`uniform_bytes`]).
+    pub(crate) uniform_bytes: u64,
 }
 
 impl Shader {
@@ -50,6 +67,7 @@ impl Shader {
             source,
             hash,
             inputs,
+            uniform_bytes: HEADER_BYTES,
         }
     }
 }
@@ -71,8 +89,11 @@ pub(crate) fn generate(p: &Program, user: Option<&str>) -> Shader {
         .replace("{{helpers}}", &(helpers(&g.helpers) + &extra))
         .replace("{{workgroup_size}}", &WORKGROUP_SIZE.to_string())
         .replace("{{body}}", g.out.trim_end_matches('\n'))
-        .replace("{{result}}", &result);
-    Shader::from_source(source, arity as u32)
+        .replace("{{result}}", &result)
+        .replace("{{user}}", &params_field(p));
+    let mut shader = Shader::from_source(source, arity as u32);
+    shader.uniform_bytes = uniform_bytes(p.params.len());
+    shader
 }
 
 /// The compute shader mapping `p` over [`REDUCE_PER_GROUP`] elements per workgroup
@@ -105,8 +126,23 @@ pub(crate) fn generate_reduce(p: &Program, op: Reduce, user: Option<&str>) -> Sh
         .replace("{{per_thread}}", &GPU_PER_THREAD.to_string())
         .replace("{{per_group}}", &REDUCE_PER_GROUP.to_string())
         .replace("{{body}}", &body)
-        .replace("{{result}}", &result);
-    Shader::from_source(source, arity as u32)
+        .replace("{{result}}", &result)
+        .replace("{{user}}", &params_field(p));
+    let mut shader = Shader::from_source(source, arity as u32);
+    shader.uniform_bytes = uniform_bytes(p.params.len());
+    shader
+}
+
+/// The uniform block's field holding the kernel's parameters (none without).
+fn params_field(p: &Program) -> String {
+    match p.params.len() {
+        0 => String::new(),
+        n => format!(
+            "\n    // The kernel's {n} parameter(s), as bit patterns: parameter k is\n    \
+             // user[k / 4][k % 4].\n    user: array<vec4<u32>, {}>,",
+            n.div_ceil(4)
+        ),
+    }
 }
 
 /// The generator with `p`'s body emitted (or, for a hand-written kernel, a call of
@@ -269,6 +305,13 @@ impl Gen<'_> {
                 _ => format!("bitcast<{ty}>(in{k}[li])"),
             },
             Op::Index => "index".into(),
+            Op::Param(k) => {
+                let v = format!("params.user[{}][{}]", k / 4, k % 4);
+                match ty {
+                    U32 => v,
+                    _ => format!("bitcast<{ty}>({v})"),
+                }
+            }
             Op::Unary(u, a) => self.unary(*u, self.p.ty(*a), self.operand(*a)),
             Op::Binary(b, x, y) => {
                 let t = self.p.ty(*x);
@@ -435,7 +478,7 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::{fold, index, select, Element, Expr, Kernel};
+    use crate::kernel::{fold, index, select, Element, Expr, Kernel, Param};
     use crate::Reduce;
 
     /// Parses and validates `src` with naga, as wgpu does before any driver sees it.
@@ -658,13 +701,13 @@ mod tests {
         let ku = Kernel::map(|x: Expr<u32>| x ^ 7u32);
         let kc = Kernel::map(|_x: Expr<f32>| Expr::constant(f32::NAN));
         for op in ops {
-            for p in [&kf.inner().program, &kc.inner().program] {
-                let p = p.as_ref().unwrap_or_else(|e| panic!("{e}"));
+            for p in [kf.inner().program(), kc.inner().program()] {
+                let p = p.unwrap_or_else(|e| panic!("{e}"));
                 let src = generate_reduce(p, op, None).source;
                 validate(&src).unwrap_or_else(|e| panic!("{op}: {e}\n{src}"));
             }
-            for p in [&ki.inner().program, &ku.inner().program] {
-                let p = p.as_ref().unwrap_or_else(|e| panic!("{e}"));
+            for p in [ki.inner().program(), ku.inner().program()] {
+                let p = p.unwrap_or_else(|e| panic!("{e}"));
                 let src = generate_reduce(p, op, None).source;
                 validate(&src).unwrap_or_else(|e| panic!("{op}: {e}\n{src}"));
             }
@@ -708,6 +751,62 @@ mod tests {
         assert_ne!(a.id().ok(), c.id().ok());
         let s = a.inner().shader().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.hash, fnv1a(s.source.as_bytes()));
+    }
+
+    #[test]
+    fn params_validate_and_stay_out_of_the_source() {
+        let a = Param::new(1.25f32);
+        let n = Param::new(-3i32);
+        let m = Param::new(7u32);
+        let extra: Vec<Param<f32>> = (0..4).map(|i| Param::new(i as f32 + 0.75)).collect();
+        let build = || {
+            Kernel::map2(|x: Expr<f32>, y: Expr<f32>| {
+                let mut e = a.expr() * x + y + n.expr().cast::<f32>();
+                e = e + (index() << m.expr()).cast::<f32>();
+                for p in &extra {
+                    e = e * p.expr();
+                }
+                fold(3, e, |acc, _| acc - a.expr())
+            })
+        };
+        let k = build();
+        let s = shader(&k);
+        assert!(
+            s.contains("user: array<vec4<u32>, 2>"),
+            "7 params, 2 vec4:
+{s}"
+        );
+        assert!(s.contains("bitcast<f32>(params.user[0][0])"), "{s}");
+        assert!(s.contains("bitcast<i32>(params.user[0][1])"), "{s}");
+        assert!(s.contains("params.user[0][2]"), "{s}");
+        assert!(s.contains("params.user[1][2]"), "{s}");
+        assert!(
+            !s.contains("1.25") && !s.contains("0.75"),
+            "no value in the source:
+{s}"
+        );
+        let compiled = k.inner().shader().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(compiled.uniform_bytes, 16 + 32);
+        // Other values, the same shader; another kernel with other cells, the same too.
+        let id = k.id().ok();
+        a.set(-8.0);
+        m.set(40);
+        assert_eq!(build().id().ok(), id);
+        assert_eq!(build().wgsl().ok(), Some(s));
+        let b = Param::new(99.0f32);
+        let again = Kernel::map(|x: Expr<f32>| b.expr() * x);
+        let c = Param::new(-1.0f32);
+        assert_eq!(
+            again.id().ok(),
+            Kernel::map(|x: Expr<f32>| c.expr() * x).id().ok()
+        );
+        // A kernel without params has the plain header.
+        let plain = Kernel::map(|x: Expr<f32>| x * 2.0);
+        let s = shader(&plain);
+        assert!(!s.contains("user"), "{s}");
+        // Integer parameters, as the whole result.
+        shader(&Kernel::map(|_x: Expr<u32>| m.expr()));
+        shader(&Kernel::map(|x: Expr<i32>| x / n.expr()));
     }
 
     #[test]

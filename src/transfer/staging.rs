@@ -195,6 +195,11 @@ pub(crate) struct Compute<'a> {
     /// Input elements per output element: 1 for a map; a reduction writes one
     /// partial per workgroup. Chunks are a multiple of it.
     pub(crate) out_ratio: usize,
+    /// Bytes of the kernel's uniform block: [`PARAMS_BYTES`] of header, then its
+    /// parameter values.
+    pub(crate) uniform_bytes: u64,
+    /// The kernel's parameter values (bit patterns), written after the header.
+    pub(crate) params: &'a [u32],
 }
 
 impl Compute<'_> {
@@ -374,7 +379,7 @@ impl Ctx<'_> {
                 let params = job
                     .compute
                     .as_ref()
-                    .map(|_| self.pool.take(self.device, Kind::Params, PARAMS_BYTES));
+                    .map(|c| self.pool.take(self.device, Kind::Params, c.uniform_bytes));
                 let resolve = timed.then(|| self.pool.take(self.device, Kind::Resolve, 256));
                 let queries = timed.then(|| {
                     self.device.create_query_set(&wgpu::QuerySetDescriptor {
@@ -520,6 +525,10 @@ impl Ctx<'_> {
                 let block: [u32; 4] = [base, len as u32, row, 0];
                 self.queue
                     .write_buffer(params, 0, bytemuck::cast_slice(&block));
+                if !c.params.is_empty() {
+                    let values: &[u8] = bytemuck::cast_slice(c.params);
+                    self.queue.write_buffer(params, PARAMS_BYTES, values);
+                }
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("hybrid kernel"),
                     timestamp_writes: None,
