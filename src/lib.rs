@@ -97,6 +97,15 @@
 //! let _ = Kernel::map(|x: Expr<i32>| x + 1.0f32);
 //! ```
 //!
+//! A parameter has one element type; a kernel of another type must `cast` what it
+//! reads:
+//!
+//! ```compile_fail,E0308
+//! use hybrid::{Expr, Kernel, Param};
+//! let scale = Param::new(2u32);
+//! let _ = Kernel::map(move |x: Expr<f32>| x * scale.expr());
+//! ```
+//!
 //! Element types are `f32`, `i32` and `u32` only:
 //!
 //! ```compile_fail,E0277

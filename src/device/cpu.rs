@@ -224,3 +224,36 @@ impl Device for CpuDevice {
         Ok((part, stats))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{index, Expr, Kernel};
+
+    /// `index()` wraps at 2^32 on the CPU as on the GPU: a share that starts two
+    /// elements before 2^32 sees MAX - 1, MAX, 0, 1, and so on. Long enough to cross a
+    /// block and a task, so every block's base is checked, and on a pool of two threads
+    /// so the tasks run apart.
+    #[test]
+    fn index_wraps_at_two_to_the_32() {
+        let d = CpuDevice::new(Some(2)).unwrap_or_else(|e| panic!("{e}"));
+        let k = Kernel::map(|x: Expr<u32>| x ^ index());
+        let n = BLOCK * TASK_BLOCKS * 2 + 5;
+        let xs: Vec<u32> = (0..n as u32).map(|i| i.wrapping_mul(0x9e37_79b9)).collect();
+        let first = (1u64 << 32) - 2;
+        let mut out = vec![0u32; n];
+        d.run(k.inner(), &[&xs], first, &mut out)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            out[..4]
+                .iter()
+                .zip(&xs)
+                .map(|(o, x)| o ^ x)
+                .collect::<Vec<_>>(),
+            [u32::MAX - 1, u32::MAX, 0, 1]
+        );
+        for (i, (o, x)) in out.iter().zip(&xs).enumerate() {
+            assert_eq!(o ^ x, (first + i as u64) as u32, "element {i}");
+        }
+    }
+}

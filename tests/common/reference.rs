@@ -70,6 +70,18 @@ pub struct Table {
     /// Whether float `clamp` is always `min(max(x, lo), hi)`, even for `lo > hi` (the
     /// crate's CPU evaluator); WGSL also allows the median of the three.
     pub clamp_is_min_max: bool,
+    /// Whether the device's shader compiler may reassociate a chain of float additions
+    /// and subtractions. The SPIR-V, MSL and HLSL that wgpu emits carry no "exact" or
+    /// NoContraction marks (WGSL has no way to ask for them), and drivers use that:
+    /// Mesa's lavapipe computed `0.1 + (x + y)` as `(0.1 + x) + y`, 0.5999999 instead of
+    /// 0.6 for x = 2, y = -1.5 (found by the proptest run with seed
+    /// 1796217717135101526), and `(x % 18) + 0.5` as `(x + 0.5) - 18 * trunc(x / 18)`
+    /// through `%`'s formula and a one-trip fold (seed 1796217751749217296). A chain of
+    /// k terms summed in any order is within (k - 1) * 2^-24 * sum |term| of the exact
+    /// sum; every float carries its chain's terms and magnitude (`FV::Num`'s `k` and
+    /// `m`), and a sum on such a device allows (k - 1) ULPs of `m` once, in place of
+    /// its operands' allowances.
+    pub reassociates: bool,
 }
 
 const TWO_M11: f64 = 1.0 / 2048.0;
@@ -98,6 +110,7 @@ pub const CPU: Table = Table {
     subnormal: 1.401_298_464_324_817e-45, // 2^-149
     nonfinite: true,
     clamp_is_min_max: true,
+    reassociates: false,
 };
 
 /// A GPU: WGSL's accuracy table (https://www.w3.org/TR/WGSL/#floating-point-accuracy).
@@ -142,15 +155,20 @@ pub const GPU: Table = Table {
     subnormal: 1.175_494_350_822_287_5e-38, // 2^-126: subnormals may be flushed
     nonfinite: false,
     clamp_is_min_max: false,
+    reassociates: true,
 };
 
 /// A float's reference: a value and a bound, or a non-finite value, or unknown.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum FV {
-    /// Any conforming device gives a finite result within `e` of `v`.
+    /// Any conforming device gives a finite result within `e` of `v`. The value is a
+    /// sum of `k` terms (1 when it is no sum) whose magnitudes add up to `m`, for the
+    /// allowance of a device that may reassociate the sum ([`Table::reassociates`]).
     Num {
         v: f64,
         e: f64,
+        m: f64,
+        k: u32,
     },
     Nan,
     /// Infinity, negative when `true`.
@@ -180,14 +198,28 @@ fn representable(v: f64) -> bool {
     v == 0.0 || ((v as f32) as f64 == v && v.abs() >= MIN_NORMAL && v.abs() <= f32::MAX as f64)
 }
 
+/// A value within `e` of `v` that is no sum.
+fn fnum(v: f64, e: f64) -> FV {
+    FV::Num {
+        v,
+        e,
+        m: v.abs() + e,
+        k: 1,
+    }
+}
+
 fn exact(v: f64) -> FV {
-    FV::Num { v, e: 0.0 }
+    fnum(v, 0.0)
+}
+
+fn is_exact_zero(x: FV) -> bool {
+    matches!(x, FV::Num { v, e, .. } if v == 0.0 && e == 0.0)
 }
 
 impl FV {
     fn interval(self) -> Option<(f64, f64)> {
         match self {
-            FV::Num { v, e } => Some((v - e, v + e)),
+            FV::Num { v, e, .. } => Some((v - e, v + e)),
             _ => None,
         }
     }
@@ -295,16 +327,17 @@ pub fn eval(ast: &Ast, env: &mut Env<'_>) -> V {
 /// The value either branch of a select on an unknown condition may give.
 fn merge(a: V, b: V) -> V {
     match (a, b) {
-        (V::F(FV::Num { v: va, e: ea }), V::F(FV::Num { v: vb, e: eb })) => {
+        (V::F(FV::Num { v: va, e: ea, .. }), V::F(FV::Num { v: vb, e: eb, .. })) => {
             let lo = (va - ea).min(vb - eb);
             let hi = (va + ea).max(vb + eb);
-            if va == vb && ea == eb {
+            if a == b {
                 a
             } else {
-                V::F(FV::Num {
-                    v: 0.5 * (lo + hi),
-                    e: 0.5 * (hi - lo),
-                })
+                // the midpoint, and a radius that reaches both ends after rounding
+                // (found: a result equal to `lo` just outside `v - e` by one f64 ULP)
+                let v = 0.5 * (lo + hi);
+                let e = (v - lo).max(hi - v) * (1.0 + 4.0 * f64::EPSILON);
+                V::F(fnum(v, e))
             }
         }
         (V::F(x), V::F(y)) => V::F(if x == y && x != FV::Unknown {
@@ -361,10 +394,7 @@ fn finish(t: &Table, v: f64, e_prop: f64, allow: Allow, arg: (f64, f64)) -> FV {
         }
         Allow::Inherited => panic!("reference: table entry is inherited; compose instead"),
     };
-    FV::Num {
-        v,
-        e: e_prop + own + t.subnormal + v.abs() * 1e-15,
-    }
+    fnum(v, e_prop + own + t.subnormal + v.abs() * 1e-15)
 }
 
 /// NaN in, NaN out (IEEE); an infinity or unknown operand gives unknown.
@@ -389,7 +419,7 @@ fn nonfinite_result(t: &Table, x: FV) -> FV {
 
 fn num(x: FV) -> (f64, f64) {
     match x {
-        FV::Num { v, e } => (v, e),
+        FV::Num { v, e, .. } => (v, e),
         _ => unreachable!(),
     }
 }
@@ -399,12 +429,34 @@ fn add(t: &Table, allow: Allow, a: FV, b: FV) -> FV {
         return r;
     }
     let ((va, ea), (vb, eb)) = (num(a), num(b));
-    finish(t, va + vb, ea + eb, allow, (0.0, 0.0))
+    if !t.reassociates {
+        return finish(t, va + vb, ea + eb, allow, (0.0, 0.0));
+    }
+    // The bound of the order written, without the operands' own reassociation
+    // allowances: the chain's one allowance replaces them.
+    let (ea, eb) = ((ea - slack(a)).max(0.0), (eb - slack(b)).max(0.0));
+    let r = finish(t, va + vb, ea + eb, allow, (0.0, 0.0));
+    match (r, a, b) {
+        (FV::Num { v, e, .. }, FV::Num { m: ma, k: ka, .. }, FV::Num { m: mb, k: kb, .. }) => {
+            let (m, k) = (ma + mb, ka + kb);
+            let e = e + slack(FV::Num { v, e, m, k });
+            FV::Num { v, e, m, k }
+        }
+        _ => r,
+    }
+}
+
+/// The allowance for summing a chain of `k` terms of total magnitude `m` in any order.
+fn slack(x: FV) -> f64 {
+    match x {
+        FV::Num { m, k, .. } => f64::from(k - 1) * ulp(m),
+        _ => 0.0,
+    }
 }
 
 fn sub(t: &Table, a: FV, b: FV) -> FV {
     match b {
-        FV::Num { v, e } => add(t, t.sub, a, FV::Num { v: -v, e }),
+        FV::Num { v, e, m, k } => add(t, t.sub, a, FV::Num { v: -v, e, m, k }),
         _ => add(t, t.sub, a, b),
     }
 }
@@ -451,7 +503,7 @@ fn rem(t: &Table, a: FV, b: FV) -> FV {
     if let Some(r) = nonfinite_operand(t, &[a, b]) {
         return r;
     }
-    if b == exact(0.0) && t.nonfinite {
+    if is_exact_zero(b) && t.nonfinite {
         // a - 0 * trunc(a / 0) = a - 0 * ±inf (or a - 0 * NaN) = NaN
         return FV::Nan;
     }
@@ -570,7 +622,7 @@ fn pow(t: &Table, x: FV, y: FV) -> FV {
 
 fn min_max(a: FV, b: FV, max: bool) -> FV {
     match (a, b) {
-        (FV::Num { v: va, e: ea }, FV::Num { v: vb, e: eb }) => {
+        (FV::Num { v: va, e: ea, .. }, FV::Num { v: vb, e: eb, .. }) => {
             // decided: the one operand, with its own bound
             let (lo, hi) = if va - ea > vb + eb {
                 (b, a)
@@ -578,10 +630,7 @@ fn min_max(a: FV, b: FV, max: bool) -> FV {
                 (a, b)
             } else {
                 // min and max are 1-Lipschitz in each operand
-                return FV::Num {
-                    v: if max { va.max(vb) } else { va.min(vb) },
-                    e: ea.max(eb),
-                };
+                return fnum(if max { va.max(vb) } else { va.min(vb) }, ea.max(eb));
             };
             if max {
                 hi
@@ -620,7 +669,7 @@ fn cmp(t: &Table, op: Bin, a: FV, b: FV) -> Option<bool> {
         (FV::Inf(na), FV::Inf(nb)) => Some(decide(nb.cmp(&na))),
         (FV::Inf(n), _) => Some(decide(if n { Less } else { Greater })),
         (_, FV::Inf(n)) => Some(decide(if n { Greater } else { Less })),
-        (FV::Num { v: va, e: ea }, FV::Num { v: vb, e: eb }) => {
+        (FV::Num { v: va, e: ea, .. }, FV::Num { v: vb, e: eb, .. }) => {
             if ea == 0.0 && eb == 0.0 {
                 return Some(decide(va.partial_cmp(&vb)?));
             }
@@ -638,12 +687,15 @@ fn cmp(t: &Table, op: Bin, a: FV, b: FV) -> Option<bool> {
 fn unary(t: &Table, op: Un, a: V) -> V {
     match a {
         V::F(x) => V::F(match op {
-            Un::Neg | Un::Abs => match x {
-                FV::Num { v, e } => FV::Num {
-                    v: if op == Un::Neg { -v } else { v.abs() },
-                    e,
-                },
-                FV::Inf(n) => FV::Inf(op == Un::Neg && !n),
+            // a negated sum is still a sum (of the negated terms) to a compiler
+            Un::Neg => match x {
+                FV::Num { v, e, m, k } => FV::Num { v: -v, e, m, k },
+                FV::Inf(n) => FV::Inf(!n),
+                other => other,
+            },
+            Un::Abs => match x {
+                FV::Num { v, e, .. } => fnum(v.abs(), e),
+                FV::Inf(_) => FV::Inf(false),
                 other => other,
             },
             Un::Sqrt => sqrt(t, x),
@@ -850,7 +902,7 @@ pub fn check_f32(got: f32, r: V) -> Verdict {
         FV::Unknown => Verdict::Unknown,
         FV::Nan if got.is_nan() => Verdict::Pass,
         FV::Inf(n) if got.is_infinite() && (got < 0.0) == n => Verdict::Pass,
-        FV::Num { v, e } if got.is_finite() && (g - v).abs() <= e => {
+        FV::Num { v, e, .. } if got.is_finite() && (g - v).abs() <= e => {
             if e > WEAK * v.abs().max(1.0) {
                 Verdict::Weak
             } else {
