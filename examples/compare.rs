@@ -373,10 +373,9 @@ fn main() -> Result<()> {
         for &n in &sizes {
             let xs: Vec<f32> = (0..n).map(|i| (i % 1000) as f32 * 1e-3).collect();
             let ys: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.1).collect();
-            // let Auto measure the devices (a GPU is probed in the background)
+            // let Auto measure the devices (the first call probes a GPU with no model)
             for _ in 0..3 {
                 rt.map2(&xs, &ys, &case.kernel, Placement::Auto)?;
-                std::thread::sleep(std::time::Duration::from_millis(if gpu { 300 } else { 0 }));
             }
             let mut placements = vec![Placement::Cpu];
             if gpu {

@@ -2,10 +2,11 @@
 //!
 //! Small inputs (below the size at which the cheapest first element on another device
 //! beats the CPU doing everything, or [`SMALL_FLOOR`] before models exist) run on the
-//! CPU at once. Otherwise a device with no model is probed first: a simulated one at
-//! once, off the call's clock; a real one on a thread of its own, from a copy of the
-//! call's first elements, while the call goes on without it. Then the models' costs
-//! are solved for the shares that finish together, and the shares run balanced.
+//! CPU at once. Otherwise a device with no model is probed first: a simulated one off
+//! the call's clock; a real one on the call's thread, from a copy of the call's first
+//! elements (never on a thread of its own: one still running when the program exits
+//! can crash it inside the driver). Then the models' costs are solved for the shares
+//! that finish together, and the shares run balanced.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -219,40 +220,27 @@ pub(crate) fn auto<T: Send>(
             probe(call, hash, dev, &sample(call.inputs, n))?;
             notes.push(format!("probed {} (off the clock)", call.infos[dev].name));
         } else if call.infos[dev].kind.is_gpu() && call.models.start_probe(hash, dev) {
+            // On this thread, before the call goes on. A probe on a thread of its own
+            // (as this was) can still be submitting to the GPU when the program
+            // exits, and a driver torn down under a running submission crashes the
+            // process: seen as SIGSEGV at exit on lavapipe, in a doctest that exited
+            // right after its first Auto call. The cost is paid once per kernel and
+            // device, by the first call large enough to plan for.
+            let t = std::time::Instant::now();
             let data = sample(call.inputs, n);
-            let (models, device, kernel) = (
-                call.models.clone(),
-                call.devices[dev].clone(),
-                call.kernel.clone(),
-            );
-            let infos = call.infos.to_vec();
-            let op = call.op;
-            let spawned = std::thread::Builder::new()
-                .name("hybrid-probe".into())
-                .spawn(move || {
-                    let devices = vec![device];
-                    let bg = Call {
-                        devices: &devices,
-                        infos: &infos[dev..=dev],
-                        models: &models,
-                        kernel: &kernel,
-                        inputs: &[],
-                        virtual_clock: false,
-                        op,
-                        healthy: &[true],
-                    };
-                    // a device that fails its probe gets no model and is not used
-                    let _ = probe_as(&bg, hash, 0, dev, &data);
-                    models.end_probe(hash, dev);
-                    models.save(true);
-                });
-            if spawned.is_err() {
-                call.models.end_probe(hash, dev);
-            }
-            notes.push(format!(
-                "{} has no model for this kernel yet: probing it in the background",
-                call.infos[dev].name
-            ));
+            let r = probe(call, hash, dev, &data);
+            call.models.end_probe(hash, dev);
+            call.models.save(true);
+            let name = &call.infos[dev].name;
+            notes.push(match r {
+                Ok(()) => format!(
+                    "{name} had no model for this kernel: measured it first ({} elements, {})",
+                    data.first().map_or(0, Vec::len),
+                    secs(t.elapsed().as_secs_f64())
+                ),
+                // a device that fails its probe gets no model and is not used
+                Err(e) => format!("{name} had no model for this kernel and its probe failed: {e}"),
+            });
         }
     }
     // an unhealthy device is planned for by nobody
