@@ -99,7 +99,9 @@ impl Partial {
         }
     }
 
-    /// The partial of one value (bit pattern of type `ty`).
+    /// The partial of one value (bit pattern of type `ty`): how a GPU's per-workgroup
+    /// results come back.
+    #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
     pub(crate) fn of_value(op: Reduce, ty: ScalarType, bits: u32) -> Partial {
         match (op, ty) {
             (Reduce::Sum, ScalarType::F32) => Partial::F64(f32::from_bits(bits) as f64),
