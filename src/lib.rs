@@ -131,6 +131,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod array;
 mod cache;
 mod device;
 mod error;
@@ -140,6 +141,7 @@ mod runtime;
 mod schedule;
 mod transfer;
 
+pub use array::{Array, Coherence, Lazy, PartInfo, State};
 pub use device::sim::SimDevice;
 pub use device::{DeviceInfo, DeviceKind};
 pub use error::{Error, Result};

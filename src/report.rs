@@ -156,9 +156,48 @@ pub struct Report {
     pub(crate) cpu_only_s: Option<f64>,
     pub(crate) gpu_only_s: Option<f64>,
     pub(crate) recoveries: Vec<Recovery>,
+    /// Kernels that ran as one (a fused chain of [`crate::Lazy`] stages); 1 otherwise.
+    pub(crate) fused: usize,
+    /// Kernels that ran one after another in this report (an unfused chain).
+    pub(crate) steps: usize,
+    /// Bytes read back to the host outside the shares: to plan an array call on the
+    /// host, or to gather its result ([`crate::Lazy::to_vec`]); counted in
+    /// [`Report::bytes_from_devices`].
+    pub(crate) gathered: u64,
 }
 
 impl Report {
+    /// Kernels fused into the one that ran: a [`Lazy`](crate::Lazy) chain of `k`
+    /// element-wise stages evaluated with fusion gives `k` (one pass, no intermediate
+    /// written anywhere); a single kernel, or a chain evaluated with
+    /// [`fuse(false)`](crate::Lazy::fuse), gives 1.
+    pub fn kernels_fused(&self) -> usize {
+        self.fused
+    }
+
+    /// Kernels run one after another in this report: 1 for a call, `k` for an
+    /// unfused chain of `k` stages (whose shares are listed stage after stage).
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// This report followed by `next` (a later stage of the same chain): shares,
+    /// notes and recoveries in order, times added.
+    pub(crate) fn then(mut self, next: Report) -> Report {
+        self.decision = format!("{}; then {}", self.decision, next.decision);
+        self.notes.extend(next.notes);
+        self.shares.extend(next.shares);
+        self.wall_s += next.wall_s;
+        self.forecasts.extend(next.forecasts);
+        self.predicted_s = None;
+        self.cpu_only_s = None;
+        self.gpu_only_s = None;
+        self.recoveries.extend(next.recoveries);
+        self.steps += next.steps;
+        self.gathered += next.gathered;
+        self
+    }
+
     /// Devices that failed during the call and who redid their elements (the output
     /// is complete and correct all the same). A device that failed is unhealthy:
     /// later calls leave it out until it is probed healthy again
@@ -219,7 +258,11 @@ impl Report {
     }
     /// Total bytes moved device to host, all devices.
     pub fn bytes_from_devices(&self) -> u64 {
-        self.shares.iter().map(Share::bytes_from_device).sum()
+        self.shares
+            .iter()
+            .map(Share::bytes_from_device)
+            .sum::<u64>()
+            + self.gathered
     }
 }
 
@@ -268,6 +311,12 @@ impl fmt::Display for Report {
             self.placement
         )?;
         writeln!(f, "decision: {}", self.decision)?;
+        if self.fused > 1 {
+            writeln!(f, "fused: {} kernels in one pass", self.fused)?;
+        }
+        if self.steps > 1 {
+            writeln!(f, "steps: {} kernels, one after another", self.steps)?;
+        }
         if !self.forecasts.is_empty() {
             let w = self
                 .forecasts

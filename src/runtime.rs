@@ -9,16 +9,17 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
+use crate::array::{self, Array, ArrayRef, HostData, Part};
 use crate::device::cpu::CpuDevice;
 use crate::device::sim::SimDevice;
-use crate::device::{Device, DeviceInfo, DeviceKind};
+use crate::device::{Device, DeviceInfo, DeviceKind, Resident, ShareStats};
 use crate::error::{Error, Result};
 use crate::kernel::custom;
 use crate::kernel::reduce::{Partial, Reduce};
 use crate::kernel::{Element, Expr, Kernel, KernelInner};
 use crate::report::{Recovery, Report, Share};
 use crate::schedule::auto::{self, Call, Decided};
-use crate::schedule::exec::{Failure, Runner};
+use crate::schedule::exec::{self, Failure, Runner};
 use crate::schedule::model::Models;
 use crate::schedule::{self, Placement};
 use crate::transfer::{Calibration, Link, TransferConfig, TransferStats};
@@ -450,6 +451,316 @@ impl Runtime {
         self.reduce(xs, &Kernel::map(|x: Expr<T>| x), Reduce::Sum, placement)
     }
 
+    /// Applies a one-input kernel to every element of an array. The output is an
+    /// array whose parts stay where they were computed (a GPU's in its memory); a part
+    /// already on the device that computes it moves nothing. See [`crate::array`] for
+    /// the model, and for `Auto`'s choice between keeping data where it is and moving
+    /// it.
+    ///
+    /// ```
+    /// use hybrid::{Array, Expr, Kernel, Placement, Runtime};
+    /// # fn main() -> hybrid::Result<()> {
+    /// let rt = Runtime::new()?;
+    /// let xs = Array::from_vec((0..1000).map(|i| i as f32).collect());
+    /// let twice = Kernel::map(|x: Expr<f32>| x * 2.0);
+    /// let a = rt.map_array(&xs, &twice, Placement::Auto)?.output;
+    /// let b = rt.map_array(&a, &twice, Placement::Auto)?.output;
+    /// assert_eq!(b.to_vec()?[10], 40.0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn map_array<I: Element, O: Element>(
+        &self,
+        xs: &Array<I>,
+        kernel: &Kernel<I, O>,
+        placement: Placement,
+    ) -> Result<Run<Array<O>>> {
+        check_arity(kernel.inner(), 1)?;
+        let run = self.array_map(kernel.inner(), &[xs.view()], placement)?;
+        Ok(Run {
+            output: Array::from_parts(xs.len(), run.output),
+            report: run.report,
+        })
+    }
+
+    /// [`map_array`](Self::map_array) for a two-input kernel.
+    pub fn map2_array<I: Element, O: Element>(
+        &self,
+        a: &Array<I>,
+        b: &Array<I>,
+        kernel: &Kernel<I, O>,
+        placement: Placement,
+    ) -> Result<Run<Array<O>>> {
+        if a.len() != b.len() {
+            return Err(Error::LengthMismatch {
+                left: a.len(),
+                right: b.len(),
+            });
+        }
+        check_arity(kernel.inner(), 2)?;
+        let run = self.array_map(kernel.inner(), &[a.view(), b.view()], placement)?;
+        Ok(Run {
+            output: Array::from_parts(a.len(), run.output),
+            report: run.report,
+        })
+    }
+
+    /// [`reduce`](Self::reduce) over an array: each part is reduced where it is (a
+    /// GPU sends back one partial per 2,048 elements, not the data).
+    pub fn reduce_array<I: Element, O: Element>(
+        &self,
+        xs: &Array<I>,
+        kernel: &Kernel<I, O>,
+        op: Reduce,
+        placement: Placement,
+    ) -> Result<Run<O>> {
+        check_arity(kernel.inner(), 1)?;
+        let run = self.array_reduce(kernel.inner(), op, &[xs.view()], placement)?;
+        Ok(Run {
+            output: O::from_bits(run.output),
+            report: run.report,
+        })
+    }
+
+    /// A report of a call that ran nothing.
+    pub(crate) fn empty_report(&self, n: usize, placement: Placement) -> Report {
+        let decided = Decided {
+            outcomes: Vec::new(),
+            decision: "nothing to run".into(),
+            forecasts: Vec::new(),
+            predicted_s: None,
+            cpu_only_s: None,
+            gpu_only_s: None,
+            notes: Vec::new(),
+            failures: Vec::new(),
+        };
+        let mut r = self.report(n, placement, decided, Instant::now(), None, Vec::new());
+        r.steps = 0;
+        r
+    }
+
+    /// A map over arrays: the output's parts, in order, and the report.
+    pub(crate) fn array_map(
+        &self,
+        kernel: &Arc<KernelInner>,
+        inputs: &[ArrayRef<'_>],
+        placement: Placement,
+    ) -> Result<Run<Vec<Part>>> {
+        let start = Instant::now();
+        kernel.program()?;
+        let kernel = &kernel.bind();
+        let n = inputs.first().map_or(0, |a| a.len);
+        let produced: Mutex<Vec<Part>> = Mutex::new(Vec::new());
+        let runner = |dev: usize, range: &Range<usize>, _: &mut [()]| {
+            let t = Instant::now();
+            let d = &self.devices[dev];
+            let mut stats = ShareStats::default();
+            let mut made = Vec::new();
+            let mut virtual_s = 0.0;
+            if d.max_resident() > 0 {
+                for piece in array::pieces(range.clone(), d.max_resident()) {
+                    let ins: Vec<Arc<dyn Resident>> = inputs
+                        .iter()
+                        .map(|a| a.on_device(piece.clone(), d.as_ref(), &mut stats))
+                        .collect::<Result<_>>()?;
+                    let refs: Vec<&dyn Resident> = ins.iter().map(|r| r.as_ref()).collect();
+                    let (out, st, _) = d.run_resident(kernel, &refs, piece.start as u64)?;
+                    exec::add(&mut stats, &st);
+                    made.push(Part::on_device(piece, out));
+                }
+            } else {
+                let data: Vec<HostData> = inputs
+                    .iter()
+                    .map(|a| a.host_range(range.clone(), &mut stats))
+                    .collect::<Result<_>>()?;
+                let ins: Vec<&[u32]> = data.iter().map(HostData::as_slice).collect();
+                let mut out = vec![0u32; range.len()];
+                let (st, s) = d.run_timed(kernel, &ins, range.start as u64, &mut out)?;
+                exec::add(&mut stats, &st);
+                virtual_s = s;
+                made.push(Part::on_host(range.clone(), out));
+            }
+            lock(&produced).extend(made);
+            let secs = if d.is_virtual() {
+                virtual_s
+            } else {
+                t.elapsed().as_secs_f64()
+            };
+            Ok((stats, secs))
+        };
+        let (decided, notes, read_back) =
+            self.place_array(kernel, inputs, None, n, placement, &runner)?;
+        let mut parts = produced.into_inner().unwrap_or_else(|e| e.into_inner());
+        parts.sort_by_key(|p| p.range.start);
+        let mut report = self.report(n, placement, decided, start, None, notes);
+        report.gathered = read_back;
+        Ok(Run {
+            output: parts,
+            report,
+        })
+    }
+
+    /// A reduction over arrays: the combined value's bits, and the report.
+    pub(crate) fn array_reduce(
+        &self,
+        kernel: &Arc<KernelInner>,
+        op: Reduce,
+        inputs: &[ArrayRef<'_>],
+        placement: Placement,
+    ) -> Result<Run<u32>> {
+        let start = Instant::now();
+        let ty = kernel.output_type()?;
+        let kernel = &kernel.bind();
+        let n = inputs.first().map_or(0, |a| a.len);
+        let partials: Mutex<Vec<(usize, Partial)>> = Mutex::new(Vec::new());
+        let runner = |dev: usize, range: &Range<usize>, _: &mut [()]| {
+            let t = Instant::now();
+            let d = &self.devices[dev];
+            let mut stats = ShareStats::default();
+            let mut made = Vec::new();
+            let mut virtual_s = 0.0;
+            if d.max_resident() > 0 {
+                for piece in array::pieces(range.clone(), d.max_resident()) {
+                    let ins: Vec<Arc<dyn Resident>> = inputs
+                        .iter()
+                        .map(|a| a.on_device(piece.clone(), d.as_ref(), &mut stats))
+                        .collect::<Result<_>>()?;
+                    let refs: Vec<&dyn Resident> = ins.iter().map(|r| r.as_ref()).collect();
+                    let (p, st, _) = d.reduce_resident(kernel, op, &refs, piece.start as u64)?;
+                    exec::add(&mut stats, &st);
+                    made.push((piece.start, p));
+                }
+            } else {
+                let data: Vec<HostData> = inputs
+                    .iter()
+                    .map(|a| a.host_range(range.clone(), &mut stats))
+                    .collect::<Result<_>>()?;
+                let ins: Vec<&[u32]> = data.iter().map(HostData::as_slice).collect();
+                let (p, st, s) =
+                    d.reduce_timed(kernel, op, &ins, range.start as u64, range.len())?;
+                exec::add(&mut stats, &st);
+                virtual_s = s;
+                made.push((range.start, p));
+            }
+            lock(&partials).extend(made);
+            let secs = if d.is_virtual() {
+                virtual_s
+            } else {
+                t.elapsed().as_secs_f64()
+            };
+            Ok((stats, secs))
+        };
+        let (decided, notes, read_back) =
+            self.place_array(kernel, inputs, Some(op), n, placement, &runner)?;
+        let mut parts = partials.into_inner().unwrap_or_else(|e| e.into_inner());
+        // combined in input order, as for slices
+        parts.sort_by_key(|p| p.0);
+        let value = parts
+            .into_iter()
+            .fold(op.identity(ty), |acc, (_, p)| acc.combine(p, op, ty));
+        let mut report = self.report(n, placement, decided, start, Some(op), notes);
+        report.gathered = read_back;
+        Ok(Run {
+            output: value.bits(),
+            report,
+        })
+    }
+
+    /// Places an array call: health, hand-written kernels' check, then the placement
+    /// (for `Auto`, keep the data where it is or move it; see [`crate::array`]).
+    /// Returns what ran, the notes, and the bytes read back before planning.
+    fn place_array(
+        &self,
+        kernel: &Arc<KernelInner>,
+        inputs: &[ArrayRef<'_>],
+        op: Option<Reduce>,
+        n: usize,
+        placement: Placement,
+        runner: &Runner<'_, ()>,
+    ) -> Result<(Decided, Vec<String>, u64)> {
+        let mut notes = Vec::new();
+        let mut read = ShareStats::default();
+        // host data only where it is needed: a hand-written kernel's check, or a
+        // device due for a health probe
+        if kernel.custom().is_some() && n > 0 {
+            let data: Vec<HostData> = inputs
+                .iter()
+                .map(|a| a.host_range(0..n, &mut read))
+                .collect::<Result<_>>()?;
+            let views: Vec<&[u32]> = data.iter().map(HostData::as_slice).collect();
+            self.check_custom(kernel, &views, n)?;
+        }
+        let sick = self.health.iter().any(|h| lock(h).is_some());
+        let m = if sick { n.min(HEALTH_PROBE) } else { 0 };
+        let probe: Vec<HostData> = inputs
+            .iter()
+            .filter(|_| m > 0)
+            .map(|a| a.host_range(0..m, &mut read))
+            .collect::<Result<_>>()?;
+        let probe: Vec<&[u32]> = probe.iter().map(HostData::as_slice).collect();
+        let healthy = self.healthy(kernel, &probe, m, op, &mut notes);
+        let mut units = vec![(); n];
+        fn quiet(c: Call<'_>) -> Call<'_> {
+            Call { teach: false, ..c }
+        }
+        if placement != Placement::Auto {
+            let call = quiet(self.call(kernel, &[], op, &healthy));
+            let decided = self.place(&call, &mut units, placement, runner)?;
+            return Ok((decided, notes, read.bytes_from_device));
+        }
+        // Auto: data only on GPUs is kept there, or moved when the models say it pays
+        let layout = inputs.first().map(ArrayRef::layout).unwrap_or_default();
+        let shape = |l: &[(Range<usize>, u64, u64)]| -> Vec<(Range<usize>, u64)> {
+            l.iter().map(|(r, o, _)| (r.clone(), *o)).collect()
+        };
+        let same = inputs.iter().all(|a| shape(&a.layout()) == shape(&layout));
+        if layout.iter().any(|(_, owner, _)| *owner != 0) {
+            let cpu = self.infos.iter().position(|i| !i.kind.is_gpu());
+            let where_: Option<Vec<(usize, Range<usize>)>> = layout
+                .iter()
+                .map(|(r, owner, _)| {
+                    let d = match owner {
+                        0 => cpu,
+                        o => self.devices.iter().position(|d| d.id() == *o),
+                    };
+                    d.filter(|&d| healthy[d]).map(|d| (d, r.clone()))
+                })
+                .collect();
+            match (where_, same) {
+                (Some(plan), true) => {
+                    let call = quiet(self.call(kernel, &[], op, &healthy));
+                    let mut bytes: Vec<(usize, u64)> = Vec::new();
+                    for ((d, _), (_, _, b)) in plan.iter().zip(&layout) {
+                        bytes.push((*d, *b * inputs.len() as u64));
+                    }
+                    let (keep, why) = auto::keep_or_move(&call, &plan, &bytes)?;
+                    if keep {
+                        let decided = auto::fixed(&call, plan, &mut units, runner, why)?;
+                        return Ok((decided, notes, read.bytes_from_device));
+                    }
+                    notes.push(why);
+                }
+                _ => notes.push(
+                    "auto: the inputs' parts differ, or a part is on a device this call cannot use: read back to plan on the host".into(),
+                ),
+            }
+        }
+        let data: Vec<HostData> = inputs
+            .iter()
+            .map(|a| a.host_range(0..n, &mut read))
+            .collect::<Result<_>>()?;
+        let views: Vec<&[u32]> = data.iter().map(HostData::as_slice).collect();
+        if read.bytes_from_device > 0 {
+            notes.push(format!(
+                "read back {} bytes to plan on the host",
+                read.bytes_from_device
+            ));
+        }
+        let call = quiet(self.call(kernel, &views, op, &healthy));
+        let decided = self.place(&call, &mut units, placement, runner)?;
+        Ok((decided, notes, read.bytes_from_device))
+    }
+
     /// Each device, with the reason it is unhealthy when it is: a device that failed
     /// during a call is left out of later calls until a probe (a small run on a later
     /// call's input, after 8 calls, then after twice as many per failed probe, at most
@@ -549,6 +860,7 @@ impl Runtime {
             virtual_clock: self.virtual_clock,
             op,
             healthy,
+            teach: true,
         }
     }
 
@@ -749,6 +1061,9 @@ impl Runtime {
             cpu_only_s: decided.cpu_only_s,
             gpu_only_s: decided.gpu_only_s,
             recoveries,
+            fused: 1,
+            steps: 1,
+            gathered: 0,
         }
     }
 }

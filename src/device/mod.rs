@@ -92,6 +92,23 @@ pub(crate) struct ShareStats {
     pub(crate) transfer: crate::transfer::TransferStats,
 }
 
+/// Elements a device keeps between calls: one part of an [`crate::Array`], held in
+/// the device's memory. Dropping it gives the memory back to the device's pool.
+pub(crate) trait Resident: Send + Sync {
+    /// Number of elements (32-bit patterns).
+    #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
+    fn len(&self) -> usize;
+    /// The [`Device::id`] of the device that holds it.
+    fn owner(&self) -> u64;
+    /// The name of that device, for reports.
+    fn owner_name(&self) -> &str;
+    /// Copies the elements to the host.
+    fn download(&self, out: &mut [u32]) -> Result<ShareStats>;
+    /// For the device that made it, to reach its own buffer.
+    #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
 /// A device the scheduler can hand a range of elements to.
 pub(crate) trait Device: Send + Sync {
     /// Who the device is.
@@ -181,6 +198,45 @@ pub(crate) trait Device: Send + Sync {
     /// at once and say how long they would have taken.
     fn is_virtual(&self) -> bool {
         false
+    }
+
+    /// An identity unique in the process, for a device that can keep data between
+    /// calls ([`Resident`]); 0 for one that cannot.
+    fn id(&self) -> u64 {
+        0
+    }
+
+    /// The most elements one resident part may hold (a storage binding's limit); 0
+    /// for a device that keeps no data.
+    fn max_resident(&self) -> usize {
+        0
+    }
+
+    /// Copies `data` into the device's memory, to stay there.
+    fn upload(&self, _data: &[u32]) -> Result<(std::sync::Arc<dyn Resident>, ShareStats)> {
+        Err(crate::error::Error::NoDevice { kind: "gpu" })
+    }
+
+    /// [`run`](Self::run) on resident inputs (each [`Resident::len`] elements, all held
+    /// by this device), the output staying resident; and the seconds it took.
+    fn run_resident(
+        &self,
+        _kernel: &KernelInner,
+        _inputs: &[&dyn Resident],
+        _first_index: u64,
+    ) -> Result<(std::sync::Arc<dyn Resident>, ShareStats, f64)> {
+        Err(crate::error::Error::NoDevice { kind: "gpu" })
+    }
+
+    /// [`reduce`](Self::reduce) on resident inputs; and the seconds it took.
+    fn reduce_resident(
+        &self,
+        _kernel: &KernelInner,
+        _op: Reduce,
+        _inputs: &[&dyn Resident],
+        _first_index: u64,
+    ) -> Result<(Partial, ShareStats, f64)> {
+        Err(crate::error::Error::NoDevice { kind: "gpu" })
     }
 
     /// [`run`](Self::run), and the seconds it took: measured on the wall clock, or the

@@ -194,6 +194,38 @@ impl KernelInner {
         }
     }
 
+    /// The one-input kernels `stages`, applied one after another, as one kernel (see
+    /// [`Program::then`]): each stage's parameter values are read now, as a call
+    /// binds them. Hand-written stages cannot be fused (their WGSL is opaque).
+    pub(crate) fn fused(stages: &[Arc<KernelInner>]) -> Result<Arc<KernelInner>> {
+        let opaque = || crate::Error::InvalidKernel {
+            reason: "a hand-written kernel cannot be fused with others".into(),
+        };
+        let Some((first, rest)) = stages.split_first() else {
+            return Err(crate::Error::InvalidKernel {
+                reason: "nothing to fuse".into(),
+            });
+        };
+        if first.custom().is_some() {
+            return Err(opaque());
+        }
+        let mut program = first.program()?.clone();
+        let mut values = first.values().into_owned();
+        for k in rest {
+            if k.custom().is_some() {
+                return Err(opaque());
+            }
+            program = program.then(k.program()?)?;
+            values.extend_from_slice(&k.values());
+        }
+        let bound = !program.params.is_empty();
+        let made = KernelInner::new(Ok(program));
+        Ok(Arc::new(KernelInner {
+            compiled: made.compiled,
+            values: bound.then_some(values),
+        }))
+    }
+
     /// The hand-written halves, for a hand-written kernel.
     pub(crate) fn custom(&self) -> Option<&custom::Custom> {
         self.compiled.custom.as_ref()
@@ -486,6 +518,63 @@ mod tests {
         assert!(Arc::ptr_eq(&first.compiled, &second.compiled));
         let plain = Kernel::map(|x: Expr<f32>| x + 1.0);
         assert!(Arc::ptr_eq(&plain.inner().bind(), plain.inner()));
+    }
+
+    #[test]
+    fn fused_stages_compute_what_the_stages_compute_in_turn() {
+        let a = Param::new(3.0f32);
+        let stages: Vec<Kernel<f32, f32>> = vec![
+            Kernel::map(|x: Expr<f32>| x * 2.0 + 1.0),
+            Kernel::map(|x: Expr<f32>| x.abs().sqrt() + index().cast::<f32>()),
+            Kernel::map(|x: Expr<f32>| hybrid_fold(x)),
+            Kernel::map(|x: Expr<f32>| select(x.clone().gt(4.0), x.clone() * a.expr(), -x)),
+        ];
+        let xs: Vec<f32> = (0..300).map(|i| (i as f32 - 150.0) * 0.37).collect();
+        let mut want = xs.clone();
+        for k in &stages {
+            want = eval(&k.inner().bind(), &want);
+        }
+        let inners: Vec<Arc<KernelInner>> = stages.iter().map(|k| k.inner().clone()).collect();
+        let fused = KernelInner::fused(&inners).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(eval(&fused, &xs), want);
+        // one program: the first stage's input is the only input, params carried
+        let p = fused.program().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.inputs.len(), 1);
+        assert_eq!(p.params.len(), 1);
+        // its WGSL is one valid shader
+        let src = fused
+            .shader()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .source
+            .clone();
+        let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{e}\n{src}"));
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::default(),
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{e:?}\n{src}"));
+    }
+
+    fn hybrid_fold(x: Expr<f32>) -> Expr<f32> {
+        fold(4, x, |acc, i| acc * 0.5 + i.cast::<f32>())
+    }
+
+    #[test]
+    fn a_constant_stage_is_folded_into_the_next() {
+        // 0 then 1 / x: the fused program divides constants, which must be folded
+        // (WGSL rejects a constant division by zero)
+        let zero = Kernel::map(|_x: Expr<i32>| Expr::constant(0i32));
+        let inv = Kernel::map(|x: Expr<i32>| Expr::constant(7i32) / x.clone() + x % 0i32);
+        let fused = KernelInner::fused(&[zero.inner().clone(), inv.inner().clone()])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let p = fused.program().unwrap_or_else(|e| panic!("{e}"));
+        assert!(p.body.is_empty(), "everything folds: {:?}", p.body);
+        // WGSL's x / 0 == x: 7 / 0 == 7, and x % 0 == 0
+        assert_eq!(p.result, program::Operand::Const(ScalarType::I32, 7));
+        // stages of the wrong type are an error, not a bad program
+        let f2u = Kernel::map(|x: Expr<u32>| x + 1u32);
+        assert!(KernelInner::fused(&[zero.inner().clone(), f2u.inner().clone()]).is_err());
     }
 
     #[test]

@@ -133,7 +133,7 @@ impl Program {
     /// copy the CPU evaluates; the parameter list stays, for the record.
     pub(crate) fn bind(&self, values: &[u32]) -> Program {
         let mut subst: Vec<Option<Operand>> = vec![None; self.regs.len()];
-        let body = bind_block(&self.body, &self.regs, values, &mut subst);
+        let body = bind_block(&self.body, &self.regs, Some(values), &mut subst);
         Program {
             inputs: self.inputs.clone(),
             output: self.output,
@@ -142,6 +142,42 @@ impl Program {
             regs: self.regs.clone(),
             params: self.params.clone(),
         }
+    }
+
+    /// The program that applies `self`, then `next` to its result: one pass, the
+    /// intermediate never written anywhere (fusion of element-wise stages). `next`
+    /// must take one input, of `self`'s output type. Both read the same global
+    /// index; parameters keep their registers (`next`'s follow `self`'s), and what
+    /// becomes constant (a `self` whose result is a literal) is folded again, so no
+    /// constant expression reaches the WGSL compiler.
+    pub(crate) fn then(&self, next: &Program) -> Result<Program> {
+        if next.inputs.len() != 1 || next.inputs[0] != self.output {
+            return Err(Error::InvalidKernel {
+                reason: format!(
+                    "cannot fuse: the next stage takes {:?}, this one gives {}",
+                    next.inputs, self.output
+                ),
+            });
+        }
+        let reg_off = self.regs.len() as u32;
+        let param_off = self.params.len() as u32;
+        let mut regs = self.regs.clone();
+        regs.extend_from_slice(&next.regs);
+        let moved = shift_block(&next.body, reg_off, param_off);
+        let mut subst: Vec<Option<Operand>> = vec![None; regs.len()];
+        mark_inputs(&moved, self.result, &mut subst);
+        let mut body = self.body.clone();
+        body.extend(bind_block(&moved, &regs, None, &mut subst));
+        let mut params = self.params.clone();
+        params.extend_from_slice(&next.params);
+        Ok(Program {
+            inputs: self.inputs.clone(),
+            output: next.output,
+            body,
+            result: substitute(shift(next.result, reg_off), &subst),
+            regs,
+            params,
+        })
     }
 
     /// Number of instructions, loop bodies included.
@@ -165,23 +201,32 @@ fn substitute(o: Operand, subst: &[Option<Operand>]) -> Operand {
     }
 }
 
-/// [`Program::bind`] for one block; `subst` maps registers that became literals.
+/// [`Program::bind`] (and [`Program::then`]) for one block: `subst` maps registers
+/// that became literals or other registers; with `values`, parameters become literals
+/// (without, they stay). A register already substituted (a fused stage's input) is
+/// dropped.
 fn bind_block(
     body: &[Instr],
     regs: &[ScalarType],
-    values: &[u32],
+    values: Option<&[u32]>,
     subst: &mut [Option<Operand>],
 ) -> Vec<Instr> {
     let mut out = Vec::with_capacity(body.len());
     for ins in body {
         let s = |o: Operand, subst: &[Option<Operand>]| substitute(o, subst);
         let ty = regs[ins.dst as usize];
+        if subst[ins.dst as usize].is_some() {
+            continue;
+        }
         let op = match &ins.op {
-            Op::Param(k) => {
-                let bits = values.get(*k as usize).copied().unwrap_or(0);
-                subst[ins.dst as usize] = Some(Operand::Const(ty, bits));
-                continue;
-            }
+            Op::Param(k) => match values {
+                Some(values) => {
+                    let bits = values.get(*k as usize).copied().unwrap_or(0);
+                    subst[ins.dst as usize] = Some(Operand::Const(ty, bits));
+                    continue;
+                }
+                None => ins.op.clone(),
+            },
             Op::Input(_) | Op::Index => ins.op.clone(),
             Op::Unary(u, a) => Op::Unary(*u, s(*a, subst)),
             Op::Binary(b, x, y) => Op::Binary(*b, s(*x, subst), s(*y, subst)),
@@ -208,6 +253,52 @@ fn bind_block(
         }
     }
     out
+}
+
+fn shift(o: Operand, by: u32) -> Operand {
+    match o {
+        Operand::Reg(r) => Operand::Reg(r + by),
+        c => c,
+    }
+}
+
+/// `body` with every register moved up by `regs` and every parameter by `params`.
+fn shift_block(body: &[Instr], regs: u32, params: u32) -> Vec<Instr> {
+    let s = |o: &Operand| shift(*o, regs);
+    body.iter()
+        .map(|ins| Instr {
+            dst: ins.dst + regs,
+            op: match &ins.op {
+                Op::Input(k) => Op::Input(*k),
+                Op::Index => Op::Index,
+                Op::Param(k) => Op::Param(k + params),
+                Op::Unary(u, a) => Op::Unary(*u, s(a)),
+                Op::Binary(b, x, y) => Op::Binary(*b, s(x), s(y)),
+                Op::Select(c, a, b) => Op::Select(s(c), s(a), s(b)),
+                Op::Cast(a) => Op::Cast(s(a)),
+                Op::MulAdd(a, b, c) => Op::MulAdd(s(a), s(b), s(c)),
+                Op::Clamp(a, b, c) => Op::Clamp(s(a), s(b), s(c)),
+                Op::Loop(l) => Op::Loop(Box::new(Loop {
+                    count: l.count,
+                    init: s(&l.init),
+                    counter: l.counter + regs,
+                    body: shift_block(&l.body, regs, params),
+                    next: s(&l.next),
+                })),
+            },
+        })
+        .collect()
+}
+
+/// Maps every register `body` reads its input into (at any depth) to `value`.
+fn mark_inputs(body: &[Instr], value: Operand, subst: &mut [Option<Operand>]) {
+    for ins in body {
+        match &ins.op {
+            Op::Input(_) => subst[ins.dst as usize] = Some(value),
+            Op::Loop(l) => mark_inputs(&l.body, value, subst),
+            _ => {}
+        }
+    }
 }
 
 /// What folding an instruction with substituted operands gave.

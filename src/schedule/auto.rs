@@ -41,6 +41,9 @@ pub(crate) struct Call<'a> {
     /// Per device: healthy (unhealthy ones are left out of `Auto`'s plans and never
     /// take over failed work).
     pub(crate) healthy: &'a [bool],
+    /// Whether the call's runs teach the models. An array's runs do not: its data may
+    /// already be on the device, and the models describe host-to-host calls.
+    pub(crate) teach: bool,
 }
 
 /// What `Auto` did and why.
@@ -94,6 +97,9 @@ impl Call<'_> {
         stats: &ShareStats,
     ) -> Option<Cost> {
         let d = &self.devices[dev];
+        if !self.teach {
+            return self.predict(hash, dev).map(|p| p.cost);
+        }
         if !d.is_virtual() && d.info().kind.is_gpu() && self.models.first_contact(hash, dev) {
             return None;
         }
@@ -357,6 +363,61 @@ pub(crate) fn auto<T: Send>(
         notes,
         failures,
     })
+}
+
+/// `Auto` for an array whose parts are (some of them only) in GPU memory: keep the
+/// partition, each part computed where it is (`plan`: its device and range), or read
+/// back what only the GPUs hold (`device_bytes` per device) and plan as for host data.
+/// Moves only when the models predict it at least 20% faster; with no model, keeps.
+/// Returns whether to keep, and why.
+pub(crate) fn keep_or_move(
+    call: &Call<'_>,
+    plan: &[(usize, std::ops::Range<usize>)],
+    device_bytes: &[(usize, u64)],
+) -> Result<(bool, String)> {
+    let hash = call.hash()?;
+    let n: usize = plan.iter().map(|(_, r)| r.len()).sum();
+    let keep = |why: &str| Ok((true, format!("auto: kept where the data is ({why})")));
+    let mut busy = vec![0.0f64; call.devices.len()];
+    for (d, r) in plan {
+        let Some(m) = call.models.get(hash, *d) else {
+            return keep("no model yet says moving pays");
+        };
+        // resident: nothing crosses the link, the output stays
+        let Some(p) = m.predict(call.devices[*d].link().as_ref(), 0, 0) else {
+            return keep("no model yet says moving pays");
+        };
+        busy[*d] += p.cost.finish_s(r.len());
+    }
+    let keep_s = busy.iter().copied().fold(0.0, f64::max);
+    let read_s: f64 = device_bytes
+        .iter()
+        .filter_map(|&(d, b)| call.devices[d].link().map(|l| l.down.time_s(b)))
+        .sum();
+    let costs: Vec<Cost> = (0..call.devices.len())
+        .filter(|&d| call.ok(d))
+        .filter_map(|d| call.predict(hash, d).map(|p| p.cost))
+        .collect();
+    if costs.is_empty() {
+        return keep("no model yet says moving pays");
+    }
+    let move_s = read_s + plan::makespan_s(&costs, &plan::solve(n, &costs));
+    if move_s < 0.8 * keep_s {
+        Ok((
+            false,
+            format!(
+                "auto: moved the data (predicted {} to read back and replan, {} to keep it where it is)",
+                secs(move_s),
+                secs(keep_s)
+            ),
+        ))
+    } else {
+        keep(&format!(
+            "predicted {} where it is, {} to read back and replan",
+            secs(keep_s),
+            secs(move_s)
+        ))
+    }
 }
 
 /// Runs the planned `(device, range)` parts of a static placement, one run each.

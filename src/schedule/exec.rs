@@ -65,7 +65,7 @@ impl<T> Ctx<'_, T> {
     }
 }
 
-fn add(a: &mut ShareStats, b: &ShareStats) {
+pub(crate) fn add(a: &mut ShareStats, b: &ShareStats) {
     a.bytes_to_device += b.bytes_to_device;
     a.bytes_from_device += b.bytes_from_device;
     a.upload_s += b.upload_s;
