@@ -241,13 +241,17 @@ impl<T: Element> Array<T> {
     /// An array of `data`, on the host.
     pub fn from_vec(data: Vec<T>) -> Array<T> {
         let len = data.len();
-        let bits: Vec<u32> = data.into_iter().map(Scalar::to_bits).collect();
+        // the same allocation, seen as bit patterns (every element type is 32 bits)
+        let bits: Vec<u32> = bytemuck::allocation::try_cast_vec(data)
+            .unwrap_or_else(|(_, v)| v.into_iter().map(Scalar::to_bits).collect());
         Array::from_parts(len, vec![Part::on_host(0..len, bits)])
     }
 
     /// An array of a copy of `data`, on the host.
     pub fn from_slice(data: &[T]) -> Array<T> {
-        Array::from_vec(data.to_vec())
+        let len = data.len();
+        let bits: Vec<u32> = bytemuck::cast_slice(data).to_vec();
+        Array::from_parts(len, vec![Part::on_host(0..len, bits)])
     }
 
     pub(crate) fn from_parts(len: usize, parts: Vec<Part>) -> Array<T> {

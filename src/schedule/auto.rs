@@ -41,8 +41,10 @@ pub(crate) struct Call<'a> {
     /// Per device: healthy (unhealthy ones are left out of `Auto`'s plans and never
     /// take over failed work).
     pub(crate) healthy: &'a [bool],
-    /// Whether the call's runs teach the models. An array's runs do not: its data may
-    /// already be on the device, and the models describe host-to-host calls.
+    /// Whether runs on a device with a link teach the models. An array's do not: its
+    /// data may already be on the device and its output stays there, and the models
+    /// describe host-to-host calls. (A CPU's runs teach either way: they cost the
+    /// same.)
     pub(crate) teach: bool,
 }
 
@@ -97,7 +99,7 @@ impl Call<'_> {
         stats: &ShareStats,
     ) -> Option<Cost> {
         let d = &self.devices[dev];
-        if !self.teach {
+        if !self.teach && d.link().is_some() {
             return self.predict(hash, dev).map(|p| p.cost);
         }
         if !d.is_virtual() && d.info().kind.is_gpu() && self.models.first_contact(hash, dev) {
