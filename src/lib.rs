@@ -37,6 +37,10 @@
 //! - Reductions (a map and a combination in one pass): [`reduce`], [`reduce2`] and
 //!   [`sum`]; [`Runtime::reduce`], [`Runtime::reduce2`], [`Runtime::sum`]; [`Reduce`]
 //!   says what each operation means and how exact it is.
+//! - Arrays that stay where they were computed: [`Array`], [`Runtime::map_array`],
+//!   [`Runtime::map2_array`], [`Runtime::reduce_array`]; lazy chains that fuse into
+//!   one kernel: [`Array::lazy`], [`Lazy`]. The model (per-copy MSI states, `Auto`'s
+//!   keep-or-move choice) is in [`array`].
 //! - Devices: [`Runtime::devices`] lists them ([`DeviceInfo`]).
 //! - Links: [`Runtime::links`] gives each GPU's fitted [`Link`]; [`Share::transfer`]
 //!   each call's [`TransferStats`], measured beside predicted.

@@ -369,3 +369,34 @@ fn a_gpu_failing_mid_chain_is_recovered_from() {
     assert_eq!(run.output, want);
     assert!(!run.report.recoveries().is_empty(), "{}", run.report);
 }
+
+#[test]
+fn dropped_arrays_give_their_gpu_memory_back() {
+    let Some(rt) = fresh_runtime(true) else {
+        return;
+    };
+    let xs: Vec<f32> = (0..200_000).map(|i| i as f32).collect();
+    let stages = float_stages();
+    let chain = |rt: &Runtime| {
+        let a = Array::from_slice(&xs);
+        let mut l = a.lazy().fuse(false);
+        for k in &stages {
+            l = l.map(k);
+        }
+        let out = l.eval(rt, Placement::Gpu).expect("chain").output;
+        assert!(out.bytes_only_on_devices() > 0);
+        // dropped here: every part's buffer goes back to the pool
+    };
+    let allocations =
+        |rt: &Runtime| -> u64 { rt.__resources().iter().map(|r| r.pool_allocations).sum() };
+    for _ in 0..3 {
+        chain(&rt);
+    }
+    let warm = allocations(&rt);
+    for _ in 0..30 {
+        chain(&rt);
+    }
+    // 30 more chains of ten GPU-resident stages allocate nothing new: the buffers
+    // of dropped arrays are reused
+    assert_eq!(allocations(&rt), warm);
+}
