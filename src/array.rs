@@ -206,8 +206,9 @@ impl Part {
 /// [module docs](crate::array) for the model.
 ///
 /// Made from host data with [`Array::from_vec`] (or `From<Vec<T>>`); operations on it
-/// ([`Runtime::map_array`], [`Runtime::map2_array`], [`Runtime::reduce_array`],
-/// [`Array::lazy`]) leave their outputs where they ran; [`Array::to_vec`] gathers the
+/// ([`Runtime::map`], [`Runtime::map2`], [`Runtime::reduce`], [`Runtime::reduce2`]
+/// take arrays as well as host data; [`Array::lazy`] chains) leave their outputs
+/// where they ran; [`Array::to_vec`] gathers the
 /// elements on the host in order, moving only what the host does not hold.
 /// Cloning is cheap (the parts are shared).
 pub struct Array<T> {
@@ -658,6 +659,97 @@ impl<'a, I: Element, T: Element> Lazy<'a, I, T> {
             output: T::from_bits(run.output),
             report,
         })
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl<T> Sealed for [T] {}
+    impl<T> Sealed for Vec<T> {}
+    impl<T, const N: usize> Sealed for [T; N] {}
+    impl<T> Sealed for super::Array<T> {}
+}
+
+/// What [`Runtime::map`], [`Runtime::map2`], [`Runtime::reduce`] and
+/// [`Runtime::reduce2`] accept: host data (`[T]`, `Vec<T>`, `[T; N]`), whose map is a
+/// `Vec`, or an [`Array`], whose map is an `Array` with its parts left where they were
+/// computed. The two inputs of `map2`/`reduce2` are both host data (of any of those
+/// forms) or both arrays. Sealed.
+pub trait Input<T: Element>: sealed::Sealed {
+    /// What a map over this input gives.
+    type Mapped<O: Element>;
+    #[doc(hidden)]
+    fn as_host(&self) -> Option<&[T]>;
+    #[doc(hidden)]
+    fn as_array(&self) -> Option<&Array<T>>;
+    #[doc(hidden)]
+    fn map_on<O: Element>(
+        rt: &Runtime,
+        a: &Self,
+        b: Option<Second<'_, T>>,
+        k: &Kernel<T, O>,
+        p: Placement,
+    ) -> Result<Run<Self::Mapped<O>>>;
+}
+
+/// A two-input call's second input: as host data, or as an array (one is `Some`).
+#[doc(hidden)]
+pub type Second<'a, T> = (Option<&'a [T]>, Option<&'a Array<T>>);
+
+/// The second input of a two-input call, in the first one's kind.
+fn second<X>(b: Option<X>) -> Result<X> {
+    b.ok_or_else(|| Error::InvalidKernel {
+        reason: "map2/reduce2: both inputs must be host data, or both arrays".into(),
+    })
+}
+
+macro_rules! host_input {
+    ($($ty:ty => [$($g:tt)*]),*) => {$(
+        impl<T: Element, $($g)*> Input<T> for $ty {
+            type Mapped<O: Element> = Vec<O>;
+            fn as_host(&self) -> Option<&[T]> {
+                Some(&self[..])
+            }
+            fn as_array(&self) -> Option<&Array<T>> {
+                None
+            }
+            fn map_on<O: Element>(
+                rt: &Runtime,
+                a: &Self,
+                b: Option<Second<'_, T>>,
+                k: &Kernel<T, O>,
+                p: Placement,
+            ) -> Result<Run<Vec<O>>> {
+                match b {
+                    None => rt.map_host(&a[..], k, p),
+                    Some((b, _)) => rt.map2_host(&a[..], second(b)?, k, p),
+                }
+            }
+        }
+    )*};
+}
+
+host_input!([T] => [], Vec<T> => [], [T; N] => [const N: usize]);
+
+impl<T: Element> Input<T> for Array<T> {
+    type Mapped<O: Element> = Array<O>;
+    fn as_host(&self) -> Option<&[T]> {
+        None
+    }
+    fn as_array(&self) -> Option<&Array<T>> {
+        Some(self)
+    }
+    fn map_on<O: Element>(
+        rt: &Runtime,
+        a: &Self,
+        b: Option<Second<'_, T>>,
+        k: &Kernel<T, O>,
+        p: Placement,
+    ) -> Result<Run<Array<O>>> {
+        match b {
+            None => rt.map_array(a, k, p),
+            Some((_, b)) => rt.map2_array(a, second(b)?, k, p),
+        }
     }
 }
 

@@ -145,7 +145,7 @@ mod runtime;
 mod schedule;
 mod transfer;
 
-pub use array::{Array, Coherence, Lazy, PartInfo, State};
+pub use array::{Array, Coherence, Input, Lazy, PartInfo, State};
 pub use device::sim::SimDevice;
 pub use device::{DeviceInfo, DeviceKind};
 pub use error::{Error, Result};

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use crate::array::{self, Array, ArrayRef, HostData, Part};
+use crate::array::{self, Array, ArrayRef, HostData, Input, Part};
 use crate::device::cpu::CpuDevice;
 use crate::device::sim::SimDevice;
 use crate::device::{Device, DeviceInfo, DeviceKind, Resident, ShareStats};
@@ -360,8 +360,89 @@ impl Runtime {
             .unwrap_or(Err(Error::NoDevice { kind: "gpu" }))
     }
 
-    /// Applies a one-input kernel to every element of `xs`.
-    pub fn map<I: Element, O: Element>(
+    /// Applies a one-input kernel to every element of `xs`: host data (a slice, a
+    /// `Vec`, an array `[T; N]`), giving a `Vec`, or an [`Array`], giving an `Array`
+    /// whose parts stay where they were computed (see [`crate::array`]).
+    pub fn map<I: Element, O: Element, X: Input<I> + ?Sized>(
+        &self,
+        xs: &X,
+        kernel: &Kernel<I, O>,
+        placement: Placement,
+    ) -> Result<Run<X::Mapped<O>>> {
+        X::map_on(self, xs, None, kernel, placement)
+    }
+
+    /// Applies a two-input kernel to every pair `(a[i], b[i])`: both host data (any
+    /// mix of slices, `Vec`s and `[T; N]`), giving a `Vec`, or both arrays, giving an
+    /// `Array`.
+    pub fn map2<I, O, X, Y>(
+        &self,
+        a: &X,
+        b: &Y,
+        kernel: &Kernel<I, O>,
+        placement: Placement,
+    ) -> Result<Run<X::Mapped<O>>>
+    where
+        I: Element,
+        O: Element,
+        X: Input<I> + ?Sized,
+        Y: Input<I, Mapped<O> = X::Mapped<O>> + ?Sized,
+    {
+        X::map_on(
+            self,
+            a,
+            Some((b.as_host(), b.as_array())),
+            kernel,
+            placement,
+        )
+    }
+
+    /// Applies a one-input kernel to every element of `xs` (host data or an array)
+    /// and combines the values with `op`, in one pass (no mapped array is written).
+    /// Sums of `f32` are accurate to a stated bound, integer sums wrap, `f32` min/max
+    /// ignore NaN, and an empty input gives the operation's identity: see [`Reduce`].
+    pub fn reduce<I: Element, O: Element, X: Input<I> + ?Sized>(
+        &self,
+        xs: &X,
+        kernel: &Kernel<I, O>,
+        op: Reduce,
+        placement: Placement,
+    ) -> Result<Run<O>> {
+        match (xs.as_host(), xs.as_array()) {
+            (Some(h), _) => self.reduce_host(h, kernel, op, placement),
+            (_, Some(a)) => self.reduce_array(a, kernel, op, placement),
+            _ => Err(Error::InvalidKernel {
+                reason: "reduce: an input that is neither host data nor an array".into(),
+            }),
+        }
+    }
+
+    /// Applies a two-input kernel to every pair `(a[i], b[i])` and combines the values
+    /// with `op` (a dot product is `a * b` summed): both host data, or both arrays.
+    pub fn reduce2<I, O, X, Y>(
+        &self,
+        a: &X,
+        b: &Y,
+        kernel: &Kernel<I, O>,
+        op: Reduce,
+        placement: Placement,
+    ) -> Result<Run<O>>
+    where
+        I: Element,
+        O: Element,
+        X: Input<I> + ?Sized,
+        Y: Input<I, Mapped<O> = X::Mapped<O>> + ?Sized,
+    {
+        match (a.as_host(), b.as_host(), a.as_array(), b.as_array()) {
+            (Some(a), Some(b), _, _) => self.reduce2_host(a, b, kernel, op, placement),
+            (_, _, Some(a), Some(b)) => self.reduce2_array(a, b, kernel, op, placement),
+            _ => Err(Error::InvalidKernel {
+                reason: "map2/reduce2: both inputs must be host data, or both arrays".into(),
+            }),
+        }
+    }
+
+    pub(crate) fn map_host<I: Element, O: Element>(
         &self,
         xs: &[I],
         kernel: &Kernel<I, O>,
@@ -376,8 +457,7 @@ impl Runtime {
         )
     }
 
-    /// Applies a two-input kernel to every pair `(a[i], b[i])`.
-    pub fn map2<I: Element, O: Element>(
+    pub(crate) fn map2_host<I: Element, O: Element>(
         &self,
         a: &[I],
         b: &[I],
@@ -399,11 +479,7 @@ impl Runtime {
         )
     }
 
-    /// Applies a one-input kernel to every element of `xs` and combines the values
-    /// with `op`, in one pass (no mapped array is written). Sums of `f32` are accurate
-    /// to a stated bound, integer sums wrap, `f32` min/max ignore NaN, and an empty
-    /// input gives the operation's identity: see [`Reduce`].
-    pub fn reduce<I: Element, O: Element>(
+    pub(crate) fn reduce_host<I: Element, O: Element>(
         &self,
         xs: &[I],
         kernel: &Kernel<I, O>,
@@ -420,9 +496,7 @@ impl Runtime {
         )
     }
 
-    /// Applies a two-input kernel to every pair `(a[i], b[i])` and combines the values
-    /// with `op` (a dot product is `a * b` summed).
-    pub fn reduce2<I: Element, O: Element>(
+    pub(crate) fn reduce2_host<I: Element, O: Element>(
         &self,
         a: &[I],
         b: &[I],
@@ -501,6 +575,30 @@ impl Runtime {
         let run = self.array_map(kernel.inner(), &[a.view(), b.view()], placement)?;
         Ok(Run {
             output: Array::from_parts(a.len(), run.output),
+            report: run.report,
+        })
+    }
+
+    /// [`reduce2`](Self::reduce2) over two arrays, each pair of parts reduced where it
+    /// is.
+    pub fn reduce2_array<I: Element, O: Element>(
+        &self,
+        a: &Array<I>,
+        b: &Array<I>,
+        kernel: &Kernel<I, O>,
+        op: Reduce,
+        placement: Placement,
+    ) -> Result<Run<O>> {
+        if a.len() != b.len() {
+            return Err(Error::LengthMismatch {
+                left: a.len(),
+                right: b.len(),
+            });
+        }
+        check_arity(kernel.inner(), 2)?;
+        let run = self.array_reduce(kernel.inner(), op, &[a.view(), b.view()], placement)?;
+        Ok(Run {
+            output: O::from_bits(run.output),
             report: run.report,
         })
     }

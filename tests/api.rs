@@ -170,7 +170,7 @@ fn empty_input_gives_empty_output_everywhere() {
             assert!(run.output.is_empty(), "{p}");
             assert_eq!(run.report.elements(), 0, "{p}");
             let run = rt
-                .map::<u32, i32>(&[], &Kernel::map(|x: Expr<u32>| x.cast::<i32>()), p)
+                .map::<u32, i32, _>(&[], &Kernel::map(|x: Expr<u32>| x.cast::<i32>()), p)
                 .unwrap();
             assert!(run.output.is_empty(), "{p}");
         }

@@ -400,3 +400,42 @@ fn dropped_arrays_give_their_gpu_memory_back() {
     // of dropped arrays are reused
     assert_eq!(allocations(&rt), warm);
 }
+
+#[test]
+fn the_same_entry_points_take_host_data_or_arrays() {
+    for (rt, gpu) in runtimes() {
+        let p = if gpu { Placement::Gpu } else { Placement::Cpu };
+        let xs: Vec<u32> = (0..5000).collect();
+        let k = Kernel::map(|x: Expr<u32>| x * 3u32 + index());
+        let add = Kernel::map2(|x: Expr<u32>, y: Expr<u32>| x + y);
+        // host data in, a Vec out
+        let v: Vec<u32> = rt.map(&xs, &k, p).expect("slice").output;
+        // an Array in, an Array out, the same elements
+        let a = Array::from_slice(&xs);
+        let m: Array<u32> = rt.map(&a, &k, p).expect("array").output;
+        assert_eq!(m.to_vec().expect("gather"), v);
+        // two arrays, and two host inputs of different forms
+        let s: Array<u32> = rt.map2(&m, &a, &add, p).expect("map2 arrays").output;
+        let h: Vec<u32> = rt.map2(&v, &xs[..], &add, p).expect("map2 host").output;
+        assert_eq!(s.to_vec().expect("gather"), h);
+        let fixed: [u32; 3] = [1, 2, 3];
+        let three = rt
+            .map2(&fixed, &vec![10u32, 20, 30], &add, p)
+            .expect("mixed forms");
+        assert_eq!(three.output, [11, 22, 33]);
+        // reductions of both kinds agree
+        let id = Kernel::map(|x: Expr<u32>| x);
+        let r1 = rt.reduce(&h, &id, Reduce::Sum, p).expect("host").output;
+        let r2 = rt.reduce(&s, &id, Reduce::Sum, p).expect("array").output;
+        assert_eq!(r1, r2);
+        let d1 = rt
+            .reduce2(&v, &xs, &add, Reduce::Max, p)
+            .expect("host")
+            .output;
+        let d2 = rt
+            .reduce2(&m, &a, &add, Reduce::Max, p)
+            .expect("array")
+            .output;
+        assert_eq!(d1, d2);
+    }
+}
