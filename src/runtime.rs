@@ -650,40 +650,24 @@ impl Runtime {
         let n = inputs.first().map_or(0, |a| a.len);
         let produced: Mutex<Vec<Part>> = Mutex::new(Vec::new());
         let runner = |dev: usize, range: &Range<usize>, _: &mut [()]| {
-            let t = Instant::now();
-            let d = &self.devices[dev];
-            let mut stats = ShareStats::default();
-            let mut made = Vec::new();
-            let mut virtual_s = 0.0;
-            if d.max_resident() > 0 {
-                for piece in array::pieces(range.clone(), d.max_resident()) {
-                    let ins: Vec<Arc<dyn Resident>> = inputs
-                        .iter()
-                        .map(|a| a.on_device(piece.clone(), d.as_ref(), &mut stats))
-                        .collect::<Result<_>>()?;
-                    let refs: Vec<&dyn Resident> = ins.iter().map(|r| r.as_ref()).collect();
-                    let (out, st, _) = d.run_resident(kernel, &refs, piece.start as u64)?;
-                    exec::add(&mut stats, &st);
-                    made.push(Part::on_device(piece, out));
-                }
-            } else {
-                let data: Vec<HostData> = inputs
-                    .iter()
-                    .map(|a| a.host_range(range.clone(), &mut stats))
-                    .collect::<Result<_>>()?;
-                let ins: Vec<&[u32]> = data.iter().map(HostData::as_slice).collect();
-                let mut out = vec![0u32; range.len()];
-                let (st, s) = d.run_timed(kernel, &ins, range.start as u64, &mut out)?;
-                exec::add(&mut stats, &st);
-                virtual_s = s;
-                made.push(Part::on_host(range.clone(), out));
-            }
-            lock(&produced).extend(made);
-            let secs = if d.is_virtual() {
-                virtual_s
-            } else {
-                t.elapsed().as_secs_f64()
-            };
+            let (made, stats, secs) = self.array_range(
+                dev,
+                range,
+                inputs,
+                |d, ins, first| {
+                    let (out, st, _) = d.run_resident(kernel, ins, first)?;
+                    Ok((out, st))
+                },
+                |d, ins, first, len| {
+                    let mut out = vec![0u32; len];
+                    let (st, s) = d.run_timed(kernel, ins, first, &mut out)?;
+                    Ok((out, st, s))
+                },
+            )?;
+            lock(&produced).extend(made.into_iter().map(|(r, x)| match x {
+                Made::Device(d) => Part::on_device(r, d),
+                Made::Host(h) => Part::on_host(r, h),
+            }));
             Ok((stats, secs))
         };
         let (decided, notes, read_back) =
@@ -712,40 +696,19 @@ impl Runtime {
         let n = inputs.first().map_or(0, |a| a.len);
         let partials: Mutex<Vec<(usize, Partial)>> = Mutex::new(Vec::new());
         let runner = |dev: usize, range: &Range<usize>, _: &mut [()]| {
-            let t = Instant::now();
-            let d = &self.devices[dev];
-            let mut stats = ShareStats::default();
-            let mut made = Vec::new();
-            let mut virtual_s = 0.0;
-            if d.max_resident() > 0 {
-                for piece in array::pieces(range.clone(), d.max_resident()) {
-                    let ins: Vec<Arc<dyn Resident>> = inputs
-                        .iter()
-                        .map(|a| a.on_device(piece.clone(), d.as_ref(), &mut stats))
-                        .collect::<Result<_>>()?;
-                    let refs: Vec<&dyn Resident> = ins.iter().map(|r| r.as_ref()).collect();
-                    let (p, st, _) = d.reduce_resident(kernel, op, &refs, piece.start as u64)?;
-                    exec::add(&mut stats, &st);
-                    made.push((piece.start, p));
-                }
-            } else {
-                let data: Vec<HostData> = inputs
-                    .iter()
-                    .map(|a| a.host_range(range.clone(), &mut stats))
-                    .collect::<Result<_>>()?;
-                let ins: Vec<&[u32]> = data.iter().map(HostData::as_slice).collect();
-                let (p, st, s) =
-                    d.reduce_timed(kernel, op, &ins, range.start as u64, range.len())?;
-                exec::add(&mut stats, &st);
-                virtual_s = s;
-                made.push((range.start, p));
-            }
-            lock(&partials).extend(made);
-            let secs = if d.is_virtual() {
-                virtual_s
-            } else {
-                t.elapsed().as_secs_f64()
-            };
+            let (made, stats, secs) = self.array_range(
+                dev,
+                range,
+                inputs,
+                |d, ins, first| {
+                    let (p, st, _) = d.reduce_resident(kernel, op, ins, first)?;
+                    Ok((p, st))
+                },
+                |d, ins, first, len| d.reduce_timed(kernel, op, ins, first, len),
+            )?;
+            lock(&partials).extend(made.into_iter().map(|(r, x)| match x {
+                Made::Device(p) | Made::Host(p) => (r.start, p),
+            }));
             Ok((stats, secs))
         };
         let (decided, notes, read_back) =
@@ -762,6 +725,55 @@ impl Runtime {
             output: value.bits(),
             report,
         })
+    }
+
+    /// One range of an array call on device `dev`: on a device that keeps data, in
+    /// pieces of at most one resident part, each input brought there (nothing moves
+    /// for a part already there) and `on_device` run on it; elsewhere on the host,
+    /// `on_host` over the inputs' host data (read back as needed). What each piece
+    /// made, the bytes moved and the seconds (virtual on a simulated device).
+    #[allow(clippy::type_complexity)]
+    fn array_range<D, H>(
+        &self,
+        dev: usize,
+        range: &Range<usize>,
+        inputs: &[ArrayRef<'_>],
+        on_device: impl Fn(&dyn Device, &[&dyn Resident], u64) -> Result<(D, ShareStats)>,
+        on_host: impl Fn(&dyn Device, &[&[u32]], u64, usize) -> Result<(H, ShareStats, f64)>,
+    ) -> Result<(Vec<(Range<usize>, Made<D, H>)>, ShareStats, f64)> {
+        let t = Instant::now();
+        let d = self.devices[dev].as_ref();
+        let mut stats = ShareStats::default();
+        let mut made = Vec::new();
+        let mut virtual_s = 0.0;
+        if d.max_resident() > 0 {
+            for piece in array::pieces(range.clone(), d.max_resident()) {
+                let ins: Vec<Arc<dyn Resident>> = inputs
+                    .iter()
+                    .map(|a| a.on_device(piece.clone(), d, &mut stats))
+                    .collect::<Result<_>>()?;
+                let refs: Vec<&dyn Resident> = ins.iter().map(|r| r.as_ref()).collect();
+                let (x, st) = on_device(d, &refs, piece.start as u64)?;
+                exec::add(&mut stats, &st);
+                made.push((piece, Made::Device(x)));
+            }
+        } else {
+            let data: Vec<HostData> = inputs
+                .iter()
+                .map(|a| a.host_range(range.clone(), &mut stats))
+                .collect::<Result<_>>()?;
+            let ins: Vec<&[u32]> = data.iter().map(HostData::as_slice).collect();
+            let (x, st, s) = on_host(d, &ins, range.start as u64, range.len())?;
+            exec::add(&mut stats, &st);
+            virtual_s = s;
+            made.push((range.clone(), Made::Host(x)));
+        }
+        let secs = if d.is_virtual() {
+            virtual_s
+        } else {
+            t.elapsed().as_secs_f64()
+        };
+        Ok((made, stats, secs))
     }
 
     /// Places an array call: health, hand-written kernels' check, then the placement
@@ -1164,6 +1176,12 @@ impl Runtime {
             gathered: 0,
         }
     }
+}
+
+/// What one piece of an array call made: on a device, or on the host.
+enum Made<D, H> {
+    Device(D),
+    Host(H),
 }
 
 fn check_arity(k: &KernelInner, given: usize) -> Result<()> {
