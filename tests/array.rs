@@ -185,6 +185,26 @@ fn a_gpu_chain_moves_its_data_once_each_way() {
         }
         assert_eq!(v, want);
     }
+    // split: the GPU's part goes up once and comes back once, in the same report
+    for f in [0.5, 0.25] {
+        let a = Array::from_slice(&xs);
+        let mut chain = a.lazy();
+        for k in &ints {
+            chain = chain.map(k);
+        }
+        let run = chain.to_vec(&rt, Placement::Split(f)).expect("split chain");
+        let gpu_elems: usize = run
+            .report
+            .shares()
+            .iter()
+            .filter(|s| s.kind().is_gpu())
+            .map(|s| s.elements())
+            .sum();
+        assert!(gpu_elems > 0 && gpu_elems < n, "{}", run.report);
+        let part = 4 * gpu_elems as u64;
+        assert_eq!(run.report.bytes_to_devices(), part, "{}", run.report);
+        assert_eq!(run.report.bytes_from_devices(), part, "{}", run.report);
+    }
     // the same ten maps on slices move the data ten times each way
     let mut ys = xs.clone();
     let (mut up, mut down) = (0, 0);
