@@ -78,10 +78,19 @@ fn measure_all(
 ) -> Result<Vec<Point>> {
     let mut runs: Vec<Vec<(f64, hybrid::Report)>> = placements.iter().map(|_| Vec::new()).collect();
     for r in 0..reps.max(1) {
-        // each round starts one placement later, so none always follows the same one
-        // (a run right after a software GPU's can find its threads still spinning)
-        for j in 0..placements.len() {
-            let i = (r + j) % placements.len();
+        // each round in its own order, so no placement always follows the same one: a
+        // run right after a software GPU's can find its threads still spinning. (A
+        // rotation is not enough: each placement would keep its predecessor, and Auto,
+        // listed last, always ran right after Split(1.00).)
+        let mut order: Vec<usize> = (0..placements.len()).collect();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ (r as u64 + 1);
+        for j in (1..order.len()).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            order.swap(j, (state % (j as u64 + 1)) as usize);
+        }
+        for i in order {
             let p = placements[i];
             let t = Instant::now();
             let run = rt.map2(xs, ys, k, p)?;
