@@ -391,6 +391,16 @@ pub(crate) struct ArrayRef<'a> {
 }
 
 impl<T> Array<T> {
+    /// The same parts seen as elements of another type (every element type is 32
+    /// bits; a chain's stages change the type, not the data's layout).
+    fn retype<U>(self) -> Array<U> {
+        Array {
+            len: self.len,
+            parts: self.parts,
+            _t: PhantomData,
+        }
+    }
+
     pub(crate) fn view(&self) -> ArrayRef<'_> {
         ArrayRef {
             len: self.len,
@@ -546,54 +556,32 @@ impl<'a, I: Element, T: Element> Lazy<'a, I, T> {
     /// Runs the chain: the output array stays where it was computed.
     pub fn eval(self, rt: &Runtime, placement: Placement) -> Result<Run<Array<T>>> {
         self.check()?;
-        if self.stages.is_empty() {
-            let source: Array<I> = self.source.clone();
-            let output = Array {
-                len: source.len,
-                parts: source.parts,
-                _t: PhantomData,
-            };
+        let n = self.source.len;
+        let Some((first, rest)) = self.stages.split_first() else {
             return Ok(Run {
-                output,
-                report: rt.empty_report(self.source.len, placement),
+                output: self.source.clone().retype(),
+                report: rt.empty_report(n, placement),
             });
-        }
+        };
         if let Some(k) = self.fused()? {
             let mut run = rt.array_map(&k, &[self.source.view()], placement)?;
             run.report.fused = self.stages.len();
             return Ok(Run {
-                output: Array::from_parts(self.source.len, run.output),
+                output: Array::from_parts(n, run.output),
                 report: run.report,
             });
         }
-        let mut parts = None;
-        let mut report: Option<crate::Report> = None;
-        for k in &self.stages {
-            let run = match &parts {
-                None => rt.array_map(k, &[self.source.view()], placement)?,
-                Some(a) => {
-                    let a: &Array<u32> = a;
-                    rt.array_map(k, &[a.view()], placement)?
-                }
-            };
-            parts = Some(Array::<u32>::from_parts(self.source.len, run.output));
-            report = Some(match report {
-                None => run.report,
-                Some(r) => r.then(run.report),
-            });
+        // stage by stage, each output an array left where it was computed
+        let run = rt.array_map(first, &[self.source.view()], placement)?;
+        let mut a = Array::<u32>::from_parts(n, run.output);
+        let mut report = run.report;
+        for k in rest {
+            let run = rt.array_map(k, &[a.view()], placement)?;
+            a = Array::from_parts(n, run.output);
+            report = report.then(run.report);
         }
-        let a = parts.ok_or_else(|| Error::InvalidKernel {
-            reason: "empty chain".into(),
-        })?;
-        let report = report.ok_or_else(|| Error::InvalidKernel {
-            reason: "empty chain".into(),
-        })?;
         Ok(Run {
-            output: Array {
-                len: a.len,
-                parts: a.parts,
-                _t: PhantomData,
-            },
+            output: a.retype(),
             report,
         })
     }

@@ -464,12 +464,7 @@ impl Runtime {
         kernel: &Kernel<I, O>,
         placement: Placement,
     ) -> Result<Run<Vec<O>>> {
-        if a.len() != b.len() {
-            return Err(Error::LengthMismatch {
-                left: a.len(),
-                right: b.len(),
-            });
-        }
+        same_len(a.len(), b.len())?;
         check_arity(kernel.inner(), 2)?;
         self.run(
             kernel.inner(),
@@ -504,12 +499,7 @@ impl Runtime {
         op: Reduce,
         placement: Placement,
     ) -> Result<Run<O>> {
-        if a.len() != b.len() {
-            return Err(Error::LengthMismatch {
-                left: a.len(),
-                right: b.len(),
-            });
-        }
+        same_len(a.len(), b.len())?;
         check_arity(kernel.inner(), 2)?;
         self.run_reduce(
             kernel.inner(),
@@ -565,12 +555,7 @@ impl Runtime {
         kernel: &Kernel<I, O>,
         placement: Placement,
     ) -> Result<Run<Array<O>>> {
-        if a.len() != b.len() {
-            return Err(Error::LengthMismatch {
-                left: a.len(),
-                right: b.len(),
-            });
-        }
+        same_len(a.len(), b.len())?;
         check_arity(kernel.inner(), 2)?;
         let run = self.array_map(kernel.inner(), &[a.view(), b.view()], placement)?;
         Ok(Run {
@@ -589,12 +574,7 @@ impl Runtime {
         op: Reduce,
         placement: Placement,
     ) -> Result<Run<O>> {
-        if a.len() != b.len() {
-            return Err(Error::LengthMismatch {
-                left: a.len(),
-                right: b.len(),
-            });
-        }
+        same_len(a.len(), b.len())?;
         check_arity(kernel.inner(), 2)?;
         let run = self.array_reduce(kernel.inner(), op, &[a.view(), b.view()], placement)?;
         Ok(Run {
@@ -1182,6 +1162,14 @@ impl Runtime {
 enum Made<D, H> {
     Device(D),
     Host(H),
+}
+
+/// Two inputs of a call must have one length.
+fn same_len(left: usize, right: usize) -> Result<()> {
+    if left != right {
+        return Err(Error::LengthMismatch { left, right });
+    }
+    Ok(())
 }
 
 fn check_arity(k: &KernelInner, given: usize) -> Result<()> {
