@@ -21,6 +21,21 @@ pub enum Error {
         /// "cpu" or "gpu".
         kind: &'static str,
     },
+    /// A device index past the runtime's devices.
+    #[error("no device {index}: this runtime has {devices}")]
+    NoSuchDevice {
+        /// The index asked for.
+        index: usize,
+        /// How many devices the runtime has.
+        devices: usize,
+    },
+    /// Data was asked to cross the link of a device that has none to move it over
+    /// (the CPU works on host memory; a simulated device's link is only a model).
+    #[error("device {device} has no link to move data over")]
+    NoTransfer {
+        /// The device's name.
+        device: String,
+    },
     /// The driver rejected the generated (or hand-written) shader.
     #[error("shader rejected by {device}: {message} (line {line}: `{source_line}`)")]
     ShaderRejected {

@@ -135,28 +135,33 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub mod array;
-mod cache;
-mod device;
-mod error;
-mod kernel;
-mod report;
-mod runtime;
-mod schedule;
-mod transfer;
+// The floors, top to bottom: each module imports only from floors below it (or its
+// own); `tests/layers.rs` checks it and src/README.md draws it.
+pub mod array; //   arrays and lazy chains
+mod cache; //       where calibration and models are stored
+mod cost; //        the cost model
+mod device; //      cpu, gpu, simulated
+mod error; //       the error type
+mod kernel; //      kernels: expressions, WGSL, the CPU evaluator
+mod placement; //   what a caller asks for
+mod report; //      the per-call receipt
+mod runtime; //     entry points, health, receipts
+mod schedule; //    placement, Auto, execution
+mod sync;
+mod transfer; //    links, staging, calibration //        locks that survive a panic
 
 pub use array::{Array, Coherence, Input, Lazy, PartInfo, State};
 pub use device::sim::SimDevice;
+#[doc(hidden)]
+pub use device::DeviceResources;
 pub use device::{DeviceInfo, DeviceKind};
 pub use error::{Error, Result};
 pub use kernel::{
     fold, index, select, Element, Expr, Integer, Kernel, Numeric, Param, Reduce, Scalar, ScalarType,
 };
+pub use placement::Placement;
 pub use report::{Forecast, Recovery, Report, Share};
-#[doc(hidden)]
-pub use runtime::DeviceResources;
 pub use runtime::{Backend, Run, Runtime, RuntimeBuilder};
-pub use schedule::Placement;
 pub use transfer::{Calibration, Link, LinkDir, TransferConfig, TransferStats};
 
 /// Applies `kernel` to every element of `xs` on the global runtime, wherever is best
@@ -217,17 +222,15 @@ pub mod __bench {
     /// The split solver on synthetic devices: one `(ready_s, fixed_s, per_elem_s,
     /// fill_elems, fill_extra_s)` per device; returns each device's share of `n`.
     pub fn solve(n: usize, devices: &[(f64, f64, f64, f64, f64)]) -> Vec<usize> {
-        let costs: Vec<crate::schedule::plan::Cost> = devices
+        let costs: Vec<crate::cost::Cost> = devices
             .iter()
             .map(
-                |&(ready_s, fixed_s, per_elem_s, fill_elems, fill_extra_s)| {
-                    crate::schedule::plan::Cost {
-                        ready_s,
-                        fixed_s,
-                        per_elem_s,
-                        fill_elems,
-                        fill_extra_s,
-                    }
+                |&(ready_s, fixed_s, per_elem_s, fill_elems, fill_extra_s)| crate::cost::Cost {
+                    ready_s,
+                    fixed_s,
+                    per_elem_s,
+                    fill_elems,
+                    fill_extra_s,
                 },
             )
             .collect();

@@ -4,7 +4,7 @@ use std::fmt;
 use std::ops::Range;
 
 use crate::device::{DeviceKind, ShareStats};
-use crate::schedule::Placement;
+use crate::placement::Placement;
 
 /// What one device did in one call.
 #[derive(Debug, Clone, PartialEq)]

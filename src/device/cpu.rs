@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::{Device, DeviceInfo, DeviceKind, ShareStats};
+use super::{Device, DeviceInfo, DeviceKind, HostTask, ShareStats, Timed};
 use crate::error::{Error, Result};
 use crate::kernel::custom::Custom;
 use crate::kernel::eval::{Plan, Scratch, BLOCK};
@@ -131,7 +131,26 @@ impl Device for CpuDevice {
         &self.info
     }
 
-    fn run(
+    fn run(&self, task: &HostTask<'_>, out: &mut [u32]) -> Result<Timed> {
+        let t = Instant::now();
+        let stats = self.map(task.kernel, task.inputs, task.first_index, out)?;
+        Ok(Timed {
+            stats,
+            secs: t.elapsed().as_secs_f64(),
+        })
+    }
+
+    fn reduce(&self, task: &HostTask<'_>, op: Reduce) -> Result<(Partial, Timed)> {
+        let t = Instant::now();
+        let (part, stats) = self.fold(task.kernel, op, task.inputs, task.first_index, task.len)?;
+        let secs = t.elapsed().as_secs_f64();
+        Ok((part, Timed { stats, secs }))
+    }
+}
+
+impl CpuDevice {
+    /// Computes `kernel` into `out` (see [`Device::run`]).
+    pub(crate) fn map(
         &self,
         kernel: &KernelInner,
         inputs: &[&[u32]],
@@ -171,7 +190,8 @@ impl Device for CpuDevice {
         })
     }
 
-    fn reduce(
+    /// Reduces `len` elements of `kernel` (see [`Device::reduce`]).
+    pub(crate) fn fold(
         &self,
         kernel: &KernelInner,
         op: Reduce,
@@ -242,7 +262,7 @@ mod tests {
         let xs: Vec<u32> = (0..n as u32).map(|i| i.wrapping_mul(0x9e37_79b9)).collect();
         let first = (1u64 << 32) - 2;
         let mut out = vec![0u32; n];
-        d.run(k.inner(), &[&xs], first, &mut out)
+        d.map(k.inner(), &[&xs], first, &mut out)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             out[..4]

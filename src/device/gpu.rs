@@ -13,11 +13,15 @@ use std::time::Instant;
 
 use pollster::block_on;
 
-use super::{Device, DeviceInfo, DeviceKind, Resident, ShareStats};
+use super::{
+    Device, DeviceInfo, DeviceKind, DeviceResources, Hooks, HostLink, HostTask, Memory, Resident,
+    ResidentTask, ShareStats, Timed,
+};
 use crate::error::{Error, Result};
 use crate::kernel::reduce::{Partial, Reduce};
 use crate::kernel::wgsl::{Shader, ENTRY_POINT, REDUCE_PER_GROUP, WORKGROUP_SIZE};
 use crate::kernel::KernelInner;
+use crate::sync::lock;
 use crate::transfer::calibrate::{self, Calibration};
 use crate::transfer::staging::{grid, Compute, Ctx, Job, Kind, Pool, Streamed, DEFAULT_IDLE_BYTES};
 use crate::transfer::{plan_chunks, Link, TransferConfig, TransferStats};
@@ -1037,34 +1041,67 @@ impl Device for GpuDevice {
         &self.info
     }
 
-    fn link(&self) -> Option<Link> {
-        self.calibration().map(|c| c.link)
+    fn run(&self, task: &HostTask<'_>, out: &mut [u32]) -> Result<Timed> {
+        Timed::wall(|| self.map_streamed(task.kernel, task.inputs, task.first_index, out))
+    }
+
+    fn reduce(&self, task: &HostTask<'_>, op: Reduce) -> Result<(Partial, Timed)> {
+        let t = Instant::now();
+        let (part, stats) =
+            self.reduce_streamed(task.kernel, op, task.inputs, task.first_index, task.len)?;
+        let secs = t.elapsed().as_secs_f64();
+        Ok((part, Timed { stats, secs }))
+    }
+
+    fn memory(&self) -> Option<&dyn Memory> {
+        Some(self)
+    }
+
+    fn host_link(&self) -> Option<&dyn HostLink> {
+        Some(self)
+    }
+
+    fn hooks(&self) -> Option<&dyn Hooks> {
+        Some(self)
+    }
+}
+
+impl Memory for GpuDevice {
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn max_resident(&self) -> usize {
+        self.max_part()
+    }
+
+    fn upload(&self, data: &[u32]) -> Result<(Arc<dyn Resident>, ShareStats)> {
+        self.upload_part(data)
+    }
+
+    fn run(&self, task: &ResidentTask<'_>) -> Result<(Arc<dyn Resident>, Timed)> {
+        let (out, stats, secs) = self.map_parts(task.kernel, task.inputs, task.first_index)?;
+        Ok((out, Timed { stats, secs }))
+    }
+
+    fn reduce(&self, task: &ResidentTask<'_>, op: Reduce) -> Result<(Partial, Timed)> {
+        let (part, stats, secs) =
+            self.reduce_parts(task.kernel, op, task.inputs, task.first_index)?;
+        Ok((part, Timed { stats, secs }))
+    }
+}
+
+impl HostLink for GpuDevice {
+    fn fitted(&self) -> Option<Link> {
+        GpuDevice::calibration(self).map(|c| c.link)
     }
 
     fn calibration(&self) -> Option<Calibration> {
         GpuDevice::calibration(self).cloned()
     }
 
-    fn configure_transfer(&self, cfg: &TransferConfig) {
-        self.configure(cfg);
-    }
-
-    fn inject_fault(&self, after_chunks: u64) {
-        self.fault.store(after_chunks, Ordering::Relaxed);
-    }
-
-    fn resources(&self) -> crate::runtime::DeviceResources {
-        let pipelines = self
-            .cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .map
-            .len();
-        crate::runtime::DeviceResources {
-            pool_allocations: self.pool.allocations(),
-            pipelines,
-            pipeline_capacity: CACHE_CAPACITY,
-        }
+    fn configure(&self, cfg: &TransferConfig) {
+        GpuDevice::configure(self, cfg);
     }
 
     fn transfer(
@@ -1074,8 +1111,29 @@ impl Device for GpuDevice {
     ) -> Option<Result<TransferStats>> {
         Some(self.move_data(src, dst))
     }
+}
 
-    fn run(
+impl Hooks for GpuDevice {
+    fn inject_fault(&self, after_chunks: u64) {
+        self.fault.store(after_chunks, Ordering::Relaxed);
+    }
+
+    fn resources(&self) -> DeviceResources {
+        DeviceResources {
+            pool_allocations: self.pool.allocations(),
+            pipelines: lock(&self.cache).map.len(),
+            pipeline_capacity: CACHE_CAPACITY,
+        }
+    }
+
+    fn compilations(&self) -> u64 {
+        self.compilations.load(Ordering::Relaxed)
+    }
+}
+
+/// The bodies the capability traits call (kept by name, so the traits stay thin).
+impl GpuDevice {
+    fn map_streamed(
         &self,
         kernel: &KernelInner,
         inputs: &[&[u32]],
@@ -1090,15 +1148,7 @@ impl Device for GpuDevice {
         self.dispatch(&pipeline, &kernel.values(), inputs, first_index, out)
     }
 
-    fn id(&self) -> u64 {
-        self.id
-    }
-
-    fn max_resident(&self) -> usize {
-        self.max_part()
-    }
-
-    fn upload(&self, data: &[u32]) -> Result<(Arc<dyn Resident>, ShareStats)> {
+    fn upload_part(&self, data: &[u32]) -> Result<(Arc<dyn Resident>, ShareStats)> {
         let t = Instant::now();
         if let Some(e) = self.lost_error() {
             return Err(e);
@@ -1132,7 +1182,7 @@ impl Device for GpuDevice {
         ))
     }
 
-    fn run_resident(
+    fn map_parts(
         &self,
         kernel: &KernelInner,
         inputs: &[&dyn Resident],
@@ -1152,7 +1202,7 @@ impl Device for GpuDevice {
         Ok((Arc::new(out), stats, secs))
     }
 
-    fn reduce_resident(
+    fn reduce_parts(
         &self,
         kernel: &KernelInner,
         op: Reduce,
@@ -1187,11 +1237,7 @@ impl Device for GpuDevice {
         Ok((part, stats, t.elapsed().as_secs_f64()))
     }
 
-    fn compilations(&self) -> u64 {
-        self.compilations.load(Ordering::Relaxed)
-    }
-
-    fn reduce(
+    fn reduce_streamed(
         &self,
         kernel: &KernelInner,
         op: Reduce,
@@ -1287,7 +1333,7 @@ mod tests {
         // The device still works afterwards.
         let k = Kernel::map(|x: Expr<u32>| x + 1u32);
         let mut out = [0u32; 3];
-        let stats = d.run(k.inner(), &[&[1, 2, 3]], 0, &mut out);
+        let stats = d.map_streamed(k.inner(), &[&[1, 2, 3]], 0, &mut out);
         assert!(stats.is_ok(), "{stats:?}");
         assert_eq!(out, [2, 3, 4]);
     }
@@ -1308,7 +1354,7 @@ mod tests {
         let first = u32::MAX as u64 - 1000;
         let mut out = vec![0u32; n];
         let stats = d
-            .run(k.inner(), &[&a, &b], first, &mut out)
+            .map_streamed(k.inner(), &[&a, &b], first, &mut out)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(stats.chunks, 6);
         assert_eq!(stats.bytes_to_device, 8 * n as u64);
@@ -1332,13 +1378,13 @@ mod tests {
         let k1 = Kernel::map(|x: Expr<u32>| x + 1u32);
         let k2 = Kernel::map(|x: Expr<u32>| x * 3u32);
         let mut out = vec![0u32; n];
-        let first = d.run(k1.inner(), &[&xs], 0, &mut out);
+        let first = d.map_streamed(k1.inner(), &[&xs], 0, &mut out);
         let first = first.unwrap_or_else(|e| panic!("{e}"));
         assert!(first.transfer.allocations > 0);
         assert_eq!(first.chunks, 8);
         let warm = d.pool_allocations();
         for k in [&k1, &k2, &k1] {
-            let s = d.run(k.inner(), &[&xs], 0, &mut out);
+            let s = d.map_streamed(k.inner(), &[&xs], 0, &mut out);
             let s = s.unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(s.transfer.allocations, 0, "no allocation once warm");
         }

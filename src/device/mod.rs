@@ -1,8 +1,19 @@
-//! Devices: what the scheduler sees of a CPU pool or a GPU.
+//! Devices: what the scheduler sees of a CPU pool, a GPU or a simulated device.
 //!
-//! The interface is deliberately narrow — who the device is ([`DeviceInfo`]) and "run
-//! this kernel over this range" — and holds no wgpu types, so the scheduler treats N
-//! unlike devices uniformly.
+//! One narrow interface per capability, and no wgpu type in any of them, so the
+//! scheduler treats N unlike devices uniformly:
+//!
+//! - [`Device`]: compute a range ([`Task`] in, [`Timed`] stats out, a map's values
+//!   written or a reduction's partial returned); every device has it;
+//! - [`Memory`]: hold array parts between calls ([`Resident`]) and compute on them;
+//! - [`HostLink`]: the link data crosses to reach the device (its fitted α, β; raw
+//!   transfers for benchmarks);
+//! - [`Hooks`]: counters and fault injection for tests.
+//!
+//! A device hands out the capabilities it has ([`Device::memory`],
+//! [`Device::host_link`], [`Device::hooks`]); the CPU has none of them. A [`Task`]
+//! names its inputs in one place, so inputs of other kinds (several outputs, whole
+//! arrays read at any index) are new fields of it, not new trait methods.
 
 pub(crate) mod cpu;
 #[cfg(feature = "gpu")]
@@ -11,9 +22,12 @@ pub(crate) mod sim;
 
 use std::fmt;
 
+use std::sync::Arc;
+
 use crate::error::Result;
 use crate::kernel::reduce::{Partial, Reduce};
 use crate::kernel::KernelInner;
+use crate::transfer::{Calibration, Link, TransferConfig, TransferStats};
 
 /// What kind of device this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -89,7 +103,89 @@ pub(crate) struct ShareStats {
     /// Number of chunks the share was cut into.
     pub(crate) chunks: u32,
     /// The transfer layer's detail (all zero for a device with no link).
-    pub(crate) transfer: crate::transfer::TransferStats,
+    pub(crate) transfer: TransferStats,
+}
+
+impl ShareStats {
+    /// Adds another run's figures into these (a device that took several pieces).
+    pub(crate) fn add(&mut self, b: &ShareStats) {
+        self.bytes_to_device += b.bytes_to_device;
+        self.bytes_from_device += b.bytes_from_device;
+        self.upload_s += b.upload_s;
+        self.compute_s += b.compute_s;
+        self.download_s += b.download_s;
+        self.chunks += b.chunks;
+        self.transfer.absorb(&b.transfer);
+    }
+}
+
+/// What one device keeps between calls, for tests that memory stays bounded under
+/// repeated calls. Not part of the API.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeviceResources {
+    /// Buffers the device's transfer pool has allocated since it was made (a warm pool
+    /// reuses its buffers, so this stops growing).
+    pub pool_allocations: u64,
+    /// Compiled kernels in the device's pipeline cache.
+    pub pipelines: usize,
+    /// The most compiled kernels the cache keeps (0: the device keeps none).
+    pub pipeline_capacity: usize,
+}
+
+/// One range of one call, as a device receives it.
+#[derive(Clone, Copy)]
+pub(crate) struct Task<'a, I> {
+    /// The kernel, bound to this call's parameter values.
+    pub(crate) kernel: &'a KernelInner,
+    /// The element-wise inputs, each covering the range: host slices of 32-bit
+    /// patterns, or resident parts on the device.
+    pub(crate) inputs: &'a [I],
+    /// The global index of the range's first element.
+    pub(crate) first_index: u64,
+    /// Elements in the range.
+    pub(crate) len: usize,
+}
+
+/// A range of host data.
+pub(crate) type HostTask<'a> = Task<'a, &'a [u32]>;
+/// A range of resident parts.
+pub(crate) type ResidentTask<'a> = Task<'a, &'a dyn Resident>;
+
+impl<'a, I> Task<'a, I> {
+    pub(crate) fn new(
+        kernel: &'a KernelInner,
+        inputs: &'a [I],
+        first_index: u64,
+        len: usize,
+    ) -> Self {
+        Task {
+            kernel,
+            inputs,
+            first_index,
+            len,
+        }
+    }
+}
+
+/// What a run did, and how long it took: wall seconds, or virtual ones on a
+/// simulated device.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Timed {
+    pub(crate) stats: ShareStats,
+    pub(crate) secs: f64,
+}
+
+impl Timed {
+    /// Runs `f` and times it on the wall clock.
+    pub(crate) fn wall(f: impl FnOnce() -> Result<ShareStats>) -> Result<Timed> {
+        let t = std::time::Instant::now();
+        let stats = f()?;
+        Ok(Timed {
+            stats,
+            secs: t.elapsed().as_secs_f64(),
+        })
+    }
 }
 
 /// Elements a device keeps between calls: one part of an [`crate::Array`], held in
@@ -98,7 +194,7 @@ pub(crate) trait Resident: Send + Sync {
     /// Number of elements (32-bit patterns).
     #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
     fn len(&self) -> usize;
-    /// The [`Device::id`] of the device that holds it.
+    /// The [`Memory::id`] of the device that holds it.
     fn owner(&self) -> u64;
     /// The name of that device, for reports.
     fn owner_name(&self) -> &str;
@@ -114,142 +210,100 @@ pub(crate) trait Device: Send + Sync {
     /// Who the device is.
     fn info(&self) -> &DeviceInfo;
 
-    /// The device's link to the host, when data must cross one (a GPU); `None` for
-    /// the CPU, which works on host memory.
-    fn link(&self) -> Option<crate::transfer::Link> {
-        None
-    }
-
-    /// The device's link calibration (fitted link, dispatch overhead, samples), when
-    /// it has a link; measured or loaded on first need.
-    fn calibration(&self) -> Option<crate::transfer::Calibration> {
-        None
-    }
-
-    /// Sets how transfers are chunked and pipelined and where calibration is stored;
-    /// ignored by a device with no transfer layer.
-    fn configure_transfer(&self, _cfg: &crate::transfer::TransferConfig) {}
-
-    /// Fault injection for tests: after `after_chunks` more chunks, every chunk the
-    /// device streams fails as a device fault. Ignored by devices with no chunks.
-    fn inject_fault(&self, _after_chunks: u64) {}
-
-    /// Moves data over the device's link with no kernel: `src` alone uploads, `dst`
-    /// alone downloads, both make a round trip. `None` for a device with no link.
-    fn transfer(
-        &self,
-        _src: Option<&[u32]>,
-        _dst: Option<&mut [u32]>,
-    ) -> Option<Result<crate::transfer::TransferStats>> {
-        None
-    }
-
-    /// Computes `kernel` for `out.len()` elements: `inputs[k][i]` is input `k` of element
-    /// `i` (each as a 32-bit pattern), `first_index` is the global index of element 0,
-    /// and the result of element `i` goes to `out[i]`. Every slice has `out.len()`
-    /// elements. On error, `out` may be partly written and must not be used.
-    fn run(
-        &self,
-        kernel: &KernelInner,
-        inputs: &[&[u32]],
-        first_index: u64,
-        out: &mut [u32],
-    ) -> Result<ShareStats>;
-
-    /// Applies `kernel` to the `len` elements of `inputs` (as [`run`](Self::run) does,
-    /// `first_index` being the global index of element 0) and combines the values with
-    /// `op`, returning the range's partial result; no mapped array is written.
-    fn reduce(
-        &self,
-        kernel: &KernelInner,
-        op: Reduce,
-        inputs: &[&[u32]],
-        first_index: u64,
-        len: usize,
-    ) -> Result<(Partial, ShareStats)>;
-
-    /// [`reduce`](Self::reduce), and the seconds it took (wall or virtual).
-    fn reduce_timed(
-        &self,
-        kernel: &KernelInner,
-        op: Reduce,
-        inputs: &[&[u32]],
-        first_index: u64,
-        len: usize,
-    ) -> Result<(Partial, ShareStats, f64)> {
-        let t = std::time::Instant::now();
-        let (p, stats) = self.reduce(kernel, op, inputs, first_index, len)?;
-        Ok((p, stats, t.elapsed().as_secs_f64()))
-    }
-
-    /// What the device keeps between calls (pooled buffers, compiled kernels), for the
-    /// resource-bound tests; nothing for a device that keeps nothing.
-    fn resources(&self) -> crate::runtime::DeviceResources {
-        crate::runtime::DeviceResources::default()
-    }
-
-    /// Compute pipelines the device has compiled so far (0 for a device that compiles
-    /// nothing).
-    fn compilations(&self) -> u64 {
-        0
-    }
-
     /// Whether the device's times are virtual (a [`sim::SimDevice`]): its runs return
     /// at once and say how long they would have taken.
     fn is_virtual(&self) -> bool {
         false
     }
 
-    /// An identity unique in the process, for a device that can keep data between
-    /// calls ([`Resident`]); 0 for one that cannot.
-    fn id(&self) -> u64 {
-        0
+    /// Computes the task's kernel for its `len` elements: `task.inputs[k][i]` is input
+    /// `k` of element `i`, and the result of element `i` goes to `out[i]` (`out` has
+    /// `len` elements). On error, `out` may be partly written and must not be used.
+    fn run(&self, task: &HostTask<'_>, out: &mut [u32]) -> Result<Timed>;
+
+    /// Applies the task's kernel to its elements and combines the values with `op`,
+    /// returning the range's partial result; no mapped array is written.
+    fn reduce(&self, task: &HostTask<'_>, op: Reduce) -> Result<(Partial, Timed)>;
+
+    /// The device's memory for array parts, when it keeps data between calls.
+    fn memory(&self) -> Option<&dyn Memory> {
+        None
     }
 
-    /// The most elements one resident part may hold (a storage binding's limit); 0
-    /// for a device that keeps no data.
-    fn max_resident(&self) -> usize {
-        0
+    /// The link data crosses to reach the device; `None` for the CPU, which works on
+    /// host memory.
+    fn host_link(&self) -> Option<&dyn HostLink> {
+        None
     }
+
+    /// Counters and fault injection, for tests; `None` for a device with nothing to
+    /// count.
+    fn hooks(&self) -> Option<&dyn Hooks> {
+        None
+    }
+}
+
+impl dyn Device + '_ {
+    /// The device's fitted link, when it has one and it is known.
+    pub(crate) fn link(&self) -> Option<Link> {
+        self.host_link().and_then(HostLink::fitted)
+    }
+}
+
+/// A device's memory: array parts kept between calls, and kernels run on them.
+pub(crate) trait Memory: Send + Sync {
+    /// An identity unique in the process, that [`Resident::owner`] names.
+    fn id(&self) -> u64;
+
+    /// The most elements one resident part may hold (a storage binding's limit).
+    fn max_resident(&self) -> usize;
 
     /// Copies `data` into the device's memory, to stay there.
-    fn upload(&self, _data: &[u32]) -> Result<(std::sync::Arc<dyn Resident>, ShareStats)> {
-        Err(crate::error::Error::NoDevice { kind: "gpu" })
+    fn upload(&self, data: &[u32]) -> Result<(Arc<dyn Resident>, ShareStats)>;
+
+    /// [`Device::run`] on resident inputs (each `task.len` elements, all held by this
+    /// device), the output staying resident.
+    fn run(&self, task: &ResidentTask<'_>) -> Result<(Arc<dyn Resident>, Timed)>;
+
+    /// [`Device::reduce`] on resident inputs.
+    fn reduce(&self, task: &ResidentTask<'_>, op: Reduce) -> Result<(Partial, Timed)>;
+}
+
+/// The link between the host and a device's memory.
+pub(crate) trait HostLink: Send + Sync {
+    /// The fitted link (α, β each way), measured or loaded on first need; `None` when
+    /// it could not be measured.
+    fn fitted(&self) -> Option<Link>;
+
+    /// The whole calibration (fitted link, dispatch overhead, samples), for a link
+    /// that was measured; `None` for a modelled one.
+    fn calibration(&self) -> Option<Calibration> {
+        None
     }
 
-    /// [`run`](Self::run) on resident inputs (each [`Resident::len`] elements, all held
-    /// by this device), the output staying resident; and the seconds it took.
-    fn run_resident(
-        &self,
-        _kernel: &KernelInner,
-        _inputs: &[&dyn Resident],
-        _first_index: u64,
-    ) -> Result<(std::sync::Arc<dyn Resident>, ShareStats, f64)> {
-        Err(crate::error::Error::NoDevice { kind: "gpu" })
-    }
+    /// Sets how transfers are chunked and pipelined and where calibration is stored.
+    fn configure(&self, _cfg: &TransferConfig) {}
 
-    /// [`reduce`](Self::reduce) on resident inputs; and the seconds it took.
-    fn reduce_resident(
+    /// Moves data over the link with no kernel: `src` alone uploads, `dst` alone
+    /// downloads, both make a round trip; `None` for a link that is only modelled.
+    fn transfer(
         &self,
-        _kernel: &KernelInner,
-        _op: Reduce,
-        _inputs: &[&dyn Resident],
-        _first_index: u64,
-    ) -> Result<(Partial, ShareStats, f64)> {
-        Err(crate::error::Error::NoDevice { kind: "gpu" })
+        _src: Option<&[u32]>,
+        _dst: Option<&mut [u32]>,
+    ) -> Option<Result<TransferStats>> {
+        None
     }
+}
 
-    /// [`run`](Self::run), and the seconds it took: measured on the wall clock, or the
-    /// virtual time of a simulated device.
-    fn run_timed(
-        &self,
-        kernel: &KernelInner,
-        inputs: &[&[u32]],
-        first_index: u64,
-        out: &mut [u32],
-    ) -> Result<(ShareStats, f64)> {
-        let t = std::time::Instant::now();
-        let stats = self.run(kernel, inputs, first_index, out)?;
-        Ok((stats, t.elapsed().as_secs_f64()))
-    }
+/// Counters and fault injection, for tests.
+pub(crate) trait Hooks: Send + Sync {
+    /// After `after_chunks` more chunks, every chunk the device streams fails as a
+    /// device fault.
+    fn inject_fault(&self, after_chunks: u64);
+
+    /// What the device keeps between calls (pooled buffers, compiled kernels).
+    fn resources(&self) -> DeviceResources;
+
+    /// Compute pipelines the device has compiled so far.
+    fn compilations(&self) -> u64;
 }

@@ -10,12 +10,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::cpu::CpuDevice;
-use super::{Device, DeviceInfo, DeviceKind, ShareStats};
+use super::{Device, DeviceInfo, DeviceKind, HostLink, HostTask, ShareStats, Timed};
+use crate::cost::{pipeline_cost, Fit, PIPELINE_CHUNK_BYTES};
 use crate::error::{Error, Result};
 use crate::kernel::reduce::{Partial, Reduce};
 use crate::kernel::wgsl::REDUCE_PER_GROUP;
-use crate::kernel::KernelInner;
-use crate::schedule::model::{pipeline_cost, Fit, PIPELINE_CHUNK_BYTES};
 use crate::transfer::calibrate::fit;
 use crate::transfer::{Link, LinkDir};
 
@@ -153,7 +152,7 @@ pub(crate) struct SimBackend {
 impl SimBackend {
     /// Virtual stage times and total for `n` elements of `arity` inputs, mapped (one
     /// value back per element) or reduced (one per GPU workgroup).
-    fn stats(&self, n: usize, arity: usize, reduced: bool) -> (ShareStats, f64) {
+    fn stats(&self, n: usize, arity: usize, reduced: bool) -> Timed {
         let s = &self.spec;
         let compute_s = s.overhead_s + n as f64 / s.rate;
         if !s.kind.is_gpu() {
@@ -162,7 +161,10 @@ impl SimBackend {
                 chunks: 1,
                 ..ShareStats::default()
             };
-            return (stats, compute_s);
+            return Timed {
+                stats,
+                secs: compute_s,
+            };
         }
         let (up_b, down_b) = (4 * arity as u64, if reduced { 0 } else { 4u64 });
         let compute = Fit {
@@ -189,7 +191,10 @@ impl SimBackend {
             chunks: chunks as u32,
             transfer: crate::transfer::TransferStats::default(),
         };
-        (stats, cost.work_s(n))
+        Timed {
+            stats,
+            secs: cost.work_s(n),
+        }
     }
 }
 
@@ -198,99 +203,76 @@ impl Device for SimBackend {
         &self.info
     }
 
-    fn link(&self) -> Option<Link> {
-        self.measured
-    }
-
     fn is_virtual(&self) -> bool {
         true
     }
 
-    fn run(
-        &self,
-        kernel: &KernelInner,
-        inputs: &[&[u32]],
-        first_index: u64,
-        out: &mut [u32],
-    ) -> Result<ShareStats> {
-        self.run_timed(kernel, inputs, first_index, out)
-            .map(|r| r.0)
+    fn host_link(&self) -> Option<&dyn HostLink> {
+        self.spec.kind.is_gpu().then_some(self as &dyn HostLink)
     }
 
-    fn run_timed(
-        &self,
-        kernel: &KernelInner,
-        inputs: &[&[u32]],
-        first_index: u64,
-        out: &mut [u32],
-    ) -> Result<(ShareStats, f64)> {
+    fn run(&self, task: &HostTask<'_>, out: &mut [u32]) -> Result<Timed> {
         let n = out.len();
         if n == 0 {
-            return Ok((ShareStats::default(), 0.0));
+            return Ok(Timed::default());
         }
-        let before = self.done.fetch_add(n as u64, Ordering::Relaxed);
-        if let Some(limit) = self.spec.fail_after {
-            if before.saturating_add(n as u64) > limit {
-                let ok = limit.saturating_sub(before) as usize;
-                let ins: Vec<&[u32]> = inputs.iter().map(|x| &x[..ok]).collect();
-                self.host.run(kernel, &ins, first_index, &mut out[..ok])?;
-                return Err(Error::DeviceFailed {
-                    device: self.info.name.clone(),
-                    stage: "compute",
-                    reason: format!("simulated failure after {limit} elements"),
-                });
-            }
+        let (kernel, inputs, first) = (task.kernel, task.inputs, task.first_index);
+        if let Some(ok) = self.fails_within(n) {
+            let ins: Vec<&[u32]> = inputs.iter().map(|x| &x[..ok]).collect();
+            self.host.map(kernel, &ins, first, &mut out[..ok])?;
+            return Err(self.failure());
         }
-        self.host.run(kernel, inputs, first_index, out)?;
+        self.host.map(kernel, inputs, first, out)?;
         Ok(self.stats(n, inputs.len(), false))
     }
 
-    fn reduce(
-        &self,
-        kernel: &KernelInner,
-        op: Reduce,
-        inputs: &[&[u32]],
-        first_index: u64,
-        len: usize,
-    ) -> Result<(Partial, ShareStats)> {
-        self.reduce_timed(kernel, op, inputs, first_index, len)
-            .map(|(p, s, _)| (p, s))
+    fn reduce(&self, task: &HostTask<'_>, op: Reduce) -> Result<(Partial, Timed)> {
+        let len = task.len;
+        if len == 0 {
+            return Ok((op.identity(task.kernel.output_type()?), Timed::default()));
+        }
+        if self.fails_within(len).is_some() {
+            return Err(self.failure());
+        }
+        let (part, _) = self
+            .host
+            .fold(task.kernel, op, task.inputs, task.first_index, len)?;
+        Ok((part, self.stats(len, task.inputs.len(), true)))
+    }
+}
+
+impl HostLink for SimBackend {
+    /// The link as the scheduler measured it (by timing virtual transfers).
+    fn fitted(&self) -> Option<Link> {
+        self.measured
+    }
+}
+
+impl SimBackend {
+    /// Counts `n` more elements; when the device is set to fail within them, how many
+    /// it completes first.
+    fn fails_within(&self, n: usize) -> Option<usize> {
+        let before = self.done.fetch_add(n as u64, Ordering::Relaxed);
+        let limit = self.spec.fail_after?;
+        (before.saturating_add(n as u64) > limit).then(|| limit.saturating_sub(before) as usize)
     }
 
-    fn reduce_timed(
-        &self,
-        kernel: &KernelInner,
-        op: Reduce,
-        inputs: &[&[u32]],
-        first_index: u64,
-        len: usize,
-    ) -> Result<(Partial, ShareStats, f64)> {
-        if len == 0 {
-            return Ok((
-                op.identity(kernel.output_type()?),
-                ShareStats::default(),
-                0.0,
-            ));
+    fn failure(&self) -> Error {
+        Error::DeviceFailed {
+            device: self.info.name.clone(),
+            stage: "compute",
+            reason: format!(
+                "simulated failure after {} elements",
+                self.spec.fail_after.unwrap_or(0)
+            ),
         }
-        let before = self.done.fetch_add(len as u64, Ordering::Relaxed);
-        if let Some(limit) = self.spec.fail_after {
-            if before.saturating_add(len as u64) > limit {
-                return Err(Error::DeviceFailed {
-                    device: self.info.name.clone(),
-                    stage: "compute",
-                    reason: format!("simulated failure after {limit} elements"),
-                });
-            }
-        }
-        let (part, _) = self.host.reduce(kernel, op, inputs, first_index, len)?;
-        let (stats, secs) = self.stats(len, inputs.len(), true);
-        Ok((part, stats, secs))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::device::Task;
     use crate::kernel::{Expr, Kernel};
 
     #[test]
@@ -302,8 +284,9 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         let xs: Vec<f32> = (0..1000).map(|i| i as f32).collect();
         let mut out = vec![0u32; 1000];
-        let (stats, t) = dev
-            .run_timed(k.inner(), &[bytemuck::cast_slice(&xs)], 0, &mut out)
+        let ins = [bytemuck::cast_slice(&xs)];
+        let Timed { stats, secs: t } = dev
+            .run(&Task::new(k.inner(), &ins, 0, 1000), &mut out)
             .unwrap_or_else(|e| panic!("{e}"));
         let ys: &[f32] = bytemuck::cast_slice(&out);
         assert_eq!(ys[10], 20.0);
@@ -312,7 +295,9 @@ mod tests {
         let want =
             2e-5 + 10e-6 + 4000.0 / 1e9 + 1000.0 / 1e9 + 4000.0 / 2e9 + 2e-5 / 65_536.0 * 1000.0;
         assert!((t - want).abs() < 1e-9, "{t} vs {want}");
-        let l = dev.link().unwrap_or_else(|| panic!("no link"));
+        let l = (&dev as &dyn Device)
+            .link()
+            .unwrap_or_else(|| panic!("no link"));
         assert!((l.up.alpha_s - 1e-5).abs() < 1e-9);
         assert!((l.down.beta_bytes_per_s - 2e9).abs() / 2e9 < 1e-6);
     }
@@ -327,8 +312,9 @@ mod tests {
         let xs = vec![1.0f32; 1000];
         let mut out = vec![0u32; 1000];
         let ins = [bytemuck::cast_slice(&xs)];
-        assert!(dev.run_timed(k.inner(), &ins, 0, &mut out).is_ok());
-        let e = dev.run_timed(k.inner(), &ins, 0, &mut out);
+        let task = Task::new(k.inner(), &ins, 0, 1000);
+        assert!(dev.run(&task, &mut out).is_ok());
+        let e = dev.run(&task, &mut out);
         assert!(matches!(e, Err(Error::DeviceFailed { .. })), "{e:?}");
         let ys: &[f32] = bytemuck::cast_slice(&out);
         assert_eq!(ys[499], 2.0);

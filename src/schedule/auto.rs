@@ -14,7 +14,7 @@ use std::sync::Arc;
 use super::exec::{self, Ctx, Failure, Outcome, Runner};
 use super::model::{Models, Prediction};
 use super::plan::{self, Cost};
-use crate::device::{Device, DeviceInfo, DeviceKind, ShareStats};
+use crate::device::{Device, DeviceInfo, DeviceKind, ShareStats, Task, Timed};
 use crate::error::Result;
 use crate::kernel::reduce::Reduce;
 use crate::kernel::KernelInner;
@@ -500,12 +500,10 @@ fn probe_as(
     let (i, o) = call.bytes();
     for (k, &s) in sizes.iter().enumerate() {
         let ins: Vec<&[u32]> = data.iter().map(|x| &x[..s]).collect();
-        let (stats, secs) = match call.op {
-            None => d.run_timed(kernel, &ins, 0, &mut out[..s])?,
-            Some(op) => {
-                let (_, stats, secs) = d.reduce_timed(kernel, op, &ins, 0, s)?;
-                (stats, secs)
-            }
+        let task = Task::new(kernel, &ins, 0, s);
+        let Timed { stats, secs } = match call.op {
+            None => d.run(&task, &mut out[..s])?,
+            Some(op) => d.reduce(&task, op)?.1,
         };
         if k == 0 && !d.is_virtual() {
             continue;

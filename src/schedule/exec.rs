@@ -19,7 +19,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::plan::{solve, Cost};
-use crate::device::{Device, ShareStats};
+use crate::device::{Device, ShareStats, Timed};
 use crate::error::{Error, Result};
 
 /// A run's fixed cost is kept under this fraction of the run (sets the smallest chunk).
@@ -45,8 +45,7 @@ pub(crate) type Learn<'a> = dyn Fn(usize, usize, f64, &ShareStats) -> Option<Cos
 /// Runs one range on one device: (device, range, the range's part of the output) to
 /// the run's stats and seconds. A map writes its output there; a reduction's output
 /// is `()` per element (it takes no memory) and its runner keeps the partials.
-pub(crate) type Runner<'a, T> =
-    dyn Fn(usize, &Range<usize>, &mut [T]) -> Result<(ShareStats, f64)> + Sync + 'a;
+pub(crate) type Runner<'a, T> = dyn Fn(usize, &Range<usize>, &mut [T]) -> Result<Timed> + Sync + 'a;
 
 /// What a call runs on. `T` is the output's element: `u32` bit patterns for a map,
 /// `()` for a reduction.
@@ -61,7 +60,7 @@ pub(crate) struct Ctx<'a, T> {
 
 impl<T> Ctx<'_, T> {
     fn run(&self, dev: usize, range: &Range<usize>, out: &mut [T]) -> Result<(ShareStats, f64)> {
-        (self.runner)(dev, range, out)
+        (self.runner)(dev, range, out).map(|t| (t.stats, t.secs))
     }
 }
 

@@ -26,109 +26,12 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::plan::Cost;
+use crate::cost::{pipeline_cost, Bound, Cost, Samples};
 use crate::device::DeviceInfo;
 use crate::transfer::Link;
 
-/// Samples kept per model.
-pub(crate) const WINDOW: usize = 24;
-/// Weight of a sample relative to the next newer one.
-pub(crate) const FORGET: f64 = 0.75;
 /// Minimum seconds between two saves of one device's models.
 pub(crate) const SAVE_EVERY_S: f64 = 2.0;
-/// Bytes of input per chunk of the transfer pipeline (its fill and drain cost one
-/// chunk's worth of the non-bounding stages).
-pub(crate) const PIPELINE_CHUNK_BYTES: u64 = 256 << 10;
-
-/// `t(n) = fixed_s + n * per_elem_s`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Fit {
-    pub(crate) fixed_s: f64,
-    pub(crate) per_elem_s: f64,
-}
-
-/// Recent `(elements, seconds)` samples, newest last.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Samples(Vec<(f64, f64)>);
-
-impl Samples {
-    pub(crate) fn push(&mut self, n: usize, t: f64) {
-        if n == 0 || t.is_nan() || t <= 0.0 || !t.is_finite() {
-            return;
-        }
-        if self.0.len() == WINDOW {
-            self.0.remove(0);
-        }
-        self.0.push((n as f64, t));
-    }
-
-    /// Recency-weighted least squares. With one size only (or a fit that would need a
-    /// negative overhead or rate) the line goes through the origin instead.
-    pub(crate) fn fit(&self) -> Option<Fit> {
-        if self.0.is_empty() {
-            return None;
-        }
-        let k = self.0.len();
-        let w = |i: usize| FORGET.powi((k - 1 - i) as i32);
-        let (mut sw, mut sx, mut sy) = (0.0, 0.0, 0.0);
-        for (i, &(x, y)) in self.0.iter().enumerate() {
-            sw += w(i);
-            sx += w(i) * x;
-            sy += w(i) * y;
-        }
-        let (mx, my) = (sx / sw, sy / sw);
-        let (mut sxx, mut sxy) = (0.0, 0.0);
-        for (i, &(x, y)) in self.0.iter().enumerate() {
-            sxx += w(i) * (x - mx) * (x - mx);
-            sxy += w(i) * (x - mx) * (y - my);
-        }
-        if sxx > 1e-9 * mx * mx * sw {
-            let slope = sxy / sxx;
-            let fixed = my - slope * mx;
-            if slope > 0.0 && fixed >= 0.0 {
-                return Some(Fit {
-                    fixed_s: fixed,
-                    per_elem_s: slope,
-                });
-            }
-        }
-        // through the origin: slope = sum(w x y) / sum(w x x)
-        let (mut num, mut den) = (0.0, 0.0);
-        for (i, &(x, y)) in self.0.iter().enumerate() {
-            num += w(i) * x * y;
-            den += w(i) * x * x;
-        }
-        (den > 0.0 && num > 0.0).then(|| Fit {
-            fixed_s: 0.0,
-            per_elem_s: num / den,
-        })
-    }
-}
-
-impl Samples {
-    /// How much longer the measured runs took than `cost` predicts for them: the
-    /// recency-weighted mean of measured / predicted, clamped to `1/8..=8`; 1 with no
-    /// samples. The pipeline model assumes its stages overlap perfectly and that the
-    /// compute stage is seen in full; where either is false (a software GPU's stages
-    /// share the CPU's cores; a driver that hides compute from the host) the whole
-    /// runs say by how much, and the prediction is scaled to match them.
-    pub(crate) fn ratio_to(&self, cost: &Cost) -> f64 {
-        let k = self.0.len();
-        let (mut sw, mut sr) = (0.0, 0.0);
-        for (i, &(n, t)) in self.0.iter().enumerate() {
-            let p = cost.work_s(n as usize);
-            if p > 0.0 && t > 0.0 {
-                let w = FORGET.powi((k - 1 - i) as i32);
-                sw += w;
-                sr += w * (t / p).ln();
-            }
-        }
-        if sw == 0.0 {
-            return 1.0;
-        }
-        (sr / sw).exp().clamp(0.125, 8.0)
-    }
-}
 
 /// What one (kernel, device) pair has been measured to do.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -139,27 +42,6 @@ pub(crate) struct Model {
     pub(crate) compute: Samples,
     /// Runs measured, in all.
     pub(crate) runs: u64,
-}
-
-/// Which stage bounds a prediction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Bound {
-    Upload,
-    Compute,
-    Download,
-    /// Measured end to end: stages not told apart.
-    Whole,
-}
-
-impl Bound {
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Bound::Upload => "upload",
-            Bound::Compute => "compute",
-            Bound::Download => "download",
-            Bound::Whole => "end to end",
-        }
-    }
 }
 
 /// A model's prediction for one call: the cost function and how it was made.
@@ -181,46 +63,6 @@ pub(crate) fn rate_text(per_elem_s: f64) -> String {
     } else {
         format!("{:.0} /s", r)
     }
-}
-
-/// The cost of `n` elements moved up, computed and moved down in pipelined chunks of
-/// [`PIPELINE_CHUNK_BYTES`] of input: the slowest stage (per element, each chunk's
-/// link latency spread over it) times `n`, plus the other stages over the first chunk
-/// (fill and drain), plus the latencies of one transfer each way and the compute
-/// overhead. Shared by the scheduler's predictions and the simulated GPU's clock.
-pub(crate) fn pipeline_cost(
-    link: &Link,
-    compute: Fit,
-    in_bytes: u64,
-    out_bytes: u64,
-) -> (Cost, Bound) {
-    let chunk = (PIPELINE_CHUNK_BYTES / in_bytes.max(1)).max(1) as f64;
-    let up = if in_bytes == 0 {
-        0.0
-    } else {
-        in_bytes as f64 / link.up.beta_bytes_per_s + link.up.alpha_s / chunk
-    };
-    let down = if out_bytes == 0 {
-        0.0
-    } else {
-        out_bytes as f64 / link.down.beta_bytes_per_s + link.down.alpha_s / chunk
-    };
-    let comp = compute.per_elem_s;
-    let (max, bound) = if up >= comp && up >= down {
-        (up, Bound::Upload)
-    } else if down >= comp {
-        (down, Bound::Download)
-    } else {
-        (comp, Bound::Compute)
-    };
-    let cost = Cost {
-        ready_s: 0.0,
-        fixed_s: link.up.alpha_s + link.down.alpha_s + compute.fixed_s,
-        per_elem_s: max,
-        fill_elems: chunk,
-        fill_extra_s: up + comp + down - max,
-    };
-    (cost, bound)
 }
 
 impl Model {
@@ -446,68 +288,6 @@ mod tests {
     use super::*;
     use crate::device::DeviceKind;
     use crate::transfer::LinkDir;
-
-    #[test]
-    fn fit_recovers_overhead_and_rate() {
-        let mut s = Samples::default();
-        for n in [1000usize, 4000, 16_000, 64_000, 256_000] {
-            s.push(n, 20e-6 + n as f64 / 2e9);
-        }
-        let f = s.fit().unwrap_or_else(|| panic!("no fit"));
-        assert!((f.fixed_s - 20e-6).abs() < 1e-9, "{f:?}");
-        assert!((f.per_elem_s - 0.5e-9).abs() < 1e-14, "{f:?}");
-    }
-
-    #[test]
-    fn fit_follows_a_device_that_slows_down() {
-        let mut s = Samples::default();
-        for _ in 0..WINDOW {
-            for n in [100_000usize, 1_000_000] {
-                s.push(n, n as f64 / 2e9);
-            }
-        }
-        for n in [1_000_000usize, 500_000, 1_000_000, 250_000] {
-            s.push(n, n as f64 / 1e9);
-        }
-        let f = s.fit().unwrap_or_else(|| panic!("no fit"));
-        let rate = 1.0 / f.per_elem_s;
-        assert!(rate < 1.3e9, "after four slow runs the rate is {rate}");
-    }
-
-    #[test]
-    fn one_size_goes_through_the_origin() {
-        let mut s = Samples::default();
-        s.push(1000, 1e-6);
-        assert_eq!(
-            s.fit(),
-            Some(Fit {
-                fixed_s: 0.0,
-                per_elem_s: 1e-9
-            })
-        );
-        assert_eq!(Samples::default().fit(), None);
-    }
-
-    #[test]
-    fn pipeline_is_bounded_by_the_slowest_stage() {
-        let l = LinkDir {
-            alpha_s: 0.0,
-            beta_bytes_per_s: 8e9,
-        };
-        let link = Link { up: l, down: l };
-        let compute = Fit {
-            fixed_s: 0.0,
-            per_elem_s: 0.1e-9,
-        };
-        // 8 bytes up (1 ns), 0.1 ns compute, 4 bytes down (0.5 ns)
-        let (c, b) = pipeline_cost(&link, compute, 8, 4);
-        assert_eq!(b, Bound::Upload);
-        assert!((c.per_elem_s - 1e-9).abs() < 1e-18);
-        let n = 100_000_000;
-        let plain_sum = n as f64 * 1.6e-9;
-        assert!(c.work_s(n) < plain_sum * 0.7, "pipelined, not summed");
-        assert!(c.work_s(n) > n as f64 * 1e-9);
-    }
 
     #[test]
     fn whole_runs_correct_a_pipeline_that_hides_compute() {

@@ -7,78 +7,7 @@
 //! smallest of all devices' per-element finish times, found by bisection on the time,
 //! then completed element by element.
 
-/// A device's predicted finish time as a function of the elements it gets:
-/// `ready_s` for none, else
-/// `ready_s + fixed_s + n * per_elem_s + min(n, fill_elems) * fill_extra_s`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Cost {
-    /// When the device can start (0 for an idle device).
-    pub(crate) ready_s: f64,
-    /// Seconds paid once per run, whatever its size (launch, link latency).
-    pub(crate) fixed_s: f64,
-    /// Seconds per element in steady state (the bounding pipeline stage).
-    pub(crate) per_elem_s: f64,
-    /// Elements of the pipeline's first chunk, which pay every stage.
-    pub(crate) fill_elems: f64,
-    /// Extra seconds per element inside the first chunk (the non-bounding stages).
-    pub(crate) fill_extra_s: f64,
-}
-
-/// The smallest per-element cost the solver accepts (keeps divisions finite).
-const MIN_PER_ELEM_S: f64 = 1e-18;
-
-impl Cost {
-    /// An affine cost: `fixed_s + n * per_elem_s`, ready now.
-    pub(crate) fn affine(fixed_s: f64, per_elem_s: f64) -> Cost {
-        Cost {
-            ready_s: 0.0,
-            fixed_s,
-            per_elem_s,
-            fill_elems: 0.0,
-            fill_extra_s: 0.0,
-        }
-    }
-
-    fn per(&self) -> f64 {
-        self.per_elem_s.max(MIN_PER_ELEM_S)
-    }
-
-    /// Seconds of work for `n` elements, not counting the ready time (0 for none).
-    pub(crate) fn work_s(&self, n: usize) -> f64 {
-        if n == 0 {
-            return 0.0;
-        }
-        let n = n as f64;
-        self.fixed_s + n * self.per() + n.min(self.fill_elems) * self.fill_extra_s
-    }
-
-    /// Predicted finish time with `n` elements.
-    pub(crate) fn finish_s(&self, n: usize) -> f64 {
-        self.ready_s + self.work_s(n)
-    }
-
-    /// The most elements (at most `cap`) the device can finish by `t`.
-    pub(crate) fn count_by(&self, t: f64, cap: usize) -> usize {
-        let u = t - self.ready_s - self.fixed_s;
-        if u.is_nan() || u <= 0.0 || self.finish_s(1) > t {
-            return 0;
-        }
-        let steep = self.per() + self.fill_extra_s;
-        let mut n = u / steep;
-        if n > self.fill_elems {
-            n = (u - self.fill_elems * self.fill_extra_s) / self.per();
-        }
-        let mut k = if n >= cap as f64 { cap } else { n as usize };
-        // the float inverse can be one off either way
-        while k > 0 && self.finish_s(k) > t {
-            k -= 1;
-        }
-        while k < cap && self.finish_s(k + 1) <= t {
-            k += 1;
-        }
-        k
-    }
-}
+pub(crate) use crate::cost::Cost;
 
 /// Shares of `n` elements, one per cost, that minimise the largest finish time.
 /// Devices that would not finish sooner with work than without get none. Ties go to

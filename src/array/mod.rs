@@ -1,0 +1,48 @@
+//! Arrays that stay where they were computed, and lazy chains that fuse.
+//!
+//! An [`Array`] is a handle to `len` elements cut into parts; each part has up to two
+//! copies, one in host memory and one in a GPU's memory, and a coherence record per
+//! copy in the style of StarPU's per-handle MSI states ([`State`]):
+//!
+//! - `Modified`: the only valid copy (the other location has none, or a stale one);
+//! - `Shared`: valid, and the other location holds a valid copy too;
+//! - `Invalid`: no valid copy here.
+//!
+//! What a user can rely on:
+//!
+//! - **Arrays are values.** Every operation returns a new array and never writes its
+//!   inputs, so a part on a GPU is never stale.
+//! - **Parts follow the work.** A map's output has one part per range a device
+//!   computed, held where it was computed; the next operation over the same partition
+//!   on the same devices moves nothing.
+//! - **Moving is explicit in the report.** A part that must run where its data is not
+//!   is read back (the host copy is kept) and sent; every byte is counted in that
+//!   share's `bytes_to_device` / `bytes_from_device`.
+//! - **Auto and residency.** With data only on a GPU, `Auto` keeps the partition
+//!   unless the throughput models predict moving it at least 20% faster; the report's
+//!   decision says which and why.
+//! - **Fusion.** [`Array::lazy`] starts a chain of one-input kernels that runs as one
+//!   kernel (intermediates never written) when evaluated: [`Lazy::eval`],
+//!   [`Lazy::to_vec`] or [`Lazy::reduce`]; [`Lazy::fuse`]`(false)` runs the stages one
+//!   after another instead. Hand-written kernels are opaque to fusion.
+//! - **Failure.** A device that fails mid-run has its range redone elsewhere; a device
+//!   lost with the only copy of a part loses it, and the call returns its error.
+//! - **Memory.** Dropping an array (the last clone of a part) gives its GPU buffers
+//!   back to the device's pool.
+//!
+//! How it is built, and why, is in `src/array/README.md` beside the code.
+
+mod coherence;
+mod handle;
+mod input;
+mod lazy;
+mod part;
+
+pub use coherence::{Coherence, State};
+pub use handle::{Array, PartInfo};
+pub use input::Input;
+#[doc(hidden)]
+pub use input::{Mapped, Source};
+pub use lazy::Lazy;
+
+pub(crate) use part::{pieces, ArrayRef, HostData, Part, PartAt};
