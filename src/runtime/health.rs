@@ -21,7 +21,7 @@ pub(super) struct Sick {
 }
 
 /// Calls an unhealthy device sits out before its first probe.
-const SICK_WAIT: u32 = 8;
+pub(super) const SICK_WAIT: u32 = 8;
 /// The most calls between probes.
 const SICK_WAIT_MAX: u32 = 1024;
 /// Elements of a call a probe of an unhealthy device runs.

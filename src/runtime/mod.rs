@@ -17,6 +17,8 @@ mod entry;
 mod health;
 mod host;
 mod receipt;
+#[cfg(test)]
+mod tests;
 
 use std::sync::{Arc, Mutex, OnceLock};
 

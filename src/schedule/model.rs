@@ -183,7 +183,7 @@ impl Models {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
         // a panic elsewhere while holding the lock leaves plain data: keep using it
-        self.table.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.table)
     }
 
     /// A copy of the model of `kernel` on `device`, if it has been measured.
