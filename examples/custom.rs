@@ -8,15 +8,12 @@
 
 use hybrid::{Kernel, Placement, Reduce, Runtime};
 
+#[path = "common/args.rs"]
+mod args;
+
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let n: usize = match args.iter().position(|a| a == "--n") {
-        Some(i) => args
-            .get(i + 1)
-            .ok_or_else(|| anyhow::anyhow!("--n needs a value"))?
-            .parse()?,
-        None => 4_000_000,
-    };
+    let args = args::Args::from_env();
+    let n = args.n(4_000_000)?;
     let xs: Vec<u32> = (0..n as u32)
         .map(|i| i.wrapping_mul(2_654_435_761))
         .collect();

@@ -6,15 +6,12 @@
 
 use hybrid::{Expr, Kernel, Placement, Reduce, Runtime};
 
+#[path = "common/args.rs"]
+mod args;
+
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let n: usize = match args.iter().position(|a| a == "--n") {
-        Some(i) => args
-            .get(i + 1)
-            .ok_or_else(|| anyhow::anyhow!("--n needs a value"))?
-            .parse()?,
-        None => 4_000_000,
-    };
+    let args = args::Args::from_env();
+    let n = args.n(4_000_000)?;
     let a: Vec<f32> = (0..n).map(|i| ((i % 1000) as f32 - 500.0) * 1e-3).collect();
     let b: Vec<f32> = (0..n).map(|i| ((i % 777) as f32) * 1e-2).collect();
     let dot = Kernel::map2(|x: Expr<f32>, y: Expr<f32>| x * y);

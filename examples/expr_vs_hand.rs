@@ -9,6 +9,9 @@ use std::time::Instant;
 use hybrid::{Backend, Expr, Kernel, Placement, Runtime};
 use rayon::prelude::*;
 
+#[path = "common/args.rs"]
+mod args;
+
 const A: f32 = 2.5;
 const C: [f32; 6] = [0.5, -1.25, 0.75, 0.125, -0.0625, 0.03125];
 
@@ -17,21 +20,11 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn flag(args: &[String], name: &str, default: usize) -> anyhow::Result<usize> {
-    match args.iter().position(|a| a == name) {
-        Some(i) => Ok(args
-            .get(i + 1)
-            .ok_or_else(|| anyhow::anyhow!("{name} needs a value"))?
-            .parse()?),
-        None => Ok(default),
-    }
-}
-
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let json = args.iter().any(|a| a == "--json");
-    let n = flag(&args, "--n", 1 << 24)?;
-    let rounds = flag(&args, "--rounds", 15)?.max(1);
+    let args = args::Args::from_env();
+    let json = args.json();
+    let n = args.n(1 << 24)?;
+    let rounds = args.get("--rounds", 15usize)?.max(1);
 
     let xs: Vec<f32> = (0..n).map(|i| (i % 1000) as f32 * 1e-3).collect();
     let ys: Vec<f32> = (0..n).map(|i| (i % 777) as f32 * 2e-3).collect();

@@ -18,6 +18,8 @@ use std::time::Instant;
 
 use hybrid::{Array, Expr, Kernel, Placement, Reduce, Report, Runtime};
 
+#[path = "common/args.rs"]
+mod args;
 #[path = "common/chain.rs"]
 mod chain;
 
@@ -32,15 +34,9 @@ struct Row {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let n: usize = match args.iter().position(|a| a == "--n") {
-        Some(i) => args
-            .get(i + 1)
-            .ok_or_else(|| anyhow::anyhow!("--n needs a value"))?
-            .parse()?,
-        None => 4_000_000,
-    };
-    let json = args.iter().any(|a| a == "--json");
+    let args = args::Args::from_env();
+    let n = args.n(4_000_000)?;
+    let json = args.json();
     let xs = chain::signal(n);
     let stages = chain::stages();
     let id = Kernel::map(|x: Expr<f32>| x);

@@ -5,16 +5,13 @@
 
 use hybrid::{Expr, Kernel, Placement, Runtime};
 
+#[path = "common/args.rs"]
+mod args;
+
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let json = args.iter().any(|a| a == "--json");
-    let n: usize = match args.iter().position(|a| a == "--n") {
-        Some(i) => args
-            .get(i + 1)
-            .ok_or_else(|| anyhow::anyhow!("--n needs a value"))?
-            .parse()?,
-        None => 4_000_000,
-    };
+    let args = args::Args::from_env();
+    let json = args.json();
+    let n = args.n(4_000_000)?;
 
     // One kernel, written once: runs on the CPU and on the GPU.
     let xs: Vec<f32> = (0..n).map(|i| i as f32 * 1e-3).collect();

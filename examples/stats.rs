@@ -7,15 +7,13 @@
 
 use hybrid::{Expr, Kernel, Placement, Reduce, Runtime};
 
+#[path = "common/args.rs"]
+mod args;
+
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-    };
-    let n: usize = value("--n").map_or(Ok(4_000_000), |v| v.parse())?;
-    let placement = match value("--placement").map(String::as_str) {
+    let args = args::Args::from_env();
+    let n = args.n(4_000_000)?;
+    let placement = match args.value("--placement")? {
         Some("cpu") => Placement::Cpu,
         Some("gpu") => Placement::Gpu,
         _ => Placement::Auto,

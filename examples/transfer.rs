@@ -9,16 +9,13 @@ use std::time::Instant;
 
 use hybrid::Runtime;
 
+#[path = "common/args.rs"]
+mod args;
+
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let json = args.iter().any(|a| a == "--json");
-    let reps: usize = match args.iter().position(|a| a == "--reps") {
-        Some(i) => args
-            .get(i + 1)
-            .ok_or_else(|| anyhow::anyhow!("--reps needs a value"))?
-            .parse()?,
-        None => 5,
-    };
+    let args = args::Args::from_env();
+    let json = args.json();
+    let reps: usize = args.get("--reps", 5)?;
 
     let rt = Runtime::new()?;
     let mut gpus = Vec::new();
