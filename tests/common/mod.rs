@@ -16,6 +16,20 @@ use hybrid::{Kernel, Placement, Report, Run, Runtime};
 use gen::{Case, Elem};
 use reference::{Env, Table, Verdict, V};
 
+/// Error messages start in lower case and end without a full stop (as std's do).
+pub fn assert_lowercase(e: &hybrid::Error) {
+    let msg = e.to_string();
+    let first = msg.chars().next().expect("an error message is not empty");
+    assert!(
+        !first.is_uppercase(),
+        "error message starts in upper case: {msg:?}"
+    );
+    assert!(
+        !msg.ends_with('.'),
+        "error message ends with a full stop: {msg:?}"
+    );
+}
+
 /// Elements the report's GPU shares computed.
 pub fn gpu_elements(report: &Report) -> usize {
     report
