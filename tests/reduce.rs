@@ -67,7 +67,7 @@ fn run1<I: Element, O: Element>(
     let run = rt
         .reduce(xs, k, op, p)
         .unwrap_or_else(|e| panic!("{what}: {e}"));
-    let covered: usize = run.report.shares().iter().map(|s| s.elements()).sum();
+    let covered = common::share_elements(&run.report);
     assert_eq!(covered, xs.len(), "{what}: shares cover the input");
     run.output
 }
@@ -306,12 +306,7 @@ fn auto_splits_a_reduction_on_simulated_devices() {
         last = Some(run.report);
     }
     let report = last.unwrap_or_else(|| panic!("no run"));
-    let gpu: usize = report
-        .shares()
-        .iter()
-        .filter(|s| s.kind().is_gpu())
-        .map(|s| s.elements())
-        .sum();
+    let gpu = common::gpu_elements(&report);
     // the GPU's link moves 4 bytes in 1/6 ns (6e9 elements/s) and it computes 40e9/s,
     // the CPU 2e9/s: balanced, the GPU takes 6 / 8 of the work
     assert!(gpu > n / 2 && gpu < n, "gpu share {gpu} of {n}: {report}");
