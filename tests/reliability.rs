@@ -39,13 +39,7 @@ fn placements(gpu: bool) -> Vec<Placement> {
 /// runtime when there is one. The flag says whether GPU placements apply.
 fn runtimes() -> Vec<(&'static str, Runtime, bool)> {
     let mut rts = vec![("cpu", cpu_runtime(), false)];
-    let sim = Runtime::builder()
-        .no_default_devices()
-        .device(SimDevice::cpu("sim-cpu", 1e9))
-        .device(SimDevice::gpu("sim-gpu", 10e9).link(20e-6, 12e9, 12e9))
-        .build()
-        .expect("sim runtime");
-    rts.push(("sim", sim, true));
+    rts.push(("sim", common::sim_runtime(1e9, 10e9, 20e-6, 12e9), true));
     if let Some(rt) = gpu_runtime() {
         rts.push(("gpu", rt, true));
     }

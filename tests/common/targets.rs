@@ -7,7 +7,7 @@
 
 use std::sync::OnceLock;
 
-use hybrid::{Backend, Placement, Runtime};
+use hybrid::{Backend, Placement, Runtime, SimDevice};
 
 fn env_is(var: &str, value: &str) -> bool {
     std::env::var(var)
@@ -72,6 +72,18 @@ pub fn cpu_runtime() -> Runtime {
         .backend(Backend::Cpu)
         .build()
         .expect("a CPU-only runtime builds")
+}
+
+/// A runtime of two simulated devices on a virtual clock: "sim-cpu" computing
+/// `cpu_rate` elements per second, and "sim-gpu" computing `gpu_rate` behind a link of
+/// latency `alpha_s` and `bytes_per_s` each way.
+pub fn sim_runtime(cpu_rate: f64, gpu_rate: f64, alpha_s: f64, bytes_per_s: f64) -> Runtime {
+    Runtime::builder()
+        .no_default_devices()
+        .device(SimDevice::cpu("sim-cpu", cpu_rate))
+        .device(SimDevice::gpu("sim-gpu", gpu_rate).link(alpha_s, bytes_per_s, bytes_per_s))
+        .build()
+        .expect("a runtime of simulated devices builds")
 }
 
 /// One CPU-only runtime shared by the tests of this binary.
