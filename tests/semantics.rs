@@ -396,13 +396,9 @@ fn integer_arithmetic_wraps() {
                 ^ (x.cast::<u32>() >> 1u32)
         }),
         &[i32::MIN, -1, 0, 1, i32::MAX],
-        &[
-            0x8000_0000 ^ 0x8000_0000 ^ 1 ^ 0x4000_0000,
-            1 ^ 1 ^ 1 ^ 0x7fff_ffff,
-            0,
-            1 ^ u32::MAX,
-            0x7fff_ffff ^ 0x8000_0001 ^ 0x3fff_ffff,
-        ],
+        // MIN: 0x8000_0000 ^ 0x8000_0000 ^ 1 ^ 0x4000_0000; -1: 1 ^ 1 ^ 1 ^ 0x7fff_ffff;
+        // 1: 1 ^ 0xffff_ffff ^ 0 ^ 0; MAX: 0x7fff_ffff ^ 0x8000_0001 ^ 0 ^ 0x3fff_ffff
+        &[0x4000_0001, 0x7fff_fffe, 0, 0xffff_fffe, 0xc000_0001],
     );
 
     let ab = [
