@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{backend_is_cpu, gpu_runtime};
+use common::gpu_runtime_with;
 use hybrid::{index, Array, Backend, Coherence, Expr, Kernel, Placement, Reduce, Runtime, State};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -24,8 +24,7 @@ fn fresh_runtime(gpu: bool) -> Option<Runtime> {
         rand::random::<u64>()
     ));
     if gpu {
-        gpu_runtime()?;
-        Runtime::builder().cache_dir(dir).build().ok()
+        gpu_runtime_with(|| Runtime::builder().cache_dir(dir).build())
     } else {
         Runtime::builder()
             .backend(Backend::Cpu)
@@ -77,10 +76,8 @@ fn runtimes() -> Vec<(Runtime, bool)> {
     if let Some(rt) = fresh_runtime(false) {
         v.push((rt, false));
     }
-    if !backend_is_cpu() {
-        if let Some(rt) = fresh_runtime(true) {
-            v.push((rt, true));
-        }
+    if let Some(rt) = fresh_runtime(true) {
+        v.push((rt, true));
     }
     v
 }
@@ -193,13 +190,7 @@ fn a_gpu_chain_moves_its_data_once_each_way() {
             chain = chain.map(k);
         }
         let run = chain.to_vec(&rt, Placement::Split(f)).expect("split chain");
-        let gpu_elems: usize = run
-            .report
-            .shares()
-            .iter()
-            .filter(|s| s.kind().is_gpu())
-            .map(|s| s.elements())
-            .sum();
+        let gpu_elems = common::gpu_elements(&run.report);
         assert!(gpu_elems > 0 && gpu_elems < n, "{}", run.report);
         let part = 4 * gpu_elems as u64;
         assert_eq!(run.report.bytes_to_devices(), part, "{}", run.report);
@@ -368,11 +359,9 @@ fn empty_arrays_bad_lengths_and_hand_written_stages() {
 
 #[test]
 fn a_gpu_failing_mid_chain_is_recovered_from() {
-    let Some(_) = fresh_runtime(true) else { return };
-    let rt = Runtime::builder()
-        .fail_gpu_after_chunks(2)
-        .build()
-        .expect("runtime");
+    let Some(rt) = gpu_runtime_with(|| Runtime::builder().fail_gpu_after_chunks(2).build()) else {
+        return;
+    };
     let n = 100_000;
     let xs: Vec<u32> = (0..n as u32).collect();
     let ints = int_stages();

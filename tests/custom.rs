@@ -5,7 +5,7 @@
 
 mod common;
 
-use hybrid::{Error, Kernel, Placement, Reduce, Runtime, SimDevice};
+use hybrid::{Error, Kernel, Placement, Reduce, Runtime};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -163,12 +163,7 @@ fn a_body_the_driver_rejects_is_a_typed_error() {
 /// Auto splits it, and the output is whole and in order.
 #[test]
 fn auto_schedules_a_hand_written_kernel() {
-    let rt = Runtime::builder()
-        .no_default_devices()
-        .device(SimDevice::cpu("sim-cpu", 1.0e9))
-        .device(SimDevice::gpu("sim-gpu", 10.0e9).link(10e-6, 12.0e9, 12.0e9))
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let rt = common::sim_runtime(1.0e9, 10.0e9, 10e-6, 12.0e9);
     let k = popcount();
     let n = 2_000_000;
     let xs: Vec<u32> = (0..n as u32)

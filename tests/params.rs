@@ -10,7 +10,7 @@
 
 mod common;
 
-use hybrid::{Element, Expr, Kernel, Param, Placement, Runtime, SimDevice};
+use hybrid::{Element, Expr, Kernel, Param, Placement, Runtime};
 
 /// The lengths every case runs at: empty, one, a workgroup plus one, and many chunks'
 /// worth of odd size.
@@ -299,45 +299,35 @@ fn runtimes() -> Vec<(&'static str, Runtime)> {
     rts
 }
 
-#[test]
-fn f32_params_every_placement() {
+/// Runs every case on the CPU-only runtime and, when there is one, the GPU runtime.
+fn on_every_runtime<T: Input>(cases: fn() -> Vec<Case<T>>) {
     for (which, rt) in runtimes() {
         eprintln!("runtime: {which}");
-        for case in f32_cases() {
+        for case in cases() {
             run_case(&rt, &case);
         }
     }
+}
+
+#[test]
+fn f32_params_every_placement() {
+    on_every_runtime(f32_cases);
 }
 
 #[test]
 fn i32_params_every_placement() {
-    for (which, rt) in runtimes() {
-        eprintln!("runtime: {which}");
-        for case in i32_cases() {
-            run_case(&rt, &case);
-        }
-    }
+    on_every_runtime(i32_cases);
 }
 
 #[test]
 fn u32_params_every_placement() {
-    for (which, rt) in runtimes() {
-        eprintln!("runtime: {which}");
-        for case in u32_cases() {
-            run_case(&rt, &case);
-        }
-    }
+    on_every_runtime(u32_cases);
 }
 
 /// Simulated devices compute with the CPU evaluator: they must use the call's values.
 #[test]
 fn simulated_devices_use_the_values() {
-    let rt = Runtime::builder()
-        .no_default_devices()
-        .device(SimDevice::cpu("sim-cpu", 2.0e9))
-        .device(SimDevice::gpu("sim-gpu", 20.0e9).link(20e-6, 12.0e9, 12.0e9))
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let rt = common::sim_runtime(2.0e9, 20.0e9, 20e-6, 12.0e9);
     for case in f32_cases() {
         let n = 100_003;
         let xs: Vec<f32> = (0..n).map(|i| float(100, i)).collect();

@@ -6,14 +6,23 @@
 //! checked against `common::reference` with the accuracy table of the device that
 //! computed it (the report's shares say which). Integers must match exactly.
 //!
+//! Fixed kernels run on every device too: one float and one integer kernel against the
+//! same rules written in Rust, float operations at their edges against the CPU
+//! evaluator, and lengths past the GPU's dispatch limit against closed forms. Each
+//! body takes a `common::Target` and runs for every one there is; without a GPU the
+//! GPU targets skip with a printed reason, or fail with `HYBRID_REQUIRE_GPU=1`.
+//!
 //! `HYBRID_PARITY_CASES=n` runs n cases per test instead of the default;
 //! `HYBRID_PARITY_SEED=s` runs the one case with seed s (printed by a failure).
 
 mod common;
 
 use common::gen::{self, Case, Elem, Shape, Ty};
-use common::{call, check_output, cpu_runtime, gpu_runtime, inputs, Refs, Tally};
-use hybrid::{Expr, Kernel, Placement, Runtime};
+use common::{
+    call, check_output, check_target, cpu_runtime, gpu_targets, inputs, shared_cpu, targets,
+    targets_with_splits, Refs, Tally, Target,
+};
+use hybrid::{fold, index, select, Expr, Kernel, Placement, Runtime};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -33,102 +42,25 @@ fn seeds(base: u64) -> Vec<u64> {
     (0..n).map(|i| base + i).collect()
 }
 
-/// Runs one case on every device and placement; adds to the tallies (cpu, gpu).
-fn run_case<I: Elem, O: Elem>(
-    case: &Case,
-    cpu: &Runtime,
-    gpu: Option<&Runtime>,
-    tally: &mut [Tally; 2],
-) {
-    let arity = case.shape.arity;
-    let k: Kernel<I, O> = gen::kernel(&case.ast, arity);
+/// Runs one case on every target; adds to the tallies (cpu, gpu).
+fn run_case<I: Elem, O: Elem>(case: &Case, targets: &[Target], tally: &mut [Tally; 2]) {
+    let k: Kernel<I, O> = gen::kernel(&case.ast, case.shape.arity);
     let mut rng = ChaCha8Rng::seed_from_u64(case.seed ^ 0x5eed_1234_abcd_0000);
     let lengths = [0, 1, 255, 256, 257, rng.random_range(258..20_000)];
     for n in lengths {
-        let (a, b) = inputs::<I>(&mut rng, n, arity);
+        let (a, b) = inputs::<I>(&mut rng, n, case.shape.arity);
         let mut refs = Refs::new(case, &a, &b);
-        let what = format!("placement cpu, n = {n}");
-        let run = call(cpu, &k, &a, &b, arity, Placement::Cpu)
-            .unwrap_or_else(|e| panic!("{what}: {e}\n{case}"));
-        let r = refs.get(false);
-        check_output(
-            case,
-            &k,
-            &what,
-            &a,
-            &b,
-            &run.output,
-            |i| (r[i], false),
-            tally,
-        );
-
-        let Some(gpu) = gpu else { continue };
-        let what = format!("placement gpu, n = {n}");
-        let run = call(gpu, &k, &a, &b, arity, Placement::Gpu)
-            .unwrap_or_else(|e| panic!("{what}: {e}\n{case}"));
-        let r = refs.get(true);
-        check_output(
-            case,
-            &k,
-            &what,
-            &a,
-            &b,
-            &run.output,
-            |i| (r[i], true),
-            tally,
-        );
-
-        for f in SPLITS {
-            let what = format!("placement split({f}), n = {n}");
-            let run = call(gpu, &k, &a, &b, arity, Placement::Split(f))
-                .unwrap_or_else(|e| panic!("{what}: {e}\n{case}"));
-            // who computed each element, from the report
-            let mut on_gpu = vec![None; n];
-            for s in run.report.shares() {
-                for x in &mut on_gpu[s.range()] {
-                    assert!(x.is_none(), "{what}: shares overlap: {}", run.report);
-                    *x = Some(s.kind().is_gpu());
-                }
-            }
-            let on_gpu: Vec<bool> = on_gpu
-                .into_iter()
-                .map(|x| {
-                    x.unwrap_or_else(|| panic!("{what}: an element is in no share: {}", run.report))
-                })
-                .collect();
-            let gpu_elems = on_gpu.iter().filter(|&&g| g).count();
-            assert_eq!(
-                gpu_elems,
-                (f * n as f64).round() as usize,
-                "{what}: gpu share\n{}",
-                run.report
-            );
-            let (rc, rg) = (refs.get(false).to_vec(), refs.get(true).to_vec());
-            check_output(
-                case,
-                &k,
-                &what,
-                &a,
-                &b,
-                &run.output,
-                |i| {
-                    if on_gpu[i] {
-                        (rg[i], true)
-                    } else {
-                        (rc[i], false)
-                    }
-                },
-                tally,
-            );
+        for &t in targets {
+            check_target(case, &k, t, &a, &b, &mut refs, tally);
         }
     }
 }
 
-fn dispatch(case: &Case, cpu: &Runtime, gpu: Option<&Runtime>, tally: &mut [Tally; 2]) {
+fn dispatch(case: &Case, targets: &[Target], tally: &mut [Tally; 2]) {
     macro_rules! go {
         ($($i:ident $it:ty, $o:ident $ot:ty;)*) => {
             match (case.shape.input, case.shape.output) {
-                $((Ty::$i, Ty::$o) => run_case::<$it, $ot>(case, cpu, gpu, tally),)*
+                $((Ty::$i, Ty::$o) => run_case::<$it, $ot>(case, targets, tally),)*
                 _ => unreachable!(),
             }
         };
@@ -141,8 +73,8 @@ fn dispatch(case: &Case, cpu: &Runtime, gpu: Option<&Runtime>, tally: &mut [Tall
 }
 
 fn random_kernels(base: u64, arity: usize) {
-    let cpu = cpu_runtime();
-    let gpu = gpu_runtime();
+    let targets = targets_with_splits(&SPLITS);
+    let gpu = targets.iter().any(|t| t.uses_gpu());
     let mut tally = [Tally::default(); 2];
     let mut shapes = [0usize; 9];
     let seeds = seeds(base);
@@ -159,7 +91,7 @@ fn random_kernels(base: u64, arity: usize) {
                 arity,
             }),
         );
-        dispatch(&case, &cpu, gpu.as_ref(), &mut tally);
+        dispatch(&case, &targets, &mut tally);
     }
     eprintln!(
         "{} cases, input x output type counts (f,i,u x f,i,u): {shapes:?}",
@@ -167,7 +99,7 @@ fn random_kernels(base: u64, arity: usize) {
     );
     let min = if seeds.len() > 1 { 10_000 } else { 1 };
     tally[0].assert_meaningful("cpu", min);
-    if gpu.is_some() {
+    if gpu {
         tally[1].assert_meaningful("gpu", min);
     }
 }
@@ -257,28 +189,16 @@ fn global_map_equals_cpu_placement() {
 #[test]
 fn lengths_past_the_dispatch_limit() {
     const N: usize = 65_535 * 256 + 1;
-    let cpu = cpu_runtime();
-    let gpu = gpu_runtime();
-    let mut runtimes: Vec<(&Runtime, Placement)> = vec![(&cpu, Placement::Cpu)];
-    if let Some(g) = &gpu {
-        runtimes.extend([(g, Placement::Gpu), (g, Placement::Split(0.5))]);
-    }
+    let targets = targets_with_splits(&[0.5]);
 
     let xs: Vec<u32> = (0..N as u32)
         .map(|i| i.wrapping_mul(2_654_435_761))
         .collect();
     let k = Kernel::map(|x: Expr<u32>| x * 3u32 + hybrid::index());
-    for &(rt, p) in &runtimes {
+    for &Target { rt, placement: p } in &targets {
         let run = rt.map(&xs, &k, p).unwrap_or_else(|e| panic!("{p}: {e}"));
         assert_eq!(run.output.len(), N);
-        assert_eq!(
-            run.report
-                .shares()
-                .iter()
-                .map(|s| s.elements())
-                .sum::<usize>(),
-            N
-        );
+        assert_eq!(common::share_elements(&run.report), N);
         for (i, (&y, &x)) in run.output.iter().zip(&xs).enumerate() {
             assert_eq!(
                 y,
@@ -298,7 +218,7 @@ fn lengths_past_the_dispatch_limit() {
     let k = Kernel::map2(|a: Expr<f32>, b: Expr<f32>| {
         a.mul_add(b, 0.5) + hybrid::index().cast::<f32>()
     });
-    for &(rt, p) in &runtimes {
+    for &Target { rt, placement: p } in &targets {
         let run = rt
             .map2(&a, &b, &k, p)
             .unwrap_or_else(|e| panic!("{p}: {e}"));
@@ -315,6 +235,229 @@ fn lengths_past_the_dispatch_limit() {
                 b[i],
                 run.report
             );
+        }
+    }
+}
+
+// --- fixed kernels on every device ---------------------------------------------------
+
+/// Relative error allowed between a device's float results and the reference (with an
+/// absolute floor of the same size near zero): a few ulps for arithmetic, enough for
+/// lavapipe's transcendental functions and fused `a * b + c`, far below any wrong
+/// answer.
+const FLOAT_TOL: f32 = 4e-6;
+
+fn floats_agree(got: f32, want: f32) -> bool {
+    got.to_bits() == want.to_bits()
+        || (got.is_nan() && want.is_nan())
+        || (got - want).abs() <= FLOAT_TOL * want.abs().max(1.0)
+}
+
+fn check_floats(what: &str, got: &[f32], want: &[f32], inputs: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            floats_agree(*g, *w),
+            "{what}: element {i} (input {:?}): got {g:e}, want {w:e}",
+            inputs.get(i)
+        );
+    }
+}
+
+/// Lengths around the workgroup (256) and the dispatch's tail, and three random ones
+/// up to 200,000, drawn from `seed`.
+fn lengths(seed: u64) -> Vec<usize> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut v = vec![0, 1, 255, 256, 257, 511, 4097];
+    v.extend((0..3).map(|_| rng.random_range(2..200_000)));
+    v
+}
+
+fn random_f32(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(-100.0f32..100.0)).collect()
+}
+
+/// A float kernel of correctly rounded operations, against the same operations in
+/// Rust, on every device at edge and random lengths.
+#[test]
+fn a_float_kernel_matches_rust_at_edge_and_random_lengths() {
+    let k = Kernel::map(|x: Expr<f32>| (x.abs() * 2.0 + 1.0).sqrt() + x.clone() * 0.25 - x.floor());
+    let want = |x: f32| ((x.abs() * 2.0 + 1.0).sqrt() + x * 0.25) - x.floor();
+    for t in targets() {
+        let seed = 7;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        for n in lengths(seed) {
+            let what = format!("{t}, seed {seed}, n = {n}");
+            let xs = random_f32(&mut rng, n);
+            let got =
+                t.rt.map(&xs, &k, t.placement)
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+            let want: Vec<f32> = xs.iter().map(|&x| want(x)).collect();
+            check_floats(&what, &got.output, &want, &xs);
+        }
+    }
+}
+
+/// Division and remainder (by zero and `MIN / -1` too), shifts past 31, wrapping
+/// arithmetic, `abs`, `min`, `max`, `clamp` and the index in one kernel: bit for bit
+/// what the same rules give in Rust, on every device and split at 0.3 (where the GPU
+/// takes exactly 30% of the elements), at edge and random lengths.
+#[test]
+fn an_integer_kernel_is_exact_at_edge_and_random_lengths() {
+    let k = Kernel::map2(|a: Expr<i32>, b: Expr<i32>| {
+        let s = b.cast::<u32>();
+        let q = (&a / &b) ^ (&a % &b);
+        let sh = (a.clone() << s.clone()) + (a.clone() >> s);
+        let idx = index().cast::<i32>();
+        q + sh * 31 + a.abs() + (-b.clone()) + idx + a.min(&b) - a.max(&b) + a.clamp(-1000, b)
+    });
+    let want = |i: usize, a: i32, b: i32| {
+        let (q, r) = match b {
+            0 => (a, 0),
+            _ => (a.wrapping_div(b), a.wrapping_rem(b)),
+        };
+        let s = b as u32;
+        let sh = a.wrapping_shl(s).wrapping_add(a.wrapping_shr(s));
+        (q ^ r)
+            .wrapping_add(sh.wrapping_mul(31))
+            .wrapping_add(a.wrapping_abs())
+            .wrapping_add(b.wrapping_neg())
+            .wrapping_add(i as i32)
+            .wrapping_add(a.min(b))
+            .wrapping_sub(a.max(b))
+            .wrapping_add(a.max(-1000).min(b))
+    };
+    for t in targets_with_splits(&[0.3]) {
+        let seed = 3;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        for n in lengths(seed) {
+            let what = format!("{t}, seed {seed}, n = {n}");
+            let a: Vec<i32> = (0..n).map(|_| rng.random()).collect();
+            let b: Vec<i32> = (0..n)
+                .map(|_| {
+                    if rng.random_bool(0.1) {
+                        0
+                    } else {
+                        rng.random_range(-70..70)
+                    }
+                })
+                .collect();
+            let run =
+                t.rt.map2(&a, &b, &k, t.placement)
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+            if let Placement::Split(f) = t.placement {
+                let gpu = common::gpu_elements(&run.report);
+                assert_eq!(
+                    gpu,
+                    (f * n as f64).round() as usize,
+                    "{what}\n{}",
+                    run.report
+                );
+            }
+            if let Some(i) = (0..n).find(|&i| run.output[i] != want(i, a[i], b[i])) {
+                panic!(
+                    "{what}: element {i} (a = {}, b = {}): got {}, want {}",
+                    a[i],
+                    b[i],
+                    run.output[i],
+                    want(i, a[i], b[i])
+                );
+            }
+        }
+    }
+}
+
+/// Float operations at their edges (ties, signed zeros, huge values, infinities, NaN)
+/// and over random values, on every device that is not the CPU, against the CPU
+/// evaluator: it is the reference here (the random kernels above check it against the
+/// independent one), and its rules for `%`, `round`, `min` of NaN and the like are
+/// WGSL's, which are not Rust's.
+#[test]
+fn float_operations_at_their_edges_match_the_cpu_evaluator() {
+    let mut xs = vec![
+        0.0,
+        -0.0,
+        0.5,
+        1.5,
+        2.5,
+        -2.5,
+        -3.5,
+        3.5,
+        -1.25,
+        7.5,
+        -7.5,
+        1e-3,
+        1e30,
+        -1e30,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        f32::MAX,
+        f32::MIN_POSITIVE,
+    ];
+    xs.extend(random_f32(&mut ChaCha8Rng::seed_from_u64(11), 1000));
+    let kernels: Vec<(&str, Kernel<f32, f32>)> = vec![
+        ("rem", Kernel::map(|x: Expr<f32>| x.clone() % 2.0 + 7.5 % x)),
+        ("round", Kernel::map(|x: Expr<f32>| x.round())),
+        ("fract", Kernel::map(|x: Expr<f32>| x.fract())),
+        (
+            "floor ceil",
+            Kernel::map(|x: Expr<f32>| x.floor() - x.ceil()),
+        ),
+        ("pow", Kernel::map(|x: Expr<f32>| x.pow(2.0))),
+        (
+            "min max nan",
+            Kernel::map(|x: Expr<f32>| x.min(1.0) + x.max(-1.0) + x.clamp(-2.0, 2.0)),
+        ),
+        (
+            "inf nan constants",
+            Kernel::map(|x: Expr<f32>| {
+                select(x.gt(0.0), f32::INFINITY, f32::NAN) + x.max(f32::NEG_INFINITY)
+            }),
+        ),
+        (
+            "comparisons",
+            Kernel::map(|x: Expr<f32>| {
+                select(x.ne(&x).or(x.eq(0.5)), 1.0, 0.0) + x.le(0.0).cast::<f32>()
+            }),
+        ),
+        (
+            "division",
+            Kernel::map(|x: Expr<f32>| 1.0 / x.clone() + x / 0.0),
+        ),
+        (
+            "transcendental",
+            Kernel::map(|x: Expr<f32>| {
+                let s = x.clone() * 1e-2;
+                s.sin()
+                    + s.cos()
+                    + s.exp()
+                    + (s.abs() + 1.0).ln()
+                    + s.exp2()
+                    + (s.abs() + 1.0).log2()
+                    + s.sqrt()
+            }),
+        ),
+        (
+            "fold",
+            Kernel::map(|x: Expr<f32>| {
+                fold(8, x.clone(), |acc, i| {
+                    acc * 0.5 + i.cast::<f32>() - x.clone()
+                })
+            }),
+        ),
+        ("mul_add", Kernel::map(|x: Expr<f32>| x.mul_add(3.0, 1.0))),
+    ];
+    for t in gpu_targets(&[0.5]) {
+        for (what, k) in &kernels {
+            let what = format!("{what} on {t}");
+            let got =
+                t.rt.map(&xs, k, t.placement)
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+            let want = shared_cpu()
+                .map(&xs, k, Placement::Cpu)
+                .unwrap_or_else(|e| panic!("{what}: cpu: {e}"));
+            check_floats(&what, &got.output, &want.output, &xs);
         }
     }
 }

@@ -31,8 +31,8 @@ mod common;
 use std::cell::RefCell;
 
 use common::gen::{self, Ast, Bin, Case, Elem, Form, Lit, Node, Shape, Ty, Un};
-use common::{call, check_output, cpu_runtime, gpu_runtime, inputs, Refs, Tally};
-use hybrid::{Error, Expr, Kernel, Placement, Runtime};
+use common::{call, check_target, inputs, targets, Refs, Tally, Target};
+use hybrid::{Error, Expr, Kernel};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
 use rand::SeedableRng;
@@ -411,41 +411,15 @@ fn agree<I: Elem, O: Elem>(
     case: &Case,
     seed: u64,
     n: usize,
-    cpu: &Runtime,
-    gpu: Option<&Runtime>,
+    targets: &[Target],
     tally: &RefCell<[Tally; 2]>,
 ) {
     let k: Kernel<I, O> = gen::kernel(&case.ast, case.shape.arity);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (a, b) = inputs::<I>(&mut rng, n, case.shape.arity);
     let mut refs = Refs::new(case, &a, &b);
-    let mut tally = tally.borrow_mut();
-    let arity = case.shape.arity;
-    let run = call(cpu, &k, &a, &b, arity, Placement::Cpu).expect("cpu call");
-    let r = refs.get(false);
-    check_output(
-        case,
-        &k,
-        "cpu",
-        &a,
-        &b,
-        &run.output,
-        |i| (r[i], false),
-        &mut tally,
-    );
-    if let Some(gpu) = gpu {
-        let run = call(gpu, &k, &a, &b, arity, Placement::Gpu).expect("gpu call");
-        let r = refs.get(true);
-        check_output(
-            case,
-            &k,
-            "gpu",
-            &a,
-            &b,
-            &run.output,
-            |i| (r[i], true),
-            &mut tally,
-        );
+    for &t in targets {
+        check_target(case, &k, t, &a, &b, &mut refs, &mut tally.borrow_mut());
     }
 }
 
@@ -454,8 +428,8 @@ fn agree<I: Elem, O: Elem>(
 /// against the reference.
 #[test]
 fn random_kernels_agree_with_the_reference() {
-    let cpu = cpu_runtime();
-    let gpu = gpu_runtime();
+    let targets = targets();
+    let gpu = targets.iter().any(|t| t.uses_gpu());
     let tally = RefCell::new([Tally::default(); 2]);
     let strategy = (
         proptest::collection::vec(any::<u8>(), 1..160),
@@ -464,7 +438,7 @@ fn random_kernels_agree_with_the_reference() {
     );
     let result = runner().run(&strategy, |(bytes, seed, n)| {
         let case = decode(&bytes, false, 6);
-        typed!(case, agree(&case, seed, n, &cpu, gpu.as_ref(), &tally));
+        typed!(case, agree(&case, seed, n, &targets, &tally));
         Ok(())
     });
     if let Err(e) = result {
@@ -473,7 +447,7 @@ fn random_kernels_agree_with_the_reference() {
     let t = tally.borrow();
     let min = cases() as u64 * 50;
     t[0].assert_meaningful("cpu", min);
-    if gpu.is_some() {
+    if gpu {
         t[1].assert_meaningful("gpu", min);
     }
 }
@@ -518,8 +492,7 @@ struct Found {
 fn compile_or_reject<I: Elem, O: Elem>(
     k: &Kernel<I, O>,
     what: &str,
-    cpu: &Runtime,
-    gpu: Option<&Runtime>,
+    targets: &[Target],
     found: &RefCell<Found>,
 ) -> Result<(), TestCaseError> {
     let xs: Vec<I> = {
@@ -527,7 +500,7 @@ fn compile_or_reject<I: Elem, O: Elem>(
         (0..5).map(|_| I::random(&mut rng)).collect()
     };
     let arity = k.arity().max(1);
-    let go = |rt: &Runtime, p| call(rt, k, &xs, &xs, arity, p).map(|r| r.output.len());
+    let go = |t: &Target| call(t.rt, k, &xs, &xs, arity, t.placement).map(|r| r.output.len());
     match k.wgsl() {
         Err(e) => {
             prop_assert!(
@@ -535,9 +508,8 @@ fn compile_or_reject<I: Elem, O: Elem>(
                 "{what}: unexpected error {e}"
             );
             // every call reports the same error, before any device sees the kernel
-            prop_assert_eq!(go(cpu, Placement::Cpu), Err(e.clone()), "{}", what);
-            if let Some(gpu) = gpu {
-                prop_assert_eq!(go(gpu, Placement::Gpu), Err(e.clone()), "{}", what);
+            for t in targets {
+                prop_assert_eq!(go(t), Err(e.clone()), "{} on {}", what, t);
             }
             found.borrow_mut().rejected.push(format!("{e}"));
         }
@@ -551,9 +523,8 @@ fn compile_or_reject<I: Elem, O: Elem>(
             )
             .validate(&module)
             .map_err(|e| TestCaseError::fail(format!("{what}: naga: {e:?}\n{src}")))?;
-            prop_assert_eq!(go(cpu, Placement::Cpu), Ok(5), "{}", what);
-            if let Some(gpu) = gpu {
-                prop_assert_eq!(go(gpu, Placement::Gpu), Ok(5), "{}\n{}", what, src);
+            for t in targets {
+                prop_assert_eq!(go(t), Ok(5), "{} on {}\n{}", what, t, src);
             }
             found.borrow_mut().compiled += 1;
         }
@@ -564,19 +535,18 @@ fn compile_or_reject<I: Elem, O: Elem>(
 fn fuzz_one<I: Elem, O: Elem>(
     case: &Case,
     special_kind: Option<(u8, usize)>,
-    cpu: &Runtime,
-    gpu: Option<&Runtime>,
+    targets: &[Target],
     found: &RefCell<Found>,
 ) -> Result<(), TestCaseError> {
     match special_kind {
         None => {
             let k: Kernel<I, O> = gen::kernel(&case.ast, case.shape.arity);
-            compile_or_reject(&k, &case.to_string(), cpu, gpu, found)
+            compile_or_reject(&k, &case.to_string(), targets, found)
         }
         Some((kind, extra)) => {
             let k: Kernel<I, O> = special(kind, extra);
             let what = format!("special kernel {kind}, {extra} levels");
-            compile_or_reject(&k, &what, cpu, gpu, found)
+            compile_or_reject(&k, &what, targets, found)
         }
     }
 }
@@ -586,8 +556,7 @@ fn fuzz_one<I: Elem, O: Elem>(
 /// or a fold variable used outside its fold.
 #[test]
 fn any_kernel_compiles_or_is_a_typed_error() {
-    let cpu = cpu_runtime();
-    let gpu = gpu_runtime();
+    let targets = targets();
     let found = RefCell::new(Found::default());
     let start = std::time::Instant::now();
     let strategy = proptest::collection::vec(any::<u8>(), 1..400);
@@ -608,10 +577,7 @@ fn any_kernel_compiles_or_is_a_typed_error() {
             1 => Some((1, 0)),
             _ => None,
         };
-        typed!(
-            case,
-            fuzz_one(&case, special_kind, &cpu, gpu.as_ref(), &found)
-        )
+        typed!(case, fuzz_one(&case, special_kind, &targets, &found))
     });
     let f = found.borrow();
     let mut kinds: Vec<&String> = f.rejected.iter().collect();

@@ -155,20 +155,24 @@ fn an_unhealthy_device_is_probed_and_stays_out_while_it_fails() {
     assert!(rt.health()[1].1.is_some());
 }
 
-/// A real GPU whose chunks fail after the third: its share is redone on the CPU.
-#[test]
-fn a_real_gpu_that_fails_after_k_chunks() {
-    if common::gpu_runtime().is_none() {
-        return;
-    }
-    let rt = Runtime::builder()
+/// The default devices, with 256 KiB transfer chunks and a GPU whose chunks fail
+/// after the first `chunks`.
+fn faulty_gpu(chunks: u64) -> hybrid::Result<Runtime> {
+    Runtime::builder()
         .transfer(TransferConfig {
             chunk_bytes: Some(256 << 10),
             ..TransferConfig::default()
         })
-        .fail_gpu_after_chunks(3)
+        .fail_gpu_after_chunks(chunks)
         .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A real GPU whose chunks fail after the third: its share is redone on the CPU.
+#[test]
+fn a_real_gpu_that_fails_after_k_chunks() {
+    let Some(rt) = common::gpu_runtime_with(|| faulty_gpu(3)) else {
+        return;
+    };
     let xs = data(1_000_000); // 4 MB: 16 chunks of 256 KiB
     let run = rt
         .map(&xs, &kernel(), Placement::Gpu)
@@ -192,14 +196,7 @@ fn a_real_gpu_that_fails_after_k_chunks() {
         run.report
     );
     // and a reduction on a fresh faulty runtime recovers as well
-    let rt = Runtime::builder()
-        .transfer(TransferConfig {
-            chunk_bytes: Some(256 << 10),
-            ..TransferConfig::default()
-        })
-        .fail_gpu_after_chunks(1)
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let rt = faulty_gpu(1).unwrap_or_else(|e| panic!("{e}"));
     let run = rt
         .reduce(&xs, &kernel(), Reduce::Max, Placement::Gpu)
         .unwrap_or_else(|e| panic!("{e}"));

@@ -10,7 +10,7 @@
 
 mod common;
 
-use hybrid::{index, select, Element, Expr, Kernel, Placement, Reduce, Runtime, SimDevice};
+use hybrid::{index, select, Element, Expr, Kernel, Placement, Reduce, Runtime};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -67,7 +67,7 @@ fn run1<I: Element, O: Element>(
     let run = rt
         .reduce(xs, k, op, p)
         .unwrap_or_else(|e| panic!("{what}: {e}"));
-    let covered: usize = run.report.shares().iter().map(|s| s.elements()).sum();
+    let covered = common::share_elements(&run.report);
     assert_eq!(covered, xs.len(), "{what}: shares cover the input");
     run.output
 }
@@ -288,12 +288,7 @@ fn global_entry_points() {
 /// partials) and splits it: a fast GPU over a fast link takes most of the sum.
 #[test]
 fn auto_splits_a_reduction_on_simulated_devices() {
-    let rt = Runtime::builder()
-        .no_default_devices()
-        .device(SimDevice::cpu("sim-cpu", 2.0e9))
-        .device(SimDevice::gpu("sim-gpu", 40.0e9).link(10e-6, 24.0e9, 24.0e9))
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let rt = common::sim_runtime(2.0e9, 40.0e9, 10e-6, 24.0e9);
     let n = 4_000_000;
     let xs: Vec<u32> = (0..n as u32).map(|i| i % 7).collect();
     let want = xs.iter().fold(0u32, |a, &b| a.wrapping_add(b));
@@ -306,12 +301,7 @@ fn auto_splits_a_reduction_on_simulated_devices() {
         last = Some(run.report);
     }
     let report = last.unwrap_or_else(|| panic!("no run"));
-    let gpu: usize = report
-        .shares()
-        .iter()
-        .filter(|s| s.kind().is_gpu())
-        .map(|s| s.elements())
-        .sum();
+    let gpu = common::gpu_elements(&report);
     // the GPU's link moves 4 bytes in 1/6 ns (6e9 elements/s) and it computes 40e9/s,
     // the CPU 2e9/s: balanced, the GPU takes 6 / 8 of the work
     assert!(gpu > n / 2 && gpu < n, "gpu share {gpu} of {n}: {report}");

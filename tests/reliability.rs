@@ -12,7 +12,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::{cpu_runtime, gpu_runtime};
+use common::{assert_lowercase, cpu_runtime, gpu_runtime, gpu_runtime_with};
 use hybrid::{select, Error, Expr, Kernel, Placement, Runtime, SimDevice, TransferConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -25,16 +25,12 @@ fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
-/// Every placement a runtime can be asked for, with a label.
+/// Every placement a runtime can be asked for: a split giving the GPU nothing needs
+/// no GPU.
 fn placements(gpu: bool) -> Vec<Placement> {
-    let mut p = vec![Placement::Cpu, Placement::Auto];
+    let mut p = vec![Placement::Cpu, Placement::Auto, Placement::Split(0.0)];
     if gpu {
-        p.extend([
-            Placement::Gpu,
-            Placement::Split(0.0),
-            Placement::Split(0.5),
-            Placement::Split(1.0),
-        ]);
+        p.extend([Placement::Gpu, Placement::Split(0.5), Placement::Split(1.0)]);
     }
     p
 }
@@ -43,13 +39,7 @@ fn placements(gpu: bool) -> Vec<Placement> {
 /// runtime when there is one. The flag says whether GPU placements apply.
 fn runtimes() -> Vec<(&'static str, Runtime, bool)> {
     let mut rts = vec![("cpu", cpu_runtime(), false)];
-    let sim = Runtime::builder()
-        .no_default_devices()
-        .device(SimDevice::cpu("sim-cpu", 1e9))
-        .device(SimDevice::gpu("sim-gpu", 10e9).link(20e-6, 12e9, 12e9))
-        .build()
-        .expect("sim runtime");
-    rts.push(("sim", sim, true));
+    rts.push(("sim", common::sim_runtime(1e9, 10e9, 20e-6, 12e9), true));
     if let Some(rt) = gpu_runtime() {
         rts.push(("gpu", rt, true));
     }
@@ -66,10 +56,17 @@ fn map2_length_mismatch_is_a_typed_error_on_every_placement() {
     let b = vec![2.0f32; 999];
     for (name, rt, gpu) in runtimes() {
         for p in placements(gpu) {
-            for (x, y) in [(&a[..], &b[..]), (&b[..], &a[..]), (&a[..], &[][..])] {
+            let pairs = [
+                (&a[..], &b[..]),
+                (&b[..], &a[..]),
+                (&a[..], &[][..]),
+                (&[][..], &a[..]),
+            ];
+            for (x, y) in pairs {
                 match rt.map2(x, y, &k, p) {
-                    Err(Error::LengthMismatch { left, right }) => {
-                        assert_eq!((left, right), (x.len(), y.len()), "{name} {p}")
+                    Err(e @ Error::LengthMismatch { left, right }) => {
+                        assert_eq!((left, right), (x.len(), y.len()), "{name} {p}");
+                        assert_lowercase(&e);
                     }
                     Err(e) => panic!("{name} {p}: expected LengthMismatch, got {e}"),
                     Ok(run) => panic!(
@@ -116,18 +113,33 @@ fn wrong_arity_and_bad_split_are_typed_errors() {
                 }),
                 "{name} {p}"
             );
+            // with no data too: the kernel is wrong whatever the data
+            let e = rt.map(&[], &k2, p).err();
+            assert!(
+                matches!(e, Some(Error::WrongArity { .. })),
+                "{name} {p}: {e:?}"
+            );
+            assert_lowercase(&e.expect("an error"));
         }
-        if gpu {
-            for f in [-0.1, 1.5, f64::NAN, f64::INFINITY] {
-                match rt.map(&xs, &k1, Placement::Split(f)) {
-                    Err(Error::BadSplit { fraction }) => {
-                        assert!(fraction.is_nan() == f.is_nan(), "{name}: {fraction}")
-                    }
-                    other => panic!("{name} Split({f}): expected BadSplit, got {other:?}"),
+        // a bad fraction is an error on any runtime, a GPU or not
+        for f in [-0.1, 1.5, f64::NAN, f64::INFINITY, 1.0 + 1e-9] {
+            match rt.map(&xs, &k1, Placement::Split(f)) {
+                Err(e @ Error::BadSplit { fraction }) => {
+                    assert!(fraction.is_nan() == f.is_nan(), "{name}: {fraction}");
+                    assert_lowercase(&e);
                 }
+                other => panic!("{name} Split({f}): expected BadSplit, got {other:?}"),
             }
         }
     }
+    assert_eq!(
+        hybrid::map(&xs, &k2),
+        Err(Error::WrongArity {
+            expected: 2,
+            given: 1
+        }),
+        "global map"
+    );
 }
 
 /// RELIABILITY.md "empty inputs".
@@ -154,10 +166,15 @@ fn empty_inputs_give_empty_output_on_every_placement() {
                 "{name} {p}: nothing to compute or move\n{}",
                 run.report
             );
+            assert_eq!(run.report.placement(), p, "{name}");
+            let _ = run.report.to_string();
             let run = rt
                 .map2(&[], &[], &k2, p)
                 .unwrap_or_else(|e| panic!("{name} {p}: {e}"));
             assert!(run.output.is_empty(), "{name} {p}");
+            assert_eq!(run.report.elements(), 0, "{name} {p}");
+            let moved = run.report.bytes_to_devices() + run.report.bytes_from_devices();
+            assert_eq!(moved, 0, "{name} {p}: two empty inputs move nothing");
             let run = rt
                 .map(&[], &kc, p)
                 .unwrap_or_else(|e| panic!("{name} {p}: {e}"));
@@ -532,14 +549,13 @@ fn gpu_placements_from_8_threads_are_correct() {
 
 // --- calibration: once, and crash-safe -----------------------------------------------
 
-fn runtime_with_link_dir(dir: &Path) -> Runtime {
+fn runtime_with_link_dir(dir: &Path) -> hybrid::Result<Runtime> {
     Runtime::builder()
         .transfer(TransferConfig {
             cache_dir: Some(dir.to_path_buf()),
             ..TransferConfig::default()
         })
         .build()
-        .expect("runtime")
 }
 
 /// Files in `dir`, by name.
@@ -576,11 +592,11 @@ fn same_calibration(a: &hybrid::Calibration, b: &hybrid::Calibration) {
 /// cut short by a crash", "a crashed writer's temp file".
 #[test]
 fn calibration_runs_once_and_survives_a_crash_mid_write() {
-    if gpu_runtime().is_none() {
-        return;
-    }
     let dir = temp_dir("calibration");
-    let rt = Arc::new(runtime_with_link_dir(&dir));
+    let Some(rt) = gpu_runtime_with(|| runtime_with_link_dir(&dir)) else {
+        return;
+    };
+    let rt = Arc::new(rt);
     let gpus = rt.devices().iter().filter(|d| d.kind.is_gpu()).count();
 
     // 16 threads ask for the calibration of a fresh runtime at once
@@ -621,7 +637,7 @@ fn calibration_runs_once_and_survives_a_crash_mid_write() {
     let name = path.file_name().and_then(|n| n.to_str()).expect("name");
     let tmp = dir.join(format!(".{name}.4242.ThreadId(7).tmp"));
     std::fs::write(&tmp, &good[..good.len() / 2]).expect("temp");
-    let rt = runtime_with_link_dir(&dir);
+    let rt = runtime_with_link_dir(&dir).expect("runtime");
     let c = rt.calibrations();
     assert!(c[0].1.reloaded, "the good file is reloaded");
     same_calibration(&c[0].1, &seen[0][0].1);
@@ -636,7 +652,7 @@ fn calibration_runs_once_and_survives_a_crash_mid_write() {
     // a target cut short (a writer that wrote in place and was killed): measured
     // again with a warning, never an error, and stored whole
     std::fs::write(&path, &good[..good.len() / 3]).expect("truncate");
-    let rt = runtime_with_link_dir(&dir);
+    let rt = runtime_with_link_dir(&dir).expect("runtime");
     let c = rt.calibrations();
     assert_eq!(
         c.len(),
@@ -646,7 +662,7 @@ fn calibration_runs_once_and_survives_a_crash_mid_write() {
     assert!(!c[0].1.reloaded, "the corrupt file is not used");
     let again = c[0].1.clone();
     drop(rt);
-    let rt = runtime_with_link_dir(&dir);
+    let rt = runtime_with_link_dir(&dir).expect("runtime");
     let c = rt.calibrations();
     assert!(c[0].1.reloaded, "the re-measured file is stored whole");
     same_calibration(&c[0].1, &again);

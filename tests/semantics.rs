@@ -12,29 +12,9 @@
 
 mod common;
 
+use common::{shared_cpu, targets};
+use hybrid::{fold, select, Element, Expr, Kernel, Placement};
 use std::fmt::Debug;
-use std::sync::OnceLock;
-
-use hybrid::{fold, select, Element, Expr, Kernel, Placement, Runtime};
-
-fn gpu() -> Option<&'static Runtime> {
-    static GPU: OnceLock<Option<Runtime>> = OnceLock::new();
-    GPU.get_or_init(common::gpu_runtime).as_ref()
-}
-
-fn cpu() -> &'static Runtime {
-    static CPU: OnceLock<Runtime> = OnceLock::new();
-    CPU.get_or_init(common::cpu_runtime)
-}
-
-/// The devices to check: (name, runtime, placement).
-fn devices() -> Vec<(&'static str, &'static Runtime, Placement)> {
-    let mut d = vec![("cpu", cpu(), Placement::Cpu)];
-    if let Some(g) = gpu() {
-        d.push(("gpu", g, Placement::Gpu));
-    }
-    d
-}
 
 /// Same value: equal (so -0.0 == 0.0: WGSL does not pin the sign of a zero), or both NaN.
 trait Same: Copy + Debug {
@@ -72,12 +52,12 @@ fn check_map<I: Element + Debug, O: Element + Same>(
     xs: &[I],
     want: &[O],
 ) {
-    for (dev, rt, p) in devices() {
-        let out = rt
-            .map(xs, k, p)
-            .unwrap_or_else(|e| panic!("{what} on {dev}: {e}"))
-            .output;
-        assert_rows(what, dev, xs, &out, want);
+    for t in targets() {
+        let out =
+            t.rt.map(xs, k, t.placement)
+                .unwrap_or_else(|e| panic!("{what} on {t}: {e}"))
+                .output;
+        assert_rows(what, &t.to_string(), xs, &out, want);
     }
 }
 
@@ -90,12 +70,12 @@ fn check_map2<I: Element + Debug, O: Element + Same>(
 ) {
     let a: Vec<I> = ab.iter().map(|p| p.0).collect();
     let b: Vec<I> = ab.iter().map(|p| p.1).collect();
-    for (dev, rt, p) in devices() {
-        let out = rt
-            .map2(&a, &b, k, p)
-            .unwrap_or_else(|e| panic!("{what} on {dev}: {e}"))
-            .output;
-        assert_rows(what, dev, ab, &out, want);
+    for t in targets() {
+        let out =
+            t.rt.map2(&a, &b, k, t.placement)
+                .unwrap_or_else(|e| panic!("{what} on {t}: {e}"))
+                .output;
+        assert_rows(what, &t.to_string(), ab, &out, want);
     }
 }
 
@@ -130,8 +110,9 @@ fn integer_division_and_remainder() {
         &rem,
     );
 
-    let rows: [(u32, u32, u32, u32); 7] = [
+    let rows: [(u32, u32, u32, u32); 8] = [
         (9, 0, 9, 0),
+        (5, 2, 2, 1),
         (u32::MAX, 0, u32::MAX, 0),
         (0, 0, 0, 0),
         (7, 2, 3, 1),
@@ -287,6 +268,29 @@ fn shifts_mask_the_amount() {
         &shr,
     );
 
+    // every amount from 0 to 99, as data, in one kernel of both shifts of both types
+    let ab: Vec<(i32, i32)> = (0..100)
+        .map(|s| (if s % 2 == 0 { -12_345 } else { 0x4000_0001 }, s))
+        .collect();
+    let want: Vec<i32> = ab
+        .iter()
+        .map(|&(x, s)| {
+            let s = s as u32 & 31;
+            (x << s) ^ (x >> s) ^ ((x as u32) >> s) as i32
+        })
+        .collect();
+    check_map2(
+        "i32 (a << b) ^ (a >> b) ^ (a as u32 >> b) for b in 0..100",
+        &Kernel::map2(|x: Expr<i32>, s: Expr<i32>| {
+            let s = s.cast::<u32>();
+            (x.clone() << s.clone())
+                ^ (x.clone() >> s.clone())
+                ^ (x.cast::<u32>() >> s).cast::<i32>()
+        }),
+        &ab,
+        &want,
+    );
+
     // literal amounts
     for (j, s) in AMOUNTS.into_iter().enumerate() {
         let xs: Vec<i32> = i32_rows.iter().map(|r| r.0).collect();
@@ -382,6 +386,21 @@ fn integer_arithmetic_wraps() {
         &[-1, i32::MAX - 5, i32::MAX, -2],
     );
 
+    // the same in one kernel, with the bits of each as u32 and a comparison as 0 or 1
+    check_map(
+        "abs(x) as u32 ^ (-x) as u32 ^ (x < 0) as u32 ^ (x as u32 >> 1)",
+        &Kernel::map(|x: Expr<i32>| {
+            x.abs().cast::<u32>()
+                ^ (-x.clone()).cast::<u32>()
+                ^ x.lt(0).cast::<u32>()
+                ^ (x.cast::<u32>() >> 1u32)
+        }),
+        &[i32::MIN, -1, 0, 1, i32::MAX],
+        // MIN: 0x8000_0000 ^ 0x8000_0000 ^ 1 ^ 0x4000_0000; -1: 1 ^ 1 ^ 1 ^ 0x7fff_ffff;
+        // 1: 1 ^ 0xffff_ffff ^ 0 ^ 0; MAX: 0x7fff_ffff ^ 0x8000_0001 ^ 0 ^ 0x3fff_ffff
+        &[0x4000_0001, 0x7fff_fffe, 0, 0xffff_fffe, 0xc000_0001],
+    );
+
     let ab = [
         (u32::MAX, 1),
         (0, 1),
@@ -421,7 +440,7 @@ fn integer_arithmetic_wraps() {
     );
 }
 
-const SPECIAL: [f32; 13] = [
+const SPECIAL: [f32; 18] = [
     f32::NAN,
     f32::INFINITY,
     f32::NEG_INFINITY,
@@ -435,6 +454,11 @@ const SPECIAL: [f32; 13] = [
     -2_147_483_648.0,
     4_294_967_040.0,
     -0.0,
+    1.5,
+    -0.99,
+    2_147_483_648.0,   // 2^31: one past i32::MAX
+    4_294_967_296.0,   // 2^32: one past u32::MAX
+    f32::from_bits(1), // the smallest subnormal
 ];
 
 #[test]
@@ -453,6 +477,11 @@ fn float_to_integer_casts_truncate_and_saturate() {
         i32::MIN,
         i32::MAX,
         0,
+        1,
+        0,
+        i32::MAX,
+        i32::MAX,
+        0,
     ];
     let to_u32 = [
         0,
@@ -467,6 +496,11 @@ fn float_to_integer_casts_truncate_and_saturate() {
         2_147_483_520,
         0,
         4_294_967_040,
+        0,
+        1,
+        0,
+        2_147_483_648,
+        u32::MAX,
         0,
     ];
     check_map(
@@ -494,7 +528,10 @@ fn float_to_integer_casts_truncate_and_saturate() {
             [0, i32::MIN, 0],
         ),
     ] {
-        let out = cpu().map(&xs, &k, Placement::Cpu).expect("cpu").output;
+        let out = shared_cpu()
+            .map(&xs, &k, Placement::Cpu)
+            .expect("cpu")
+            .output;
         assert_rows(
             "NaN and inf made in the kernel, as i32",
             "cpu",
@@ -535,18 +572,18 @@ fn integer_to_float_and_bit_casts() {
         (0x7fff_ffff, 2_147_483_648.0, 2_147_483_520.0),
     ];
     let k = Kernel::map(|x: Expr<u32>| x.cast::<f32>());
-    for (dev, rt, p) in devices() {
+    for t in targets() {
         let xs: Vec<u32> = cases.iter().map(|c| c.0).collect();
-        let out = rt.map(&xs, &k, p).expect("u32 as f32").output;
+        let out = t.rt.map(&xs, &k, t.placement).expect("u32 as f32").output;
         for (c, y) in cases.iter().zip(out) {
-            let ok = if dev == "cpu" {
+            let ok = if !t.uses_gpu() {
                 y == c.1
             } else {
                 y == c.1 || y == c.2
             };
             assert!(
                 ok,
-                "u32 {} as f32 on {dev}: got {y}, want {} (or on a gpu {})",
+                "u32 {} as f32 on {t}: got {y}, want {} (or on a gpu {})",
                 c.0, c.1, c.2
             );
         }

@@ -1,21 +1,18 @@
 //! The transfer layer: round trips of every length class are bit-exact, the pool
-//! reuses its buffers, the receipt carries measured and predicted transfer times, and
-//! link calibration files are reloaded, or re-measured when missing, corrupt or old.
+//! reuses its buffers, the receipt carries measured and predicted transfer times and
+//! every device's stage times, and link calibration files are reloaded, or re-measured
+//! when missing, corrupt or old.
 //!
 //! GPU tests skip with a printed reason when there is no GPU, and fail instead when
-//! `HYBRID_REQUIRE_GPU=1` (unless `HYBRID_BACKEND=cpu`). The 3 GiB streamed map takes
+//! `HYBRID_REQUIRE_GPU=1` (`common::gpu_runtime_with`). The 3 GiB streamed map takes
 //! about 30 s on lavapipe and 7 GiB of memory (input and output are 6 GiB); it skips
 //! when less than 10 GiB is available, or with `HYBRID_SKIP_BIG_TESTS=1`.
 
+mod common;
+
 use std::path::PathBuf;
 
-use hybrid::{Expr, Kernel, Placement, Runtime, TransferConfig};
-
-fn env_is(var: &str, value: &str) -> bool {
-    std::env::var(var)
-        .map(|v| v.trim().eq_ignore_ascii_case(value))
-        .unwrap_or(false)
-}
+use hybrid::{fold, Expr, Kernel, Placement, Runtime, TransferConfig};
 
 /// A fresh directory under the system temp dir, unique to this test.
 fn temp_dir(name: &str) -> PathBuf {
@@ -24,31 +21,17 @@ fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
-/// A runtime with a GPU and this transfer configuration, with the index of its first
-/// GPU; `None` (after saying why) when the test must skip.
+/// A runtime with a GPU and this transfer configuration (its calibration cached in a
+/// temp dir unless the configuration names one), with the index of its first GPU;
+/// `None` when the test must skip (see `common::gpu_runtime_with`).
 fn gpu(cfg: TransferConfig) -> Option<(Runtime, usize)> {
-    let cpu_only = env_is("HYBRID_BACKEND", "cpu");
-    if cpu_only {
-        eprintln!("skipped: HYBRID_BACKEND=cpu");
-        return None;
-    }
     let cfg = TransferConfig {
         cache_dir: cfg.cache_dir.or_else(|| Some(temp_dir("shared-cache"))),
         ..cfg
     };
-    let rt = Runtime::builder().transfer(cfg).build();
-    let why = match rt {
-        Ok(rt) => match rt.devices().iter().position(|d| d.kind.is_gpu()) {
-            Some(i) => return Some((rt, i)),
-            None => rt.no_gpu_reason().unwrap_or("no gpu").to_string(),
-        },
-        Err(e) => e.to_string(),
-    };
-    if env_is("HYBRID_REQUIRE_GPU", "1") {
-        panic!("HYBRID_REQUIRE_GPU=1 but {why}");
-    }
-    eprintln!("skipped: {why}");
-    None
+    let rt = common::gpu_runtime_with(|| Runtime::builder().transfer(cfg).build())?;
+    let dev = rt.devices().iter().position(|d| d.kind.is_gpu())?;
+    Some((rt, dev))
 }
 
 fn small_chunks() -> TransferConfig {
@@ -273,7 +256,7 @@ fn available_bytes() -> Option<u64> {
 /// 384 MiB (on lavapipe the "device" memory is host memory too).
 #[test]
 fn map_over_3_gib_streams_through_a_bounded_ring() {
-    if env_is("HYBRID_SKIP_BIG_TESTS", "1") {
+    if std::env::var("HYBRID_SKIP_BIG_TESTS").is_ok_and(|v| v.trim() == "1") {
         eprintln!("skipped: HYBRID_SKIP_BIG_TESTS=1");
         return;
     }
@@ -300,4 +283,36 @@ fn map_over_3_gib_streams_through_a_bounded_ring() {
     println!("{}", run.report);
     assert!(t.chunk_bytes <= 64 << 20 && t.ring <= 3, "{t:?}");
     assert_eq!(t.chunks as usize, n.div_ceil(t.chunk_bytes as usize / 4));
+}
+
+/// The compute stage of a compute-heavy share is seen by the host, on every device. On a
+/// GPU driver without device timestamps (lavapipe runs the dispatch inside the submit)
+/// the time spent there counts as compute, so the stages account for most of the
+/// share's time and the scheduler's pipeline model is not fed a near-zero compute time;
+/// on the CPU the share is all compute.
+#[test]
+fn a_compute_heavy_share_reports_its_compute_time() {
+    let k =
+        Kernel::map(|x: Expr<f32>| fold(64, x, |acc, _| (acc.clone() * acc * 0.5 + 0.25).min(4.0)));
+    let xs: Vec<f32> = (0..12 << 20).map(|i| (i % 97) as f32 * 0.01).collect();
+    for t in common::targets() {
+        // the first call compiles the pipeline
+        let _ =
+            t.rt.map(&xs, &k, t.placement)
+                .unwrap_or_else(|e| panic!("{t}: {e}"));
+        let run =
+            t.rt.map(&xs, &k, t.placement)
+                .unwrap_or_else(|e| panic!("{t}: {e}"));
+        let s = &run.report.shares()[0];
+        assert_eq!(s.kind().is_gpu(), t.uses_gpu(), "{t}\n{}", run.report);
+        let staged = s.upload_s() + s.compute_s() + s.download_s();
+        assert!(
+            s.compute_s() > 0.2 * s.busy_s() && staged > 0.5 * s.busy_s(),
+            "{t}: compute {:.3} ms, stages {:.3} ms of {:.3} ms busy\n{}",
+            s.compute_s() * 1e3,
+            staged * 1e3,
+            s.busy_s() * 1e3,
+            run.report
+        );
+    }
 }

@@ -1,62 +1,64 @@
-//! Shared test support: runtimes, the random kernel generator and its reference
-//! evaluator, and the harness that checks a device's output against the reference.
+//! Shared test support: the devices under test and the rule for a missing GPU
+//! ([`targets`]), the random kernel generator and its reference evaluator, and the
+//! harness that checks a device's output against the reference.
 #![allow(dead_code)]
 
 pub mod gen;
 pub mod reference;
+mod targets;
+
+pub use targets::*;
 
 use std::fmt::Write as _;
 
-use hybrid::{Backend, Kernel, Placement, Run, Runtime};
+use hybrid::{Kernel, Placement, Report, Run, Runtime};
 
 use gen::{Case, Elem};
 use reference::{Env, Table, Verdict, V};
 
-fn env_is(var: &str, value: &str) -> bool {
-    std::env::var(var)
-        .map(|v| v.trim().eq_ignore_ascii_case(value))
-        .unwrap_or(false)
+/// Error messages start in lower case and end without a full stop (as std's do).
+pub fn assert_lowercase(e: &hybrid::Error) {
+    let msg = e.to_string();
+    let first = msg.chars().next().expect("an error message is not empty");
+    assert!(
+        !first.is_uppercase(),
+        "error message starts in upper case: {msg:?}"
+    );
+    assert!(
+        !msg.ends_with('.'),
+        "error message ends with a full stop: {msg:?}"
+    );
 }
 
-/// Whether `HYBRID_BACKEND=cpu` excludes GPUs from this run.
-pub fn backend_is_cpu() -> bool {
-    env_is("HYBRID_BACKEND", "cpu")
+/// Elements the report's GPU shares computed.
+pub fn gpu_elements(report: &Report) -> usize {
+    report
+        .shares()
+        .iter()
+        .filter(|s| s.kind().is_gpu())
+        .map(|s| s.elements())
+        .sum()
 }
 
-/// Whether `HYBRID_REQUIRE_GPU=1` makes a missing GPU a failure.
-pub fn gpu_required() -> bool {
-    env_is("HYBRID_REQUIRE_GPU", "1") && !backend_is_cpu()
+/// Elements the report's shares computed, all devices together.
+pub fn share_elements(report: &Report) -> usize {
+    report.shares().iter().map(|s| s.elements()).sum()
 }
 
-/// A runtime with a GPU, or `None` (and a printed reason) when there is none to test:
-/// `HYBRID_BACKEND=cpu`, or no adapter. With `HYBRID_REQUIRE_GPU=1` a missing adapter
-/// is a failure instead (but `HYBRID_BACKEND=cpu` still excludes GPUs).
-pub fn gpu_runtime() -> Option<Runtime> {
-    if backend_is_cpu() {
-        eprintln!("skipping: HYBRID_BACKEND=cpu excludes GPUs");
-        return None;
+/// Whether a GPU computed each of the `n` elements, from the report's shares; panics
+/// when two shares overlap or an element is in none.
+pub fn computed_on_gpu(report: &Report, n: usize, what: &str) -> Vec<bool> {
+    let mut on_gpu = vec![None; n];
+    for s in report.shares() {
+        for x in &mut on_gpu[s.range()] {
+            assert!(x.is_none(), "{what}: shares overlap: {report}");
+            *x = Some(s.kind().is_gpu());
+        }
     }
-    let why = match Runtime::new() {
-        Ok(rt) if rt.has_gpu() => return Some(rt),
-        Ok(rt) => rt
-            .no_gpu_reason()
-            .unwrap_or("the runtime has no gpu")
-            .to_string(),
-        Err(e) => format!("Runtime::new() failed: {e}"),
-    };
-    if gpu_required() {
-        panic!("HYBRID_REQUIRE_GPU=1 but no GPU adapter is usable: {why}");
-    }
-    eprintln!("skipping: no GPU ({why})");
-    None
-}
-
-/// A runtime with the CPU device only, whatever the environment says.
-pub fn cpu_runtime() -> Runtime {
-    Runtime::builder()
-        .backend(Backend::Cpu)
-        .build()
-        .expect("a CPU-only runtime builds")
+    on_gpu
+        .into_iter()
+        .map(|x| x.unwrap_or_else(|| panic!("{what}: an element is in no share: {report}")))
+        .collect()
 }
 
 /// Runs a one- or two-input kernel (`b` empty for one input).
@@ -230,6 +232,62 @@ pub fn check_output<I: Elem, O: Elem>(
         );
         panic!("{msg}");
     }
+}
+
+/// Runs the case's kernel on `t` and checks every element against the reference of
+/// the device that computed it, as the report's shares say; the shares must cover the
+/// input once, and give the GPU what the placement asks for.
+#[allow(clippy::too_many_arguments)]
+pub fn check_target<I: Elem, O: Elem>(
+    case: &Case,
+    k: &Kernel<I, O>,
+    t: Target,
+    a: &[I],
+    b: &[I],
+    refs: &mut Refs<'_, I>,
+    tally: &mut [Tally; 2],
+) {
+    let n = a.len();
+    let what = format!("placement {t}, n = {n}");
+    let run = call(t.rt, k, a, b, case.shape.arity, t.placement)
+        .unwrap_or_else(|e| panic!("{what}: {e}\n{case}"));
+    let on_gpu = computed_on_gpu(&run.report, n, &what);
+    let gpu_elems = on_gpu.iter().filter(|&&g| g).count();
+    let want_gpu = match t.placement {
+        Placement::Cpu => Some(0),
+        Placement::Gpu => Some(n),
+        Placement::Split(f) => Some((f * n as f64).round() as usize),
+        _ => None,
+    };
+    if let Some(want) = want_gpu {
+        assert_eq!(gpu_elems, want, "{what}: gpu share\n{}", run.report);
+    }
+    let rc = if gpu_elems < n {
+        refs.get(false).to_vec()
+    } else {
+        Vec::new()
+    };
+    let rg = if gpu_elems > 0 {
+        refs.get(true).to_vec()
+    } else {
+        Vec::new()
+    };
+    check_output(
+        case,
+        k,
+        &what,
+        a,
+        b,
+        &run.output,
+        |i| {
+            if on_gpu[i] {
+                (rg[i], true)
+            } else {
+                (rc[i], false)
+            }
+        },
+        tally,
+    );
 }
 
 /// Random inputs for a case.
