@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use pollster::block_on;
 
-use super::GpuDevice;
+use super::{lock, GpuDevice};
 use crate::device::{DeviceInfo, DeviceKind};
 use crate::error::Error;
 use crate::kernel::wgsl::WORKGROUP_SIZE;
@@ -106,7 +106,7 @@ pub(super) fn open(
     let lost = Arc::new(Mutex::new(None));
     let slot = lost.clone();
     device.set_device_lost_callback(move |reason, message| {
-        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{reason:?}: {message}"));
+        *lock(&slot) = Some(format!("{reason:?}: {message}"));
     });
     let per_buffer = limits
         .max_storage_buffer_binding_size

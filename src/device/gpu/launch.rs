@@ -3,7 +3,7 @@
 //! and plain transfers with no kernel.
 
 use super::pipelines::Pipeline;
-use super::GpuDevice;
+use super::{fold_partials, GpuDevice};
 use crate::device::ShareStats;
 use crate::error::{Error, Result};
 use crate::kernel::reduce::{Partial, Reduce};
@@ -58,9 +58,7 @@ impl GpuDevice {
             ratio,
             REDUCE_PER_GROUP,
         )?;
-        let part = partials.iter().fold(op.identity(ty), |acc, &b| {
-            acc.combine(Partial::of_value(op, ty, b), op, ty)
-        });
+        let part = fold_partials(op, ty, &partials);
         Ok((part, stats))
     }
 

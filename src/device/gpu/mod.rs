@@ -16,14 +16,14 @@ mod resident;
 mod tests;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use pollster::block_on;
 
 use super::{Device, DeviceInfo, Resident, ShareStats};
 use crate::error::{Error, Result};
 use crate::kernel::reduce::{Partial, Reduce};
-use crate::kernel::KernelInner;
+use crate::kernel::{KernelInner, ScalarType};
 use crate::transfer::calibrate::Calibration;
 use crate::transfer::staging::{Ctx, Pool, DEFAULT_IDLE_BYTES};
 use crate::transfer::{Link, TransferConfig, TransferStats};
@@ -103,14 +103,11 @@ impl GpuDevice {
         if let Some(b) = merged.pool_idle_bytes {
             self.pool.set_max_idle_bytes(b);
         }
-        *self.config.lock().unwrap_or_else(|e| e.into_inner()) = merged;
+        *lock(&self.config) = merged;
     }
 
     fn config(&self) -> TransferConfig {
-        self.config
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.config).clone()
     }
 
     /// Buffers the pool has allocated since the device was made.
@@ -121,9 +118,7 @@ impl GpuDevice {
 
     /// The transfer context for this device; `timed` asks for device timestamps.
     fn with_ctx<T>(&self, timed: bool, f: impl FnOnce(&Ctx) -> Result<T>) -> Result<T> {
-        if let Some(e) = self.lost_error() {
-            return Err(e);
-        }
+        self.alive()?;
         let fail = |stage: &'static str, reason: String| self.failed(stage, reason);
         let ctx = Ctx {
             device: &self.device,
@@ -136,23 +131,14 @@ impl GpuDevice {
         f(&ctx)
     }
 
+    /// The error for a failure at `stage`: `DeviceLost` once the device is lost.
     fn failed(&self, stage: &'static str, reason: impl ToString) -> Error {
-        match self.lost_error() {
-            Some(e) => e,
-            None => Error::DeviceFailed {
-                device: self.info.name.clone(),
-                stage,
-                reason: reason.to_string(),
-            },
-        }
+        failure(&self.info.name, &self.lost, stage, reason)
     }
 
-    fn lost_error(&self) -> Option<Error> {
-        let lost = self.lost.lock().unwrap_or_else(|e| e.into_inner());
-        lost.as_ref().map(|reason| Error::DeviceLost {
-            device: self.info.name.clone(),
-            reason: reason.clone(),
-        })
+    /// `Err(DeviceLost)` once the device-lost callback has fired.
+    fn alive(&self) -> Result<()> {
+        alive(&self.info.name, &self.lost)
     }
 
     /// Runs `f` inside validation and out-of-memory error scopes; an error either
@@ -174,11 +160,51 @@ impl GpuDevice {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| self.failed(stage, e))?;
-        match self.lost_error() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        self.alive()
     }
+}
+
+/// Locks `m`, also when another thread panicked while holding it: everything these
+/// locks guard (a cache, a configuration, the lost flag) stays valid after a panic.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `Err(DeviceLost)` for device `name` once its device-lost callback has filled `lost`.
+fn alive(name: &str, lost: &Mutex<Option<String>>) -> Result<()> {
+    match lock(lost).as_ref() {
+        Some(reason) => Err(Error::DeviceLost {
+            device: name.to_string(),
+            reason: reason.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The error for a failure of device `name` at `stage`: `DeviceLost` once the device
+/// is lost (whatever failed then is a symptom), else `DeviceFailed` with `reason`.
+fn failure(
+    name: &str,
+    lost: &Mutex<Option<String>>,
+    stage: &'static str,
+    reason: impl ToString,
+) -> Error {
+    match alive(name, lost) {
+        Err(e) => e,
+        Ok(()) => Error::DeviceFailed {
+            device: name.to_string(),
+            stage,
+            reason: reason.to_string(),
+        },
+    }
+}
+
+/// Combines a reduction's per-workgroup results (bit patterns of type `ty`) in order,
+/// as the streamed and resident reductions both read them back.
+fn fold_partials(op: Reduce, ty: ScalarType, bits: &[u32]) -> Partial {
+    bits.iter().fold(op.identity(ty), |acc, &b| {
+        acc.combine(Partial::of_value(op, ty, b), op, ty)
+    })
 }
 
 impl Device for GpuDevice {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use pollster::block_on;
 
-use super::GpuDevice;
+use super::{lock, GpuDevice};
 use crate::error::{Error, Result};
 use crate::kernel::wgsl::{Shader, ENTRY_POINT};
 use crate::transfer::staging::PARAMS_BYTES;
@@ -65,20 +65,13 @@ impl PipelineCache {
 impl GpuDevice {
     /// The compiled pipeline for `shader`, from the cache or compiled now.
     pub(crate) fn pipeline(&self, shader: &Shader) -> Result<Arc<Pipeline>> {
-        let cached = self
-            .cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(shader.hash);
+        let cached = lock(&self.cache).get(shader.hash);
         if let Some(p) = cached {
             return Ok(p);
         }
         let p = Arc::new(self.compile(shader)?);
         self.compilations.fetch_add(1, Ordering::Relaxed);
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(shader.hash, p.clone());
+        lock(&self.cache).insert(shader.hash, p.clone());
         Ok(p)
     }
 
@@ -102,9 +95,7 @@ impl GpuDevice {
     }
 
     fn compile(&self, shader: &Shader) -> Result<Pipeline> {
-        if let Some(e) = self.lost_error() {
-            return Err(e);
-        }
+        self.alive()?;
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = self
             .device
@@ -175,9 +166,7 @@ impl GpuDevice {
                 cache: None,
             });
         if let Some(e) = block_on(scope.pop()) {
-            if let Some(lost) = self.lost_error() {
-                return Err(lost);
-            }
+            self.alive()?;
             return Err(self.rejected(shader, e.to_string(), 0));
         }
         Ok(Pipeline {
@@ -190,10 +179,6 @@ impl GpuDevice {
 
     /// Pipelines the cache holds now.
     pub(super) fn pipelines_held(&self) -> usize {
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .map
-            .len()
+        lock(&self.cache).map.len()
     }
 }

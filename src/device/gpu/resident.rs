@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::pipelines::Pipeline;
-use super::GpuDevice;
+use super::{failure, fold_partials, GpuDevice};
 use crate::device::{Resident, ShareStats};
 use crate::error::{Error, Result};
 use crate::kernel::reduce::{Partial, Reduce};
@@ -48,18 +48,7 @@ impl GpuData {
     }
 
     fn failed(&self, stage: &'static str, reason: impl ToString) -> Error {
-        let lost = self.lost.lock().unwrap_or_else(|e| e.into_inner());
-        match lost.as_ref() {
-            Some(r) => Error::DeviceLost {
-                device: self.name.clone(),
-                reason: r.clone(),
-            },
-            None => Error::DeviceFailed {
-                device: self.name.clone(),
-                stage,
-                reason: reason.to_string(),
-            },
-        }
+        failure(&self.name, &self.lost, stage, reason)
     }
 }
 
@@ -147,15 +136,8 @@ impl GpuDevice {
     /// Copies `data` into a new resident part (the scheduler's `upload`).
     pub(super) fn upload_part(&self, data: &[u32]) -> Result<(Arc<dyn Resident>, ShareStats)> {
         let t = Instant::now();
-        if let Some(e) = self.lost_error() {
-            return Err(e);
-        }
-        if data.len() > self.max_part() {
-            return Err(Error::BufferTooLarge {
-                requested: data.len() as u64 * 4,
-                max: self.max_chunk_bytes,
-            });
-        }
+        self.alive()?;
+        self.fits(data.len())?;
         let bytes = data.len() as u64 * 4;
         let buffer = self.scoped("upload", || {
             let b = self.pool.take(&self.device, Kind::Input, bytes.max(4));
@@ -232,9 +214,7 @@ impl GpuDevice {
         let down = partials.download(&mut bits)?;
         stats.bytes_from_device = down.bytes_from_device;
         stats.download_s = down.download_s;
-        let part = bits.iter().fold(op.identity(ty), |acc, &b| {
-            acc.combine(Partial::of_value(op, ty, b), op, ty)
-        });
+        let part = fold_partials(op, ty, &bits);
         Ok((part, stats, t.elapsed().as_secs_f64()))
     }
 
@@ -242,6 +222,17 @@ impl GpuDevice {
     /// workgroups a 2D grid covers.
     pub(super) fn max_part(&self) -> usize {
         (self.max_chunk_bytes / 4) as usize
+    }
+
+    /// `Err(BufferTooLarge)` when a part of `len` elements exceeds [`Self::max_part`].
+    fn fits(&self, len: usize) -> Result<()> {
+        if len > self.max_part() {
+            return Err(Error::BufferTooLarge {
+                requested: len as u64 * 4,
+                max: self.max_chunk_bytes,
+            });
+        }
+        Ok(())
     }
 
     fn data(&self, buffer: wgpu::Buffer, len: usize) -> GpuData {
@@ -295,9 +286,7 @@ impl GpuDevice {
     ) -> Result<(GpuData, ShareStats, f64)> {
         let t = Instant::now();
         let len = inputs.first().map_or(0, |r| r.len());
-        if let Some(e) = self.lost_error() {
-            return Err(e);
-        }
+        self.alive()?;
         if inputs.len() != p.inputs {
             return Err(Error::WrongArity {
                 expected: p.inputs,
@@ -311,12 +300,7 @@ impl GpuDevice {
                 right: d.len,
             });
         }
-        if len > self.max_part() {
-            return Err(Error::BufferTooLarge {
-                requested: len as u64 * 4,
-                max: self.max_chunk_bytes,
-            });
-        }
+        self.fits(len)?;
         self.spend_fault()?;
         let out = self
             .pool

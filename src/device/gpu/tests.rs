@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::pipelines::CACHE_CAPACITY;
-use super::{discover, GpuDevice};
+use super::{discover, lock, GpuDevice};
 use crate::device::Device;
 use crate::error::Error;
 use crate::kernel::wgsl::Shader;
@@ -138,7 +138,7 @@ fn pipeline_cache_is_bounded_and_reuses() {
         let s = k.inner().shader().unwrap_or_else(|e| panic!("{e}"));
         assert!(d.pipeline(&s).is_ok());
     }
-    let cache = d.cache.lock().unwrap_or_else(|e| e.into_inner());
+    let cache = lock(&d.cache);
     assert_eq!(cache.map.len(), CACHE_CAPACITY);
     assert!(
         !cache.map.contains_key(&s.hash),
