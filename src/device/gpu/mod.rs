@@ -30,6 +30,8 @@ use crate::transfer::{Link, TransferConfig, TransferStats};
 
 pub(crate) use discover::discover;
 use pipelines::{PipelineCache, CACHE_CAPACITY};
+// `crate::device::gpu::GpuData` stays the crate's name for a resident GPU part, as it
+// was before the split, though nothing outside gpu/ names it today.
 #[allow(unused_imports)]
 pub(crate) use resident::GpuData;
 
