@@ -191,7 +191,7 @@ pub(crate) fn auto<T: Send>(
     let small_ctx = call.ctx(&quiet, runner);
     let alone = |dev: usize, why: String, notes: Vec<String>, out: &mut [T]| -> Result<Decided> {
         let c = if n >= SMALL_FLOOR { &ctx } else { &small_ctx };
-        let (outcomes, failures) = exec::run_static(c, vec![(dev, 0..n)], out)?;
+        let exec::Executed { outcomes, failures } = exec::run_static(c, vec![(dev, 0..n)], out)?;
         Ok(Decided {
             outcomes,
             failures,
@@ -316,7 +316,7 @@ pub(crate) fn auto<T: Send>(
         .map(|((&d, &c), &s)| (d, c, s))
         .collect();
     lanes.sort_by_key(|(d, _, _)| (!call.infos[*d].kind.is_gpu(), *d));
-    let (outcomes, failures) = if lanes.len() == 1 {
+    let exec::Executed { outcomes, failures } = if lanes.len() == 1 {
         exec::run_static(&ctx, vec![(lanes[0].0, 0..n)], out)?
     } else {
         exec::run_balanced(&ctx, &lanes, out)?
@@ -450,7 +450,8 @@ pub(crate) fn fixed<T: Send>(
     let learn = |dev: usize, k: usize, s: f64, st: &ShareStats| {
         hash.and_then(|h| call.learn(h, dev, k, s, st))
     };
-    let (outcomes, failures) = exec::run_static(&call.ctx(&learn, runner), parts, out)?;
+    let exec::Executed { outcomes, failures } =
+        exec::run_static(&call.ctx(&learn, runner), parts, out)?;
     if hash.is_some() {
         call.models.save(false);
     }
