@@ -9,7 +9,7 @@ use crate::kernel::ScalarType;
 
 /// Appends `link` to a chain, merging a mul-add by the same operand with a literal
 /// addend into the `Horner` run before it.
-pub(super) fn push_link(links: &mut Vec<Link>, coeffs: &mut Vec<u32>, link: Link) {
+fn push_link(links: &mut Vec<Link>, coeffs: &mut Vec<u32>, link: Link) {
     if let Link::MadA(x, Src::Imm(c)) = link {
         if matches!(x, Src::Slot(_) | Src::Input(_)) {
             match links.last_mut() {
@@ -42,7 +42,7 @@ pub(super) fn push_link(links: &mut Vec<Link>, coeffs: &mut Vec<u32>, link: Link
 /// `v * start + c` first, one link and three tile loads fewer for a polynomial in
 /// `start`. Bit-identical: IEEE multiplication commutes (a NaN `b` is left alone, as
 /// which NaN propagates could differ).
-pub(super) fn lead_into_horner(start: &mut Src, links: &mut Vec<Link>, coeffs: &mut Vec<u32>) {
+fn lead_into_horner(start: &mut Src, links: &mut Vec<Link>, coeffs: &mut Vec<u32>) {
     let (Some(&Link::MadA(Src::Imm(b), Src::Imm(c))), Some(&Link::Horner(x, 0, count))) =
         (links.first(), links.get(1))
     else {
@@ -87,17 +87,22 @@ pub(super) fn chainable(s: &Step) -> bool {
     }
 }
 
-/// A single-operation f32 step as the first link of a chain, followed by `next`.
-pub(super) fn into_chain(s: Step, next: Link) -> Step {
-    let (dst, start, first) = match s {
-        Step::Unary { op, dst, a, .. } => (dst, a, Link::Un(op)),
-        Step::Binary { op, dst, a, b, .. } => (dst, a, Link::Bin(op, b, false)),
-        Step::MulAdd { dst, a, b, c, .. } => (dst, a, Link::MadA(b, c)),
+/// `s` followed by `next`: a chain one link longer, or a single-operation f32 step
+/// made the first link of a new chain. Any other step is returned unchanged.
+pub(super) fn extend(s: Step, next: Link) -> Step {
+    let (dst, mut start, mut links, mut coeffs) = match s {
+        Step::Chain {
+            dst,
+            start,
+            links,
+            coeffs,
+        } => (dst, start, links, coeffs),
+        Step::Unary { op, dst, a, .. } => (dst, a, vec![Link::Un(op)], Vec::new()),
+        Step::Binary { op, dst, a, b, .. } => (dst, a, vec![Link::Bin(op, b, false)], Vec::new()),
+        Step::MulAdd { dst, a, b, c, .. } => (dst, a, vec![Link::MadA(b, c)], Vec::new()),
         other => return other,
     };
-    let (mut links, mut coeffs) = (vec![first], Vec::new());
     push_link(&mut links, &mut coeffs, next);
-    let mut start = start;
     lead_into_horner(&mut start, &mut links, &mut coeffs);
     Step::Chain {
         dst,

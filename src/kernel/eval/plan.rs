@@ -2,9 +2,7 @@
 //! liveness, single-use products fused with the sum that follows into mul-adds, and
 //! f32 runs gathered into chains.
 
-use super::chain::{
-    chainable, inline_binary, inline_unary, into_chain, lead_into_horner, push_link,
-};
+use super::chain::{chainable, extend, inline_binary, inline_unary};
 use super::liveness::{count_uses, liveness};
 use super::{step_dst, Link, Plan, Src, Step};
 use crate::kernel::expr::BinOp;
@@ -246,24 +244,7 @@ impl Planner<'_> {
                 })
             {
                 if let Some(last) = steps.pop() {
-                    let chain = match last {
-                        Step::Chain {
-                            dst,
-                            mut start,
-                            mut links,
-                            mut coeffs,
-                        } => {
-                            push_link(&mut links, &mut coeffs, link);
-                            lead_into_horner(&mut start, &mut links, &mut coeffs);
-                            Step::Chain {
-                                dst,
-                                start,
-                                links,
-                                coeffs,
-                            }
-                        }
-                        other => into_chain(other, link),
-                    };
+                    let chain = extend(last, link);
                     if let Some(dst) = step_dst(&chain) {
                         self.slot_of[d] = Some(Src::Slot(dst));
                     }

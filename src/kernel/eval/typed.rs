@@ -103,6 +103,25 @@ pub(super) fn binary(op: BinOp, ty: ScalarType, a: View<'_>, b: View<'_>, out: &
             }
         };
     }
+    // The integer types differ only in their type and their division helpers; a
+    // shift's amount is u32 for both.
+    macro_rules! int {
+        ($t:ty, $div:path, $rem:path) => {
+            match op {
+                BinOp::Add => map2(a, b, out, |x: $t, y: $t| x.wrapping_add(y)),
+                BinOp::Sub => map2(a, b, out, |x: $t, y: $t| x.wrapping_sub(y)),
+                BinOp::Mul => map2(a, b, out, |x: $t, y: $t| x.wrapping_mul(y)),
+                BinOp::Div => map2(a, b, out, $div),
+                BinOp::Rem => map2(a, b, out, $rem),
+                BinOp::Min => map2(a, b, out, |x: $t, y: $t| x.min(y)),
+                BinOp::Max => map2(a, b, out, |x: $t, y: $t| x.max(y)),
+                BinOp::Shl => map2(a, b, out, |x: $t, y: u32| x.wrapping_shl(y)),
+                BinOp::Shr => map2(a, b, out, |x: $t, y: u32| x.wrapping_shr(y)),
+                _ if op.is_comparison() => cmp!($t),
+                _ => int_bits(op, a, b, out),
+            }
+        };
+    }
     match ty {
         F32 => match op {
             BinOp::Add => map2(a, b, out, |x: f32, y: f32| x + y),
@@ -116,32 +135,8 @@ pub(super) fn binary(op: BinOp, ty: ScalarType, a: View<'_>, b: View<'_>, out: &
             _ if op.is_comparison() => cmp!(f32),
             _ => map2(a, b, out, |x: u32, y: u32| ops::binary(op, ty, x, y)),
         },
-        I32 => match op {
-            BinOp::Add => map2(a, b, out, |x: i32, y: i32| x.wrapping_add(y)),
-            BinOp::Sub => map2(a, b, out, |x: i32, y: i32| x.wrapping_sub(y)),
-            BinOp::Mul => map2(a, b, out, |x: i32, y: i32| x.wrapping_mul(y)),
-            BinOp::Div => map2(a, b, out, ops::div_i32),
-            BinOp::Rem => map2(a, b, out, ops::rem_i32),
-            BinOp::Min => map2(a, b, out, |x: i32, y: i32| x.min(y)),
-            BinOp::Max => map2(a, b, out, |x: i32, y: i32| x.max(y)),
-            BinOp::Shl => map2(a, b, out, |x: i32, y: u32| x.wrapping_shl(y)),
-            BinOp::Shr => map2(a, b, out, |x: i32, y: u32| x.wrapping_shr(y)),
-            _ if op.is_comparison() => cmp!(i32),
-            _ => int_bits(op, a, b, out),
-        },
-        U32 => match op {
-            BinOp::Add => map2(a, b, out, |x: u32, y: u32| x.wrapping_add(y)),
-            BinOp::Sub => map2(a, b, out, |x: u32, y: u32| x.wrapping_sub(y)),
-            BinOp::Mul => map2(a, b, out, |x: u32, y: u32| x.wrapping_mul(y)),
-            BinOp::Div => map2(a, b, out, ops::div_u32),
-            BinOp::Rem => map2(a, b, out, ops::rem_u32),
-            BinOp::Min => map2(a, b, out, |x: u32, y: u32| x.min(y)),
-            BinOp::Max => map2(a, b, out, |x: u32, y: u32| x.max(y)),
-            BinOp::Shl => map2(a, b, out, |x: u32, y: u32| x.wrapping_shl(y)),
-            BinOp::Shr => map2(a, b, out, |x: u32, y: u32| x.wrapping_shr(y)),
-            _ if op.is_comparison() => cmp!(u32),
-            _ => int_bits(op, a, b, out),
-        },
+        I32 => int!(i32, ops::div_i32, ops::rem_i32),
+        U32 => int!(u32, ops::div_u32, ops::rem_u32),
         Bool => match op {
             BinOp::Eq => map2(a, b, out, |x: u32, y: u32| (x == y) as u32),
             BinOp::Ne => map2(a, b, out, |x: u32, y: u32| (x != y) as u32),

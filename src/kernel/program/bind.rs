@@ -171,7 +171,7 @@ fn mark_inputs(body: &[Instr], value: Operand, subst: &mut [Option<Operand>]) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::program;
+    use super::super::tests::{first_loop, program};
     use super::*;
     use crate::kernel::expr::BinOp;
     use crate::kernel::{fold, Expr, Kernel, Param};
@@ -205,14 +205,7 @@ mod tests {
             "a * 2 is computed, not folded: {p:#?}"
         );
         // The loop body keeps only what depends on the accumulator.
-        let Some(Op::Loop(l)) = p
-            .body
-            .iter()
-            .map(|i| &i.op)
-            .find(|o| matches!(o, Op::Loop(_)))
-        else {
-            panic!("no loop: {p:#?}");
-        };
+        let l = first_loop(&p);
         assert!(
             l.body
                 .iter()

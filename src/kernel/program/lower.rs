@@ -378,7 +378,7 @@ impl Lowering {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::program;
+    use super::super::tests::{first_loop, program};
     use super::*;
     use crate::kernel::expr::UnOp;
     use crate::kernel::{fold, index, Expr, Kernel};
@@ -442,14 +442,7 @@ mod tests {
     fn loop_invariants_are_hoisted() {
         let k = Kernel::map(|x: Expr<f32>| fold(10, 0.0, |acc, _| acc + x.sin() * 2.0));
         let p = program(&k);
-        let Some(Op::Loop(l)) = p
-            .body
-            .iter()
-            .map(|i| &i.op)
-            .find(|o| matches!(o, Op::Loop(_)))
-        else {
-            panic!("no loop: {p:#?}");
-        };
+        let l = first_loop(&p);
         assert_eq!(l.body.len(), 1, "only the add stays in the loop: {p:#?}");
     }
 
@@ -463,14 +456,7 @@ mod tests {
             })
         });
         let p = program(&k);
-        let Some(Op::Loop(outer)) = p
-            .body
-            .iter()
-            .map(|i| &i.op)
-            .find(|o| matches!(o, Op::Loop(_)))
-        else {
-            panic!("no loop: {p:#?}");
-        };
+        let outer = first_loop(&p);
         assert!(
             outer.body.iter().any(|i| matches!(i.op, Op::Loop(_))),
             "{p:#?}"

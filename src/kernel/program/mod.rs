@@ -116,7 +116,7 @@ impl Program {
 
 #[cfg(test)]
 mod tests {
-    use super::Program;
+    use super::{Loop, Op, Program};
     use crate::kernel::Kernel;
 
     /// The program `k` lowers to.
@@ -125,5 +125,16 @@ mod tests {
             .program()
             .cloned()
             .unwrap_or_else(|e| panic!("lowering failed: {e}"))
+    }
+
+    /// The first loop of `p`'s top-level block.
+    pub(super) fn first_loop(p: &Program) -> &Loop {
+        match p.body.iter().find_map(|i| match &i.op {
+            Op::Loop(l) => Some(l),
+            _ => None,
+        }) {
+            Some(l) => l,
+            None => panic!("no loop: {p:#?}"),
+        }
     }
 }
