@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use super::param::{Param, ParamCell};
-use super::{Element, Integer, Numeric, Scalar, ScalarType};
+use super::scalar::{Element, Integer, Numeric, Scalar, ScalarType};
 
 /// Unary operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -25,7 +25,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::Element;
+use super::scalar::Element;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 

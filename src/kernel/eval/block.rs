@@ -3,21 +3,30 @@
 
 use super::tile::run_chain;
 use super::typed::{binary, cast, clamp, mul_add, unary};
-use super::{step_dst, Scratch, Src, Step, BLOCK};
+use super::{step_dst, view, Plan, Scratch, Src, Step, View, BLOCK};
 
-#[derive(Clone, Copy)]
-pub(super) enum View<'a> {
-    Slice(&'a [u32]),
-    Imm(u32),
-}
-
-#[inline]
-pub(super) fn view<'a>(s: &'a Scratch, inputs: &[&'a [u32]], src: Src, len: usize) -> View<'a> {
-    match src {
-        Src::Slot(i) => View::Slice(&s.slots[i as usize][..len]),
-        Src::Input(k) => View::Slice(&inputs[k as usize][..len]),
-        Src::Imm(v) => View::Imm(v),
-        Src::Counter(c) => View::Imm(s.counters[c as usize]),
+impl Plan {
+    /// Evaluates one block of at most [`BLOCK`] elements.
+    pub(crate) fn run_block(
+        &self,
+        s: &mut Scratch,
+        inputs: &[&[u32]],
+        first: u64,
+        out: &mut [u32],
+    ) {
+        let len = out.len();
+        debug_assert!(len <= BLOCK);
+        if let (true, Some((last, rest))) = (self.direct, self.steps.split_last()) {
+            run_steps(rest, s, inputs, first, len);
+            exec(last, s, inputs, first, len, Some(out));
+            return;
+        }
+        run_steps(&self.steps, s, inputs, first, len);
+        let sc = &*s;
+        match view(sc, inputs, self.result, len) {
+            View::Slice(v) => out.copy_from_slice(v),
+            View::Imm(v) => out.fill(v),
+        }
     }
 }
 

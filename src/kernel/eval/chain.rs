@@ -5,7 +5,7 @@
 
 use super::{Link, Src, Step};
 use crate::kernel::expr::{BinOp, UnOp};
-use crate::kernel::ScalarType;
+use crate::kernel::scalar::ScalarType;
 
 /// Appends `link` to a chain, merging a mul-add by the same operand with a literal
 /// addend into the `Horner` run before it.

@@ -32,6 +32,8 @@ pub(super) fn count_uses(body: &[Instr], uses: &mut [u32]) {
     }
 }
 
+/// Numbers instruction positions depth-first and records, for each register, where it
+/// is defined and where it is last used; a use inside a loop of a register defined
 /// before that loop counts as a use at the loop's end. Returns the last position.
 pub(super) fn liveness(
     body: &[Instr],

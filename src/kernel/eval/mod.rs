@@ -17,13 +17,13 @@
 //! result (the tests compare bit patterns).
 //!
 //! The cut: this file holds the plan's vocabulary (sources, steps, chain links), the
-//! [`Plan`] and its per-thread [`Scratch`], and running a plan over one block.
-//! `plan` turns a program into steps (slots by liveness, mul-add fusion), with
-//! `liveness` numbering positions and last uses and `chain` forming the f32 chains;
-//! `block` executes steps over a block, `tile` runs chains over register tiles, and
-//! `typed` holds the typed element loops every step ends in. Imports go from
-//! `plan` to `chain` and `liveness`, and from `block` to `tile` and `typed`; the two
-//! halves meet only in the types defined here.
+//! [`Plan`] and its per-thread [`Scratch`]. `plan` turns a program into steps (slots
+//! by liveness, mul-add fusion), with `liveness` numbering positions and last uses
+//! and `chain` forming the f32 chains; `block` runs a plan over one block
+//! (`Plan::run_block`), `tile` runs chains over register tiles, and `typed` holds the
+//! typed element loops every step ends in. Imports go one way: the files here use
+//! this one's types, never the reverse; `plan` uses `chain` and `liveness`, `block`
+//! uses `tile` and `typed`, and the two halves do not use each other.
 
 mod block;
 mod chain;
@@ -33,8 +33,7 @@ mod tile;
 mod typed;
 
 use super::expr::{BinOp, UnOp};
-use super::ScalarType;
-use block::{exec, run_steps, view, View};
+use super::scalar::ScalarType;
 
 /// Elements per block: 4,096 x 4 bytes = 16 KiB per slot.
 pub(crate) const BLOCK: usize = 4096;
@@ -178,32 +177,24 @@ impl Plan {
             _ => None,
         }
     }
-
-    /// Evaluates one block of at most [`BLOCK`] elements.
-    pub(crate) fn run_block(
-        &self,
-        s: &mut Scratch,
-        inputs: &[&[u32]],
-        first: u64,
-        out: &mut [u32],
-    ) {
-        let len = out.len();
-        debug_assert!(len <= BLOCK);
-        if let (true, Some((last, rest))) = (self.direct, self.steps.split_last()) {
-            run_steps(rest, s, inputs, first, len);
-            exec(last, s, inputs, first, len, Some(out));
-            return;
-        }
-        run_steps(&self.steps, s, inputs, first, len);
-        let sc = &*s;
-        match view(sc, inputs, self.result, len) {
-            View::Slice(v) => out.copy_from_slice(v),
-            View::Imm(v) => out.fill(v),
-        }
-    }
 }
 
-/// Numbers instruction positions depth-first and records, for each register, where it
+/// A step's operand over one block: a slice of it, or one value for every element.
+#[derive(Clone, Copy)]
+enum View<'a> {
+    Slice(&'a [u32]),
+    Imm(u32),
+}
+
+#[inline]
+fn view<'a>(s: &'a Scratch, inputs: &[&'a [u32]], src: Src, len: usize) -> View<'a> {
+    match src {
+        Src::Slot(i) => View::Slice(&s.slots[i as usize][..len]),
+        Src::Input(k) => View::Slice(&inputs[k as usize][..len]),
+        Src::Imm(v) => View::Imm(v),
+        Src::Counter(c) => View::Imm(s.counters[c as usize]),
+    }
+}
 
 /// The slot a step writes (a loop: its accumulator).
 fn step_dst(s: &Step) -> Option<u16> {

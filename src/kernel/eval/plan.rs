@@ -7,7 +7,7 @@ use super::liveness::{count_uses, liveness};
 use super::{step_dst, Link, Plan, Src, Step};
 use crate::kernel::expr::BinOp;
 use crate::kernel::program::{Instr, Op, Operand, Program};
-use crate::kernel::ScalarType;
+use crate::kernel::scalar::ScalarType;
 
 struct Planner<'p> {
     prog: &'p Program,

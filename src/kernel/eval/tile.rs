@@ -1,11 +1,11 @@
 //! Chains run over tiles of [`TILE`] elements kept in registers from the first link to
 //! the last, and the special case of one short Horner run as a plain element loop.
 
-use super::block::{view, View};
-use super::{Link, Scratch};
+use super::{view, Link, Scratch, View};
 use crate::kernel::expr::{BinOp, UnOp};
 use crate::kernel::ops;
 
+/// Elements per chain tile: four SSE registers' worth, kept in registers across links.
 const TILE: usize = 16;
 
 /// A chain operand: a slice of the block, or a literal broadcast into a tile-sized

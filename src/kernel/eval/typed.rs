@@ -3,10 +3,10 @@
 
 use bytemuck::Pod;
 
-use super::block::View;
+use super::View;
 use crate::kernel::expr::{BinOp, UnOp};
 use crate::kernel::ops;
-use crate::kernel::ScalarType;
+use crate::kernel::scalar::ScalarType;
 
 #[inline(always)]
 fn map1<A: Pod, R: Pod>(a: View<'_>, out: &mut [u32], f: impl Fn(A) -> R) {

@@ -5,7 +5,7 @@
 use super::fold::{fold, Folded};
 use super::{Instr, Loop, Op, Operand, Program};
 use crate::error::{Error, Result};
-use crate::kernel::ScalarType;
+use crate::kernel::scalar::ScalarType;
 
 impl Program {
     /// This program with its parameters bound to `values` (bit patterns, in the order

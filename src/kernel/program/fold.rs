@@ -4,7 +4,7 @@
 
 use super::{Op, Operand};
 use crate::kernel::expr::BinOp;
-use crate::kernel::{ops, ScalarType};
+use crate::kernel::{ops, scalar::ScalarType};
 
 /// What folding an instruction with substituted operands gave.
 pub(super) enum Folded {

@@ -9,7 +9,7 @@ use super::{Instr, Loop, Op, Operand, Program};
 use crate::error::{Error, Result};
 use crate::kernel::expr::{BinOp, Node, NodeData, NodeRef};
 use crate::kernel::param::ParamRef;
-use crate::kernel::{ops, ScalarType};
+use crate::kernel::{ops, scalar::ScalarType};
 
 /// Deepest expression tree the compiler accepts.
 pub(crate) const MAX_DEPTH: usize = 20_000;

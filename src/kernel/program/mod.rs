@@ -28,7 +28,7 @@ mod lower;
 
 use super::expr::{BinOp, UnOp};
 use super::param::ParamRef;
-use super::ScalarType;
+use super::scalar::ScalarType;
 
 /// An instruction operand: a register or a literal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

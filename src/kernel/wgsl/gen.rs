@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use crate::kernel::expr::{BinOp, UnOp};
 use crate::kernel::program::{Instr, Op, Operand, Program};
-use crate::kernel::ScalarType::{self, Bool, F32, I32, U32};
+use crate::kernel::scalar::ScalarType::{self, Bool, F32, I32, U32};
 
 /// Writes WGSL statements for a program, noting the helpers they call.
 pub(super) struct Gen<'a> {

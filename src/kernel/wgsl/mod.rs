@@ -27,7 +27,7 @@ use std::fmt::Write;
 
 use super::program::{Operand, Program};
 use super::reduce::{Reduce, GPU_PER_THREAD};
-use super::ScalarType::F32;
+use super::scalar::ScalarType::F32;
 use gen::{literal, Gen};
 
 /// Threads per workgroup of every generated kernel.

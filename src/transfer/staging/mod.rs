@@ -9,8 +9,9 @@
 //!
 //! The cut: `pool` keeps buffers between calls; `ring` takes a job's slots from the
 //! pool and gives them back; `stream` runs a job through the ring (fill, submit,
-//! read back). This file holds the context they all run in and its waits and error
-//! scopes. Imports go from `stream` to `ring` to `pool`, never back.
+//! read back). This file holds what they share: the context a transfer runs in (its
+//! waits, error scopes and fault injection), the job and its result. Imports go one
+//! way: `stream` uses `ring`, both use this file, this file uses `pool` only.
 
 mod pool;
 mod ring;
@@ -19,9 +20,9 @@ mod stream;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use super::{Link, TransferStats};
 use crate::error::{Error, Result};
 pub(crate) use pool::{Kind, Pool, DEFAULT_IDLE_BYTES};
-pub(crate) use stream::{Compute, Job, Streamed};
 
 /// Longest wait for a buffer mapping once its submission is done.
 const MAP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -47,6 +48,58 @@ pub(crate) struct Ctx<'a> {
     pub(crate) fail: &'a (dyn Fn(&'static str, String) -> Error + Sync),
     /// Fault injection: chunks left before each further chunk fails.
     pub(crate) fault: Option<&'a std::sync::atomic::AtomicU64>,
+}
+
+/// A kernel to run on each chunk between upload and download.
+pub(crate) struct Compute<'a> {
+    pub(crate) pipeline: &'a wgpu::ComputePipeline,
+    pub(crate) layout: &'a wgpu::BindGroupLayout,
+    pub(crate) max_groups: u32,
+    pub(crate) first_index: u64,
+    /// Elements each workgroup covers (the workgroup size for a map, more for a
+    /// reduction, whose threads each take several).
+    pub(crate) group_elems: u32,
+    /// Input elements per output element: 1 for a map; a reduction writes one
+    /// partial per workgroup. Chunks are a multiple of it.
+    pub(crate) out_ratio: usize,
+    /// Bytes of the kernel's uniform block: [`PARAMS_BYTES`] of header, then its
+    /// parameter values.
+    pub(crate) uniform_bytes: u64,
+    /// The kernel's parameter values (bit patterns), written after the header.
+    pub(crate) params: &'a [u32],
+}
+
+impl Compute<'_> {
+    /// Output elements for a chunk of `len` input elements.
+    fn out_len(&self, len: usize) -> usize {
+        len.div_ceil(self.out_ratio.max(1))
+    }
+}
+
+/// What a stream moves and computes.
+pub(crate) struct Job<'a, 'b> {
+    /// Inputs uploaded chunk by chunk (none for a download-only transfer).
+    pub(crate) inputs: &'a [&'a [u32]],
+    /// Where results go, when anything comes back: the kernel's output, or (with no
+    /// kernel) the first input's device copy, or (with no input) the device buffer.
+    pub(crate) out: Option<&'b mut [u32]>,
+    /// The kernel, if any.
+    pub(crate) compute: Option<Compute<'a>>,
+    /// Elements in the whole job.
+    pub(crate) len: usize,
+    /// Elements per chunk.
+    pub(crate) chunk: usize,
+    /// Slots in the ring.
+    pub(crate) ring: usize,
+    /// The link model, for the predictions in the receipt.
+    pub(crate) link: Option<Link>,
+}
+
+/// What a stream did: the share's stage times and the transfer details.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Streamed {
+    pub(crate) transfer: TransferStats,
+    pub(crate) compute_s: f64,
 }
 
 /// Workgroups in x and y, and threads per row, for `len` elements.

@@ -3,8 +3,8 @@
 
 use std::sync::mpsc;
 
-use super::stream::Job;
-use super::{Ctx, Kind, QUERIES, QUERY_BYTES};
+use super::pool::Kind;
+use super::{Ctx, Job, QUERIES, QUERY_BYTES};
 use crate::error::Result;
 
 /// One slot of the ring: every buffer one chunk needs.

@@ -6,61 +6,8 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use super::ring::{ts_offset, Pending, Slot};
-use super::{grid, Ctx, PARAMS_BYTES, QUERIES, QUERY_BYTES};
+use super::{grid, Ctx, Job, Streamed, PARAMS_BYTES, QUERIES, QUERY_BYTES};
 use crate::error::Result;
-use crate::transfer::{Link, TransferStats};
-
-/// A kernel to run on each chunk between upload and download.
-pub(crate) struct Compute<'a> {
-    pub(crate) pipeline: &'a wgpu::ComputePipeline,
-    pub(crate) layout: &'a wgpu::BindGroupLayout,
-    pub(crate) max_groups: u32,
-    pub(crate) first_index: u64,
-    /// Elements each workgroup covers (the workgroup size for a map, more for a
-    /// reduction, whose threads each take several).
-    pub(crate) group_elems: u32,
-    /// Input elements per output element: 1 for a map; a reduction writes one
-    /// partial per workgroup. Chunks are a multiple of it.
-    pub(crate) out_ratio: usize,
-    /// Bytes of the kernel's uniform block: [`PARAMS_BYTES`] of header, then its
-    /// parameter values.
-    pub(crate) uniform_bytes: u64,
-    /// The kernel's parameter values (bit patterns), written after the header.
-    pub(crate) params: &'a [u32],
-}
-
-impl Compute<'_> {
-    /// Output elements for a chunk of `len` input elements.
-    pub(super) fn out_len(&self, len: usize) -> usize {
-        len.div_ceil(self.out_ratio.max(1))
-    }
-}
-
-/// What a stream moves and computes.
-pub(crate) struct Job<'a, 'b> {
-    /// Inputs uploaded chunk by chunk (none for a download-only transfer).
-    pub(crate) inputs: &'a [&'a [u32]],
-    /// Where results go, when anything comes back: the kernel's output, or (with no
-    /// kernel) the first input's device copy, or (with no input) the device buffer.
-    pub(crate) out: Option<&'b mut [u32]>,
-    /// The kernel, if any.
-    pub(crate) compute: Option<Compute<'a>>,
-    /// Elements in the whole job.
-    pub(crate) len: usize,
-    /// Elements per chunk.
-    pub(crate) chunk: usize,
-    /// Slots in the ring.
-    pub(crate) ring: usize,
-    /// The link model, for the predictions in the receipt.
-    pub(crate) link: Option<Link>,
-}
-
-/// What a stream did: the share's stage times and the transfer details.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Streamed {
-    pub(crate) transfer: TransferStats,
-    pub(crate) compute_s: f64,
-}
 
 impl Ctx<'_> {
     /// Runs `job`: uploads, computes and downloads chunk by chunk through the ring.
