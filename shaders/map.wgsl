@@ -2,16 +2,7 @@
 // Generated: one `let` per value of the kernel's program; the hy_ helpers give WGSL's
 // operations the exact meaning the CPU evaluator implements (src/kernel/ops.rs).
 
-struct Params {
-    // Global index of this dispatch's first element (wraps at 2^32).
-    base: u32,
-    // Number of elements in this dispatch.
-    len: u32,
-    // Threads per row of a 2D dispatch: element = gid.x + gid.y * row.
-    row: u32,
-    // Always 0; mixed into special constants so no compiler folds them.
-    zero: u32,{{user}}
-}
+{{params}}
 
 {{bindings}}
 @group(0) @binding({{params_binding}}) var<uniform> params: Params;

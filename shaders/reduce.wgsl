@@ -4,16 +4,7 @@
 // combines each thread's values in order, then the 256 threads' values in a tree in
 // workgroup memory, and writes one partial per workgroup; the host combines those.
 
-struct Params {
-    // Global index of this dispatch's first element (wraps at 2^32).
-    base: u32,
-    // Number of elements in this dispatch.
-    len: u32,
-    // Unused by reductions (threads per row of a map's 2D dispatch).
-    row: u32,
-    // Always 0; mixed into special constants so no compiler folds them.
-    zero: u32,{{user}}
-}
+{{params}}
 
 {{bindings}}
 @group(0) @binding({{params_binding}}) var<uniform> params: Params;

@@ -25,7 +25,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
-use super::ScalarType;
+use super::scalar::ScalarType;
 
 /// Elements per sample window of the agreement check.
 pub(crate) const SAMPLE: usize = 256;

@@ -3,14 +3,17 @@
 //! An `Expr` is a shared node of an expression tree. Arithmetic on it builds the tree;
 //! nothing is computed. Which operations a type has is decided at compile time: `sqrt`
 //! exists on `Expr<f32>` only, `<<` on integer expressions only, `-x` on `f32` and `i32`.
+//!
+//! This module uses `param` (a [`Param`]'s shared cell is a leaf of the tree) and
+//! `param` does not use it: `Param::expr` is written here, not there.
 
 use std::marker::PhantomData;
 use std::ops;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use super::param::ParamCell;
-use super::{Element, Integer, Numeric, Scalar, ScalarType};
+use super::param::{Param, ParamCell};
+use super::scalar::{Element, Integer, Numeric, Scalar, ScalarType};
 
 /// Unary operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -178,6 +181,19 @@ impl<T: Scalar> Expr<T> {
 
     fn bin<R: Scalar>(&self, op: BinOp, rhs: &NodeRef) -> Expr<R> {
         mk(Node::Binary(op, self.node.clone(), rhs.clone()))
+    }
+}
+
+impl<T: Element> Param<T> {
+    /// The parameter as a symbolic value inside a kernel.
+    pub fn expr(&self) -> Expr<T> {
+        Expr::param(self.cell().clone())
+    }
+}
+
+impl<T: Element> From<&Param<T>> for Expr<T> {
+    fn from(p: &Param<T>) -> Expr<T> {
+        p.expr()
     }
 }
 

@@ -11,7 +11,7 @@
 //!   `x - floor(x)`; `pow(x, y)` is NaN for `x < 0`, as `exp2(y * log2(x))` is.
 
 use super::expr::{BinOp, UnOp};
-use super::ScalarType;
+use super::scalar::ScalarType;
 
 // --- typed operations, shared by the evaluator's inner loops ---------------------------
 

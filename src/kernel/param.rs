@@ -15,14 +15,17 @@
 //!
 //! Deviation from the sketch, none in substance: the cell holds the value's
 //! bits and an id only; the type lives in the expression node, as for every value.
+//!
+//! Imports go one way: `expr` uses this module (the cell), never the reverse. The
+//! method that turns a `Param` into an `Expr` ([`Param::expr`]) is therefore written
+//! in `expr.rs`, beside the node it makes.
 
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::expr::Expr;
-use super::Element;
+use super::scalar::Element;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
@@ -107,9 +110,9 @@ impl<T: Element> Param<T> {
         T::from_bits(self.cell.bits())
     }
 
-    /// The parameter as a symbolic value inside a kernel.
-    pub fn expr(&self) -> Expr<T> {
-        Expr::param(self.cell.clone())
+    /// The shared cell, for the expression tree ([`Param::expr`], in `expr.rs`).
+    pub(crate) fn cell(&self) -> &Arc<ParamCell> {
+        &self.cell
     }
 }
 
@@ -119,12 +122,6 @@ impl<T> Clone for Param<T> {
             cell: self.cell.clone(),
             _t: PhantomData,
         }
-    }
-}
-
-impl<T: Element> From<&Param<T>> for Expr<T> {
-    fn from(p: &Param<T>) -> Expr<T> {
-        p.expr()
     }
 }
 

@@ -25,7 +25,7 @@
 
 use std::fmt;
 
-use super::ScalarType;
+use super::scalar::ScalarType;
 
 /// Elements each GPU thread combines sequentially before the workgroup's tree.
 pub(crate) const GPU_PER_THREAD: u32 = 8;

@@ -2,26 +2,33 @@
 //!
 //! Each register becomes one `let` (a fold's accumulator a `var` updated by a `for`
 //! loop), so the shader reads like the program and no expression nests deeply. The
-//! fixed parts are templates in `shaders/`; where WGSL (or a driver) leaves a case open
-//! — division by zero, shifts past 31, NaN to integer, NaN in `min` — a helper from
-//! `shaders/helpers.wgsl` pins it to the meaning in [`super::ops`].
+//! fixed parts are templates in `shaders/` (the uniform block's `Params` struct is
+//! one piece, `shaders/params.wgsl`, spliced into each); where WGSL (or a driver)
+//! leaves a case open — division by zero, shifts past 31, NaN to integer, NaN in
+//! `min` — a helper from `shaders/helpers.wgsl` pins it to the meaning in
+//! [`super::ops`].
 //!
 //! A kernel's parameters ([`super::Param`]) are read from the uniform block, after its
 //! 4-word header (`params.user[k / 4][k % 4]`, literal indices); their values are
 //! written per call and never appear in the source, so the source, its hash and the
 //! pipeline cache key are the same whatever the values.
+//!
+//! The cut: this file fills the templates and names the binding layout; `gen` writes
+//! a program's body as WGSL statements and expressions.
 
 // The entry point and binding layout are read by the GPU device only; without the
 // `gpu` feature the source is still generated (Kernel::wgsl, Kernel::id).
 #![cfg_attr(not(feature = "gpu"), allow(dead_code))]
 
+mod gen;
+
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use super::expr::{BinOp, UnOp};
-use super::program::{Instr, Op, Operand, Program};
+use super::program::{Operand, Program};
 use super::reduce::{Reduce, GPU_PER_THREAD};
-use super::ScalarType::{self, Bool, F32, I32, U32};
+use super::scalar::ScalarType::F32;
+use gen::{literal, Gen};
 
 /// Threads per workgroup of every generated kernel.
 pub(crate) const WORKGROUP_SIZE: u32 = 256;
@@ -38,9 +45,11 @@ pub(crate) fn uniform_bytes(params: usize) -> u64 {
 /// Name of the entry point.
 pub(crate) const ENTRY_POINT: &str = "main";
 
-const TEMPLATE: &str = include_str!("../../shaders/map.wgsl");
-const HELPERS: &str = include_str!("../../shaders/helpers.wgsl");
-const REDUCE_TEMPLATE: &str = include_str!("../../shaders/reduce.wgsl");
+const TEMPLATE: &str = include_str!("../../../shaders/map.wgsl");
+const REDUCE_TEMPLATE: &str = include_str!("../../../shaders/reduce.wgsl");
+const HELPERS: &str = include_str!("../../../shaders/helpers.wgsl");
+/// The uniform block's `Params` struct, spliced where a template says `{{params}}`.
+const PARAMS: &str = include_str!("../../../shaders/params.wgsl");
 
 /// Elements each workgroup of a reduction maps and combines into one partial.
 pub(crate) const REDUCE_PER_GROUP: u32 = WORKGROUP_SIZE * GPU_PER_THREAD;
@@ -75,33 +84,22 @@ impl Shader {
 /// The compute shader computing `p` for one element per thread.
 /// A hand-written kernel's `user` body is called in place of the program's body.
 pub(crate) fn generate(p: &Program, user: Option<&str>) -> Shader {
-    let (g, bindings, signature, extra) = prepare(p, "elements", user);
+    let parts = prepare(p, "elements", user);
     let result = match p.result {
         // The output is stored as its bit pattern: a constant needs no conversion.
         Operand::Const(_, bits) => format!("{bits:#010x}u"),
-        o => format!("bitcast<u32>({})", g.operand(o)),
+        o => format!("bitcast<u32>({})", parts.gen.operand(o)),
     };
-    let arity = p.inputs.len();
-    let source = TEMPLATE
-        .replace("{{signature}}", &signature)
-        .replace("{{bindings}}", &bindings)
-        .replace("{{params_binding}}", &(arity + 1).to_string())
-        .replace("{{helpers}}", &(helpers(&g.helpers) + &extra))
-        .replace("{{workgroup_size}}", &WORKGROUP_SIZE.to_string())
-        .replace("{{body}}", g.out.trim_end_matches('\n'))
-        .replace("{{result}}", &result)
-        .replace("{{user}}", &params_field(p));
-    let mut shader = Shader::from_source(source, arity as u32);
-    shader.uniform_bytes = uniform_bytes(p.params.len());
-    shader
+    instantiate(TEMPLATE, p, parts, &[("result", result)])
 }
 
 /// The compute shader mapping `p` over [`REDUCE_PER_GROUP`] elements per workgroup
 /// and combining them with `op` into one partial per workgroup (see
 /// [`super::reduce`] for the order of combination and the error bound).
 pub(crate) fn generate_reduce(p: &Program, op: Reduce, user: Option<&str>) -> Shader {
-    let (mut g, bindings, signature, extra) = prepare(p, "partials, one per workgroup", user);
+    let mut parts = prepare(p, "partials, one per workgroup", user);
     let ty = p.output;
+    let g = &mut parts.gen;
     let result = g.operand(p.result);
     let combine = match (op, ty) {
         (Reduce::Sum, _) => "a + b".to_string(),
@@ -110,27 +108,81 @@ pub(crate) fn generate_reduce(p: &Program, op: Reduce, user: Option<&str>) -> Sh
         (Reduce::Min, _) => "min(a, b)".to_string(),
         (Reduce::Max, _) => "max(a, b)".to_string(),
     };
-    let identity = literal(ty, op.identity_bits(ty));
+    let own = [
+        ("result", result),
+        ("op", op.name().to_string()),
+        ("ty", ty.name().to_string()),
+        ("identity", literal(ty, op.identity_bits(ty))),
+        ("combine", combine),
+        ("per_thread", GPU_PER_THREAD.to_string()),
+        ("per_group", REDUCE_PER_GROUP.to_string()),
+    ];
+    instantiate(REDUCE_TEMPLATE, p, parts, &own)
+}
+
+/// What every kernel's template is filled with, besides what its kind adds.
+struct Parts<'p> {
+    /// The body's statements, emitted (and the helpers they call, recorded).
+    gen: Gen<'p>,
+    bindings: String,
+    signature: String,
+    /// The hand-written function, if any.
+    extra: String,
+}
+
+/// `template` with `{{params}}` spliced in, then every `{{name}}` filled: from
+/// `parts`, the program, and `own` (what the kernel's kind adds).
+fn instantiate(template: &str, p: &Program, parts: Parts<'_>, own: &[(&str, String)]) -> Shader {
     let arity = p.inputs.len();
-    let body = g.out.trim_end_matches('\n').to_string();
-    let source = REDUCE_TEMPLATE
-        .replace("{{signature}}", &signature)
-        .replace("{{op}}", op.name())
-        .replace("{{bindings}}", &bindings)
-        .replace("{{params_binding}}", &(arity + 1).to_string())
-        .replace("{{helpers}}", &(helpers(&g.helpers) + &extra))
-        .replace("{{ty}}", ty.name())
-        .replace("{{identity}}", &identity)
-        .replace("{{combine}}", &combine)
-        .replace("{{workgroup_size}}", &WORKGROUP_SIZE.to_string())
-        .replace("{{per_thread}}", &GPU_PER_THREAD.to_string())
-        .replace("{{per_group}}", &REDUCE_PER_GROUP.to_string())
-        .replace("{{body}}", &body)
-        .replace("{{result}}", &result)
-        .replace("{{user}}", &params_field(p));
+    let common = [
+        ("signature", parts.signature),
+        ("bindings", parts.bindings),
+        ("params_binding", (arity + 1).to_string()),
+        ("helpers", helpers(&parts.gen.helpers) + &parts.extra),
+        ("workgroup_size", WORKGROUP_SIZE.to_string()),
+        ("body", parts.gen.out.trim_end_matches('\n').to_string()),
+        ("user", params_field(p)),
+    ];
+    let values: Vec<(&str, &str)> = common
+        .iter()
+        .chain(own)
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect();
+    let source = fill(&template.replace("{{params}}", params_struct()), &values);
     let mut shader = Shader::from_source(source, arity as u32);
     shader.uniform_bytes = uniform_bytes(p.params.len());
     shader
+}
+
+/// `template` with each `{{name}}` in `values` replaced by its value, in one pass:
+/// what is put in is never searched for names again. Unknown names stay as they are.
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len() * 2);
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest[start + 2..].find("}}") else {
+            break;
+        };
+        let end = start + 2 + len + 2;
+        let name = &rest[start + 2..start + 2 + len];
+        out.push_str(&rest[..start]);
+        match values.iter().find(|(n, _)| *n == name) {
+            Some((_, value)) => out.push_str(value),
+            None => out.push_str(&rest[start..end]),
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The `Params` struct of `shaders/params.wgsl`: the file after its first paragraph
+/// (a note for readers of `shaders/`).
+fn params_struct() -> &'static str {
+    PARAMS
+        .split_once("\n\n")
+        .map_or(PARAMS, |(_, s)| s)
+        .trim_end()
 }
 
 /// The uniform block's field holding the kernel's parameters (none without).
@@ -145,19 +197,12 @@ fn params_field(p: &Program) -> String {
     }
 }
 
-/// The generator with `p`'s body emitted (or, for a hand-written kernel, a call of
-/// its `user` body into register 0), the binding declarations (the output described
-/// as `out_what`), the kernel's signature, and the hand-written function, if any.
-fn prepare<'p>(
-    p: &'p Program,
-    out_what: &str,
-    user: Option<&str>,
-) -> (Gen<'p>, String, String, String) {
-    let mut g = Gen {
-        p,
-        out: String::new(),
-        helpers: BTreeSet::new(),
-    };
+/// The parts of `p`'s shader every kind has: its body emitted (or, for a hand-written
+/// kernel, a call of its `user` body into register 0), the binding declarations (the
+/// output described as `out_what`), the kernel's signature, and the hand-written
+/// function, if any.
+fn prepare<'p>(p: &'p Program, out_what: &str, user: Option<&str>) -> Parts<'p> {
+    let mut g = Gen::new(p);
     let mut extra = String::new();
     match user {
         None => g.block(&p.body, 1),
@@ -212,7 +257,12 @@ fn prepare<'p>(
     );
     let ins: Vec<&str> = p.inputs.iter().map(|t| t.name()).collect();
     let signature = format!("({}) -> {}", ins.join(", "), p.output);
-    (g, bindings, signature, extra)
+    Parts {
+        gen: g,
+        bindings,
+        signature,
+        extra,
+    }
 }
 
 /// The helper sections named in `used`, with the sections they need, in file order.
@@ -248,221 +298,6 @@ fn helpers(used: &BTreeSet<&'static str>) -> String {
         }
     }
     out
-}
-
-struct Gen<'a> {
-    p: &'a Program,
-    out: String,
-    helpers: BTreeSet<&'static str>,
-}
-
-impl Gen<'_> {
-    fn block(&mut self, body: &[Instr], depth: usize) {
-        for i in body {
-            self.instr(i, depth);
-        }
-    }
-
-    fn line(&mut self, depth: usize, text: &str) {
-        for _ in 0..depth {
-            self.out.push_str("    ");
-        }
-        self.out.push_str(text);
-        self.out.push('\n');
-    }
-
-    fn instr(&mut self, i: &Instr, depth: usize) {
-        let ty = self.p.regs[i.dst as usize];
-        let dst = i.dst;
-        if let Op::Loop(l) = &i.op {
-            let init = self.operand(l.init);
-            self.line(depth, &format!("var r{dst}: {ty} = {init};"));
-            let c = l.counter;
-            let n = l.count;
-            self.line(
-                depth,
-                &format!("for (var r{c}: u32 = 0u; r{c} < {n}u; r{c} += 1u) {{"),
-            );
-            self.block(&l.body, depth + 1);
-            let next = self.operand(l.next);
-            self.line(depth + 1, &format!("r{dst} = {next};"));
-            self.line(depth, "}");
-            return;
-        }
-        let e = self.expr(ty, &i.op);
-        self.line(depth, &format!("let r{dst}: {ty} = {e};"));
-    }
-
-    fn helper(&mut self, name: &'static str, args: &[String]) -> String {
-        self.helpers.insert(name);
-        format!("hy_{name}({})", args.join(", "))
-    }
-
-    fn expr(&mut self, ty: ScalarType, op: &Op) -> String {
-        match op {
-            Op::Input(k) => match ty {
-                U32 => format!("in{k}[li]"),
-                _ => format!("bitcast<{ty}>(in{k}[li])"),
-            },
-            Op::Index => "index".into(),
-            Op::Param(k) => {
-                let v = format!("params.user[{}][{}]", k / 4, k % 4);
-                match ty {
-                    U32 => v,
-                    _ => format!("bitcast<{ty}>({v})"),
-                }
-            }
-            Op::Unary(u, a) => self.unary(*u, self.p.ty(*a), self.operand(*a)),
-            Op::Binary(b, x, y) => {
-                let t = self.p.ty(*x);
-                let y_masked = matches!(y, Operand::Const(..));
-                let (xs, ys) = (self.operand(*x), self.operand(*y));
-                self.binary(*b, t, xs, ys, y_masked)
-            }
-            Op::Select(c, a, b) => {
-                format!(
-                    "select({}, {}, {})",
-                    self.operand(*b),
-                    self.operand(*a),
-                    self.operand(*c)
-                )
-            }
-            Op::Cast(a) => self.cast(self.p.ty(*a), ty, self.operand(*a)),
-            Op::MulAdd(a, b, c) => {
-                format!(
-                    "({} * {} + {})",
-                    self.operand(*a),
-                    self.operand(*b),
-                    self.operand(*c)
-                )
-            }
-            Op::Clamp(x, lo, hi) => {
-                let (x, lo, hi) = (self.operand(*x), self.operand(*lo), self.operand(*hi));
-                if ty == F32 {
-                    let inner = self.helper("max_f32", &[x, lo]);
-                    self.helper("min_f32", &[inner, hi])
-                } else {
-                    format!("min(max({x}, {lo}), {hi})")
-                }
-            }
-            // Loops are emitted as statements by `instr`.
-            Op::Loop(_) => String::new(),
-        }
-    }
-
-    fn unary(&mut self, op: UnOp, t: ScalarType, a: String) -> String {
-        let f = |name: &str| format!("{name}({a})");
-        match (op, t) {
-            (UnOp::Neg, _) => format!("(-{a})"),
-            (UnOp::Not, Bool) => format!("(!{a})"),
-            (UnOp::Not, _) => format!("(~{a})"),
-            // Two's complement negation wraps, so abs(i32::MIN) == i32::MIN.
-            (UnOp::Abs, I32) => format!("select({a}, -{a}, {a} < 0i)"),
-            (UnOp::Abs, U32 | Bool) => a,
-            (UnOp::Abs, F32) => f("abs"),
-            (UnOp::Sqrt, _) => f("sqrt"),
-            (UnOp::Sin, _) => f("sin"),
-            (UnOp::Cos, _) => f("cos"),
-            (UnOp::Tan, _) => f("tan"),
-            (UnOp::Exp, _) => f("exp"),
-            (UnOp::Exp2, _) => f("exp2"),
-            (UnOp::Ln, _) => f("log"),
-            (UnOp::Log2, _) => f("log2"),
-            (UnOp::Floor, _) => f("floor"),
-            (UnOp::Ceil, _) => f("ceil"),
-            // WGSL's round is ties-to-even, as ops::unary is.
-            (UnOp::Round, _) => f("round"),
-            (UnOp::Fract, _) => format!("({a} - floor({a}))"),
-        }
-    }
-
-    fn binary(&mut self, op: BinOp, t: ScalarType, a: String, b: String, b_const: bool) -> String {
-        let infix = |sym: &str| format!("({a} {sym} {b})");
-        match (op, t) {
-            (BinOp::Add, _) => infix("+"),
-            (BinOp::Sub, _) => infix("-"),
-            (BinOp::Mul, _) => infix("*"),
-            (BinOp::Div, F32) => infix("/"),
-            (BinOp::Div, I32) => self.helper("div_i32", &[a, b]),
-            (BinOp::Div, _) => self.helper("div_u32", &[a, b]),
-            (BinOp::Rem, F32) => self.helper("rem_f32", &[a, b]),
-            (BinOp::Rem, I32) => self.helper("rem_i32", &[a, b]),
-            (BinOp::Rem, _) => self.helper("rem_u32", &[a, b]),
-            (BinOp::Min, F32) => self.helper("min_f32", &[a, b]),
-            (BinOp::Max, F32) => self.helper("max_f32", &[a, b]),
-            (BinOp::Min, _) => format!("min({a}, {b})"),
-            (BinOp::Max, _) => format!("max({a}, {b})"),
-            (BinOp::Pow, _) => self.helper("pow", &[a, b]),
-            (BinOp::And, _) => infix("&"),
-            (BinOp::Or, _) => infix("|"),
-            (BinOp::Xor, Bool) => infix("!="),
-            (BinOp::Xor, _) => infix("^"),
-            // Constant amounts are masked by the compiler; others here, as WGSL
-            // promises and SPIR-V does not.
-            (BinOp::Shl, _) if b_const => infix("<<"),
-            (BinOp::Shr, _) if b_const => infix(">>"),
-            (BinOp::Shl, _) => format!("({a} << ({b} & 31u))"),
-            (BinOp::Shr, _) => format!("({a} >> ({b} & 31u))"),
-            (BinOp::Lt, _) => infix("<"),
-            (BinOp::Le, _) => infix("<="),
-            (BinOp::Gt, _) => infix(">"),
-            (BinOp::Ge, _) => infix(">="),
-            (BinOp::Eq, _) => infix("=="),
-            // naga emits an ordered `!=` (false for NaN); IEEE's is unordered.
-            (BinOp::Ne, F32) => format!("(!({a} == {b}))"),
-            (BinOp::Ne, _) => infix("!="),
-        }
-    }
-
-    fn cast(&mut self, from: ScalarType, to: ScalarType, a: String) -> String {
-        match (from, to) {
-            (F32, I32) => self.helper("f32_to_i32", &[a]),
-            (F32, U32) => self.helper("f32_to_u32", &[a]),
-            (F32, Bool) => format!("(!({a} == 0.0f))"),
-            (I32, Bool) => format!("({a} != 0i)"),
-            (U32, Bool) => format!("({a} != 0u)"),
-            (I32, U32) | (U32, I32) => format!("bitcast<{to}>({a})"),
-            (_, to) if from == to => a,
-            // Integer to float rounds to nearest; bool gives 0 or 1.
-            (_, to) => format!("{to}({a})"),
-        }
-    }
-
-    fn operand(&self, o: Operand) -> String {
-        match o {
-            Operand::Reg(r) => format!("r{r}"),
-            Operand::Const(t, bits) => literal(t, bits),
-        }
-    }
-}
-
-/// A WGSL expression for a constant. Normal floats print in Rust's shortest
-/// round-tripping form. Infinities and NaN (which WGSL cannot write as literals, and
-/// which are a creation error as constant expressions), zeros and subnormals (which a
-/// driver's optimiser may fold wrongly, e.g. `x / 0.0` to 0) are bit patterns mixed
-/// with the always-zero `params.zero`, so they are run-time values.
-fn literal(t: ScalarType, bits: u32) -> String {
-    match t {
-        F32 => {
-            let v = f32::from_bits(bits);
-            // Lavapipe (LLVM) folds `x / 0.0` to 0: zeros, like every non-normal value,
-            // must reach the device as run-time values.
-            if !v.is_normal() {
-                format!("bitcast<f32>({bits:#010x}u | params.zero)")
-            } else if v.is_sign_negative() {
-                format!("({v:?}f)")
-            } else {
-                format!("{v:?}f")
-            }
-        }
-        I32 => match bits as i32 {
-            i32::MIN => "(-2147483647i - 1i)".into(),
-            v if v < 0 => format!("({v}i)"),
-            v => format!("{v}i"),
-        },
-        U32 => format!("{bits}u"),
-        Bool => (if bits != 0 { "true" } else { "false" }).into(),
-    }
 }
 
 /// 64-bit FNV-1a: a stable hash (the same in every process and release).

@@ -1,0 +1,298 @@
+//! Chains run over tiles of [`TILE`] elements kept in registers from the first link to
+//! the last, and the special case of one short Horner run as a plain element loop.
+
+use super::{view, Link, Scratch, View};
+use crate::kernel::expr::{BinOp, UnOp};
+use crate::kernel::ops;
+
+/// Elements per chain tile: four SSE registers' worth, kept in registers across links.
+const TILE: usize = 16;
+
+/// A chain operand: a slice of the block, or a literal broadcast into a tile-sized
+/// buffer and read at offset `t & 0`, so loading either is the same branch-free copy.
+#[derive(Clone, Copy)]
+struct Arg<'a> {
+    data: &'a [f32],
+    mask: usize,
+}
+
+#[derive(Clone, Copy)]
+enum LinkView<'a> {
+    Un(UnOp),
+    Bin(BinOp, Arg<'a>, bool),
+    MadA(Arg<'a>, Arg<'a>),
+    MadC(Arg<'a>, Arg<'a>),
+    Horner(Arg<'a>, &'a [f32]),
+}
+
+#[inline(always)]
+fn tile_arg(a: Arg<'_>, t: usize, n: usize) -> [f32; TILE] {
+    let off = t & a.mask;
+    let mut v = [0.0f32; TILE];
+    v[..n].copy_from_slice(&a.data[off..off + n]);
+    v
+}
+
+#[inline(always)]
+fn tile_un(v: &mut [f32; TILE], op: UnOp) {
+    match op {
+        UnOp::Neg => v.iter_mut().for_each(|x| *x = -*x),
+        UnOp::Abs => v.iter_mut().for_each(|x| *x = x.abs()),
+        UnOp::Sqrt => v.iter_mut().for_each(|x| *x = x.sqrt()),
+        _ => {}
+    }
+}
+
+#[inline(always)]
+fn tile_bin(v: &mut [f32; TILE], op: BinOp, a: &[f32; TILE], rev: bool) {
+    macro_rules! each {
+        ($f:expr) => {
+            if rev {
+                for (x, &y) in v.iter_mut().zip(a) {
+                    *x = $f(y, *x);
+                }
+            } else {
+                for (x, &y) in v.iter_mut().zip(a) {
+                    *x = $f(*x, y);
+                }
+            }
+        };
+    }
+    match op {
+        BinOp::Add => each!(|x: f32, y: f32| x + y),
+        BinOp::Sub => each!(|x: f32, y: f32| x - y),
+        BinOp::Mul => each!(|x: f32, y: f32| x * y),
+        BinOp::Div => each!(|x: f32, y: f32| x / y),
+        BinOp::Min => each!(ops::min_f32),
+        BinOp::Max => each!(ops::max_f32),
+        _ => {}
+    }
+}
+
+#[inline(always)]
+fn tile(start: Arg<'_>, links: &[LinkView<'_>], t: usize, n: usize) -> [f32; TILE] {
+    let mut v = tile_arg(start, t, n);
+    for l in links {
+        match *l {
+            LinkView::Un(op) => tile_un(&mut v, op),
+            LinkView::Bin(op, x, rev) => tile_bin(&mut v, op, &tile_arg(x, t, n), rev),
+            LinkView::MadA(b, c) => {
+                let (b, c) = (tile_arg(b, t, n), tile_arg(c, t, n));
+                for ((x, &y), &z) in v.iter_mut().zip(&b).zip(&c) {
+                    *x = *x * y + z;
+                }
+            }
+            LinkView::MadC(a, b) => {
+                let (a, b) = (tile_arg(a, t, n), tile_arg(b, t, n));
+                for ((x, &y), &z) in v.iter_mut().zip(&a).zip(&b) {
+                    *x += y * z;
+                }
+            }
+            LinkView::Horner(x, coeffs) => {
+                let x = tile_arg(x, t, n);
+                for &c in coeffs {
+                    for (v, &x) in v.iter_mut().zip(&x) {
+                        *v = *v * x + c;
+                    }
+                }
+            }
+        }
+    }
+    v
+}
+
+/// Runs a chain tile by tile: the running value of [`TILE`] elements stays in
+/// registers from the first link to the last and is stored once, where one step per
+/// operation would store and reload it from L1 at every operation. Each operation
+/// rounds exactly as its own step would.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn run_chain(
+    start: View<'_>,
+    links: &[Link],
+    coeffs: &[u32],
+    sc: &Scratch,
+    inputs: &[&[u32]],
+    len: usize,
+    d: &mut [u32],
+) {
+    if let [Link::Horner(x, first, count)] = *links {
+        if let View::Slice(x) = view(sc, inputs, x, len) {
+            let c: &[f32] =
+                bytemuck::cast_slice(&coeffs[first as usize..first as usize + count as usize]);
+            let out: &mut [f32] = bytemuck::cast_slice_mut(&mut d[..len]);
+            if horner(start, bytemuck::cast_slice(x), c, out) {
+                return;
+            }
+        }
+    }
+    // Literals (and loop counters) of this block, each broadcast over one tile.
+    let mut consts: Vec<[f32; TILE]> = Vec::new();
+    let mut lit = |v: View<'_>| {
+        if let View::Imm(x) = v {
+            consts.push([f32::from_bits(x); TILE]);
+        }
+    };
+    lit(start);
+    for l in links {
+        match *l {
+            Link::Un(_) => {}
+            Link::Bin(_, x, _) => lit(view(sc, inputs, x, len)),
+            Link::MadA(x, y) | Link::MadC(x, y) => {
+                lit(view(sc, inputs, x, len));
+                lit(view(sc, inputs, y, len));
+            }
+            Link::Horner(x, _, _) => lit(view(sc, inputs, x, len)),
+        }
+    }
+    let mut next = 0;
+    fn as_arg<'a>(v: View<'a>, consts: &'a [[f32; TILE]], next: &mut usize) -> Arg<'a> {
+        match v {
+            View::Slice(s) => Arg {
+                data: bytemuck::cast_slice(s),
+                mask: usize::MAX,
+            },
+            View::Imm(_) => {
+                *next += 1;
+                Arg {
+                    data: &consts[*next - 1][..],
+                    mask: 0,
+                }
+            }
+        }
+    }
+    let mut arg = |v| as_arg(v, &consts, &mut next);
+    let start = arg(start);
+    let lv: Vec<LinkView<'_>> = links
+        .iter()
+        .map(|l| match *l {
+            Link::Un(op) => LinkView::Un(op),
+            Link::Bin(op, x, rev) => LinkView::Bin(op, arg(view(sc, inputs, x, len)), rev),
+            Link::MadA(b, c) => {
+                LinkView::MadA(arg(view(sc, inputs, b, len)), arg(view(sc, inputs, c, len)))
+            }
+            Link::MadC(a, b) => {
+                LinkView::MadC(arg(view(sc, inputs, a, len)), arg(view(sc, inputs, b, len)))
+            }
+            Link::Horner(x, first, count) => {
+                let c: &[f32] =
+                    bytemuck::cast_slice(&coeffs[first as usize..first as usize + count as usize]);
+                LinkView::Horner(arg(view(sc, inputs, x, len)), c)
+            }
+        })
+        .collect();
+    let d: &mut [f32] = bytemuck::cast_slice_mut(d);
+    let full = len / TILE * TILE;
+    for (i, out) in d[..full].chunks_exact_mut(TILE).enumerate() {
+        out.copy_from_slice(&tile(start, &lv, i * TILE, TILE));
+    }
+    if full < len {
+        let n = len - full;
+        d[full..len].copy_from_slice(&tile(start, &lv, full, n)[..n]);
+    }
+}
+
+/// A chain that is one Horner run, `v = v * x + c` for each coefficient `c` from a
+/// start `v` (a polynomial in `x`), for up to 8 coefficients: a plain
+/// element loop with the coefficient count known at compile time, so the compiler
+/// keeps every coefficient in a register across the whole block and vectorises the
+/// loop as it would a hand-written one. Same operations in the same order as the
+/// tiled path, so the same bits. False (nothing written) for longer runs.
+fn horner(start: View<'_>, x: &[f32], c: &[f32], out: &mut [f32]) -> bool {
+    macro_rules! fixed {
+        ($($n:literal)*) => {
+            match c.len() {
+                $($n => {
+                    let c: &[f32; $n] = match c.try_into() {
+                        Ok(c) => c,
+                        Err(_) => return false,
+                    };
+                    match start {
+                        View::Imm(s) => horner_fixed(|_| f32::from_bits(s), x, c, out),
+                        View::Slice(s) => {
+                            let s: &[f32] = bytemuck::cast_slice(s);
+                            horner_fixed(|i| s[i], x, c, out)
+                        }
+                    }
+                    true
+                })*
+                _ => false,
+            }
+        };
+    }
+    fixed!(1 2 3 4 5 6 7 8)
+}
+
+#[inline(always)]
+fn horner_fixed<const N: usize>(
+    start: impl Fn(usize) -> f32,
+    x: &[f32],
+    c: &[f32; N],
+    out: &mut [f32],
+) {
+    let x = &x[..out.len()];
+    for (i, (o, &x)) in out.iter_mut().zip(x).enumerate() {
+        let mut v = start(i);
+        for &c in c {
+            v = v * x + c;
+        }
+        *o = v;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::eval;
+    use super::super::BLOCK;
+    use crate::kernel::{Expr, Kernel};
+
+    /// Every Horner run length, from a literal and from another input, through the
+    /// specialised loop (up to 8 coefficients) and the tiled one (beyond), bit for bit
+    /// against the same arithmetic in plain Rust.
+    #[test]
+    fn horner_of_every_length_matches_plain_arithmetic() {
+        let mut xs: Vec<f32> = (0..4133).map(|i| i as f32 * 0.0071 - 13.0).collect();
+        xs.extend([f32::INFINITY, -0.0, 1e-39, 3.0e38]);
+        let ys: Vec<f32> = xs.iter().map(|x| x * 0.37 - 1.0).collect();
+        let (xb, yb): (Vec<u32>, Vec<u32>) = (
+            xs.iter().map(|x| x.to_bits()).collect(),
+            ys.iter().map(|y| y.to_bits()).collect(),
+        );
+        for count in 1..=11usize {
+            let c: Vec<f32> = (0..count).map(|k| 0.75 - k as f32 * 0.3125).collect();
+            // from the other input: y * x + c0, then * x + c1, ...
+            let cc = c.clone();
+            let k = Kernel::map2(move |x: Expr<f32>, y: Expr<f32>| {
+                cc.iter().fold(y, |v, &ck| v * &x + ck)
+            });
+            let plan = k.inner().plan().unwrap_or_else(|e| panic!("{e}"));
+            let mut sc = plan.scratch();
+            let mut out = vec![0u32; xs.len()];
+            for (i, o) in out.chunks_mut(BLOCK).enumerate() {
+                let r = i * BLOCK..i * BLOCK + o.len();
+                plan.run_block(
+                    &mut sc,
+                    &[&xb[r.clone()], &yb[r.clone()]],
+                    r.start as u64,
+                    o,
+                );
+            }
+            for (i, (&x, &y)) in xs.iter().zip(&ys).enumerate() {
+                let want = c.iter().fold(y, |v, &ck| v * x + ck);
+                assert_eq!(out[i], want.to_bits(), "count {count}, from y, x = {x}");
+            }
+            // from a literal: a polynomial in x whose leading coefficient is 1.5
+            let cc = c.clone();
+            let k = Kernel::map(move |x: Expr<f32>| {
+                cc.iter().fold(x.clone() * 1.5 + 0.5, |v, &ck| v * &x + ck)
+            });
+            for (&x, g) in xs.iter().zip(eval(&k, &xs, 0)) {
+                let want = c.iter().fold(x * 1.5 + 0.5, |v, &ck| v * x + ck);
+                assert_eq!(
+                    g.to_bits(),
+                    want.to_bits(),
+                    "count {count}, from 1.5, x = {x}"
+                );
+            }
+        }
+    }
+}

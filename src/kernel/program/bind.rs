@@ -1,0 +1,246 @@
+//! The programs the devices run, made from lowered ones: [`Program::bind`] (the
+//! parameters as literals, for the CPU) and [`Program::then`] (two stages fused into
+//! one pass).
+
+use super::fold::{fold, Folded};
+use super::{Instr, Loop, Op, Operand, Program};
+use crate::error::{Error, Result};
+use crate::kernel::scalar::ScalarType;
+
+impl Program {
+    /// This program with its parameters bound to `values` (bit patterns, in the order
+    /// of [`params`](Self::params)): every `Op::Param` register replaced by a literal,
+    /// and what then has only literal operands folded as lowering folds constants. The
+    /// copy the CPU evaluates; the parameter list stays, for the record.
+    pub(crate) fn bind(&self, values: &[u32]) -> Program {
+        let mut subst: Vec<Option<Operand>> = vec![None; self.regs.len()];
+        let body = bind_block(&self.body, &self.regs, Some(values), &mut subst);
+        Program {
+            inputs: self.inputs.clone(),
+            output: self.output,
+            body,
+            result: substitute(self.result, &subst),
+            regs: self.regs.clone(),
+            params: self.params.clone(),
+        }
+    }
+
+    /// The program that applies `self`, then `next` to its result: one pass, the
+    /// intermediate never written anywhere (fusion of element-wise stages). `next`
+    /// must take one input, of `self`'s output type. Both read the same global
+    /// index; parameters keep their registers (`next`'s follow `self`'s), and what
+    /// becomes constant (a `self` whose result is a literal) is folded again, so no
+    /// constant expression reaches the WGSL compiler.
+    pub(crate) fn then(&self, next: &Program) -> Result<Program> {
+        if next.inputs.len() != 1 || next.inputs[0] != self.output {
+            return Err(Error::InvalidKernel {
+                reason: format!(
+                    "cannot fuse: the next stage takes {:?}, this one gives {}",
+                    next.inputs, self.output
+                ),
+            });
+        }
+        let reg_off = self.regs.len() as u32;
+        let param_off = self.params.len() as u32;
+        let mut regs = self.regs.clone();
+        regs.extend_from_slice(&next.regs);
+        let moved = shift_block(&next.body, reg_off, param_off);
+        let mut subst: Vec<Option<Operand>> = vec![None; regs.len()];
+        mark_inputs(&moved, self.result, &mut subst);
+        let mut body = self.body.clone();
+        body.extend(bind_block(&moved, &regs, None, &mut subst));
+        let mut params = self.params.clone();
+        params.extend_from_slice(&next.params);
+        Ok(Program {
+            inputs: self.inputs.clone(),
+            output: next.output,
+            body,
+            result: substitute(shift(next.result, reg_off), &subst),
+            regs,
+            params,
+        })
+    }
+}
+
+fn substitute(o: Operand, subst: &[Option<Operand>]) -> Operand {
+    match o {
+        Operand::Reg(r) => subst[r as usize].unwrap_or(o),
+        c => c,
+    }
+}
+
+/// [`Program::bind`] (and [`Program::then`]) for one block: `subst` maps registers
+/// that became literals or other registers; with `values`, parameters become literals
+/// (without, they stay). A register already substituted (a fused stage's input) is
+/// dropped.
+fn bind_block(
+    body: &[Instr],
+    regs: &[ScalarType],
+    values: Option<&[u32]>,
+    subst: &mut [Option<Operand>],
+) -> Vec<Instr> {
+    let mut out = Vec::with_capacity(body.len());
+    for ins in body {
+        let s = |o: Operand, subst: &[Option<Operand>]| substitute(o, subst);
+        let ty = regs[ins.dst as usize];
+        if subst[ins.dst as usize].is_some() {
+            continue;
+        }
+        let op = match &ins.op {
+            Op::Param(k) => match values {
+                Some(values) => {
+                    let bits = values.get(*k as usize).copied().unwrap_or(0);
+                    subst[ins.dst as usize] = Some(Operand::Const(ty, bits));
+                    continue;
+                }
+                None => ins.op.clone(),
+            },
+            Op::Input(_) | Op::Index => ins.op.clone(),
+            Op::Unary(u, a) => Op::Unary(*u, s(*a, subst)),
+            Op::Binary(b, x, y) => Op::Binary(*b, s(*x, subst), s(*y, subst)),
+            Op::Select(c, a, b) => Op::Select(s(*c, subst), s(*a, subst), s(*b, subst)),
+            Op::Cast(a) => Op::Cast(s(*a, subst)),
+            Op::MulAdd(a, b, c) => Op::MulAdd(s(*a, subst), s(*b, subst), s(*c, subst)),
+            Op::Clamp(a, b, c) => Op::Clamp(s(*a, subst), s(*b, subst), s(*c, subst)),
+            Op::Loop(l) => {
+                let init = s(l.init, subst);
+                let body = bind_block(&l.body, regs, values, subst);
+                let next = s(l.next, subst);
+                Op::Loop(Box::new(Loop {
+                    count: l.count,
+                    init,
+                    counter: l.counter,
+                    body,
+                    next,
+                }))
+            }
+        };
+        match fold(op, ty) {
+            Folded::Literal(c) => subst[ins.dst as usize] = Some(c),
+            Folded::Op(op) => out.push(Instr { dst: ins.dst, op }),
+        }
+    }
+    out
+}
+
+fn shift(o: Operand, by: u32) -> Operand {
+    match o {
+        Operand::Reg(r) => Operand::Reg(r + by),
+        c => c,
+    }
+}
+
+/// `body` with every register moved up by `regs` and every parameter by `params`.
+fn shift_block(body: &[Instr], regs: u32, params: u32) -> Vec<Instr> {
+    let s = |o: &Operand| shift(*o, regs);
+    body.iter()
+        .map(|ins| Instr {
+            dst: ins.dst + regs,
+            op: match &ins.op {
+                Op::Input(k) => Op::Input(*k),
+                Op::Index => Op::Index,
+                Op::Param(k) => Op::Param(k + params),
+                Op::Unary(u, a) => Op::Unary(*u, s(a)),
+                Op::Binary(b, x, y) => Op::Binary(*b, s(x), s(y)),
+                Op::Select(c, a, b) => Op::Select(s(c), s(a), s(b)),
+                Op::Cast(a) => Op::Cast(s(a)),
+                Op::MulAdd(a, b, c) => Op::MulAdd(s(a), s(b), s(c)),
+                Op::Clamp(a, b, c) => Op::Clamp(s(a), s(b), s(c)),
+                Op::Loop(l) => Op::Loop(Box::new(Loop {
+                    count: l.count,
+                    init: s(&l.init),
+                    counter: l.counter + regs,
+                    body: shift_block(&l.body, regs, params),
+                    next: s(&l.next),
+                })),
+            },
+        })
+        .collect()
+}
+
+/// Maps every register `body` reads its input into (at any depth) to `value`.
+fn mark_inputs(body: &[Instr], value: Operand, subst: &mut [Option<Operand>]) {
+    for ins in body {
+        match &ins.op {
+            Op::Input(_) => subst[ins.dst as usize] = Some(value),
+            Op::Loop(l) => mark_inputs(&l.body, value, subst),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{first_loop, program};
+    use super::*;
+    use crate::kernel::expr::BinOp;
+    use crate::kernel::{fold, Expr, Kernel, Param};
+
+    #[test]
+    fn params_are_registers_never_folded() {
+        let a = Param::new(3.0f32);
+        let b = Param::new(-1i32);
+        let k = Kernel::map(|x: Expr<f32>| {
+            // a * 2 + 1 would fold if `a` were a constant; `a` is used three times.
+            let t = a.expr() * 2.0 + 1.0;
+            let u = fold(4, x.clone(), |acc, _| {
+                acc * a.expr() + b.expr().cast::<f32>()
+            });
+            t + u + Expr::from(&a)
+        });
+        let p = program(&k);
+        assert_eq!(p.params.len(), 2, "{p:#?}");
+        let reads: Vec<&Instr> = p
+            .body
+            .iter()
+            .filter(|i| matches!(i.op, Op::Param(_)))
+            .collect();
+        assert_eq!(reads.len(), 2, "one register per parameter: {p:#?}");
+        assert!(reads.iter().any(|i| i.op == Op::Param(0)));
+        assert!(
+            p.body.iter().any(|i| matches!(
+                i.op,
+                Op::Binary(BinOp::Mul, Operand::Reg(_), Operand::Const(..))
+            )),
+            "a * 2 is computed, not folded: {p:#?}"
+        );
+        // The loop body keeps only what depends on the accumulator.
+        let l = first_loop(&p);
+        assert!(
+            l.body
+                .iter()
+                .all(|i| !matches!(i.op, Op::Param(_) | Op::Cast(_))),
+            "{p:#?}"
+        );
+
+        // Bound to values, the parameters are literals and fold as constants do.
+        let bound = p.bind(&[3.0f32.to_bits(), (-1i32) as u32]);
+        fn has_param(body: &[Instr]) -> bool {
+            body.iter().any(|i| match &i.op {
+                Op::Param(_) => true,
+                Op::Loop(l) => has_param(&l.body),
+                _ => false,
+            })
+        }
+        assert!(!has_param(&bound.body), "{bound:#?}");
+        assert!(
+            !bound.body.iter().any(|i| matches!(i.op, Op::Cast(_))),
+            "b's cast folds: {bound:#?}"
+        );
+        assert!(
+            bound.body.iter().any(|i| i.op
+                == Op::Binary(
+                    BinOp::Add,
+                    Operand::Const(ScalarType::F32, 7.0f32.to_bits()),
+                    Operand::Reg(match i.op {
+                        Op::Binary(_, _, Operand::Reg(r)) => r,
+                        _ => u32::MAX,
+                    })
+                )),
+            "a * 2 + 1 folds to 7: {bound:#?}"
+        );
+        // The same kernel with other values binds to other literals.
+        let other = p.bind(&[0.5f32.to_bits(), 4]);
+        assert_ne!(other, bound);
+    }
+}

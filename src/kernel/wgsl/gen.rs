@@ -1,0 +1,235 @@
+//! WGSL for a program's body: one `let` per register, a `for` loop per fold, and each
+//! operation written with the meaning [`super::super::ops`] gives it (helpers from
+//! `shaders/helpers.wgsl` where WGSL leaves a case open).
+
+use std::collections::BTreeSet;
+
+use crate::kernel::expr::{BinOp, UnOp};
+use crate::kernel::program::{Instr, Op, Operand, Program};
+use crate::kernel::scalar::ScalarType::{self, Bool, F32, I32, U32};
+
+/// Writes WGSL statements for a program, noting the helpers they call.
+pub(super) struct Gen<'a> {
+    p: &'a Program,
+    /// The statements written so far.
+    pub(super) out: String,
+    /// The helpers (by section name) the statements call.
+    pub(super) helpers: BTreeSet<&'static str>,
+}
+
+impl<'a> Gen<'a> {
+    pub(super) fn new(p: &'a Program) -> Gen<'a> {
+        Gen {
+            p,
+            out: String::new(),
+            helpers: BTreeSet::new(),
+        }
+    }
+
+    pub(super) fn block(&mut self, body: &[Instr], depth: usize) {
+        for i in body {
+            self.instr(i, depth);
+        }
+    }
+
+    pub(super) fn line(&mut self, depth: usize, text: &str) {
+        for _ in 0..depth {
+            self.out.push_str("    ");
+        }
+        self.out.push_str(text);
+        self.out.push('\n');
+    }
+
+    fn instr(&mut self, i: &Instr, depth: usize) {
+        let ty = self.p.regs[i.dst as usize];
+        let dst = i.dst;
+        if let Op::Loop(l) = &i.op {
+            let init = self.operand(l.init);
+            self.line(depth, &format!("var r{dst}: {ty} = {init};"));
+            let c = l.counter;
+            let n = l.count;
+            self.line(
+                depth,
+                &format!("for (var r{c}: u32 = 0u; r{c} < {n}u; r{c} += 1u) {{"),
+            );
+            self.block(&l.body, depth + 1);
+            let next = self.operand(l.next);
+            self.line(depth + 1, &format!("r{dst} = {next};"));
+            self.line(depth, "}");
+            return;
+        }
+        let e = self.expr(ty, &i.op);
+        self.line(depth, &format!("let r{dst}: {ty} = {e};"));
+    }
+
+    pub(super) fn helper(&mut self, name: &'static str, args: &[String]) -> String {
+        self.helpers.insert(name);
+        format!("hy_{name}({})", args.join(", "))
+    }
+
+    fn expr(&mut self, ty: ScalarType, op: &Op) -> String {
+        match op {
+            Op::Input(k) => match ty {
+                U32 => format!("in{k}[li]"),
+                _ => format!("bitcast<{ty}>(in{k}[li])"),
+            },
+            Op::Index => "index".into(),
+            Op::Param(k) => {
+                let v = format!("params.user[{}][{}]", k / 4, k % 4);
+                match ty {
+                    U32 => v,
+                    _ => format!("bitcast<{ty}>({v})"),
+                }
+            }
+            Op::Unary(u, a) => self.unary(*u, self.p.ty(*a), self.operand(*a)),
+            Op::Binary(b, x, y) => {
+                let t = self.p.ty(*x);
+                let y_masked = matches!(y, Operand::Const(..));
+                let (xs, ys) = (self.operand(*x), self.operand(*y));
+                self.binary(*b, t, xs, ys, y_masked)
+            }
+            Op::Select(c, a, b) => {
+                format!(
+                    "select({}, {}, {})",
+                    self.operand(*b),
+                    self.operand(*a),
+                    self.operand(*c)
+                )
+            }
+            Op::Cast(a) => self.cast(self.p.ty(*a), ty, self.operand(*a)),
+            Op::MulAdd(a, b, c) => {
+                format!(
+                    "({} * {} + {})",
+                    self.operand(*a),
+                    self.operand(*b),
+                    self.operand(*c)
+                )
+            }
+            Op::Clamp(x, lo, hi) => {
+                let (x, lo, hi) = (self.operand(*x), self.operand(*lo), self.operand(*hi));
+                if ty == F32 {
+                    let inner = self.helper("max_f32", &[x, lo]);
+                    self.helper("min_f32", &[inner, hi])
+                } else {
+                    format!("min(max({x}, {lo}), {hi})")
+                }
+            }
+            // Loops are emitted as statements by `instr`.
+            Op::Loop(_) => String::new(),
+        }
+    }
+
+    fn unary(&mut self, op: UnOp, t: ScalarType, a: String) -> String {
+        let f = |name: &str| format!("{name}({a})");
+        match (op, t) {
+            (UnOp::Neg, _) => format!("(-{a})"),
+            (UnOp::Not, Bool) => format!("(!{a})"),
+            (UnOp::Not, _) => format!("(~{a})"),
+            // Two's complement negation wraps, so abs(i32::MIN) == i32::MIN.
+            (UnOp::Abs, I32) => format!("select({a}, -{a}, {a} < 0i)"),
+            (UnOp::Abs, U32 | Bool) => a,
+            (UnOp::Abs, F32) => f("abs"),
+            (UnOp::Sqrt, _) => f("sqrt"),
+            (UnOp::Sin, _) => f("sin"),
+            (UnOp::Cos, _) => f("cos"),
+            (UnOp::Tan, _) => f("tan"),
+            (UnOp::Exp, _) => f("exp"),
+            (UnOp::Exp2, _) => f("exp2"),
+            (UnOp::Ln, _) => f("log"),
+            (UnOp::Log2, _) => f("log2"),
+            (UnOp::Floor, _) => f("floor"),
+            (UnOp::Ceil, _) => f("ceil"),
+            // WGSL's round is ties-to-even, as ops::unary is.
+            (UnOp::Round, _) => f("round"),
+            (UnOp::Fract, _) => format!("({a} - floor({a}))"),
+        }
+    }
+
+    fn binary(&mut self, op: BinOp, t: ScalarType, a: String, b: String, b_const: bool) -> String {
+        let infix = |sym: &str| format!("({a} {sym} {b})");
+        match (op, t) {
+            (BinOp::Add, _) => infix("+"),
+            (BinOp::Sub, _) => infix("-"),
+            (BinOp::Mul, _) => infix("*"),
+            (BinOp::Div, F32) => infix("/"),
+            (BinOp::Div, I32) => self.helper("div_i32", &[a, b]),
+            (BinOp::Div, _) => self.helper("div_u32", &[a, b]),
+            (BinOp::Rem, F32) => self.helper("rem_f32", &[a, b]),
+            (BinOp::Rem, I32) => self.helper("rem_i32", &[a, b]),
+            (BinOp::Rem, _) => self.helper("rem_u32", &[a, b]),
+            (BinOp::Min, F32) => self.helper("min_f32", &[a, b]),
+            (BinOp::Max, F32) => self.helper("max_f32", &[a, b]),
+            (BinOp::Min, _) => format!("min({a}, {b})"),
+            (BinOp::Max, _) => format!("max({a}, {b})"),
+            (BinOp::Pow, _) => self.helper("pow", &[a, b]),
+            (BinOp::And, _) => infix("&"),
+            (BinOp::Or, _) => infix("|"),
+            (BinOp::Xor, Bool) => infix("!="),
+            (BinOp::Xor, _) => infix("^"),
+            // Constant amounts are masked by the compiler; others here, as WGSL
+            // promises and SPIR-V does not.
+            (BinOp::Shl, _) if b_const => infix("<<"),
+            (BinOp::Shr, _) if b_const => infix(">>"),
+            (BinOp::Shl, _) => format!("({a} << ({b} & 31u))"),
+            (BinOp::Shr, _) => format!("({a} >> ({b} & 31u))"),
+            (BinOp::Lt, _) => infix("<"),
+            (BinOp::Le, _) => infix("<="),
+            (BinOp::Gt, _) => infix(">"),
+            (BinOp::Ge, _) => infix(">="),
+            (BinOp::Eq, _) => infix("=="),
+            // naga emits an ordered `!=` (false for NaN); IEEE's is unordered.
+            (BinOp::Ne, F32) => format!("(!({a} == {b}))"),
+            (BinOp::Ne, _) => infix("!="),
+        }
+    }
+
+    fn cast(&mut self, from: ScalarType, to: ScalarType, a: String) -> String {
+        match (from, to) {
+            (F32, I32) => self.helper("f32_to_i32", &[a]),
+            (F32, U32) => self.helper("f32_to_u32", &[a]),
+            (F32, Bool) => format!("(!({a} == 0.0f))"),
+            (I32, Bool) => format!("({a} != 0i)"),
+            (U32, Bool) => format!("({a} != 0u)"),
+            (I32, U32) | (U32, I32) => format!("bitcast<{to}>({a})"),
+            (_, to) if from == to => a,
+            // Integer to float rounds to nearest; bool gives 0 or 1.
+            (_, to) => format!("{to}({a})"),
+        }
+    }
+
+    pub(super) fn operand(&self, o: Operand) -> String {
+        match o {
+            Operand::Reg(r) => format!("r{r}"),
+            Operand::Const(t, bits) => literal(t, bits),
+        }
+    }
+}
+
+/// A WGSL expression for a constant. Normal floats print in Rust's shortest
+/// round-tripping form. Infinities and NaN (which WGSL cannot write as literals, and
+/// which are a creation error as constant expressions), zeros and subnormals (which a
+/// driver's optimiser may fold wrongly, e.g. `x / 0.0` to 0) are bit patterns mixed
+/// with the always-zero `params.zero`, so they are run-time values.
+pub(super) fn literal(t: ScalarType, bits: u32) -> String {
+    match t {
+        F32 => {
+            let v = f32::from_bits(bits);
+            // Lavapipe (LLVM) folds `x / 0.0` to 0: zeros, like every non-normal value,
+            // must reach the device as run-time values.
+            if !v.is_normal() {
+                format!("bitcast<f32>({bits:#010x}u | params.zero)")
+            } else if v.is_sign_negative() {
+                format!("({v:?}f)")
+            } else {
+                format!("{v:?}f")
+            }
+        }
+        I32 => match bits as i32 {
+            i32::MIN => "(-2147483647i - 1i)".into(),
+            v if v < 0 => format!("({v}i)"),
+            v => format!("{v}i"),
+        },
+        U32 => format!("{bits}u"),
+        Bool => (if bits != 0 { "true" } else { "false" }).into(),
+    }
+}
