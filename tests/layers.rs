@@ -221,7 +221,7 @@ fn read_crate() -> Crate {
         let mut set = BTreeSet::new();
         for p in paths(&code(&text)) {
             let mut target = resolve(&from, &p);
-            if target.len() >= 1 && !modules.contains(&target[..1].to_vec()) {
+            if !target.is_empty() && !modules.contains(&target[..1]) {
                 // a root re-export (`crate::Error`) or a root function
                 match exports.get(&target[0]) {
                     Some(m) => target = vec![m.clone()],

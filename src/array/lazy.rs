@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use super::handle::Array;
 use crate::error::{Error, Result};
-use crate::kernel::{Element, Kernel, KernelInner};
+use crate::kernel::{Element, Kernel, KernelDef};
 
 /// A chain of one-input kernels over an array, not yet run: see [`Array::lazy`].
 #[must_use = "a lazy chain does nothing until it is evaluated"]
 pub struct Lazy<'a, I, T> {
     pub(crate) source: &'a Array<I>,
-    pub(crate) stages: Vec<Arc<KernelInner>>,
+    pub(crate) stages: Vec<Arc<KernelDef>>,
     pub(crate) fuse: bool,
     _t: PhantomData<fn() -> T>,
 }
@@ -76,10 +76,10 @@ impl<'a, I: Element, T: Element> Lazy<'a, I, T> {
 
     /// The kernel fusing every stage, when fusion is on and possible (hand-written
     /// kernels are opaque to it).
-    pub(crate) fn fused(&self) -> Result<Option<Arc<KernelInner>>> {
+    pub(crate) fn fused(&self) -> Result<Option<Arc<KernelDef>>> {
         if !self.fuse || self.stages.len() < 2 || self.stages.iter().any(|k| k.custom().is_some()) {
             return Ok(None);
         }
-        KernelInner::fused(&self.stages).map(Some)
+        KernelDef::fused(&self.stages).map(Some)
     }
 }

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::kernel::custom::Custom;
 use crate::kernel::eval::{Plan, Scratch, BLOCK};
 use crate::kernel::reduce::{reduce_block, Partial, Reduce};
-use crate::kernel::KernelInner;
+use crate::kernel::KernelDef;
 
 /// Blocks per rayon task.
 const TASK_BLOCKS: usize = 16;
@@ -152,7 +152,7 @@ impl CpuDevice {
     /// Computes `kernel` into `out` (see [`Device::run`]).
     pub(crate) fn map(
         &self,
-        kernel: &KernelInner,
+        kernel: &KernelDef,
         inputs: &[&[u32]],
         first: u64,
         out: &mut [u32],
@@ -193,7 +193,7 @@ impl CpuDevice {
     /// Reduces `len` elements of `kernel` (see [`Device::reduce`]).
     pub(crate) fn fold(
         &self,
-        kernel: &KernelInner,
+        kernel: &KernelDef,
         op: Reduce,
         inputs: &[&[u32]],
         first: u64,

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::kernel::reduce::{Partial, Reduce};
-use crate::kernel::KernelInner;
+use crate::kernel::Bound;
 use crate::transfer::{Calibration, Link, TransferConfig, TransferStats};
 
 /// What kind of device this is.
@@ -137,7 +137,7 @@ pub struct DeviceResources {
 #[derive(Clone, Copy)]
 pub(crate) struct Task<'a, I> {
     /// The kernel, bound to this call's parameter values.
-    pub(crate) kernel: &'a KernelInner,
+    pub(crate) kernel: &'a Bound,
     /// The element-wise inputs, each covering the range: host slices of 32-bit
     /// patterns, or resident parts on the device.
     pub(crate) inputs: &'a [I],
@@ -153,12 +153,7 @@ pub(crate) type HostTask<'a> = Task<'a, &'a [u32]>;
 pub(crate) type ResidentTask<'a> = Task<'a, &'a dyn Resident>;
 
 impl<'a, I> Task<'a, I> {
-    pub(crate) fn new(
-        kernel: &'a KernelInner,
-        inputs: &'a [I],
-        first_index: u64,
-        len: usize,
-    ) -> Self {
+    pub(crate) fn new(kernel: &'a Bound, inputs: &'a [I], first_index: u64, len: usize) -> Self {
         Task {
             kernel,
             inputs,
@@ -178,6 +173,7 @@ pub(crate) struct Timed {
 
 impl Timed {
     /// Runs `f` and times it on the wall clock.
+    #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
     pub(crate) fn wall(f: impl FnOnce() -> Result<ShareStats>) -> Result<Timed> {
         let t = std::time::Instant::now();
         let stats = f()?;

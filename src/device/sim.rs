@@ -286,7 +286,7 @@ mod tests {
         let mut out = vec![0u32; 1000];
         let ins = [bytemuck::cast_slice(&xs)];
         let Timed { stats, secs: t } = dev
-            .run(&Task::new(k.inner(), &ins, 0, 1000), &mut out)
+            .run(&Task::new(&k.inner().bind(), &ins, 0, 1000), &mut out)
             .unwrap_or_else(|e| panic!("{e}"));
         let ys: &[f32] = bytemuck::cast_slice(&out);
         assert_eq!(ys[10], 20.0);
@@ -312,7 +312,8 @@ mod tests {
         let xs = vec![1.0f32; 1000];
         let mut out = vec![0u32; 1000];
         let ins = [bytemuck::cast_slice(&xs)];
-        let task = Task::new(k.inner(), &ins, 0, 1000);
+        let bound = k.inner().bind();
+        let task = Task::new(&bound, &ins, 0, 1000);
         assert!(dev.run(&task, &mut out).is_ok());
         let e = dev.run(&task, &mut out);
         assert!(matches!(e, Err(Error::DeviceFailed { .. })), "{e:?}");

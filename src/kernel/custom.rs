@@ -72,7 +72,7 @@ impl Custom {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.verified.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.verified)
     }
 }
 

@@ -9,7 +9,7 @@
 //!
 //! A kernel may read [`Param`]s: values set between calls. The compiled parts (program,
 //! shader, CPU plans) are made once and shared; a call works on a *binding* of the
-//! kernel ([`KernelInner::bind`]) that adds the parameters' values read at its start.
+//! kernel ([`KernelDef::bind`]) that adds the parameters' values read at its start.
 
 pub(crate) mod custom;
 pub(crate) mod eval;
@@ -40,20 +40,34 @@ pub use scalar::{Element, Integer, Numeric, Scalar, ScalarType};
 /// `Sync`. An expression that cannot be compiled (see [`Error::InvalidKernel`](crate::Error::InvalidKernel)) is
 /// reported by the first call that uses the kernel.
 pub struct Kernel<I, O> {
-    inner: Arc<KernelInner>,
+    inner: Arc<KernelDef>,
     _types: PhantomData<fn(I) -> O>,
 }
 
 /// CPU plans a kernel with parameters keeps, for its most recently used values.
 const BOUND_PLANS: usize = 8;
 
-/// A kernel as the devices see it: its compiled parts, shared by every binding, and
-/// (for a binding made by [`bind`](Self::bind)) the parameter values of one call.
-pub(crate) struct KernelInner {
+/// A kernel as built: its compiled parts, shared by every call, reading its
+/// parameters' current values (or, for a fused chain, the values its stages had when
+/// it was fused). What a [`Kernel`] holds and a lazy chain's stages are.
+pub(crate) struct KernelDef {
     compiled: Arc<Compiled>,
-    /// The parameter values of this binding, as bit patterns in the order of
-    /// `Program::params`; `None` for the kernel itself, which reads the current ones.
+    /// Parameter values fixed for this kernel, as bit patterns in the order of
+    /// `Program::params`; `None` for a kernel that reads the current ones.
     values: Option<Vec<u32>>,
+}
+
+/// One call's binding of a kernel: the kernel with its parameters' values read once,
+/// at the call's start, so that every device of the call sees the same values. What
+/// the scheduler and the devices run. Made only by [`KernelDef::bind`].
+pub(crate) struct Bound(Arc<KernelDef>);
+
+impl std::ops::Deref for Bound {
+    type Target = KernelDef;
+
+    fn deref(&self) -> &KernelDef {
+        &self.0
+    }
 }
 
 /// What is made from a kernel's tree once, whatever its parameters' values.
@@ -72,13 +86,13 @@ struct Compiled {
     custom: Option<custom::Custom>,
 }
 
-impl KernelInner {
+impl KernelDef {
     fn new(program: Result<Program>) -> Self {
         Self::with_custom(program, None)
     }
 
     fn with_custom(program: Result<Program>, custom: Option<custom::Custom>) -> Self {
-        KernelInner {
+        KernelDef {
             compiled: Arc::new(Compiled {
                 program,
                 wgsl: OnceLock::new(),
@@ -94,7 +108,7 @@ impl KernelInner {
     /// The one-input kernels `stages`, applied one after another, as one kernel (see
     /// [`Program::then`]): each stage's parameter values are read now, as a call
     /// binds them. Hand-written stages cannot be fused (their WGSL is opaque).
-    pub(crate) fn fused(stages: &[Arc<KernelInner>]) -> Result<Arc<KernelInner>> {
+    pub(crate) fn fused(stages: &[Arc<KernelDef>]) -> Result<Arc<KernelDef>> {
         let opaque = || crate::Error::InvalidKernel {
             reason: "a hand-written kernel cannot be fused with others".into(),
         };
@@ -116,8 +130,8 @@ impl KernelInner {
             values.extend_from_slice(&k.values());
         }
         let bound = !program.params.is_empty();
-        let made = KernelInner::new(Ok(program));
-        Ok(Arc::new(KernelInner {
+        let made = KernelDef::new(Ok(program));
+        Ok(Arc::new(KernelDef {
             compiled: made.compiled,
             values: bound.then_some(values),
         }))
@@ -139,14 +153,14 @@ impl KernelInner {
     /// This kernel with its parameters' current values: what one call runs, so that
     /// every device of the call sees the same values. A kernel without parameters (or
     /// one that failed to compile) is its own binding, at the cost of an `Arc` clone.
-    pub(crate) fn bind(self: &Arc<Self>) -> Arc<KernelInner> {
-        match &self.compiled.program {
-            Ok(p) if !p.params.is_empty() => Arc::new(KernelInner {
+    pub(crate) fn bind(self: &Arc<Self>) -> Bound {
+        Bound(match &self.compiled.program {
+            Ok(p) if !p.params.is_empty() => Arc::new(KernelDef {
                 compiled: self.compiled.clone(),
                 values: Some(p.params.iter().map(|c| c.0.bits()).collect()),
             }),
             _ => self.clone(),
-        }
+        })
     }
 
     /// The parameter values this kernel runs with (bit patterns, in the order of
@@ -220,7 +234,7 @@ impl KernelInner {
                 .clone();
         }
         let values = self.values();
-        let lock = || c.bound.lock().unwrap_or_else(|e| e.into_inner());
+        let lock = || crate::sync::lock(&c.bound);
         {
             let mut bound = lock();
             if let Some(i) = bound.iter().position(|(v, _)| v[..] == values[..]) {
@@ -276,7 +290,7 @@ impl<I: Element, O: Element> Kernel<I, O> {
     fn from_root(arity: usize, out: Expr<O>) -> Self {
         let program = Program::lower(&[I::TYPE; 2][..arity], out.into_node());
         Kernel {
-            inner: Arc::new(KernelInner::new(program)),
+            inner: Arc::new(KernelDef::new(program)),
             _types: PhantomData,
         }
     }
@@ -328,7 +342,7 @@ impl<I: Element, O: Element> Kernel<I, O> {
             regs: vec![O::TYPE],
             params: Vec::new(),
         };
-        let inner = KernelInner::with_custom(
+        let inner = KernelDef::with_custom(
             Ok(program),
             Some(custom::Custom::new(wgsl.to_string(), cpu)),
         );
@@ -367,7 +381,7 @@ impl<I: Element, O: Element> Kernel<I, O> {
         Ok(self.inner.shader()?.source.clone())
     }
 
-    pub(crate) fn inner(&self) -> &Arc<KernelInner> {
+    pub(crate) fn inner(&self) -> &Arc<KernelDef> {
         &self.inner
     }
 }
@@ -391,7 +405,7 @@ impl<I, O> fmt::Debug for Kernel<I, O> {
 mod tests {
     use super::*;
 
-    fn eval(k: &KernelInner, xs: &[f32]) -> Vec<f32> {
+    fn eval(k: &KernelDef, xs: &[f32]) -> Vec<f32> {
         let plan = k.plan().unwrap_or_else(|e| panic!("{e}"));
         let bits: Vec<u32> = xs.iter().map(|x| x.to_bits()).collect();
         let mut out = vec![0u32; xs.len()];
@@ -414,7 +428,7 @@ mod tests {
         // Every binding shares the compiled parts.
         assert!(Arc::ptr_eq(&first.compiled, &second.compiled));
         let plain = Kernel::map(|x: Expr<f32>| x + 1.0);
-        assert!(Arc::ptr_eq(&plain.inner().bind(), plain.inner()));
+        assert!(Arc::ptr_eq(&plain.inner().bind().0, plain.inner()));
     }
 
     #[test]
@@ -431,8 +445,8 @@ mod tests {
         for k in &stages {
             want = eval(&k.inner().bind(), &want);
         }
-        let inners: Vec<Arc<KernelInner>> = stages.iter().map(|k| k.inner().clone()).collect();
-        let fused = KernelInner::fused(&inners).unwrap_or_else(|e| panic!("{e}"));
+        let inners: Vec<Arc<KernelDef>> = stages.iter().map(|k| k.inner().clone()).collect();
+        let fused = KernelDef::fused(&inners).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(eval(&fused, &xs), want);
         // one program: the first stage's input is the only input, params carried
         let p = fused.program().unwrap_or_else(|e| panic!("{e}"));
@@ -463,7 +477,7 @@ mod tests {
         // (WGSL rejects a constant division by zero)
         let zero = Kernel::map(|_x: Expr<i32>| Expr::constant(0i32));
         let inv = Kernel::map(|x: Expr<i32>| Expr::constant(7i32) / x.clone() + x % 0i32);
-        let fused = KernelInner::fused(&[zero.inner().clone(), inv.inner().clone()])
+        let fused = KernelDef::fused(&[zero.inner().clone(), inv.inner().clone()])
             .unwrap_or_else(|e| panic!("{e}"));
         let p = fused.program().unwrap_or_else(|e| panic!("{e}"));
         assert!(p.body.is_empty(), "everything folds: {:?}", p.body);
@@ -471,7 +485,7 @@ mod tests {
         assert_eq!(p.result, program::Operand::Const(ScalarType::I32, 7));
         // stages of the wrong type are an error, not a bad program
         let f2u = Kernel::map(|x: Expr<u32>| x + 1u32);
-        assert!(KernelInner::fused(&[zero.inner().clone(), f2u.inner().clone()]).is_err());
+        assert!(KernelDef::fused(&[zero.inner().clone(), f2u.inner().clone()]).is_err());
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! - on the CPU they are bound into the evaluation plan as literals, as if they were
 //!   constants; each kernel keeps its last few plans keyed by the values, so a repeated
 //!   value costs a lookup and a new one one plan build: a few microseconds (figures
-//!   in `KernelInner::plan`).
+//!   in `KernelDef::plan`).
 //!
 //! Deviation from the sketch, none in substance: the cell holds the value's
 //! bits and an id only; the type lives in the expression node, as for every value.

@@ -13,7 +13,7 @@ use crate::array::{pieces, Array, ArrayRef, HostData, Lazy, Part};
 use crate::device::{Device, Memory, Resident, ShareStats, Task, Timed};
 use crate::error::Result;
 use crate::kernel::reduce::Reduce;
-use crate::kernel::{Element, Expr, Kernel, KernelInner};
+use crate::kernel::{Bound, Element, Expr, Kernel, KernelDef};
 use crate::placement::Placement;
 use crate::schedule::auto::{Call, Decided};
 use crate::schedule::exec::Runner;
@@ -33,7 +33,7 @@ impl Runtime {
     /// A map over arrays: the output's parts, in order, and the report.
     pub(super) fn array_map(
         &self,
-        kernel: &Arc<KernelInner>,
+        kernel: &Arc<KernelDef>,
         inputs: &[ArrayRef<'_>],
         placement: Placement,
     ) -> Result<Run<Vec<Part>>> {
@@ -76,7 +76,7 @@ impl Runtime {
     /// A reduction over arrays: the combined value's bits, and the report.
     pub(super) fn array_reduce(
         &self,
-        kernel: &Arc<KernelInner>,
+        kernel: &Arc<KernelDef>,
         op: Reduce,
         inputs: &[ArrayRef<'_>],
         placement: Placement,
@@ -119,7 +119,7 @@ impl Runtime {
     /// made, the bytes moved and the seconds (virtual on a simulated device).
     fn array_range<D, H>(
         &self,
-        kernel: &KernelInner,
+        kernel: &Bound,
         dev: usize,
         range: &Range<usize>,
         inputs: &[ArrayRef<'_>],
@@ -169,7 +169,7 @@ impl Runtime {
     /// the notes, and the bytes read back before planning.
     fn place_array(
         &self,
-        kernel: &Arc<KernelInner>,
+        kernel: &Bound,
         inputs: &[ArrayRef<'_>],
         op: Option<Reduce>,
         n: usize,

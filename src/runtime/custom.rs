@@ -6,15 +6,10 @@ use super::Runtime;
 use crate::device::Task;
 use crate::error::{Error, Result};
 use crate::kernel::custom;
-use crate::kernel::KernelInner;
+use crate::kernel::Bound;
 
 impl Runtime {
-    pub(super) fn check_custom(
-        &self,
-        kernel: &KernelInner,
-        inputs: &[&[u32]],
-        n: usize,
-    ) -> Result<()> {
+    pub(super) fn check_custom(&self, kernel: &Bound, inputs: &[&[u32]], n: usize) -> Result<()> {
         let Some(c) = kernel.custom() else {
             return Ok(());
         };

@@ -6,7 +6,7 @@ use super::{Run, Runtime};
 use crate::array::{Array, Input, Mapped, Source};
 use crate::error::{Error, Result};
 use crate::kernel::reduce::Reduce;
-use crate::kernel::{Element, Expr, Kernel, KernelInner};
+use crate::kernel::{Element, Expr, Kernel, KernelDef};
 use crate::placement::Placement;
 
 /// Inputs of one call, in the one kind the call runs over.
@@ -18,7 +18,7 @@ enum Inputs<'a, T> {
 
 impl<'a, T: Element> Inputs<'a, T> {
     /// Checks that the inputs have one length and the kernel takes as many.
-    fn of(sources: Vec<Source<'a, T>>, kernel: &KernelInner) -> Result<(Inputs<'a, T>, usize)> {
+    fn of(sources: Vec<Source<'a, T>>, kernel: &KernelDef) -> Result<(Inputs<'a, T>, usize)> {
         let len = |s: &Source<'_, T>| match s {
             Source::Host(h) => h.len(),
             Source::Array(a) => a.len(),
@@ -201,7 +201,7 @@ impl Runtime {
     fn map_sources<I: Element, O: Element, M: Mapped<O>>(
         &self,
         sources: Vec<Source<'_, I>>,
-        kernel: &std::sync::Arc<KernelInner>,
+        kernel: &std::sync::Arc<KernelDef>,
         placement: Placement,
     ) -> Result<Run<M>> {
         let (inputs, n) = Inputs::of(sources, kernel)?;
@@ -229,7 +229,7 @@ impl Runtime {
     fn reduce_sources<I: Element, O: Element>(
         &self,
         sources: Vec<Source<'_, I>>,
-        kernel: &std::sync::Arc<KernelInner>,
+        kernel: &std::sync::Arc<KernelDef>,
         op: Reduce,
         placement: Placement,
     ) -> Result<Run<O>> {

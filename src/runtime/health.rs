@@ -5,7 +5,7 @@
 use super::Runtime;
 use crate::device::{DeviceInfo, Task};
 use crate::kernel::reduce::Reduce;
-use crate::kernel::KernelInner;
+use crate::kernel::Bound;
 use crate::report::Recovery;
 use crate::schedule::exec::Failure;
 use crate::sync::lock;
@@ -49,7 +49,7 @@ impl Runtime {
     /// ones whose probe is due and passes on this call's first elements.
     pub(super) fn healthy(
         &self,
-        kernel: &KernelInner,
+        kernel: &Bound,
         inputs: &[&[u32]],
         n: usize,
         op: Option<Reduce>,

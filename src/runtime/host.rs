@@ -10,7 +10,7 @@ use super::{Run, Runtime};
 use crate::device::{Task, Timed};
 use crate::error::Result;
 use crate::kernel::reduce::{Partial, Reduce};
-use crate::kernel::{Element, KernelInner, ScalarType};
+use crate::kernel::{Element, KernelDef, ScalarType};
 use crate::placement::Placement;
 use crate::schedule::place::place;
 use crate::sync::{into_inner, lock};
@@ -40,7 +40,7 @@ impl Runtime {
     /// A map over `n` elements of host data (each input as 32-bit patterns).
     pub(super) fn map_host<O: Element>(
         &self,
-        kernel: &Arc<KernelInner>,
+        kernel: &Arc<KernelDef>,
         inputs: &[&[u32]],
         n: usize,
         placement: Placement,
@@ -68,7 +68,7 @@ impl Runtime {
     /// A reduction over `n` elements of host data: the combined value's bits.
     pub(super) fn reduce_host(
         &self,
-        kernel: &Arc<KernelInner>,
+        kernel: &Arc<KernelDef>,
         op: Reduce,
         inputs: &[&[u32]],
         n: usize,

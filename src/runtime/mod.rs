@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use crate::device::{Device, DeviceInfo, DeviceResources};
 use crate::error::{Error, Result};
 use crate::kernel::reduce::Reduce;
-use crate::kernel::{Element, KernelInner};
+use crate::kernel::{Bound, Element};
 use crate::report::Report;
 use crate::schedule::auto::Call;
 use crate::schedule::model::Models;
@@ -181,7 +181,7 @@ impl Runtime {
     /// The call as the scheduler sees it.
     fn call<'a>(
         &'a self,
-        kernel: &'a Arc<KernelInner>,
+        kernel: &'a Bound,
         inputs: &'a [&'a [u32]],
         op: Option<Reduce>,
         healthy: &'a [bool],

@@ -8,7 +8,7 @@ use crate::device::ShareStats;
 use crate::error::{Error, Result};
 use crate::kernel::reduce::{Partial, Reduce};
 use crate::kernel::wgsl::{REDUCE_PER_GROUP, WORKGROUP_SIZE};
-use crate::kernel::KernelInner;
+use crate::kernel::KernelDef;
 use crate::transfer::staging::{Compute, Job, Streamed};
 use crate::transfer::{plan_chunks, Link, TransferStats};
 
@@ -17,7 +17,7 @@ impl GpuDevice {
     /// `run`): compiled or from the cache, then streamed.
     pub(super) fn map_streamed(
         &self,
-        kernel: &KernelInner,
+        kernel: &KernelDef,
         inputs: &[&[u32]],
         first_index: u64,
         out: &mut [u32],
@@ -34,7 +34,7 @@ impl GpuDevice {
     /// one partial per workgroup comes back, and the host combines them.
     pub(super) fn reduce_streamed(
         &self,
-        kernel: &KernelInner,
+        kernel: &KernelDef,
         op: Reduce,
         inputs: &[&[u32]],
         first_index: u64,

@@ -12,7 +12,7 @@ use crate::device::{Resident, ShareStats};
 use crate::error::{Error, Result};
 use crate::kernel::reduce::{Partial, Reduce};
 use crate::kernel::wgsl::{REDUCE_PER_GROUP, WORKGROUP_SIZE};
-use crate::kernel::KernelInner;
+use crate::kernel::KernelDef;
 use crate::transfer::staging::{grid, Kind, Pool, PARAMS_BYTES};
 
 /// A part of an array held in a GPU's memory: a storage buffer from the device's pool
@@ -165,7 +165,7 @@ impl GpuDevice {
     /// `Memory::run`).
     pub(super) fn map_parts(
         &self,
-        kernel: &KernelInner,
+        kernel: &KernelDef,
         inputs: &[&dyn Resident],
         first_index: u64,
     ) -> Result<(Arc<dyn Resident>, ShareStats, f64)> {
@@ -187,7 +187,7 @@ impl GpuDevice {
     /// data stays, one partial per workgroup comes back.
     pub(super) fn reduce_parts(
         &self,
-        kernel: &KernelInner,
+        kernel: &KernelDef,
         op: Reduce,
         inputs: &[&dyn Resident],
         first_index: u64,

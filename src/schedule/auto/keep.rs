@@ -97,7 +97,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hybrid-keep-{}", std::process::id()));
         let models = Arc::new(Models::new(&infos, &[false, false], dir));
         let k = Kernel::map(|x: Expr<f32>| x * 2.0);
-        let kernel = k.inner().clone();
+        let kernel = k.inner().bind();
         let call = Call {
             devices: &devices,
             infos: &infos,

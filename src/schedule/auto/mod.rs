@@ -19,7 +19,7 @@ use super::plan::Cost;
 use crate::device::{Device, DeviceInfo, DeviceKind, ShareStats};
 use crate::error::Result;
 use crate::kernel::reduce::Reduce;
-use crate::kernel::KernelInner;
+use crate::kernel::Bound;
 use crate::report::Forecast;
 
 pub(crate) use keep::keep_or_move;
@@ -36,7 +36,7 @@ pub(crate) struct Call<'a> {
     pub(crate) devices: &'a [Arc<dyn Device>],
     pub(crate) infos: &'a [DeviceInfo],
     pub(crate) models: &'a Arc<Models>,
-    pub(crate) kernel: &'a Arc<KernelInner>,
+    pub(crate) kernel: &'a Bound,
     pub(crate) inputs: &'a [&'a [u32]],
     pub(crate) virtual_clock: bool,
     /// `None` for a map; a reduction's operation (its models are its own).

@@ -5,7 +5,6 @@
 use super::Call;
 use crate::device::{Task, Timed};
 use crate::error::Result;
-use crate::kernel::KernelInner;
 use crate::report::secs;
 
 /// The largest probe run.
@@ -74,7 +73,7 @@ fn probe_as(
         return Ok(());
     }
     let d = &call.devices[local];
-    let kernel: &KernelInner = call.kernel;
+    let kernel = call.kernel;
     let mut out = vec![0u32; if call.op.is_some() { 0 } else { m }];
     let mut sizes = vec![(m / 16).max(1), (m / 4).max(1), m];
     if !d.is_virtual() {

@@ -150,7 +150,7 @@ fn threads<'o, T: Send>(ctx: &Ctx<'_, T>, line: Line<'o, T>) -> Result<Left<'o, 
     let t0 = Instant::now();
     let worker = |j: usize| {
         let (m, cv) = &shared;
-        let lock = || m.lock().unwrap_or_else(|e| e.into_inner());
+        let lock = || crate::sync::lock(m);
         loop {
             let step = {
                 let mut g = lock();
@@ -199,17 +199,13 @@ fn threads<'o, T: Send>(ctx: &Ctx<'_, T>, line: Line<'o, T>) -> Result<Left<'o, 
         worker(l - 1);
         for (j, h) in handles {
             if h.join().is_err() {
-                let mut g = shared.0.lock().unwrap_or_else(|e| e.into_inner());
+                let mut g = crate::sync::lock(&shared.0);
                 let dev = g.dev(j);
                 g.fail(ctx.panicked(dev));
             }
         }
     });
-    shared
-        .0
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-        .outcomes()
+    crate::sync::into_inner(shared.0).outcomes()
 }
 
 #[cfg(test)]

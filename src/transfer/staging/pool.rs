@@ -82,7 +82,7 @@ impl Pool {
     /// Bytes held by idle buffers.
     #[cfg(test)]
     pub(crate) fn idle_bytes(&self) -> u64 {
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let idle = crate::sync::lock(&self.idle);
         idle.iter().map(|b| b.buffer.size()).sum()
     }
 
@@ -93,7 +93,7 @@ impl Pool {
 
     /// Releases every idle buffer (memory pressure).
     pub(crate) fn clear(&self) {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        crate::sync::lock(&self.idle).clear();
     }
 
     /// A buffer of `kind` with at least `bytes`, reused when one is idle. An
@@ -102,7 +102,7 @@ impl Pool {
         let size = size_class(bytes);
         let now = Instant::now();
         {
-            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let mut idle = crate::sync::lock(&self.idle);
             idle.retain(|b| now.duration_since(b.since) < IDLE_RELEASE);
             if let Some(i) = idle
                 .iter()
@@ -123,21 +123,18 @@ impl Pool {
     /// Returns a buffer for reuse (an upload buffer must be mapped for writing again).
     pub(crate) fn give(&self, kind: Kind, buffer: wgpu::Buffer) {
         let now = Instant::now();
-        self.idle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Idle {
-                kind,
-                buffer,
-                since: now,
-            });
+        crate::sync::lock(&self.idle).push(Idle {
+            kind,
+            buffer,
+            since: now,
+        });
         self.trim(now);
     }
 
     /// Drops buffers idle too long, then the oldest ones until under the byte bound.
     fn trim(&self, now: Instant) {
         let max = self.max_idle_bytes.load(Ordering::Relaxed);
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = crate::sync::lock(&self.idle);
         idle.retain(|b| now.duration_since(b.since) < IDLE_RELEASE);
         let mut total: u64 = idle.iter().map(|b| b.buffer.size()).sum();
         while total > max && !idle.is_empty() {
