@@ -9,22 +9,27 @@ use crate::kernel::reduce::Reduce;
 use crate::kernel::{Element, Expr, Kernel, KernelDef};
 use crate::placement::Placement;
 
-/// Inputs of one call, in the one kind the call runs over.
-enum Inputs<'a, T> {
-    Host(Vec<&'a [T]>),
+/// Inputs of one call, in the one kind the call runs over. Host data stays in an
+/// array on the stack: a call over host data allocates nothing before it is placed.
+enum Inputs<'a, const N: usize> {
+    /// Host data, as 32-bit patterns.
+    Host([&'a [u32]; N]),
     /// Arrays; host data given beside an array is made an array (copied) first.
-    Arrays(Vec<Array<T>>),
+    Arrays(Vec<Array<u32>>),
 }
 
-impl<'a, T: Element> Inputs<'a, T> {
+impl<'a, const N: usize> Inputs<'a, N> {
     /// Checks that the inputs have one length and the kernel takes as many.
-    fn of(sources: Vec<Source<'a, T>>, kernel: &KernelDef) -> Result<(Inputs<'a, T>, usize)> {
+    fn of<T: Element>(
+        sources: [Source<'a, T>; N],
+        kernel: &KernelDef,
+    ) -> Result<(Inputs<'a, N>, usize)> {
         let len = |s: &Source<'_, T>| match s {
             Source::Host(h) => h.len(),
             Source::Array(a) => a.len(),
         };
         let n = sources.first().map_or(0, len);
-        for s in &sources[1..] {
+        for s in &sources {
             if len(s) != n {
                 return Err(Error::LengthMismatch {
                     left: n,
@@ -33,34 +38,29 @@ impl<'a, T: Element> Inputs<'a, T> {
             }
         }
         let want = kernel.program()?.inputs.len();
-        if want != sources.len() {
+        if want != N {
             return Err(Error::WrongArity {
                 expected: want,
-                given: sources.len(),
+                given: N,
             });
         }
-        let inputs = if sources.iter().all(|s| matches!(s, Source::Host(_))) {
-            Inputs::Host(
-                sources
-                    .into_iter()
-                    .filter_map(|s| match s {
-                        Source::Host(h) => Some(h),
-                        Source::Array(_) => None,
-                    })
-                    .collect(),
-            )
-        } else {
-            Inputs::Arrays(
-                sources
-                    .into_iter()
-                    .map(|s| match s {
-                        Source::Host(h) => Array::from_slice(h),
-                        Source::Array(a) => a.clone(),
-                    })
-                    .collect(),
-            )
-        };
-        Ok((inputs, n))
+        let mut host: [&[u32]; N] = [&[]; N];
+        for (h, s) in host.iter_mut().zip(&sources) {
+            match s {
+                Source::Host(x) => *h = bytemuck::cast_slice(x),
+                Source::Array(_) => {
+                    let arrays = sources
+                        .iter()
+                        .map(|s| match s {
+                            Source::Host(h) => Array::from_slice(h).retype(),
+                            Source::Array(a) => (*a).clone().retype(),
+                        })
+                        .collect();
+                    return Ok((Inputs::Arrays(arrays), n));
+                }
+            }
+        }
+        Ok((Inputs::Host(host), n))
     }
 }
 
@@ -74,7 +74,7 @@ impl Runtime {
         kernel: &Kernel<I, O>,
         placement: Placement,
     ) -> Result<Run<X::Mapped<O>>> {
-        self.map_sources(vec![xs.source()], kernel.inner(), placement)
+        self.map_sources([xs.source()], kernel.inner(), placement)
     }
 
     /// Applies a two-input kernel to every pair `(a[i], b[i])`: both host data (any
@@ -93,7 +93,7 @@ impl Runtime {
         X: Input<I> + ?Sized,
         Y: Input<I, Mapped<O> = X::Mapped<O>> + ?Sized,
     {
-        self.map_sources(vec![a.source(), b.source()], kernel.inner(), placement)
+        self.map_sources([a.source(), b.source()], kernel.inner(), placement)
     }
 
     /// Applies a one-input kernel to every element of `xs` (host data or an array)
@@ -107,7 +107,7 @@ impl Runtime {
         op: Reduce,
         placement: Placement,
     ) -> Result<Run<O>> {
-        self.reduce_sources(vec![xs.source()], kernel.inner(), op, placement)
+        self.reduce_sources([xs.source()], kernel.inner(), op, placement)
     }
 
     /// Applies a two-input kernel to every pair `(a[i], b[i])` and combines the values
@@ -126,7 +126,7 @@ impl Runtime {
         X: Input<I> + ?Sized,
         Y: Input<I, Mapped<O> = X::Mapped<O>> + ?Sized,
     {
-        self.reduce_sources(vec![a.source(), b.source()], kernel.inner(), op, placement)
+        self.reduce_sources([a.source(), b.source()], kernel.inner(), op, placement)
     }
 
     /// The sum of `xs` ([`Reduce::Sum`] of the identity kernel).
@@ -198,16 +198,15 @@ impl Runtime {
     }
 
     /// A map over inputs of one kind: host data gives a `Vec`, arrays an `Array`.
-    fn map_sources<I: Element, O: Element, M: Mapped<O>>(
+    fn map_sources<I: Element, O: Element, M: Mapped<O>, const N: usize>(
         &self,
-        sources: Vec<Source<'_, I>>,
+        sources: [Source<'_, I>; N],
         kernel: &std::sync::Arc<KernelDef>,
         placement: Placement,
     ) -> Result<Run<M>> {
         let (inputs, n) = Inputs::of(sources, kernel)?;
         match inputs {
-            Inputs::Host(xs) => {
-                let bits: Vec<&[u32]> = xs.iter().map(|x| bytemuck::cast_slice(x)).collect();
+            Inputs::Host(bits) => {
                 let run = self.map_host::<O>(kernel, &bits, n, placement)?;
                 Ok(Run {
                     output: M::from_vec(run.output),
@@ -226,19 +225,16 @@ impl Runtime {
     }
 
     /// A reduction over inputs of one kind.
-    fn reduce_sources<I: Element, O: Element>(
+    fn reduce_sources<I: Element, O: Element, const N: usize>(
         &self,
-        sources: Vec<Source<'_, I>>,
+        sources: [Source<'_, I>; N],
         kernel: &std::sync::Arc<KernelDef>,
         op: Reduce,
         placement: Placement,
     ) -> Result<Run<O>> {
         let (inputs, n) = Inputs::of(sources, kernel)?;
         let run = match inputs {
-            Inputs::Host(xs) => {
-                let bits: Vec<&[u32]> = xs.iter().map(|x| bytemuck::cast_slice(x)).collect();
-                self.reduce_host(kernel, op, &bits, n, placement)?
-            }
+            Inputs::Host(bits) => self.reduce_host(kernel, op, &bits, n, placement)?,
             Inputs::Arrays(arrays) => {
                 let views: Vec<_> = arrays.iter().map(Array::view).collect();
                 self.array_reduce(kernel, op, &views, placement)?

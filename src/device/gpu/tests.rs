@@ -19,13 +19,16 @@ fn device() -> Option<GpuDevice> {
             .trim()
             .to_ascii_lowercase()
     };
-    if var("HYBRID_BACKEND") == "cpu" {
+    // the same rule as tests/common: a required GPU is never skipped, not even when
+    // HYBRID_BACKEND=cpu leaves GPUs out
+    let required = var("HYBRID_REQUIRE_GPU") == "1";
+    if var("HYBRID_BACKEND") == "cpu" && !required {
         eprintln!("skipped: HYBRID_BACKEND=cpu");
         return None;
     }
     match discover() {
         Ok(mut d) if !d.is_empty() => Some(d.swap_remove(0)),
-        Ok(_) | Err(_) if var("HYBRID_REQUIRE_GPU") == "1" => {
+        Ok(_) | Err(_) if required => {
             panic!("HYBRID_REQUIRE_GPU=1 but no gpu: {:?}", discover().err())
         }
         other => {
