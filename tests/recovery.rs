@@ -155,6 +155,45 @@ fn an_unhealthy_device_is_probed_and_stays_out_while_it_fails() {
     assert!(rt.health()[1].1.is_some());
 }
 
+/// A GPU that fails its first probe is not probed again on every later call (each
+/// would pay for the probe and still give the GPU nothing): Auto runs on the CPU and
+/// says once why the GPU has no model.
+#[test]
+fn a_gpu_whose_probe_fails_is_not_probed_on_every_call() {
+    let dir = std::env::temp_dir().join(format!("hybrid-probe-fail-{}", std::process::id()));
+    let build = || {
+        Runtime::builder()
+            .cache_dir(&dir)
+            .fail_gpu_after_chunks(0)
+            .build()
+    };
+    let Some(rt) = common::gpu_runtime_with(build) else {
+        return;
+    };
+    let k = Kernel::map2(|a: Expr<f32>, b: Expr<f32>| a.mul_add(&b, 0.25));
+    let xs: Vec<f32> = (0..1 << 18).map(|i| (i % 97) as f32).collect();
+    let mut probes = 0;
+    for _ in 0..4 {
+        let run = rt
+            .map2(&xs, &xs, &k, Placement::Auto)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(run.output[96], 96.0f32.mul_add(96.0, 0.25));
+        assert!(
+            run.report.shares().iter().all(|s| !s.kind().is_gpu()),
+            "{}",
+            run.report
+        );
+        probes += run
+            .report
+            .notes()
+            .iter()
+            .filter(|n| n.contains("probe failed"))
+            .count();
+    }
+    assert_eq!(probes, 1, "the failed probe is paid once");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The default devices, with 256 KiB transfer chunks and a GPU whose chunks fail
 /// after the first `chunks`.
 fn faulty_gpu(chunks: u64) -> hybrid::Result<Runtime> {

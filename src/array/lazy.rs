@@ -77,9 +77,12 @@ impl<'a, I: Element, T: Element> Lazy<'a, I, T> {
     /// The kernel fusing every stage, when fusion is on and possible (hand-written
     /// kernels are opaque to it).
     pub(crate) fn fused(&self) -> Result<Option<Arc<KernelDef>>> {
-        if !self.fuse || self.stages.len() < 2 || self.stages.iter().any(|k| k.custom().is_some()) {
+        if !self.fuse || self.stages.iter().any(|k| k.custom().is_some()) {
             return Ok(None);
         }
-        KernelDef::fused(&self.stages).map(Some)
+        match self.stages.split_first() {
+            Some((first, rest)) if !rest.is_empty() => KernelDef::fused(first, rest).map(Some),
+            _ => Ok(None),
+        }
     }
 }

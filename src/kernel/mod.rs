@@ -105,17 +105,12 @@ impl KernelDef {
         }
     }
 
-    /// The one-input kernels `stages`, applied one after another, as one kernel (see
+    /// The one-input kernels `first` then `rest`, applied one after another, as one kernel (see
     /// [`Program::then`]): each stage's parameter values are read now, as a call
     /// binds them. Hand-written stages cannot be fused (their WGSL is opaque).
-    pub(crate) fn fused(stages: &[Arc<KernelDef>]) -> Result<Arc<KernelDef>> {
+    pub(crate) fn fused(first: &Arc<KernelDef>, rest: &[Arc<KernelDef>]) -> Result<Arc<KernelDef>> {
         let opaque = || crate::Error::InvalidKernel {
             reason: "a hand-written kernel cannot be fused with others".into(),
-        };
-        let Some((first, rest)) = stages.split_first() else {
-            return Err(crate::Error::InvalidKernel {
-                reason: "nothing to fuse".into(),
-            });
         };
         if first.custom().is_some() {
             return Err(opaque());
@@ -446,7 +441,7 @@ mod tests {
             want = eval(&k.inner().bind(), &want);
         }
         let inners: Vec<Arc<KernelDef>> = stages.iter().map(|k| k.inner().clone()).collect();
-        let fused = KernelDef::fused(&inners).unwrap_or_else(|e| panic!("{e}"));
+        let fused = KernelDef::fused(&inners[0], &inners[1..]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(eval(&fused, &xs), want);
         // one program: the first stage's input is the only input, params carried
         let p = fused.program().unwrap_or_else(|e| panic!("{e}"));
@@ -477,7 +472,7 @@ mod tests {
         // (WGSL rejects a constant division by zero)
         let zero = Kernel::map(|_x: Expr<i32>| Expr::constant(0i32));
         let inv = Kernel::map(|x: Expr<i32>| Expr::constant(7i32) / x.clone() + x % 0i32);
-        let fused = KernelDef::fused(&[zero.inner().clone(), inv.inner().clone()])
+        let fused = KernelDef::fused(zero.inner(), &[inv.inner().clone()])
             .unwrap_or_else(|e| panic!("{e}"));
         let p = fused.program().unwrap_or_else(|e| panic!("{e}"));
         assert!(p.body.is_empty(), "everything folds: {:?}", p.body);
@@ -485,7 +480,7 @@ mod tests {
         assert_eq!(p.result, program::Operand::Const(ScalarType::I32, 7));
         // stages of the wrong type are an error, not a bad program
         let f2u = Kernel::map(|x: Expr<u32>| x + 1u32);
-        assert!(KernelDef::fused(&[zero.inner().clone(), f2u.inner().clone()]).is_err());
+        assert!(KernelDef::fused(zero.inner(), &[f2u.inner().clone()]).is_err());
     }
 
     #[test]

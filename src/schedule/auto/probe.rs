@@ -32,7 +32,12 @@ pub(super) fn unmodelled(call: &Call<'_>, hash: u64, n: usize) -> Result<Vec<Str
             let t = std::time::Instant::now();
             let data = sample(call.inputs, n);
             let r = probe(call, hash, dev, &data);
-            call.models.end_probe(hash, dev);
+            // A probe that failed is not tried again for this kernel: every later
+            // call would pay for it again and still give the device nothing. The
+            // device stays without a model for the kernel, so Auto leaves it out.
+            if r.is_ok() {
+                call.models.end_probe(hash, dev);
+            }
             call.models.save(true);
             let name = &call.infos[dev].name;
             notes.push(match r {
@@ -42,7 +47,9 @@ pub(super) fn unmodelled(call: &Call<'_>, hash: u64, n: usize) -> Result<Vec<Str
                     secs(t.elapsed().as_secs_f64())
                 ),
                 // a device that fails its probe gets no model and is not used
-                Err(e) => format!("{name} had no model for this kernel and its probe failed: {e}"),
+                Err(e) => format!(
+                    "{name} had no model for this kernel and its probe failed: {e}; not probed again for it"
+                ),
             });
         }
     }
