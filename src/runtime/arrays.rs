@@ -206,11 +206,14 @@ impl Runtime {
         }
         let layout = inputs.first().map(ArrayRef::layout).unwrap_or_default();
         if layout.iter().any(|p| p.owner != 0) {
-            let ranges = |a: &ArrayRef<'_>| -> Vec<(Range<usize>, u64)> {
-                a.layout().into_iter().map(|p| (p.range, p.owner)).collect()
-            };
-            let first = inputs.first().map(ranges).unwrap_or_default();
-            let same = inputs.iter().all(|a| ranges(a) == first);
+            // the other inputs' parts: the same ranges on the same devices?
+            let same = inputs.iter().skip(1).all(|a| {
+                let l = a.layout();
+                l.len() == layout.len()
+                    && l.iter()
+                        .zip(&layout)
+                        .all(|(p, q)| p.range == q.range && p.owner == q.owner)
+            });
             let call = quiet(self.call(kernel, &[], op, &healthy));
             match resident(&call, &layout, same, inputs.len(), &mut units, runner)? {
                 Residency::Kept(decided) => return Ok((decided, notes, read.bytes_from_device)),
