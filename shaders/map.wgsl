@@ -15,5 +15,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let index = params.base + li;
 {{body}}
-    out[li] = {{result}};
+{{store}}
 }

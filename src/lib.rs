@@ -157,7 +157,9 @@ pub use device::DeviceResources;
 pub use device::{DeviceInfo, DeviceKind};
 pub use error::{Error, Result};
 pub use kernel::{
-    fold, index, select, Element, Expr, Integer, Kernel, Numeric, Param, Reduce, Scalar, ScalarType,
+    fold, fold_while, fold_with, index, select, Arg, Args, Carry, Element, Expr, InType, InTypes,
+    Integer, Kernel, Numeric, OutTypes, Param, Reduce, Results, Scalar, ScalarType, Table,
+    TableIndex,
 };
 pub use placement::Placement;
 pub use report::{Forecast, Recovery, Report, Share};

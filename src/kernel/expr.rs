@@ -95,24 +95,49 @@ pub(crate) enum Node {
     MulAdd(NodeRef, NodeRef, NodeRef),
     /// `min(max(x, lo), hi)`.
     Clamp(NodeRef, NodeRef, NodeRef),
-    /// `acc = init; for i in 0..count { acc = body(acc, i) }`.
-    Fold {
-        count: u32,
-        init: NodeRef,
-        acc: u32,
-        counter: u32,
-        body: NodeRef,
+    /// Element `index` (an `i32` or `u32` node) of whole-array input `table`: an
+    /// index outside the table reads its nearest element, or `default` where given.
+    Load {
+        table: u8,
+        index: NodeRef,
+        default: Option<NodeRef>,
     },
+    /// The number of elements of whole-array input `table`, `u32`.
+    TableLen(u8),
+    /// Output `k` of a loop: its carried value `k`, or for `k == carries`, the number
+    /// of iterations it ran.
+    LoopOut(Arc<LoopNode>, usize),
 }
 
-/// A typed node.
+/// A loop, shared by the nodes of its outputs: `carries = inits; trips = 0; while
+/// trips < count && cond { carries = nexts; trips += 1 }`, where `cond` and `nexts`
+/// read the carries (`vars`) and the counter (`trips` so far).
 #[derive(Debug)]
-pub(crate) struct NodeData {
+#[doc(hidden)]
+pub struct LoopNode {
+    /// Most iterations, `u32`.
+    pub(crate) count: NodeRef,
+    pub(crate) inits: Vec<NodeRef>,
+    /// The carried values' variables, by process-unique id.
+    pub(crate) vars: Vec<u32>,
+    /// The counter's variable.
+    pub(crate) counter: u32,
+    /// Checked before each iteration; the loop stops when it is false.
+    pub(crate) cond: Option<NodeRef>,
+    pub(crate) nexts: Vec<NodeRef>,
+}
+
+/// A typed node. (Public in name only: the module is private; it appears in the
+/// signatures of sealed traits' hidden methods.)
+#[derive(Debug)]
+#[doc(hidden)]
+pub struct NodeData {
     pub(crate) ty: ScalarType,
     pub(crate) node: Node,
 }
 
-pub(crate) type NodeRef = Arc<NodeData>;
+#[doc(hidden)]
+pub type NodeRef = Arc<NodeData>;
 
 /// A symbolic value of type `T` inside a kernel: an input element, a constant, or an
 /// expression over them. Clone it to use a value twice; the tree shares it, and the
@@ -226,12 +251,37 @@ pub fn select<T: Scalar>(
 
 static NEXT_VAR: AtomicU32 = AtomicU32::new(0);
 
+/// `n` fresh loop variables' ids.
+pub(crate) fn fresh_vars(n: u32) -> u32 {
+    NEXT_VAR.fetch_add(n, Ordering::Relaxed)
+}
+
+/// A variable of a loop, as an expression (its type is `T`).
+pub(crate) fn var<T: Scalar>(id: u32) -> Expr<T> {
+    mk(Node::Var(id))
+}
+
+/// An expression of type `T` over any node (the caller knows its type is `T`).
+pub(crate) fn typed<T: Scalar>(node: NodeRef) -> Expr<T> {
+    Expr {
+        node,
+        _t: PhantomData,
+    }
+}
+
+/// A node of type `ty` (for the loop and table builders).
+pub(crate) fn node(ty: ScalarType, node: Node) -> NodeRef {
+    Arc::new(NodeData { ty, node })
+}
+
 /// A bounded loop with a constant trip count: `acc = init`, then for `i` in
 /// `0..count`, `acc = body(acc, i)`; the value is the final `acc`.
 ///
 /// The body closure runs once, when the kernel is built. It may use values from
 /// outside the loop; those that do not depend on `acc` or `i` are computed once, before
-/// the loop.
+/// the loop. For several carried values, a trip count known only at the call, or a
+/// loop that stops early, see [`fold_with`](crate::fold_with) and
+/// [`fold_while`](crate::fold_while).
 ///
 /// ```
 /// use hybrid::{fold, Expr, Kernel};
@@ -244,16 +294,18 @@ pub fn fold<A: Scalar>(
     init: impl Into<Expr<A>>,
     body: impl FnOnce(Expr<A>, Expr<u32>) -> Expr<A>,
 ) -> Expr<A> {
-    let acc = NEXT_VAR.fetch_add(2, Ordering::Relaxed);
+    let acc = fresh_vars(2);
     let counter = acc + 1;
-    let out = body(mk(Node::Var(acc)), mk(Node::Var(counter)));
-    mk(Node::Fold {
-        count,
-        init: init.into().node,
-        acc,
+    let next = body(var(acc), var(counter));
+    let lp = LoopNode {
+        count: Expr::constant(count).node,
+        inits: vec![init.into().node],
+        vars: vec![acc],
         counter,
-        body: out.node,
-    })
+        cond: None,
+        nexts: vec![next.node],
+    };
+    mk(Node::LoopOut(Arc::new(lp), 0))
 }
 
 impl<T: Numeric> Expr<T> {

@@ -14,11 +14,14 @@
 pub(crate) mod custom;
 pub(crate) mod eval;
 pub(crate) mod expr;
+mod loops;
 pub(crate) mod ops;
 pub(crate) mod param;
 pub(crate) mod program;
 pub(crate) mod reduce;
 mod scalar;
+pub(crate) mod sig;
+mod table;
 pub(crate) mod wgsl;
 
 use std::borrow::Cow;
@@ -28,6 +31,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::Result;
 pub use expr::{fold, index, select, Expr};
+pub use loops::{fold_while, fold_with, Carry};
+pub use sig::{Arg, Args, InType, InTypes, OutTypes, Results};
+pub use table::{Table, TableIndex};
 pub use param::Param;
 use program::Program;
 pub use reduce::Reduce;
@@ -198,9 +204,9 @@ impl KernelDef {
             .clone()
     }
 
-    /// The program's output type.
+    /// The program's (first) output type.
     pub(crate) fn output_type(&self) -> Result<ScalarType> {
-        Ok(self.program()?.output)
+        Ok(self.program()?.output())
     }
 
     /// The CPU evaluation plan: for a kernel without parameters, made once; for one
@@ -225,7 +231,7 @@ impl KernelDef {
         if p.params.is_empty() {
             return c
                 .plan
-                .get_or_init(|| Ok(Arc::new(eval::Plan::new(p))))
+                .get_or_init(|| eval::Plan::new(p).map(Arc::new))
                 .clone();
         }
         let values = self.values();
@@ -241,7 +247,7 @@ impl KernelDef {
         }
         // Built outside the lock: another thread may build the same plan meanwhile,
         // which costs time, not correctness.
-        let plan = Arc::new(eval::Plan::new(&p.bind(&values)));
+        let plan = Arc::new(eval::Plan::new(&p.bind(&values))?);
         let mut bound = lock();
         if !bound.iter().any(|(v, _)| v[..] == values[..]) {
             bound.push((values.into_owned(), plan.clone()));
@@ -283,7 +289,7 @@ impl<I: Element, O: Element> Kernel<I, O> {
     }
 
     fn from_root(arity: usize, out: Expr<O>) -> Self {
-        let program = Program::lower(&[I::TYPE; 2][..arity], out.into_node());
+        let program = Program::lower(&[I::TYPE; 2][..arity], &[], vec![out.into_node()]);
         Kernel {
             inner: Arc::new(KernelDef::new(program)),
             _types: PhantomData,
@@ -331,9 +337,9 @@ impl<I: Element, O: Element> Kernel<I, O> {
         let types = [I::TYPE; 2];
         let program = Program {
             inputs: types[..arity].to_vec(),
-            output: O::TYPE,
+            tables: Vec::new(),
+            outputs: vec![(O::TYPE, program::Operand::Reg(0))],
             body: Vec::new(),
-            result: program::Operand::Reg(0),
             regs: vec![O::TYPE],
             params: Vec::new(),
         };
@@ -357,10 +363,51 @@ impl<I: Element, O: Element> Kernel<I, O> {
         self
     }
 
-    /// How many inputs the kernel takes (1 or 2).
+}
+
+impl<I: InTypes, O: OutTypes> Kernel<I, O> {
+    /// A kernel of any signature: `f` takes a tuple of arguments, each an element-wise
+    /// input `Expr<T>` or a whole-array input [`Table<T>`] (up to 12, of any mix of
+    /// element types), and returns one `Expr` or a tuple of up to 8 (each of its own
+    /// type). The kernel's type follows from the closure's:
+    /// `Kernel<(f32, f32, Table<u32>), (f32, u32)>`.
+    ///
+    /// ```
+    /// use hybrid::{Expr, Kernel};
+    /// // Black-Scholes' inputs in, (call, put) out
+    /// let k = Kernel::new(|(s, x, t): (Expr<f32>, Expr<f32>, Expr<f32>)| {
+    ///     let forward = x * (t * -0.02).exp();
+    ///     let intrinsic = (s.clone() - forward.clone()).max(0.0);
+    ///     (intrinsic.clone(), intrinsic - s + forward)
+    /// });
+    /// assert_eq!(k.arity(), 3);
+    /// ```
+    pub fn new<A, R>(f: impl FnOnce(A) -> R) -> Self
+    where
+        A: Args<Types = I>,
+        R: Results<Types = O>,
+    {
+        let roots = f(A::make()).into_nodes();
+        let (mut each, mut whole) = (Vec::new(), Vec::new());
+        for kind in I::KINDS {
+            match *kind {
+                sig::ArgKind::Each(t) => each.push(t),
+                sig::ArgKind::Whole(t) => whole.push(t),
+            }
+        }
+        let program = Program::lower(&each, &whole, roots);
+        Kernel {
+            inner: Arc::new(KernelDef::new(program)),
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<I, O> Kernel<I, O> {
+    /// How many inputs the kernel takes: element-wise inputs and tables.
     pub fn arity(&self) -> usize {
         match self.inner.program() {
-            Ok(p) => p.inputs.len(),
+            Ok(p) => p.inputs.len() + p.tables.len(),
             Err(_) => 0,
         }
     }
@@ -387,7 +434,8 @@ impl<I, O> fmt::Debug for Kernel<I, O> {
             Ok(p) => f
                 .debug_struct("Kernel")
                 .field("inputs", &p.inputs)
-                .field("output", &p.output)
+                .field("tables", &p.tables)
+                .field("outputs", &p.outputs)
                 .field("params", &p.params.len())
                 .field("instructions", &p.instruction_count())
                 .finish(),
@@ -477,7 +525,7 @@ mod tests {
         let p = fused.program().unwrap_or_else(|e| panic!("{e}"));
         assert!(p.body.is_empty(), "everything folds: {:?}", p.body);
         // WGSL's x / 0 == x: 7 / 0 == 7, and x % 0 == 0
-        assert_eq!(p.result, program::Operand::Const(ScalarType::I32, 7));
+        assert_eq!(p.result(), program::Operand::Const(ScalarType::I32, 7));
         // stages of the wrong type are an error, not a bad program
         let f2u = Kernel::map(|x: Expr<u32>| x + 1u32);
         assert!(KernelDef::fused(zero.inner(), &[f2u.inner().clone()]).is_err());

@@ -12,7 +12,13 @@ pub(super) fn count_uses(body: &[Instr], uses: &mut [u32]) {
     }
     for ins in body {
         match &ins.op {
-            Op::Input(_) | Op::Index | Op::Param(_) => {}
+            Op::Input(_) | Op::Index | Op::Param(_) | Op::TableLen(_) => {}
+            Op::Load { index, default, .. } => {
+                add(uses, index);
+                if let Some(d) = default {
+                    add(uses, d);
+                }
+            }
             Op::Unary(_, a) | Op::Cast(a) => add(uses, a),
             Op::Binary(_, a, b) => {
                 add(uses, a);
@@ -24,8 +30,14 @@ pub(super) fn count_uses(body: &[Instr], uses: &mut [u32]) {
                 add(uses, c);
             }
             Op::Loop(l) => {
-                add(uses, &l.init);
-                add(uses, &l.next);
+                add(uses, &l.count);
+                for o in l.inits.iter().chain(&l.nexts) {
+                    add(uses, o);
+                }
+                if let Some(c) = &l.cond {
+                    add(uses, &c.test);
+                    count_uses(&c.body, uses);
+                }
                 count_uses(&l.body, uses);
             }
         }
@@ -49,23 +61,42 @@ pub(super) fn liveness(
         last[ins.dst as usize] = last[ins.dst as usize].max(here);
         let mut uses: Vec<Operand> = Vec::new();
         match &ins.op {
-            Op::Input(_) | Op::Index | Op::Param(_) => {}
+            Op::Input(_) | Op::Index | Op::Param(_) | Op::TableLen(_) => {}
+            Op::Load { index, default, .. } => {
+                uses.push(*index);
+                uses.extend(*default);
+            }
             Op::Unary(_, a) | Op::Cast(a) => uses.push(*a),
             Op::Binary(_, a, b) => uses.extend([*a, *b]),
             Op::Select(a, b, c) | Op::MulAdd(a, b, c) | Op::Clamp(a, b, c) => {
                 uses.extend([*a, *b, *c])
             }
             Op::Loop(l) => {
-                uses.push(l.init);
-                let end = here + size(&l.body) + 1;
+                uses.extend(l.inits.iter().copied());
+                let cond: &[Instr] = l.cond.as_ref().map_or(&[], |c| &c.body);
+                let end = here + size(cond) + size(&l.body) + 1;
+                // the count is read at every iteration
+                record(last, def, l.count, end, loops);
                 loops.push((here, end));
                 def[l.counter as usize] = here;
+                for &c in &l.carries {
+                    def[c as usize] = here;
+                }
+                liveness(cond, def, last, pos, loops);
                 liveness(&l.body, def, last, pos, loops);
                 *pos = end;
-                record(last, def, l.next, end, loops);
+                if let Some(c) = &l.cond {
+                    record(last, def, c.test, end, loops);
+                }
+                for &n in &l.nexts {
+                    record(last, def, n, end, loops);
+                }
                 loops.pop();
-                last[ins.dst as usize] = last[ins.dst as usize].max(end);
-                last[l.counter as usize] = last[l.counter as usize].max(end);
+                for &c in l.carries.iter().chain([&l.counter]) {
+                    last[c as usize] = last[c as usize].max(end);
+                }
+                def[l.trips as usize] = end;
+                last[l.trips as usize] = last[l.trips as usize].max(end);
             }
         }
         for u in uses {
@@ -80,7 +111,7 @@ pub(super) fn liveness(
 fn size(body: &[Instr]) -> usize {
     body.iter()
         .map(|i| match &i.op {
-            Op::Loop(l) => size(&l.body) + 2,
+            Op::Loop(l) => size(&l.body) + l.cond.as_ref().map_or(0, |c| size(&c.body)) + 2,
             _ => 1,
         })
         .sum()

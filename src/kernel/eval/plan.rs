@@ -96,13 +96,36 @@ fn negate(ty: ScalarType, k: u32) -> u32 {
     }
 }
 
+/// What the evaluator cannot run yet, if `body` holds any.
+fn unsupported(body: &[Instr]) -> Option<&'static str> {
+    body.iter().find_map(|i| match &i.op {
+        Op::Load { .. } | Op::TableLen(_) => Some("table reads"),
+        Op::Loop(l) => {
+            if l.cond.is_some() || l.carries.len() != 1 || !matches!(l.count, Operand::Const(..)) {
+                Some("loops with conditions, several carries or a count known at the call")
+            } else {
+                unsupported(&l.body)
+            }
+        }
+        _ => None,
+    })
+}
+
 impl Plan {
     /// The plan for `prog`, a program with its parameters bound ([`Program::bind`]) or
     /// with none.
-    pub(crate) fn new(prog: &Program) -> Plan {
+    pub(crate) fn new(prog: &Program) -> crate::error::Result<Plan> {
+        if let Some(why) = unsupported(&prog.body).or_else(|| {
+            (prog.outputs.len() != 1 || !prog.tables.is_empty())
+                .then_some("several results or tables")
+        }) {
+            return Err(crate::error::Error::InvalidKernel {
+                reason: format!("the CPU evaluator cannot run {why} yet"),
+            });
+        }
         let mut uses = vec![0u32; prog.regs.len()];
         count_uses(&prog.body, &mut uses);
-        if let Operand::Reg(r) = prog.result {
+        if let Operand::Reg(r) = prog.result() {
             uses[r as usize] += 1;
         }
         let fused = Program {
@@ -113,7 +136,7 @@ impl Plan {
         let n = prog.regs.len();
         let mut uses = vec![0u32; n];
         count_uses(&prog.body, &mut uses);
-        if let Operand::Reg(r) = prog.result {
+        if let Operand::Reg(r) = prog.result() {
             uses[r as usize] += 1;
         }
         let mut pl = Planner {
@@ -136,25 +159,25 @@ impl Plan {
             &mut 0,
             &mut loops,
         );
-        if let Operand::Reg(r) = prog.result {
+        if let Operand::Reg(r) = prog.result() {
             pl.last_use[r as usize] = end + 1;
         }
         let steps = pl.plan_block(&prog.body);
-        let result = pl.src(prog.result);
+        let result = pl.src(prog.result());
         let direct = match (steps.last(), result) {
             (Some(last), Src::Slot(r)) => {
                 !matches!(last, Step::Loop { .. }) && step_dst(last) == Some(r)
             }
             _ => false,
         };
-        Plan {
+        Ok(Plan {
             steps,
             result,
             slots: pl.slots,
             counters: pl.counters,
             splats: pl.splats,
             direct,
-        }
+        })
     }
 }
 
@@ -266,6 +289,11 @@ impl Planner<'_> {
                     self.slot_of[d] = Some(Src::Input(*k));
                     None
                 }
+                Op::Load { .. } | Op::TableLen(_) => {
+                    // refused by `unsupported` before planning
+                    self.slot_of[d] = Some(Src::Imm(0));
+                    None
+                }
                 Op::Param(_) => {
                     // Parameters are bound to literals (Program::bind) before planning.
                     debug_assert!(false, "an unbound parameter reached the evaluator");
@@ -353,8 +381,12 @@ impl Planner<'_> {
                     })
                 }
                 Op::Loop(l) => {
-                    let init = self.src(l.init);
-                    used.push(l.init);
+                    let count = match l.count {
+                        Operand::Const(_, c) => c,
+                        Operand::Reg(_) => 0,
+                    };
+                    let init = self.src(l.inits[0]);
+                    used.push(l.inits[0]);
                     let acc = self.alloc();
                     self.slot_of[d] = Some(Src::Slot(acc));
                     let counter = self.counters as u16;
@@ -362,10 +394,10 @@ impl Planner<'_> {
                     self.slot_of[l.counter as usize] = Some(Src::Counter(counter));
                     let body = self.plan_block(&l.body);
                     self.pos += 1;
-                    let next = self.src(l.next);
-                    self.release(l.next, self.pos);
+                    let next = self.src(l.nexts[0]);
+                    self.release(l.nexts[0], self.pos);
                     Some(Step::Loop {
-                        count: l.count,
+                        count,
                         acc,
                         counter,
                         init,

@@ -3,7 +3,7 @@
 //! one pass).
 
 use super::fold::{fold, Folded};
-use super::{Instr, Loop, Op, Operand, Program};
+use super::{Cond, Instr, Loop, Op, Operand, Program};
 use crate::error::{Error, Result};
 use crate::kernel::scalar::ScalarType;
 
@@ -17,9 +17,13 @@ impl Program {
         let body = bind_block(&self.body, &self.regs, Some(values), &mut subst);
         Program {
             inputs: self.inputs.clone(),
-            output: self.output,
+            tables: self.tables.clone(),
+            outputs: self
+                .outputs
+                .iter()
+                .map(|&(t, o)| (t, substitute(o, &subst)))
+                .collect(),
             body,
-            result: substitute(self.result, &subst),
             regs: self.regs.clone(),
             params: self.params.clone(),
         }
@@ -32,12 +36,18 @@ impl Program {
     /// becomes constant (a `self` whose result is a literal) is folded again, so no
     /// constant expression reaches the WGSL compiler.
     pub(crate) fn then(&self, next: &Program) -> Result<Program> {
-        if next.inputs.len() != 1 || next.inputs[0] != self.output {
+        if next.inputs.len() != 1 || next.inputs[0] != self.output() || self.outputs.len() != 1
+        {
             return Err(Error::InvalidKernel {
                 reason: format!(
-                    "cannot fuse: the next stage takes {:?}, this one gives {}",
-                    next.inputs, self.output
+                    "cannot fuse: the next stage takes {:?}, this one gives {:?}",
+                    next.inputs, self.outputs
                 ),
+            });
+        }
+        if !self.tables.is_empty() || !next.tables.is_empty() || next.outputs.len() != 1 {
+            return Err(Error::InvalidKernel {
+                reason: "cannot fuse stages that read tables or give several results".into(),
             });
         }
         let reg_off = self.regs.len() as u32;
@@ -46,16 +56,19 @@ impl Program {
         regs.extend_from_slice(&next.regs);
         let moved = shift_block(&next.body, reg_off, param_off);
         let mut subst: Vec<Option<Operand>> = vec![None; regs.len()];
-        mark_inputs(&moved, self.result, &mut subst);
+        mark_inputs(&moved, self.result(), &mut subst);
         let mut body = self.body.clone();
         body.extend(bind_block(&moved, &regs, None, &mut subst));
         let mut params = self.params.clone();
         params.extend_from_slice(&next.params);
         Ok(Program {
             inputs: self.inputs.clone(),
-            output: next.output,
+            tables: Vec::new(),
+            outputs: vec![(
+                next.output(),
+                substitute(shift(next.result(), reg_off), &subst),
+            )],
             body,
-            result: substitute(shift(next.result, reg_off), &subst),
             regs,
             params,
         })
@@ -95,7 +108,16 @@ fn bind_block(
                 }
                 None => ins.op.clone(),
             },
-            Op::Input(_) | Op::Index => ins.op.clone(),
+            Op::Input(_) | Op::Index | Op::TableLen(_) => ins.op.clone(),
+            Op::Load {
+                table,
+                index,
+                default,
+            } => Op::Load {
+                table: *table,
+                index: s(*index, subst),
+                default: default.map(|d| s(d, subst)),
+            },
             Op::Unary(u, a) => Op::Unary(*u, s(*a, subst)),
             Op::Binary(b, x, y) => Op::Binary(*b, s(*x, subst), s(*y, subst)),
             Op::Select(c, a, b) => Op::Select(s(*c, subst), s(*a, subst), s(*b, subst)),
@@ -103,15 +125,34 @@ fn bind_block(
             Op::MulAdd(a, b, c) => Op::MulAdd(s(*a, subst), s(*b, subst), s(*c, subst)),
             Op::Clamp(a, b, c) => Op::Clamp(s(*a, subst), s(*b, subst), s(*c, subst)),
             Op::Loop(l) => {
-                let init = s(l.init, subst);
+                let count = s(l.count, subst);
+                let inits: Vec<Operand> = l.inits.iter().map(|&i| s(i, subst)).collect();
+                if count == Operand::Const(ScalarType::U32, 0) {
+                    // no iteration: the carries keep their initial values
+                    for (&c, &i) in l.carries.iter().zip(&inits) {
+                        subst[c as usize] = Some(i);
+                    }
+                    subst[l.trips as usize] = Some(Operand::Const(ScalarType::U32, 0));
+                    continue;
+                }
+                let cond = l.cond.as_ref().map(|c| {
+                    let body = bind_block(&c.body, regs, values, subst);
+                    Cond {
+                        body,
+                        test: s(c.test, subst),
+                    }
+                });
                 let body = bind_block(&l.body, regs, values, subst);
-                let next = s(l.next, subst);
+                let nexts = l.nexts.iter().map(|&n| s(n, subst)).collect();
                 Op::Loop(Box::new(Loop {
-                    count: l.count,
-                    init,
+                    count,
+                    carries: l.carries.clone(),
+                    inits,
                     counter: l.counter,
+                    cond,
                     body,
-                    next,
+                    nexts,
+                    trips: l.trips,
                 }))
             }
         };
@@ -146,12 +187,28 @@ fn shift_block(body: &[Instr], regs: u32, params: u32) -> Vec<Instr> {
                 Op::Cast(a) => Op::Cast(s(a)),
                 Op::MulAdd(a, b, c) => Op::MulAdd(s(a), s(b), s(c)),
                 Op::Clamp(a, b, c) => Op::Clamp(s(a), s(b), s(c)),
+                Op::TableLen(t) => Op::TableLen(*t),
+                Op::Load {
+                    table,
+                    index,
+                    default,
+                } => Op::Load {
+                    table: *table,
+                    index: s(index),
+                    default: default.as_ref().map(s),
+                },
                 Op::Loop(l) => Op::Loop(Box::new(Loop {
-                    count: l.count,
-                    init: s(&l.init),
+                    count: s(&l.count),
+                    carries: l.carries.iter().map(|c| c + regs).collect(),
+                    inits: l.inits.iter().map(s).collect(),
                     counter: l.counter + regs,
+                    cond: l.cond.as_ref().map(|c| Cond {
+                        body: shift_block(&c.body, regs, params),
+                        test: s(&c.test),
+                    }),
                     body: shift_block(&l.body, regs, params),
-                    next: s(&l.next),
+                    nexts: l.nexts.iter().map(s).collect(),
+                    trips: l.trips + regs,
                 })),
             },
         })
@@ -163,7 +220,12 @@ fn mark_inputs(body: &[Instr], value: Operand, subst: &mut [Option<Operand>]) {
     for ins in body {
         match &ins.op {
             Op::Input(_) => subst[ins.dst as usize] = Some(value),
-            Op::Loop(l) => mark_inputs(&l.body, value, subst),
+            Op::Loop(l) => {
+                if let Some(c) = &l.cond {
+                    mark_inputs(&c.body, value, subst);
+                }
+                mark_inputs(&l.body, value, subst)
+            }
             _ => {}
         }
     }

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::fold::{fold, Folded};
-use super::{Instr, Loop, Op, Operand, Program};
+use super::{Cond, Instr, Loop, Op, Operand, Program};
 use crate::error::{Error, Result};
-use crate::kernel::expr::{BinOp, Node, NodeData, NodeRef};
+use crate::kernel::expr::{BinOp, LoopNode, Node, NodeData, NodeRef};
 use crate::kernel::param::ParamRef;
 use crate::kernel::{ops, scalar::ScalarType};
 
@@ -19,16 +19,25 @@ pub(crate) const MAX_PARAMS: usize = 16_000;
 const COMPILER_STACK: usize = 256 << 20;
 
 impl Program {
-    /// Lowers the tree rooted at `root` (consumed: it is dropped on the compiler thread).
-    pub(crate) fn lower(inputs: &[ScalarType], root: NodeRef) -> Result<Program> {
+    /// Lowers the trees rooted at `roots`, one per result (consumed: they are dropped
+    /// on the compiler thread), for a kernel with element-wise `inputs` and whole-array
+    /// `tables` of the given types.
+    pub(crate) fn lower(
+        inputs: &[ScalarType],
+        tables: &[ScalarType],
+        roots: Vec<NodeRef>,
+    ) -> Result<Program> {
         let inputs = inputs.to_vec();
+        let tables = tables.to_vec();
         std::thread::scope(|s| {
             let worker = std::thread::Builder::new()
                 .name("hybrid-compile".into())
                 .stack_size(COMPILER_STACK)
                 .spawn_scoped(s, move || {
-                    let out = Lowering::new(inputs).run(&root);
-                    drop_deep(root);
+                    let out = Lowering::new(inputs, tables).run(&roots);
+                    for root in roots {
+                        drop_deep(root);
+                    }
                     out
                 });
             match worker {
@@ -56,8 +65,24 @@ fn drop_deep(root: NodeRef) {
                 Node::Select(a, b, c) | Node::MulAdd(a, b, c) | Node::Clamp(a, b, c) => {
                     stack.extend([a, b, c])
                 }
-                Node::Fold { init, body, .. } => stack.extend([init, body]),
-                Node::Input(_) | Node::Index | Node::Const(..) | Node::Var(_) | Node::Param(_) => {}
+                Node::Load { index, default, .. } => {
+                    stack.push(index);
+                    stack.extend(default);
+                }
+                Node::LoopOut(lp, _) => {
+                    if let Ok(lp) = Arc::try_unwrap(lp) {
+                        stack.push(lp.count);
+                        stack.extend(lp.inits);
+                        stack.extend(lp.cond);
+                        stack.extend(lp.nexts);
+                    }
+                }
+                Node::Input(_)
+                | Node::Index
+                | Node::Const(..)
+                | Node::Var(_)
+                | Node::Param(_)
+                | Node::TableLen(_) => {}
             }
         }
     }
@@ -76,6 +101,9 @@ struct Frame {
 
 struct Lowering {
     inputs: Vec<ScalarType>,
+    tables: Vec<ScalarType>,
+    /// Loop -> (its outputs: carried registers then trips, frame level, generation).
+    loops: HashMap<usize, (Vec<Operand>, usize, u64)>,
     regs: Vec<ScalarType>,
     frames: Vec<Frame>,
     next_gen: u64,
@@ -91,9 +119,11 @@ struct Lowering {
 }
 
 impl Lowering {
-    fn new(inputs: Vec<ScalarType>) -> Self {
+    fn new(inputs: Vec<ScalarType>, tables: Vec<ScalarType>) -> Self {
         Lowering {
             inputs,
+            tables,
+            loops: HashMap::new(),
             regs: Vec::new(),
             frames: vec![Frame {
                 gen: 0,
@@ -109,16 +139,26 @@ impl Lowering {
         }
     }
 
-    fn run(mut self, root: &NodeRef) -> Result<Program> {
+    fn run(mut self, roots: &[NodeRef]) -> Result<Program> {
+        if roots.is_empty() {
+            return Err(Error::InvalidKernel {
+                reason: "a kernel must give at least one result".into(),
+            });
+        }
         let mut seen = HashMap::new();
-        self.free_vars(root, 0, &mut seen)?;
-        let result = self.lower(root)?;
+        for root in roots {
+            self.free_vars(root, 0, &mut seen)?;
+        }
+        let mut outputs = Vec::with_capacity(roots.len());
+        for root in roots {
+            outputs.push((root.ty, self.lower(root)?));
+        }
         let frame = self.frames.pop().map(|f| f.instrs).unwrap_or_default();
         Ok(Program {
             inputs: self.inputs,
-            output: root.ty,
+            tables: self.tables,
+            outputs,
             body: frame,
-            result,
             regs: self.regs,
             params: self.params,
         })
@@ -146,8 +186,25 @@ impl Lowering {
             }
         };
         match &n.node {
-            Node::Input(_) | Node::Index | Node::Const(..) | Node::Param(_) => {}
+            Node::Input(_) | Node::Index | Node::Const(..) | Node::Param(_) | Node::TableLen(_) => {}
             Node::Var(v) => vars.push(*v),
+            Node::Load { index, default, .. } => {
+                for x in std::iter::once(index).chain(default) {
+                    self.free_vars(x, depth + 1, seen)?;
+                    add(self, x);
+                }
+            }
+            Node::LoopOut(lp, _) => {
+                let children = std::iter::once(&lp.count)
+                    .chain(&lp.inits)
+                    .chain(&lp.cond)
+                    .chain(&lp.nexts);
+                for x in children {
+                    self.free_vars(x, depth + 1, seen)?;
+                    add(self, x);
+                }
+                vars.retain(|v| !lp.vars.contains(v) && *v != lp.counter);
+            }
             Node::Unary(_, a) | Node::Cast(a) => {
                 self.free_vars(a, depth + 1, seen)?;
                 add(self, a);
@@ -163,19 +220,6 @@ impl Lowering {
                     self.free_vars(x, depth + 1, seen)?;
                     add(self, x);
                 }
-            }
-            Node::Fold {
-                init,
-                body,
-                acc,
-                counter,
-                ..
-            } => {
-                self.free_vars(init, depth + 1, seen)?;
-                self.free_vars(body, depth + 1, seen)?;
-                add(self, init);
-                add(self, body);
-                vars.retain(|v| v != acc && v != counter);
             }
         }
         vars.sort_unstable();
@@ -270,6 +314,42 @@ impl Lowering {
                 self.emit(0, ty, Op::Param(k))
             }
             Node::Const(t, bits) => Operand::Const(*t, *bits),
+            Node::TableLen(t) => {
+                self.table(*t, None)?;
+                self.emit(0, ty, Op::TableLen(*t))
+            }
+            Node::Load {
+                table,
+                index,
+                default,
+            } => {
+                self.table(*table, Some(ty))?;
+                let index = self.lower(index)?;
+                let default = match default {
+                    Some(d) => Some(self.lower(d)?),
+                    None => None,
+                };
+                self.emit(
+                    level,
+                    ty,
+                    Op::Load {
+                        table: *table,
+                        index,
+                        default,
+                    },
+                )
+            }
+            Node::LoopOut(lp, k) => {
+                let outs = self.lower_loop(level, lp)?;
+                match outs.get(*k) {
+                    Some(o) => *o,
+                    None => {
+                        return Err(Error::InvalidKernel {
+                            reason: format!("loop output {k} of {}", outs.len()),
+                        })
+                    }
+                }
+            }
             Node::Var(v) => Operand::Reg(self.var(*v)?.2),
             Node::Unary(op, a) => {
                 let a = self.lower(a)?;
@@ -307,20 +387,6 @@ impl Lowering {
                 let (a, b, c) = (self.lower(a)?, self.lower(b)?, self.lower(c)?);
                 self.fold_or_emit(level, ty, Op::Clamp(a, b, c))
             }
-            Node::Fold {
-                count,
-                init,
-                acc,
-                counter,
-                body,
-            } => {
-                let init = self.lower(init)?;
-                if *count == 0 {
-                    init
-                } else {
-                    self.lower_fold(level, ty, *count, init, (*acc, *counter), body)?
-                }
-            }
         };
         let l = match out {
             Operand::Reg(_) => level,
@@ -331,17 +397,54 @@ impl Lowering {
         Ok(out)
     }
 
-    fn lower_fold(
-        &mut self,
-        level: usize,
-        ty: ScalarType,
-        count: u32,
-        init: Operand,
-        (acc, counter): (u32, u32),
-        body: &NodeRef,
-    ) -> Result<Operand> {
-        // The loop lives in frame `level`; frames above it (deeper loops this fold does
-        // not depend on) are set aside while its body is lowered.
+    /// Checks that table `t` exists (and, for a read, that its elements are `ty`).
+    fn table(&self, t: u8, ty: Option<ScalarType>) -> Result<()> {
+        match self.tables.get(t as usize) {
+            Some(&have) if ty.is_none_or(|ty| ty == have) => Ok(()),
+            Some(have) => Err(Error::InvalidKernel {
+                reason: format!("table {t} holds {have}, read as {ty:?}"),
+            }),
+            None => Err(Error::InvalidKernel {
+                reason: format!(
+                    "table {t} used by a kernel with {} table(s)",
+                    self.tables.len()
+                ),
+            }),
+        }
+    }
+
+    /// The outputs of loop `lp` (its carried values, then its trip count), lowered
+    /// once into frame `level` however many of its outputs are used.
+    fn lower_loop(&mut self, level: usize, lp: &Arc<LoopNode>) -> Result<Vec<Operand>> {
+        let id = Arc::as_ptr(lp) as usize;
+        if let Some((outs, l, g)) = self.loops.get(&id) {
+            if self.frames.get(*l).map(|f| f.gen) == Some(*g) {
+                return Ok(outs.clone());
+            }
+        }
+        let outs = self.emit_loop(level, lp)?;
+        let g = self.frames[level].gen;
+        self.loops.insert(id, (outs.clone(), level, g));
+        Ok(outs)
+    }
+
+    fn emit_loop(&mut self, level: usize, lp: &LoopNode) -> Result<Vec<Operand>> {
+        let u32_const = |v: u32| Operand::Const(ScalarType::U32, v);
+        let count = self.lower(&lp.count)?;
+        let mut inits = Vec::with_capacity(lp.inits.len());
+        for i in &lp.inits {
+            inits.push(self.lower(i)?);
+        }
+        let none = |inits: Vec<Operand>| {
+            let mut outs = inits;
+            outs.push(u32_const(0));
+            outs
+        };
+        if count == u32_const(0) || inits.is_empty() {
+            return Ok(none(inits));
+        }
+        // The loop lives in frame `level`; frames above it (deeper loops this loop does
+        // not depend on) are set aside while its condition and body are lowered.
         let detached = self.frames.split_off(level + 1);
         let gen = self.next_gen;
         self.next_gen += 1;
@@ -350,29 +453,66 @@ impl Lowering {
             instrs: Vec::new(),
             cse: HashMap::new(),
         });
-        let acc_reg = self.regs.len() as u32;
-        self.regs.push(ty);
-        let counter_reg = acc_reg + 1;
+        let mut carries = Vec::with_capacity(lp.vars.len());
+        for (v, init) in lp.vars.iter().zip(&lp.inits) {
+            let r = self.regs.len() as u32;
+            self.regs.push(init.ty);
+            self.vars.insert(*v, (level + 1, gen, r));
+            carries.push(r);
+        }
+        let counter = self.regs.len() as u32;
         self.regs.push(ScalarType::U32);
-        self.vars.insert(acc, (level + 1, gen, acc_reg));
-        self.vars.insert(counter, (level + 1, gen, counter_reg));
-        let next = self.lower(body);
+        self.vars.insert(lp.counter, (level + 1, gen, counter));
+        let inner = (|| -> Result<_> {
+            let test = match &lp.cond {
+                Some(c) => Some(self.lower(c)?),
+                None => None,
+            };
+            let split = self.frames.last().map_or(0, |f| f.instrs.len());
+            let mut nexts = Vec::with_capacity(lp.nexts.len());
+            for n in &lp.nexts {
+                nexts.push(self.lower(n)?);
+            }
+            Ok((test, split, nexts))
+        })();
         let frame = self.frames.pop();
         self.frames.extend(detached);
-        let next = next?;
-        let body = frame.map(|f| f.instrs).unwrap_or_default();
+        let (test, split, nexts) = inner?;
+        let mut body = frame.map(|f| f.instrs).unwrap_or_default();
+        let cond = match test {
+            // a condition that always holds is no condition
+            Some(Operand::Const(_, c)) if c != 0 => None,
+            // one that never holds runs nothing
+            Some(Operand::Const(..)) => return Ok(none(inits)),
+            Some(test) => {
+                let rest = body.split_off(split.min(body.len()));
+                let cond_body = std::mem::replace(&mut body, rest);
+                Some(Cond {
+                    body: cond_body,
+                    test,
+                })
+            }
+            None => None,
+        };
+        let trips = self.regs.len() as u32;
+        self.regs.push(ScalarType::U32);
         let lp = Loop {
             count,
-            init,
-            counter: counter_reg,
+            carries: carries.clone(),
+            inits,
+            counter,
+            cond,
             body,
-            next,
+            nexts,
+            trips,
         };
         self.frames[level].instrs.push(Instr {
-            dst: acc_reg,
+            dst: carries[0],
             op: Op::Loop(Box::new(lp)),
         });
-        Ok(Operand::Reg(acc_reg))
+        let mut outs: Vec<Operand> = carries.into_iter().map(Operand::Reg).collect();
+        outs.push(Operand::Reg(trips));
+        Ok(outs)
     }
 }
 

@@ -46,6 +46,16 @@ pub(crate) enum Op {
     Index,
     /// The value of parameter `k` of [`Program::params`].
     Param(u32),
+    /// Element `index` (an `i32` or `u32` operand) of table `table`: an index outside
+    /// the table reads its nearest element, or `default` where given; an empty table
+    /// reads `default`, else zero.
+    Load {
+        table: u8,
+        index: Operand,
+        default: Option<Operand>,
+    },
+    /// The number of elements of table `table` (`u32`).
+    TableLen(u8),
     Unary(UnOp, Operand),
     Binary(BinOp, Operand, Operand),
     /// `cond ? a : b`.
@@ -54,19 +64,48 @@ pub(crate) enum Op {
     Cast(Operand),
     MulAdd(Operand, Operand, Operand),
     Clamp(Operand, Operand, Operand),
-    /// A counted loop; the instruction's destination is the accumulator register.
+    /// A loop; the instruction's destination is its first carried register, and it
+    /// defines every register of [`Loop::carries`] and [`Loop::trips`].
     Loop(Box<Loop>),
 }
 
-/// `acc = init; for counter in 0..count { body; acc = next }`.
+/// ```text
+/// carries = inits; counter = 0
+/// loop {
+///     if counter >= count { break }
+///     cond.body; if !cond.test { break }
+///     body; carries = nexts (all at once); counter += 1
+/// }
+/// trips = counter
+/// ```
+/// `cond.body` and `body` are one scope: the body may read what the condition
+/// computed. Lowering gives every loop at least one carried value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Loop {
-    pub(crate) count: u32,
-    pub(crate) init: Operand,
-    /// The counter's register (u32).
+    /// Most iterations (`u32`): a literal, a register that is the same for every
+    /// element (a parameter, a table's length), or a per-element value.
+    pub(crate) count: Operand,
+    /// The carried values' registers, read inside the loop and holding the final
+    /// values after it.
+    pub(crate) carries: Vec<u32>,
+    pub(crate) inits: Vec<Operand>,
+    /// The counter's register (`u32`), read inside the loop.
     pub(crate) counter: u32,
+    /// The early-exit condition, when the loop has one.
+    pub(crate) cond: Option<Cond>,
     pub(crate) body: Vec<Instr>,
-    pub(crate) next: Operand,
+    /// Each carried value after one more iteration, computed by `cond.body` and `body`.
+    pub(crate) nexts: Vec<Operand>,
+    /// The register that holds the number of iterations run, after the loop (`u32`).
+    pub(crate) trips: u32,
+}
+
+/// A loop's condition: `body` computes `test` (`bool`) from the carried values and
+/// the counter, before each iteration.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Cond {
+    pub(crate) body: Vec<Instr>,
+    pub(crate) test: Operand,
 }
 
 /// `dst = op`.
@@ -79,11 +118,13 @@ pub(crate) struct Instr {
 /// A lowered kernel.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Program {
-    /// The element type of each input (one or two).
+    /// The element type of each element-wise input.
     pub(crate) inputs: Vec<ScalarType>,
-    pub(crate) output: ScalarType,
+    /// The element type of each whole-array input (table).
+    pub(crate) tables: Vec<ScalarType>,
+    /// Each result's type and value (at least one).
+    pub(crate) outputs: Vec<(ScalarType, Operand)>,
     pub(crate) body: Vec<Instr>,
-    pub(crate) result: Operand,
     /// The type of each register.
     pub(crate) regs: Vec<ScalarType>,
     /// The kernel's parameters, in order of first appearance; `Op::Param(k)` reads
@@ -100,12 +141,27 @@ impl Program {
         }
     }
 
-    /// Number of instructions, loop bodies included.
+    /// The first result's type (a reduction's, a fused stage's: kernels with one
+    /// result).
+    pub(crate) fn output(&self) -> ScalarType {
+        self.outputs.first().map_or(ScalarType::U32, |o| o.0)
+    }
+
+    /// The first result's value.
+    pub(crate) fn result(&self) -> Operand {
+        self.outputs
+            .first()
+            .map_or(Operand::Const(ScalarType::U32, 0), |o| o.1)
+    }
+
+    /// Number of instructions, loop bodies and conditions included.
     pub(crate) fn instruction_count(&self) -> usize {
         fn count(body: &[Instr]) -> usize {
             body.iter()
                 .map(|i| match &i.op {
-                    Op::Loop(l) => 1 + count(&l.body),
+                    Op::Loop(l) => {
+                        1 + count(&l.body) + l.cond.as_ref().map_or(0, |c| count(&c.body))
+                    }
                     _ => 1,
                 })
                 .sum()

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use crate::kernel::expr::{BinOp, UnOp};
-use crate::kernel::program::{Instr, Op, Operand, Program};
+use crate::kernel::program::{Instr, Loop, Op, Operand, Program};
 use crate::kernel::scalar::ScalarType::{self, Bool, F32, I32, U32};
 
 /// Writes WGSL statements for a program, noting the helpers they call.
@@ -43,23 +43,95 @@ impl<'a> Gen<'a> {
     fn instr(&mut self, i: &Instr, depth: usize) {
         let ty = self.p.regs[i.dst as usize];
         let dst = i.dst;
-        if let Op::Loop(l) = &i.op {
-            let init = self.operand(l.init);
-            self.line(depth, &format!("var r{dst}: {ty} = {init};"));
-            let c = l.counter;
-            let n = l.count;
-            self.line(
-                depth,
-                &format!("for (var r{c}: u32 = 0u; r{c} < {n}u; r{c} += 1u) {{"),
-            );
-            self.block(&l.body, depth + 1);
-            let next = self.operand(l.next);
-            self.line(depth + 1, &format!("r{dst} = {next};"));
-            self.line(depth, "}");
-            return;
+        match &i.op {
+            Op::Loop(l) => return self.looped(l, depth),
+            Op::Load {
+                table,
+                index,
+                default,
+            } => return self.load(dst, ty, *table, *index, *default, depth),
+            _ => {}
         }
         let e = self.expr(ty, &i.op);
         self.line(depth, &format!("let r{dst}: {ty} = {e};"));
+    }
+
+    /// A loop as WGSL statements: the carried values are `var`s, the counter a `var`
+    /// checked against the count, the condition a `break`; the next values are taken
+    /// into `let`s first, so every carry is updated from the previous iteration's
+    /// values (a swap stays a swap).
+    fn looped(&mut self, l: &Loop, depth: usize) {
+        for (&c, &init) in l.carries.iter().zip(&l.inits) {
+            let t = self.p.regs[c as usize];
+            let init = self.operand(init);
+            self.line(depth, &format!("var r{c}: {t} = {init};"));
+        }
+        let n = l.counter;
+        let count = self.operand(l.count);
+        self.line(depth, &format!("var r{n}: u32 = 0u;"));
+        self.line(depth, "loop {");
+        self.line(depth + 1, &format!("if (r{n} >= {count}) {{ break; }}"));
+        if let Some(c) = &l.cond {
+            self.block(&c.body, depth + 1);
+            let test = self.operand(c.test);
+            self.line(depth + 1, &format!("if (!({test})) {{ break; }}"));
+        }
+        self.block(&l.body, depth + 1);
+        for (&c, &next) in l.carries.iter().zip(&l.nexts) {
+            let t = self.p.regs[c as usize];
+            let next = self.operand(next);
+            self.line(depth + 1, &format!("let n{c}: {t} = {next};"));
+        }
+        for &c in &l.carries {
+            self.line(depth + 1, &format!("r{c} = n{c};"));
+        }
+        self.line(depth + 1, &format!("r{n} += 1u;"));
+        self.line(depth, "}");
+        self.line(depth, &format!("let r{}: u32 = r{n};", l.trips));
+    }
+
+    /// A table read. The global index is clamped into the table (or, with a default,
+    /// checked against it), then made local to the part of the table this device
+    /// holds (`start`, `held` elements) and clamped into that too, so no index
+    /// whatever its value reads outside the buffer; an empty table reads the default,
+    /// or zero.
+    fn load(
+        &mut self,
+        dst: u32,
+        ty: ScalarType,
+        table: u8,
+        index: Operand,
+        default: Option<Operand>,
+        depth: usize,
+    ) {
+        let info = |k: usize| {
+            let at = self.p.params.len() + 3 * table as usize + k;
+            format!("params.user[{}][{}]", at / 4, at % 4)
+        };
+        let (len, start, held) = (info(0), info(1), info(2));
+        let i = self.operand(index);
+        let (global, inside) = match self.p.ty(index) {
+            I32 => (
+                format!("u32(max({i}, 0i))"),
+                format!("({i} >= 0i && u32({i}) < {len})"),
+            ),
+            _ => (i.clone(), format!("({i} < {len})")),
+        };
+        let g = format!("min({global}, max({len}, 1u) - 1u)");
+        let local = format!("min({g} - {start}, max({held}, 1u) - 1u)");
+        let word = format!("tbl{table}[{local}]");
+        let value = match ty {
+            U32 => word,
+            _ => format!("bitcast<{ty}>({word})"),
+        };
+        let (fallback, ok) = match default {
+            Some(d) => (self.operand(d), inside),
+            None => (literal(ty, 0), format!("({len} > 0u)")),
+        };
+        self.line(
+            depth,
+            &format!("let r{dst}: {ty} = select({fallback}, {value}, {ok});"),
+        );
     }
 
     pub(super) fn helper(&mut self, name: &'static str, args: &[String]) -> String {
@@ -114,8 +186,12 @@ impl<'a> Gen<'a> {
                     format!("min(max({x}, {lo}), {hi})")
                 }
             }
-            // Loops are emitted as statements by `instr`.
-            Op::Loop(_) => String::new(),
+            Op::TableLen(t) => {
+                let at = self.p.params.len() + 3 * *t as usize;
+                format!("params.user[{}][{}]", at / 4, at % 4)
+            }
+            // Loops and table reads are emitted as statements by `instr`.
+            Op::Loop(_) | Op::Load { .. } => String::new(),
         }
     }
 

@@ -60,9 +60,14 @@ pub(crate) struct Shader {
     pub(crate) source: String,
     /// FNV-1a of `source`: the kernel's stable id and the pipeline cache key.
     pub(crate) hash: u64,
-    /// Number of input bindings (0..inputs); the output is binding `inputs`, the
-    /// parameters `inputs + 1`.
+    /// Number of element-wise input bindings (`0..inputs`); the tables follow
+    /// (`inputs..inputs + tables`), then the output, then the uniform block.
     pub(crate) inputs: u32,
+    /// Number of table bindings.
+    pub(crate) tables: u32,
+    /// Results per element: the output holds element `i`'s result `k` at
+    /// `i * outputs + k`.
+    pub(crate) outputs: u32,
     /// Bytes of the uniform block: [`HEADER_BYTES`], then the kernel's parameter
     /// values ([`uniform_bytes`]).
     pub(crate) uniform_bytes: u64,
@@ -76,6 +81,8 @@ impl Shader {
             source,
             hash,
             inputs,
+            tables: 0,
+            outputs: 1,
             uniform_bytes: HEADER_BYTES,
         }
     }
@@ -83,14 +90,25 @@ impl Shader {
 
 /// The compute shader computing `p` for one element per thread.
 /// A hand-written kernel's `user` body is called in place of the program's body.
+/// Element `i`'s results go to `out[i * M + k]` for `M` results.
 pub(crate) fn generate(p: &Program, user: Option<&str>) -> Shader {
     let parts = prepare(p, "elements", user);
-    let result = match p.result {
-        // The output is stored as its bit pattern: a constant needs no conversion.
-        Operand::Const(_, bits) => format!("{bits:#010x}u"),
-        o => format!("bitcast<u32>({})", parts.gen.operand(o)),
-    };
-    instantiate(TEMPLATE, p, parts, &[("result", result)])
+    let m = p.outputs.len();
+    let mut store = String::new();
+    for (k, &(_, o)) in p.outputs.iter().enumerate() {
+        // Results are stored as their bit patterns: a constant needs no conversion.
+        let value = match o {
+            Operand::Const(_, bits) => format!("{bits:#010x}u"),
+            o => format!("bitcast<u32>({})", parts.gen.operand(o)),
+        };
+        let at = match m {
+            1 => "li".to_string(),
+            _ => format!("li * {m}u + {k}u"),
+        };
+        let _ = writeln!(store, "    out[{at}] = {value};");
+    }
+    let store = store.trim_end().to_string();
+    instantiate(TEMPLATE, p, parts, &[("store", store)])
 }
 
 /// The compute shader mapping `p` over [`REDUCE_PER_GROUP`] elements per workgroup
@@ -98,9 +116,9 @@ pub(crate) fn generate(p: &Program, user: Option<&str>) -> Shader {
 /// [`super::reduce`] for the order of combination and the error bound).
 pub(crate) fn generate_reduce(p: &Program, op: Reduce, user: Option<&str>) -> Shader {
     let mut parts = prepare(p, "partials, one per workgroup", user);
-    let ty = p.output;
+    let ty = p.output();
     let g = &mut parts.gen;
-    let result = g.operand(p.result);
+    let result = g.operand(p.result());
     let combine = match (op, ty) {
         (Reduce::Sum, _) => "a + b".to_string(),
         (Reduce::Min, F32) => g.helper("min_f32", &["a".into(), "b".into()]),
@@ -133,7 +151,7 @@ struct Parts<'p> {
 /// `template` with `{{params}}` spliced in, then every `{{name}}` filled: from
 /// `parts`, the program, and `own` (what the kernel's kind adds).
 fn instantiate(template: &str, p: &Program, parts: Parts<'_>, own: &[(&str, String)]) -> Shader {
-    let arity = p.inputs.len();
+    let arity = p.inputs.len() + p.tables.len();
     let common = [
         ("signature", parts.signature),
         ("bindings", parts.bindings),
@@ -149,8 +167,10 @@ fn instantiate(template: &str, p: &Program, parts: Parts<'_>, own: &[(&str, Stri
         .map(|(name, value)| (*name, value.as_str()))
         .collect();
     let source = fill(&template.replace("{{params}}", params_struct()), &values);
-    let mut shader = Shader::from_source(source, arity as u32);
-    shader.uniform_bytes = uniform_bytes(p.params.len());
+    let mut shader = Shader::from_source(source, p.inputs.len() as u32);
+    shader.tables = p.tables.len() as u32;
+    shader.outputs = p.outputs.len() as u32;
+    shader.uniform_bytes = uniform_bytes(user_words(p));
     shader
 }
 
@@ -185,14 +205,24 @@ fn params_struct() -> &'static str {
         .trim_end()
 }
 
-/// The uniform block's field holding the kernel's parameters (none without).
+/// Words of the uniform block after its header: the kernel's parameter values, then
+/// three per table (its length, the global index of the first element this device
+/// holds, and how many it holds).
+pub(crate) fn user_words(p: &Program) -> usize {
+    p.params.len() + 3 * p.tables.len()
+}
+
+/// The uniform block's field holding the kernel's parameters and table extents (none
+/// without).
 fn params_field(p: &Program) -> String {
-    match p.params.len() {
+    let (n, t) = (p.params.len(), p.tables.len());
+    match user_words(p) {
         0 => String::new(),
-        n => format!(
-            "\n    // The kernel's {n} parameter(s), as bit patterns: parameter k is\n    \
+        words => format!(
+            "\n    // The kernel's {n} parameter(s), as bit patterns, then for each of its\n    \
+             // {t} table(s): length, first element held, elements held. Word k is\n    \
              // user[k / 4][k % 4].\n    user: array<vec4<u32>, {}>,",
-            n.div_ceil(4)
+            words.div_ceil(4)
         ),
     }
 }
@@ -221,7 +251,7 @@ fn prepare<'p>(p: &'p Program, out_what: &str, user: Option<&str>) -> Parts<'p> 
                 extra,
                 "\n// hand-written\nfn hy_user({}, index: u32) -> {} {{\n{}\n}}\n",
                 params.join(", "),
-                p.output,
+                p.output(),
                 body.trim_end()
             );
             let args: Vec<String> = p
@@ -234,7 +264,7 @@ fn prepare<'p>(p: &'p Program, out_what: &str, user: Option<&str>) -> Parts<'p> 
                 1,
                 &format!(
                     "let r0: {} = hy_user({}, index);",
-                    p.output,
+                    p.output(),
                     args.join(", ")
                 ),
             );
@@ -248,15 +278,26 @@ fn prepare<'p>(p: &'p Program, out_what: &str, user: Option<&str>) -> Parts<'p> 
              @group(0) @binding({k}) var<storage, read> in{k}: array<u32>;"
         );
     }
-    let arity = p.inputs.len();
+    let n = p.inputs.len();
+    for (t, ty) in p.tables.iter().enumerate() {
+        let _ = writeln!(
+            bindings,
+            "// table {t}: the {ty} elements of a whole-array input this device holds\n\
+             @group(0) @binding({}) var<storage, read> tbl{t}: array<u32>;",
+            n + t
+        );
+    }
+    let arity = n + p.tables.len();
+    let outs: Vec<&str> = p.outputs.iter().map(|o| o.0.name()).collect();
     let _ = write!(
         bindings,
-        "// output: {} {out_what}, as bit patterns\n\
+        "// output: ({}) {out_what}, as bit patterns, the results of one element together\n\
          @group(0) @binding({arity}) var<storage, read_write> out: array<u32>;",
-        p.output
+        outs.join(", ")
     );
-    let ins: Vec<&str> = p.inputs.iter().map(|t| t.name()).collect();
-    let signature = format!("({}) -> {}", ins.join(", "), p.output);
+    let mut ins: Vec<String> = p.inputs.iter().map(|t| t.name().to_string()).collect();
+    ins.extend(p.tables.iter().map(|t| format!("table<{t}>")));
+    let signature = format!("({}) -> ({})", ins.join(", "), outs.join(", "));
     Parts {
         gen: g,
         bindings,
@@ -490,7 +531,7 @@ mod tests {
                 })
             })
         }));
-        assert_eq!(s.matches("for (var").count(), 2, "{s}");
+        assert_eq!(s.matches("loop {").count(), 2, "{s}");
         // A fold over integers with the counter as the next value.
         shader(&Kernel::map(|x: Expr<u32>| fold(4, x, |_acc, i| i)));
         // Sequential folds, the second using the first.
