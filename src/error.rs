@@ -67,7 +67,17 @@ pub enum Error {
         /// What the driver said.
         reason: String,
     },
-    /// The inputs of a two-input kernel have different lengths.
+    /// A device cannot take this kernel: it binds more buffers than the device
+    /// allows, or a table larger than one of its buffers. The device is left out of
+    /// the call; this is the call's error only when no device can take it.
+    #[error("device {device} cannot run this kernel: {reason}")]
+    DeviceCannot {
+        /// The device.
+        device: String,
+        /// What it lacks.
+        reason: String,
+    },
+    /// The element-wise inputs of a kernel have different lengths.
     #[error("input lengths differ: {left} and {right}")]
     LengthMismatch {
         /// Length of the first input.

@@ -162,8 +162,8 @@ pub use kernel::{
     TableIndex,
 };
 pub use placement::Placement;
-pub use report::{Forecast, Recovery, Report, Share};
-pub use runtime::{Backend, Run, Runtime, RuntimeBuilder};
+pub use report::{Forecast, InputMove, Recovery, Report, Sent, Share};
+pub use runtime::{ArgData, Backend, CallData, Run, Runtime, RuntimeBuilder};
 pub use transfer::{Calibration, Link, LinkDir, TransferConfig, TransferStats};
 
 /// Applies `kernel` to every element of `xs` on the global runtime, wherever is best
@@ -209,6 +209,41 @@ pub fn reduce2<I: Element, O: Element>(
 ) -> Result<O> {
     Ok(Runtime::global()?
         .reduce2(a, b, kernel, op, Placement::Auto)?
+        .output)
+}
+
+/// Runs a kernel of any signature ([`Kernel::new`]: several inputs of their own types,
+/// tables, several results) over host data on the global runtime, wherever is best
+/// ([`Placement::Auto`]): one entry of `data` per argument, one `Vec` per result. See
+/// [`Runtime::call`].
+pub fn call<I: InTypes, O: OutTypes, D: CallData<I>>(
+    kernel: &Kernel<I, O>,
+    data: D,
+) -> Result<O::Host> {
+    Ok(Runtime::global()?.call(kernel, data, Placement::Auto)?.output)
+}
+
+/// [`call`] over `n` elements, for a kernel whose arguments are all tables. See
+/// [`Runtime::call_over`].
+pub fn call_over<I: InTypes, O: OutTypes, D: CallData<I>>(
+    n: usize,
+    kernel: &Kernel<I, O>,
+    data: D,
+) -> Result<O::Host> {
+    Ok(Runtime::global()?
+        .call_over(n, kernel, data, Placement::Auto)?
+        .output)
+}
+
+/// A kernel of any signature with one result, its values combined with `op`, on the
+/// global runtime. See [`Runtime::call_reduce`].
+pub fn call_reduce<I: InTypes, O: Element, D: CallData<I>>(
+    kernel: &Kernel<I, O>,
+    data: D,
+    op: Reduce,
+) -> Result<O> {
+    Ok(Runtime::global()?
+        .call_reduce(kernel, data, op, Placement::Auto)?
         .output)
 }
 

@@ -164,9 +164,75 @@ pub struct Report {
     /// host, or to gather its result ([`crate::Lazy::to_vec`]); counted in
     /// [`Report::bytes_from_devices`].
     pub(crate) gathered: u64,
+    /// How each input reached the devices (filled for calls of [`Kernel::new`]
+    /// kernels; empty otherwise).
+    ///
+    /// [`Kernel::new`]: crate::Kernel::new
+    pub(crate) inputs: Vec<InputMove>,
+}
+
+/// How one input of a call was sent to the devices that computed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// An element-wise input: each device got its own share's elements.
+    Partitioned,
+    /// A whole-array input whose reads reach at most `before` elements below and
+    /// `after` above each element's own index: each device got its share's part of
+    /// it plus that halo.
+    Halo {
+        /// Elements below a share's first element.
+        before: u64,
+        /// Elements above a share's last element.
+        after: u64,
+    },
+    /// A whole-array input read anywhere: each device with its own memory got all of
+    /// it, once per call (the CPU reads it where it is).
+    Whole,
+}
+
+/// One input of a call: which argument, how it was sent, and the bytes that crossed
+/// a link for it (the CPU's reads cross none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputMove {
+    pub(crate) argument: usize,
+    pub(crate) sent: Sent,
+    pub(crate) bytes: u64,
+}
+
+impl InputMove {
+    /// The argument's position in the kernel's signature.
+    pub fn argument(&self) -> usize {
+        self.argument
+    }
+    /// How it was sent.
+    pub fn sent(&self) -> Sent {
+        self.sent
+    }
+    /// Bytes sent over devices' links for it.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+impl fmt::Display for InputMove {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let how = match self.sent {
+            Sent::Partitioned => "partitioned".to_string(),
+            Sent::Halo { before, after } => format!("halo of {before} below, {after} above"),
+            Sent::Whole => "whole, once per device".to_string(),
+        };
+        write!(f, "argument {}: {how}, {} bytes sent", self.argument, self.bytes)
+    }
 }
 
 impl Report {
+    /// How each input of the call was sent (partitioned, with a halo, or whole) and
+    /// the bytes it moved; empty for `map`/`map2`/`reduce` calls, whose inputs are
+    /// always partitioned.
+    pub fn inputs(&self) -> &[InputMove] {
+        &self.inputs
+    }
+
     /// Kernels fused into the one that ran: a [`Lazy`](crate::Lazy) chain of `k`
     /// element-wise stages evaluated with fusion gives `k` (one pass, no intermediate
     /// written anywhere); a single kernel, or a chain evaluated with
@@ -311,6 +377,9 @@ impl fmt::Display for Report {
             self.placement
         )?;
         writeln!(f, "decision: {}", self.decision)?;
+        for i in &self.inputs {
+            writeln!(f, "input {i}")?;
+        }
         if self.fused > 1 {
             writeln!(f, "fused: {} kernels in one pass", self.fused)?;
         }

@@ -8,10 +8,10 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::{Device, DeviceInfo, DeviceKind, HostTask, ShareStats, Timed};
+use super::{Device, DeviceInfo, DeviceKind, HostTask, ShareStats, TableArg, Timed};
 use crate::error::{Error, Result};
 use crate::kernel::custom::Custom;
-use crate::kernel::eval::{Plan, Scratch, BLOCK};
+use crate::kernel::eval::{Plan, Scratch, TableRef, BLOCK};
 use crate::kernel::reduce::{reduce_block, Partial, Reduce};
 use crate::kernel::KernelDef;
 
@@ -53,26 +53,47 @@ impl CpuDevice {
     }
 }
 
+/// The most element-wise inputs a kernel may take (its arguments, tables included).
+const MAX_INPUTS: usize = 12;
+
+/// Runs `plan` over elements `offset..offset + out.len() / m` block by block; `out`
+/// holds their `m` results each.
 fn run_task(
     plan: &Plan,
     s: &mut Scratch,
     inputs: &[&[u32]],
+    tables: &[TableRef<'_>],
     first: u64,
     offset: usize,
     out: &mut [u32],
 ) {
-    for (b, o) in out.chunks_mut(BLOCK).enumerate() {
+    let m = plan.outputs().max(1);
+    for (b, o) in out.chunks_mut(BLOCK * m).enumerate() {
         let start = offset + b * BLOCK;
-        let ins: [&[u32]; 2] = [
-            inputs
-                .first()
-                .map_or(&[][..], |x| &x[start..start + o.len()]),
-            inputs
-                .get(1)
-                .map_or(&[][..], |x| &x[start..start + o.len()]),
-        ];
-        plan.run_block(s, &ins[..inputs.len()], first + start as u64, o);
+        let len = o.len() / m;
+        let mut ins: [&[u32]; MAX_INPUTS] = [&[]; MAX_INPUTS];
+        for (slot, x) in ins.iter_mut().zip(inputs) {
+            *slot = &x[start..start + len];
+        }
+        let ins = &ins[..inputs.len().min(MAX_INPUTS)];
+        if tables.is_empty() && m == 1 {
+            plan.run_block(s, ins, first + start as u64, o);
+        } else {
+            plan.run(s, ins, tables, first + start as u64, o);
+        }
     }
+}
+
+/// The evaluator's view of a task's tables.
+fn table_refs<'a>(tables: &[TableArg<'a>]) -> Vec<TableRef<'a>> {
+    tables
+        .iter()
+        .map(|t| TableRef {
+            data: t.data,
+            start: t.start,
+            len: t.len.min(u32::MAX as usize) as u32,
+        })
+        .collect()
 }
 
 /// Reduces elements `offset..offset + len` block by block: `direct` names an input
@@ -133,7 +154,7 @@ impl Device for CpuDevice {
 
     fn run(&self, task: &HostTask<'_>, out: &mut [u32]) -> Result<Timed> {
         let t = Instant::now();
-        let stats = self.map(task.kernel, task.inputs, task.first_index, out)?;
+        let stats = self.map_tables(task.kernel, task.inputs, task.tables, task.first_index, out)?;
         Ok(Timed {
             stats,
             secs: t.elapsed().as_secs_f64(),
@@ -142,7 +163,8 @@ impl Device for CpuDevice {
 
     fn reduce(&self, task: &HostTask<'_>, op: Reduce) -> Result<(Partial, Timed)> {
         let t = Instant::now();
-        let (part, stats) = self.fold(task.kernel, op, task.inputs, task.first_index, task.len)?;
+        let (part, stats) =
+            self.fold_tables(task.kernel, op, task.inputs, task.tables, task.first_index, task.len)?;
         let secs = t.elapsed().as_secs_f64();
         Ok((part, Timed { stats, secs }))
     }
@@ -154,6 +176,19 @@ impl CpuDevice {
         &self,
         kernel: &KernelDef,
         inputs: &[&[u32]],
+        first: u64,
+        out: &mut [u32],
+    ) -> Result<ShareStats> {
+        self.map_tables(kernel, inputs, &[], first, out)
+    }
+
+    /// [`map`](Self::map) with whole-array inputs, `out` holding each element's
+    /// results together.
+    pub(crate) fn map_tables(
+        &self,
+        kernel: &KernelDef,
+        inputs: &[&[u32]],
+        tables: &[TableArg<'_>],
         first: u64,
         out: &mut [u32],
     ) -> Result<ShareStats> {
@@ -172,13 +207,15 @@ impl CpuDevice {
             });
         }
         let plan = kernel.plan()?;
-        if out.len() <= task {
-            run_task(&plan, &mut plan.scratch(), inputs, first, 0, out);
+        let tables = &table_refs(tables)[..];
+        let m = plan.outputs().max(1);
+        if out.len() <= task * m {
+            run_task(&plan, &mut plan.scratch(), inputs, tables, first, 0, out);
         } else {
             let work = move || {
-                out.par_chunks_mut(task).enumerate().for_each_init(
+                out.par_chunks_mut(task * m).enumerate().for_each_init(
                     || plan.scratch(),
-                    |s, (i, o)| run_task(&plan, s, inputs, first, i * task, o),
+                    |s, (i, o)| run_task(&plan, s, inputs, tables, first, i * task, o),
                 )
             };
             self.install(work);
@@ -199,6 +236,20 @@ impl CpuDevice {
         first: u64,
         len: usize,
     ) -> Result<(Partial, ShareStats)> {
+        self.fold_tables(kernel, op, inputs, &[], first, len)
+    }
+
+    /// [`fold`](Self::fold) with whole-array inputs.
+    pub(crate) fn fold_tables(
+        &self,
+        kernel: &KernelDef,
+        op: Reduce,
+        inputs: &[&[u32]],
+        tables: &[TableArg<'_>],
+        first: u64,
+        len: usize,
+    ) -> Result<(Partial, ShareStats)> {
+        let tables = &table_refs(tables)[..];
         let ty = kernel.output_type()?;
         let t = Instant::now();
         let task = BLOCK * TASK_BLOCKS;
@@ -213,7 +264,7 @@ impl CpuDevice {
             let (scratch, tmp) = state;
             let mut eval = |b: usize, o: &mut [u32]| match (custom, &plan, scratch.as_mut()) {
                 (Some(c), _, _) => run_custom(c, inputs, first, b, o),
-                (None, Some(p), Some(s)) => run_task(p, s, inputs, first, b, o),
+                (None, Some(p), Some(s)) => run_task(p, s, inputs, tables, first, b, o),
                 _ => {}
             };
             reduce_task(op, ty, inputs, direct, &mut eval, tmp, at, m)

@@ -102,6 +102,11 @@ pub(crate) struct ShareStats {
     pub(crate) download_s: f64,
     /// Number of chunks the share was cut into.
     pub(crate) chunks: u32,
+    /// Bytes of each whole-array input (table) sent to the device, by table index
+    /// (a table already there, or sent earlier in the call, counts nothing).
+    pub(crate) table_bytes: [u64; MAX_TABLES],
+    /// Seconds spent sending tables (included in `upload_s`).
+    pub(crate) table_s: f64,
     /// The transfer layer's detail (all zero for a device with no link).
     pub(crate) transfer: TransferStats,
 }
@@ -115,6 +120,10 @@ impl ShareStats {
         self.compute_s += b.compute_s;
         self.download_s += b.download_s;
         self.chunks += b.chunks;
+        for (a, b) in self.table_bytes.iter_mut().zip(&b.table_bytes) {
+            *a += b;
+        }
+        self.table_s += b.table_s;
         self.transfer.absorb(&b.transfer);
     }
 }
@@ -133,6 +142,25 @@ pub struct DeviceResources {
     pub pipeline_capacity: usize,
 }
 
+/// The most whole-array inputs one kernel may read.
+pub(crate) const MAX_TABLES: usize = 12;
+
+/// A whole-array input as one task receives it: the part of the table the task's
+/// reads can reach (all of it, or its range plus a halo), on the host.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TableArg<'a> {
+    /// The table's elements `start..start + data.len()`.
+    pub(crate) data: &'a [u32],
+    pub(crate) start: usize,
+    /// The whole table's length.
+    pub(crate) len: usize,
+    /// The call this table belongs to (unique in the process) and its index among the
+    /// kernel's tables: a device keeps what it was sent for the rest of the call, so a
+    /// share cut into several runs sends a table once.
+    pub(crate) call: u64,
+    pub(crate) index: usize,
+}
+
 /// One range of one call, as a device receives it.
 #[derive(Clone, Copy)]
 pub(crate) struct Task<'a, I> {
@@ -141,6 +169,8 @@ pub(crate) struct Task<'a, I> {
     /// The element-wise inputs, each covering the range: host slices of 32-bit
     /// patterns, or resident parts on the device.
     pub(crate) inputs: &'a [I],
+    /// The whole-array inputs, in the kernel's order (none for most kernels).
+    pub(crate) tables: &'a [TableArg<'a>],
     /// The global index of the range's first element.
     pub(crate) first_index: u64,
     /// Elements in the range.
@@ -157,9 +187,15 @@ impl<'a, I> Task<'a, I> {
         Task {
             kernel,
             inputs,
+            tables: &[],
             first_index,
             len,
         }
+    }
+
+    /// The task with whole-array inputs.
+    pub(crate) fn with_tables(self, tables: &'a [TableArg<'a>]) -> Self {
+        Task { tables, ..self }
     }
 }
 
@@ -213,13 +249,21 @@ pub(crate) trait Device: Send + Sync {
     }
 
     /// Computes the task's kernel for its `len` elements: `task.inputs[k][i]` is input
-    /// `k` of element `i`, and the result of element `i` goes to `out[i]` (`out` has
-    /// `len` elements). On error, `out` may be partly written and must not be used.
+    /// `k` of element `i`, and result `k` of element `i` goes to `out[i * m + k]` for a
+    /// kernel with `m` results (`out` has `len * m` words). On error, `out` may be
+    /// partly written and must not be used.
     fn run(&self, task: &HostTask<'_>, out: &mut [u32]) -> Result<Timed>;
 
     /// Applies the task's kernel to its elements and combines the values with `op`,
     /// returning the range's partial result; no mapped array is written.
     fn reduce(&self, task: &HostTask<'_>, op: Reduce) -> Result<(Partial, Timed)>;
+
+    /// `Err` when the device cannot run `kernel` at all (a map, or a reduction with
+    /// `op`) with tables of up to `table_bytes` each: more buffers than it can bind, a
+    /// table larger than its buffers. Such a device is left out of the call.
+    fn accepts(&self, _kernel: &Bound, _op: Option<Reduce>, _table_bytes: u64) -> Result<()> {
+        Ok(())
+    }
 
     /// The device's memory for array parts, when it keeps data between calls.
     fn memory(&self) -> Option<&dyn Memory> {

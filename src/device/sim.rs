@@ -189,7 +189,7 @@ impl SimBackend {
             download_s: chunks as f64 * s.link.down.alpha_s
                 + bytes_out as f64 / s.link.down.beta_bytes_per_s,
             chunks: chunks as u32,
-            transfer: crate::transfer::TransferStats::default(),
+            ..ShareStats::default()
         };
         Timed {
             stats,

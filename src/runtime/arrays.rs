@@ -197,10 +197,10 @@ impl Runtime {
             .map(|a| a.host_range(0..m, &mut read))
             .collect::<Result<_>>()?;
         let probe: Vec<&[u32]> = probe.iter().map(HostData::as_slice).collect();
-        let healthy = self.healthy(kernel, &probe, m, op, &mut notes);
+        let healthy = self.healthy(kernel, &probe, &[], m, op, &mut notes);
         let mut units = vec![(); n];
         if placement != Placement::Auto {
-            let call = quiet(self.call(kernel, &[], op, &healthy));
+            let call = quiet(self.sched_call(kernel, &[], op, &healthy));
             let decided = place(&call, &mut units, placement, runner, self.no_gpu())?;
             return Ok((decided, notes, read.bytes_from_device));
         }
@@ -214,7 +214,7 @@ impl Runtime {
                         .zip(&layout)
                         .all(|(p, q)| p.range == q.range && p.owner == q.owner)
             });
-            let call = quiet(self.call(kernel, &[], op, &healthy));
+            let call = quiet(self.sched_call(kernel, &[], op, &healthy));
             match resident(&call, &layout, same, inputs.len(), &mut units, runner)? {
                 Residency::Kept(decided) => return Ok((decided, notes, read.bytes_from_device)),
                 Residency::Move(why) => notes.push(why),
@@ -231,7 +231,7 @@ impl Runtime {
                 read.bytes_from_device
             ));
         }
-        let call = quiet(self.call(kernel, &views, op, &healthy));
+        let call = quiet(self.sched_call(kernel, &views, op, &healthy));
         let decided = place(&call, &mut units, placement, runner, self.no_gpu())?;
         Ok((decided, notes, read.bytes_from_device))
     }

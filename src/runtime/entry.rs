@@ -207,7 +207,7 @@ impl Runtime {
         let (inputs, n) = Inputs::of(sources, kernel)?;
         match inputs {
             Inputs::Host(bits) => {
-                let run = self.map_host::<O>(kernel, &bits, n, placement)?;
+                let run = self.map_host::<O>(kernel, &bits, &[], n, placement, &[])?;
                 Ok(Run {
                     output: M::from_vec(run.output),
                     report: run.report,
@@ -234,7 +234,7 @@ impl Runtime {
     ) -> Result<Run<O>> {
         let (inputs, n) = Inputs::of(sources, kernel)?;
         let run = match inputs {
-            Inputs::Host(bits) => self.reduce_host(kernel, op, &bits, n, placement)?,
+            Inputs::Host(bits) => self.reduce_host(kernel, op, &bits, &[], n, placement, &[])?,
             Inputs::Arrays(arrays) => {
                 let views: Vec<_> = arrays.iter().map(Array::view).collect();
                 self.array_reduce(kernel, op, &views, placement)?

@@ -3,7 +3,7 @@
 //! probe doubles the wait before the next.
 
 use super::Runtime;
-use crate::device::{DeviceInfo, Task};
+use crate::device::{DeviceInfo, TableArg, Task};
 use crate::kernel::reduce::Reduce;
 use crate::kernel::Bound;
 use crate::report::Recovery;
@@ -51,10 +51,12 @@ impl Runtime {
         &self,
         kernel: &Bound,
         inputs: &[&[u32]],
+        tables: &[TableArg<'_>],
         n: usize,
         op: Option<Reduce>,
         notes: &mut Vec<String>,
     ) -> Vec<bool> {
+        let outputs = kernel.program().map_or(1, |p| p.outputs.len().max(1));
         let mut ok = Vec::with_capacity(self.devices.len());
         for (d, h) in self.devices.iter().zip(&self.health) {
             let mut sick = lock(h);
@@ -74,9 +76,9 @@ impl Runtime {
             }
             let m = n.min(HEALTH_PROBE);
             let ins: Vec<&[u32]> = inputs.iter().map(|x| &x[..m]).collect();
-            let task = Task::new(kernel, &ins, 0, m);
+            let task = Task::new(kernel, &ins, 0, m).with_tables(tables);
             let probe = match op {
-                None => d.run(&task, &mut vec![0u32; m]).map(|_| ()),
+                None => d.run(&task, &mut vec![0u32; m * outputs]).map(|_| ()),
                 Some(op) => d.reduce(&task, op).map(|_| ()),
             };
             match probe {

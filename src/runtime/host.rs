@@ -1,17 +1,28 @@
 //! Calls over host data: bind the kernel's parameters, check a hand-written kernel,
-//! ask which devices are healthy, place the call, and collect the output (a map's
-//! values written in place; a reduction's partials combined in input order).
+//! ask which devices are healthy (and which can take the kernel at all), place the
+//! call, and collect the output (a map's values written in place, each element's
+//! results together; a reduction's partials combined in input order).
+//!
+//! Whole-array inputs (tables) go to each run as the part its reads reach: the range
+//! analysis (`kernel::range`) bounds a table's reads to a halo around the element's
+//! own index where it can, and a device with its own memory then gets its share plus
+//! the halo; otherwise it gets the whole table, once per call (the device keeps it for
+//! the call's later runs). The CPU reads every table where it is.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::{Run, Runtime};
-use crate::device::{Task, Timed};
-use crate::error::Result;
+use crate::device::{TableArg, Task, Timed};
+use crate::error::{Error, Result};
+use crate::kernel::range::{reach, Reach};
 use crate::kernel::reduce::{Partial, Reduce};
-use crate::kernel::{Element, KernelDef, ScalarType};
+use crate::kernel::sig::ArgKind;
+use crate::kernel::{Bound, KernelDef, ScalarType};
 use crate::placement::Placement;
+use crate::report::{InputMove, Report, Sent};
 use crate::schedule::place::place;
 use crate::sync::{into_inner, lock};
 
@@ -36,67 +47,265 @@ impl Partials {
     }
 }
 
+/// The next call's identity, for the devices' table caches.
+static NEXT_CALL: AtomicU64 = AtomicU64::new(1);
+
+/// A call's whole-array inputs on the host, and how far its reads of each reach.
+pub(super) struct Tables<'a> {
+    data: &'a [&'a [u32]],
+    reach: Vec<Reach>,
+    /// Each table whole (what a probe, and the CPU, read).
+    pub(super) whole: Vec<TableArg<'a>>,
+    /// Per table, the bytes a device with a link is sent once per call; `None` for
+    /// a table sent as a halo around each share.
+    pub(super) once: Vec<Option<u64>>,
+}
+
+impl<'a> Tables<'a> {
+    /// The tables of a call of `kernel` over `n` elements.
+    pub(super) fn new(kernel: &Bound, data: &'a [&'a [u32]], n: usize) -> Result<Tables<'a>> {
+        let call = NEXT_CALL.fetch_add(1, Ordering::Relaxed);
+        let program = kernel.program()?;
+        if data.len() != program.tables.len() {
+            return Err(Error::WrongArity {
+                expected: program.tables.len(),
+                given: data.len(),
+            });
+        }
+        let reach = if data.is_empty() {
+            Vec::new()
+        } else {
+            reach(&program.bind(&kernel.values()), n as u64)
+        };
+        let whole: Vec<TableArg<'a>> = data
+            .iter()
+            .enumerate()
+            .map(|(index, d)| TableArg {
+                data: d,
+                start: 0,
+                len: d.len(),
+                call,
+                index,
+            })
+            .collect();
+        let once = data
+            .iter()
+            .zip(&reach)
+            .map(|(d, r)| match r {
+                Reach::Whole => Some(4 * d.len() as u64),
+                Reach::None => Some(0),
+                Reach::Near { .. } => None,
+            })
+            .collect();
+        Ok(Tables {
+            data,
+            reach,
+            whole,
+            once,
+        })
+    }
+
+    /// What a run over `range` gets of each table: on a device with its own memory
+    /// (`linked`), the part its reads reach; elsewhere the whole table.
+    ///
+    /// A read's index lies in `[i - before, i + after]` and is then clamped into the
+    /// table; clamping is monotone, so the indices a range reads lie between the clamps
+    /// of its two extremes.
+    fn windows(&self, range: &Range<usize>, linked: bool) -> Vec<TableArg<'a>> {
+        self.whole
+            .iter()
+            .zip(&self.reach)
+            .map(|(t, r)| {
+                let part = |start: usize, end: usize| TableArg {
+                    data: &self.data[t.index][start..end],
+                    start,
+                    ..*t
+                };
+                match (linked, r) {
+                    (false, _) | (true, Reach::Whole) => *t,
+                    (true, _) if t.len == 0 || range.is_empty() => part(0, 0),
+                    (true, Reach::None) => part(0, 0),
+                    (true, Reach::Near { before, after }) => {
+                        let last = t.len as u64 - 1;
+                        let lo = (range.start as u64).saturating_sub(*before).min(last);
+                        let hi = (range.end as u64 - 1).saturating_add(*after).min(last);
+                        part(lo as usize, hi as usize + 1)
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// How each table is sent.
+    fn sent(&self) -> impl Iterator<Item = Sent> + '_ {
+        self.reach.iter().map(|r| match r {
+            Reach::Near { before, after } => Sent::Halo {
+                before: *before,
+                after: *after,
+            },
+            Reach::None => Sent::Halo {
+                before: 0,
+                after: 0,
+            },
+            Reach::Whole => Sent::Whole,
+        })
+    }
+}
+
 impl Runtime {
-    /// A map over `n` elements of host data (each input as 32-bit patterns).
-    pub(super) fn map_host<O: Element>(
+    /// A map over `n` elements of host data (each input as 32-bit patterns; each
+    /// table whole): element `i`'s results in `output[i]`, a row of `R` (one `u32`
+    /// per result). `kinds` is the kernel's signature, for the report (empty: a
+    /// `map`/`map2` call, whose report lists no inputs).
+    pub(super) fn map_host<R: bytemuck::Pod + Default + Send>(
         &self,
         kernel: &Arc<KernelDef>,
         inputs: &[&[u32]],
+        tables: &[&[u32]],
         n: usize,
         placement: Placement,
-    ) -> Result<Run<Vec<O>>> {
+        kinds: &[ArgKind],
+    ) -> Result<Run<Vec<R>>> {
         let start = Instant::now();
         kernel.program()?;
         // The parameters' values are read once, here: every device sees the same.
         let kernel = &kernel.bind();
         self.check_custom(kernel, inputs, n)?;
+        let tables = Tables::new(kernel, tables, n)?;
         let mut notes = Vec::new();
-        let healthy = self.healthy(kernel, inputs, n, None, &mut notes);
-        let call = self.call(kernel, inputs, None, &healthy);
-        let mut output: Vec<O> = vec![O::default(); n];
-        let out_bits: &mut [u32] = bytemuck::cast_slice_mut(&mut output);
-        let runner = |dev: usize, range: &Range<usize>, out: &mut [u32]| -> Result<Timed> {
+        let mut healthy = self.healthy(kernel, inputs, &tables.whole, n, None, &mut notes);
+        self.refusals(kernel, None, &tables, placement, &mut healthy, &mut notes)?;
+        let call = self.call_with(kernel, inputs, &tables.whole, &tables.once, None, &healthy);
+        let mut output: Vec<R> = vec![R::default(); n];
+        let runner = |dev: usize, range: &Range<usize>, out: &mut [R]| -> Result<Timed> {
             let ins: Vec<&[u32]> = inputs.iter().map(|x| &x[range.clone()]).collect();
-            let task = Task::new(kernel, &ins, range.start as u64, range.len());
-            self.devices[dev].run(&task, out)
+            let linked = self.devices[dev].host_link().is_some();
+            let tabs = tables.windows(range, linked);
+            let task = Task::new(kernel, &ins, range.start as u64, range.len()).with_tables(&tabs);
+            self.devices[dev].run(&task, bytemuck::cast_slice_mut(out))
         };
-        let decided = place(&call, out_bits, placement, &runner, self.no_gpu())?;
-        let report = self.receipt(n, placement, decided, start, None, notes);
+        let decided = place(&call, &mut output, placement, &runner, self.no_gpu())?;
+        let mut report = self.receipt(n, placement, decided, start, None, notes);
+        report.inputs = input_moves(kinds, &tables, &report);
         Ok(Run { output, report })
     }
 
     /// A reduction over `n` elements of host data: the combined value's bits.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn reduce_host(
         &self,
         kernel: &Arc<KernelDef>,
         op: Reduce,
         inputs: &[&[u32]],
+        tables: &[&[u32]],
         n: usize,
         placement: Placement,
+        kinds: &[ArgKind],
     ) -> Result<Run<u32>> {
         let start = Instant::now();
         let ty = kernel.output_type()?;
         let kernel = &kernel.bind();
         self.check_custom(kernel, inputs, n)?;
+        let tables = Tables::new(kernel, tables, n)?;
         let mut notes = Vec::new();
-        let healthy = self.healthy(kernel, inputs, n, Some(op), &mut notes);
-        let call = self.call(kernel, inputs, Some(op), &healthy);
+        let mut healthy = self.healthy(kernel, inputs, &tables.whole, n, Some(op), &mut notes);
+        self.refusals(kernel, Some(op), &tables, placement, &mut healthy, &mut notes)?;
+        let call = self.call_with(kernel, inputs, &tables.whole, &tables.once, Some(op), &healthy);
         // a reduction writes no output: its "elements" are zero-sized
         let mut none = vec![(); n];
         let partials = Partials::default();
         let runner = |dev: usize, range: &Range<usize>, _: &mut [()]| -> Result<Timed> {
             let ins: Vec<&[u32]> = inputs.iter().map(|x| &x[range.clone()]).collect();
-            let task = Task::new(kernel, &ins, range.start as u64, range.len());
+            let linked = self.devices[dev].host_link().is_some();
+            let tabs = tables.windows(range, linked);
+            let task = Task::new(kernel, &ins, range.start as u64, range.len()).with_tables(&tabs);
             let (part, timed) = self.devices[dev].reduce(&task, op)?;
             partials.push(range.start, part);
             Ok(timed)
         };
         let decided = place(&call, &mut none, placement, &runner, self.no_gpu())?;
         let value = partials.combine(op, ty);
-        let report = self.receipt(n, placement, decided, start, Some(op), notes);
+        let mut report = self.receipt(n, placement, decided, start, Some(op), notes);
+        report.inputs = input_moves(kinds, &tables, &report);
         Ok(Run {
             output: value.bits(),
             report,
         })
     }
+
+    /// Leaves out of the call each device that cannot take the kernel (too many
+    /// buffers to bind, a table larger than its buffers), with a note; the call's
+    /// error when no device is left, or when the placement names the kind of device
+    /// that refuses.
+    fn refusals(
+        &self,
+        kernel: &Bound,
+        op: Option<Reduce>,
+        tables: &Tables<'_>,
+        placement: Placement,
+        healthy: &mut [bool],
+        notes: &mut Vec<String>,
+    ) -> Result<()> {
+        let biggest = tables.whole.iter().map(|t| 4 * t.len as u64).max().unwrap_or(0);
+        let mut first = None;
+        for (d, ok) in self.devices.iter().zip(healthy.iter_mut()) {
+            if let Err(e) = d.accepts(kernel, op, biggest) {
+                let named = match placement {
+                    Placement::Gpu => d.info().kind.is_gpu(),
+                    Placement::Cpu => !d.info().kind.is_gpu(),
+                    Placement::Split(f) if d.info().kind.is_gpu() => f > 0.0,
+                    Placement::Split(f) => f < 1.0,
+                    Placement::Auto => false,
+                };
+                if named {
+                    return Err(e);
+                }
+                notes.push(format!("{} left out: {e}", d.info().name));
+                *ok = false;
+                first.get_or_insert(e);
+            }
+        }
+        match first {
+            Some(e) if !healthy.iter().any(|&h| h) => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The report's line per argument: element-wise inputs partitioned (their bytes: what
+/// devices with a link were sent of them), tables as their reach says (their bytes:
+/// what devices were sent of them).
+fn input_moves(kinds: &[ArgKind], tables: &Tables<'_>, report: &Report) -> Vec<InputMove> {
+    let linked_elems: u64 = report
+        .shares
+        .iter()
+        .filter(|s| s.kind.is_gpu())
+        .map(|s| s.range.len() as u64)
+        .sum();
+    let mut sent = tables.sent();
+    let mut table = 0;
+    kinds
+        .iter()
+        .enumerate()
+        .map(|(argument, kind)| match kind {
+            ArgKind::Each(_) => InputMove {
+                argument,
+                sent: Sent::Partitioned,
+                bytes: 4 * linked_elems,
+            },
+            ArgKind::Whole(_) => {
+                let bytes = report
+                    .shares
+                    .iter()
+                    .map(|s| s.stats.table_bytes.get(table).copied().unwrap_or(0))
+                    .sum();
+                table += 1;
+                InputMove {
+                    argument,
+                    sent: sent.next().unwrap_or(Sent::Whole),
+                    bytes,
+                }
+            }
+        })
+        .collect()
 }

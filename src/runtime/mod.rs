@@ -12,6 +12,7 @@
 
 mod arrays;
 mod builder;
+mod call;
 mod custom;
 mod entry;
 mod health;
@@ -32,6 +33,7 @@ use crate::schedule::model::Models;
 use crate::transfer::{Calibration, Link, TransferStats};
 
 pub use builder::{Backend, RuntimeBuilder};
+pub use call::{ArgData, CallData};
 use health::Sick;
 
 /// The output of a call on an explicit runtime, and its receipt.
@@ -178,11 +180,25 @@ impl Runtime {
             })
     }
 
-    /// The call as the scheduler sees it.
-    fn call<'a>(
+    /// The call as the scheduler sees it (a kernel without tables).
+    fn sched_call<'a>(
         &'a self,
         kernel: &'a Bound,
         inputs: &'a [&'a [u32]],
+        op: Option<Reduce>,
+        healthy: &'a [bool],
+    ) -> Call<'a> {
+        self.call_with(kernel, inputs, &[], &[], op, healthy)
+    }
+
+    /// The call as the scheduler sees it: `tables` whole, and per table the bytes a
+    /// linked device is sent once (`None`: a halo, sent with each share).
+    fn call_with<'a>(
+        &'a self,
+        kernel: &'a Bound,
+        inputs: &'a [&'a [u32]],
+        tables: &'a [crate::device::TableArg<'a>],
+        table_bytes: &'a [Option<u64>],
         op: Option<Reduce>,
         healthy: &'a [bool],
     ) -> Call<'a> {
@@ -192,6 +208,8 @@ impl Runtime {
             models: &self.models,
             kernel,
             inputs,
+            tables,
+            table_bytes,
             virtual_clock: self.virtual_clock,
             op,
             healthy,

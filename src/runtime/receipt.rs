@@ -66,6 +66,7 @@ impl Runtime {
             fused: 1,
             steps: 1,
             gathered: 0,
+            inputs: Vec::new(),
         }
     }
 

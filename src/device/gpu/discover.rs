@@ -75,6 +75,8 @@ pub(super) struct Opened {
     pub(super) queue: wgpu::Queue,
     /// Largest chunk in bytes per buffer (binding and buffer limits, whole workgroups).
     pub(super) max_chunk_bytes: u64,
+    /// Storage buffers one shader stage may bind.
+    pub(super) max_storage_bindings: u32,
     pub(super) max_groups: u32,
     /// Nanoseconds per timestamp tick, when copies and passes can be timed.
     pub(super) timestamp_period: Option<f32>,
@@ -125,6 +127,7 @@ pub(super) fn open(
         device,
         queue,
         max_chunk_bytes: chunk_elements as u64 * 4,
+        max_storage_bindings: limits.max_storage_buffers_per_shader_stage,
         max_groups,
         timestamp_period,
         lost,

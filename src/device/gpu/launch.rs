@@ -4,7 +4,7 @@
 
 use super::pipelines::Pipeline;
 use super::{fold_partials, GpuDevice};
-use crate::device::ShareStats;
+use crate::device::{ShareStats, TableArg};
 use crate::error::{Error, Result};
 use crate::kernel::reduce::{Partial, Reduce};
 use crate::kernel::wgsl::{REDUCE_PER_GROUP, WORKGROUP_SIZE};
@@ -19,6 +19,7 @@ impl GpuDevice {
         &self,
         kernel: &KernelDef,
         inputs: &[&[u32]],
+        tables: &[TableArg<'_>],
         first_index: u64,
         out: &mut [u32],
     ) -> Result<ShareStats> {
@@ -26,8 +27,42 @@ impl GpuDevice {
             return Ok(ShareStats::default());
         }
         let shader = kernel.shader()?;
+        self.check_bindings(&shader)?;
         let pipeline = self.pipeline(&shader)?;
-        self.dispatch(&pipeline, &kernel.values(), inputs, first_index, out)
+        let mut sent = ShareStats::default();
+        let held = self.hold_tables(tables, &mut sent)?;
+        let mut params = kernel.values().into_owned();
+        params.extend_from_slice(&held.extents);
+        let n = out.len() / pipeline.outputs.max(1);
+        let mut st = self.launch(
+            &pipeline,
+            &params,
+            inputs,
+            &held.buffers,
+            first_index,
+            n,
+            out,
+            1,
+            WORKGROUP_SIZE,
+        )?;
+        st.add(&sent);
+        Ok(st)
+    }
+
+    /// `Err` when `shader` binds more storage buffers than the device allows.
+    pub(crate) fn check_bindings(&self, shader: &crate::kernel::wgsl::Shader) -> Result<()> {
+        let need = shader.inputs + shader.tables + 1;
+        if need > self.max_storage_bindings {
+            return Err(Error::DeviceCannot {
+                device: self.info.name.clone(),
+                reason: format!(
+                    "the kernel binds {need} storage buffers ({} inputs, {} tables, the \
+                     output); the device allows {}",
+                    shader.inputs, shader.tables, self.max_storage_bindings
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Reduces `len` elements of host `inputs` with `op` (the scheduler's `reduce`):
@@ -37,6 +72,7 @@ impl GpuDevice {
         kernel: &KernelDef,
         op: Reduce,
         inputs: &[&[u32]],
+        tables: &[TableArg<'_>],
         first_index: u64,
         len: usize,
     ) -> Result<(Partial, ShareStats)> {
@@ -45,19 +81,26 @@ impl GpuDevice {
             return Ok((op.identity(ty), ShareStats::default()));
         }
         let shader = kernel.reduce_shader(op)?;
+        self.check_bindings(&shader)?;
         let pipeline = self.pipeline(&shader)?;
+        let mut sent = ShareStats::default();
+        let held = self.hold_tables(tables, &mut sent)?;
+        let mut params = kernel.values().into_owned();
+        params.extend_from_slice(&held.extents);
         let ratio = REDUCE_PER_GROUP as usize;
         let mut partials = vec![0u32; len.div_ceil(ratio)];
-        let stats = self.launch(
+        let mut stats = self.launch(
             &pipeline,
-            &kernel.values(),
+            &params,
             inputs,
+            &held.buffers,
             first_index,
             len,
             &mut partials,
             ratio,
             REDUCE_PER_GROUP,
         )?;
+        stats.add(&sent);
         let part = fold_partials(op, ty, &partials);
         Ok((part, stats))
     }
@@ -116,20 +159,6 @@ impl GpuDevice {
         Ok(st.transfer)
     }
 
-    /// Computes `out.len()` elements with `p`, through the transfer layer's ring;
-    /// `params` are the kernel's parameter values (bit patterns).
-    pub(crate) fn dispatch(
-        &self,
-        p: &Pipeline,
-        params: &[u32],
-        inputs: &[&[u32]],
-        first_index: u64,
-        out: &mut [u32],
-    ) -> Result<ShareStats> {
-        let n = out.len();
-        self.launch(p, params, inputs, first_index, n, out, 1, WORKGROUP_SIZE)
-    }
-
     /// Runs `p` over `n` elements through the transfer layer's ring; each workgroup
     /// covers `group_elems` elements and the kernel writes one output per `out_ratio`
     /// inputs (1 for a map, [`REDUCE_PER_GROUP`] for a reduction's partials).
@@ -139,6 +168,7 @@ impl GpuDevice {
         p: &Pipeline,
         params: &[u32],
         inputs: &[&[u32]],
+        tables: &[wgpu::Buffer],
         first_index: u64,
         n: usize,
         out: &mut [u32],
@@ -148,7 +178,8 @@ impl GpuDevice {
         if n == 0 {
             return Ok(ShareStats::default());
         }
-        if inputs.len() != p.inputs || inputs.iter().any(|x| x.len() != n) {
+        if inputs.len() != p.inputs || inputs.iter().any(|x| x.len() != n) || tables.len() != p.tables
+        {
             return Err(Error::WrongArity {
                 expected: p.inputs,
                 given: inputs.len(),
@@ -158,6 +189,8 @@ impl GpuDevice {
         // a chunk's outputs start where its inputs do, divided by the ratio
         let chunk = (chunk / out_ratio).max(1) * out_ratio;
         let timed = self.timed(chunk, link.as_ref());
+        let tables: Vec<&wgpu::Buffer> = tables.iter().collect();
+        let outputs = if out_ratio == 1 { p.outputs } else { 1 };
         let st: Streamed = self.with_ctx(timed, |ctx| {
             ctx.stream(Job {
                 inputs,
@@ -171,6 +204,8 @@ impl GpuDevice {
                     out_ratio,
                     uniform_bytes: p.uniform_bytes,
                     params,
+                    outputs,
+                    tables: &tables,
                 }),
                 len: n,
                 chunk,
@@ -187,6 +222,7 @@ impl GpuDevice {
             download_s: t.measured_down_s(),
             chunks: t.chunks,
             transfer: t,
+            ..ShareStats::default()
         })
     }
 }

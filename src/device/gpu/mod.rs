@@ -12,6 +12,7 @@ mod launch;
 mod pipelines;
 mod probe;
 mod resident;
+mod tables;
 #[cfg(test)]
 mod tests;
 
@@ -64,6 +65,10 @@ pub(crate) struct GpuDevice {
     /// Fault injection: chunks left before every further chunk fails (`u64::MAX`:
     /// never).
     fault: AtomicU64,
+    /// The current call's whole-array inputs (see `tables.rs`).
+    tables: Mutex<Vec<tables::Held>>,
+    /// Storage buffers one kernel may bind (inputs, tables and the output).
+    max_storage_bindings: u32,
 }
 
 const _: () = {
@@ -95,6 +100,8 @@ impl GpuDevice {
             calibration: OnceLock::new(),
             stamp_cost: OnceLock::new(),
             fault: AtomicU64::new(u64::MAX),
+            tables: Mutex::default(),
+            max_storage_bindings: opened.max_storage_bindings,
         })
     }
 
@@ -210,15 +217,41 @@ impl Device for GpuDevice {
     }
 
     fn run(&self, task: &HostTask<'_>, out: &mut [u32]) -> Result<Timed> {
-        Timed::wall(|| self.map_streamed(task.kernel, task.inputs, task.first_index, out))
+        Timed::wall(|| {
+            self.map_streamed(task.kernel, task.inputs, task.tables, task.first_index, out)
+        })
     }
 
     fn reduce(&self, task: &HostTask<'_>, op: Reduce) -> Result<(Partial, Timed)> {
         let t = std::time::Instant::now();
-        let (part, stats) =
-            self.reduce_streamed(task.kernel, op, task.inputs, task.first_index, task.len)?;
+        let (part, stats) = self.reduce_streamed(
+            task.kernel,
+            op,
+            task.inputs,
+            task.tables,
+            task.first_index,
+            task.len,
+        )?;
         let secs = t.elapsed().as_secs_f64();
         Ok((part, Timed { stats, secs }))
+    }
+
+    fn accepts(&self, kernel: &crate::kernel::Bound, op: Option<Reduce>, table_bytes: u64) -> Result<()> {
+        let shader = match op {
+            None => kernel.shader()?,
+            Some(op) => kernel.reduce_shader(op)?,
+        };
+        self.check_bindings(&shader)?;
+        if table_bytes > self.max_chunk_bytes {
+            return Err(Error::DeviceCannot {
+                device: self.info.name.clone(),
+                reason: format!(
+                    "a table of {table_bytes} bytes exceeds its largest buffer ({} bytes)",
+                    self.max_chunk_bytes
+                ),
+            });
+        }
+        Ok(())
     }
 
     fn memory(&self) -> Option<&dyn Memory> {

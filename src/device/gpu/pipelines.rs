@@ -24,6 +24,10 @@ pub(crate) struct Pipeline {
     pub(super) pipeline: wgpu::ComputePipeline,
     pub(super) layout: wgpu::BindGroupLayout,
     pub(super) inputs: usize,
+    /// Whole-array inputs, bound after the inputs.
+    pub(super) tables: usize,
+    /// Results per element.
+    pub(super) outputs: usize,
     /// Bytes of the uniform block: the header, then the kernel's parameter values.
     pub(super) uniform_bytes: u64,
 }
@@ -118,21 +122,23 @@ impl GpuDevice {
         }
 
         let inputs = shader.inputs as usize;
+        let tables = shader.tables as usize;
+        let read = inputs + tables;
         let storage = |read_only| wgpu::BindingType::Buffer {
             ty: wgpu::BufferBindingType::Storage { read_only },
             has_dynamic_offset: false,
             min_binding_size: None,
         };
-        let mut entries: Vec<wgpu::BindGroupLayoutEntry> = (0..=inputs)
+        let mut entries: Vec<wgpu::BindGroupLayoutEntry> = (0..=read)
             .map(|k| wgpu::BindGroupLayoutEntry {
                 binding: k as u32,
                 visibility: wgpu::ShaderStages::COMPUTE,
-                ty: storage(k < inputs),
+                ty: storage(k < read),
                 count: None,
             })
             .collect();
         entries.push(wgpu::BindGroupLayoutEntry {
-            binding: inputs as u32 + 1,
+            binding: read as u32 + 1,
             visibility: wgpu::ShaderStages::COMPUTE,
             ty: wgpu::BindingType::Buffer {
                 ty: wgpu::BufferBindingType::Uniform,
@@ -173,6 +179,8 @@ impl GpuDevice {
             pipeline,
             layout,
             inputs,
+            tables,
+            outputs: shader.outputs.max(1) as usize,
             uniform_bytes: shader.uniform_bytes.max(PARAMS_BYTES),
         })
     }

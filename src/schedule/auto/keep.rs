@@ -104,6 +104,8 @@ mod tests {
             models: &models,
             kernel: &kernel,
             inputs: &[],
+            tables: &[],
+            table_bytes: &[],
             virtual_clock: true,
             op: None,
             healthy: &[true, true],

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use super::exec::{self, Ctx, Executed, Failure, Outcome, Runner};
 use super::model::{Models, Prediction};
 use super::plan::Cost;
-use crate::device::{Device, DeviceInfo, DeviceKind, ShareStats};
+use crate::device::{Device, DeviceInfo, DeviceKind, ShareStats, TableArg};
 use crate::error::Result;
 use crate::kernel::reduce::Reduce;
 use crate::kernel::Bound;
@@ -38,6 +38,12 @@ pub(crate) struct Call<'a> {
     pub(crate) models: &'a Arc<Models>,
     pub(crate) kernel: &'a Bound,
     pub(crate) inputs: &'a [&'a [u32]],
+    /// The kernel's whole-array inputs, each whole (what a probe reads).
+    pub(crate) tables: &'a [TableArg<'a>],
+    /// Per table: the bytes a device with a link is sent once per call (the whole
+    /// table), or `None` for a table sent as a halo around each share (its bytes grow
+    /// with the share, as an element-wise input's).
+    pub(crate) table_bytes: &'a [Option<u64>],
     pub(crate) virtual_clock: bool,
     /// `None` for a map; a reduction's operation (its models are its own).
     pub(crate) op: Option<Reduce>,
@@ -65,10 +71,12 @@ pub(crate) struct Decided {
 }
 
 impl Call<'_> {
-    /// Bytes in and out per element (a reduction's few partials count as none).
+    /// Bytes in and out per element (a reduction's few partials count as none): the
+    /// element-wise inputs and the tables sent as a halo in, every result out.
     fn bytes(&self) -> (u64, u64) {
-        let out = if self.op.is_some() { 0 } else { 4 };
-        (4 * self.arity() as u64, out)
+        let out = if self.op.is_some() { 0 } else { 4 * self.outputs() as u64 };
+        let halo = self.table_bytes.iter().filter(|b| b.is_none()).count();
+        (4 * (self.arity() + halo) as u64, out)
     }
 
     fn arity(&self) -> usize {
@@ -77,18 +85,46 @@ impl Call<'_> {
             .map_or(self.inputs.len(), |p| p.inputs.len())
     }
 
-    /// The id the models know this call's work by: its shader's hash.
+    /// Results per element.
+    pub(crate) fn outputs(&self) -> usize {
+        self.kernel.program().map_or(1, |p| p.outputs.len().max(1))
+    }
+
+    /// The id the models know this call's work by: its shader's hash, and the length
+    /// of each table it reads. A kernel that loops over a table (n-body) costs per
+    /// element in proportion to the table's length, so each table length has a model
+    /// of its own: a 4x larger table is a new kernel to the models, probed once,
+    /// never a 4x misprediction.
     fn hash(&self) -> Result<u64> {
-        Ok(match self.op {
+        let shader = match self.op {
             None => self.kernel.shader()?.hash,
             Some(op) => self.kernel.reduce_shader(op)?.hash,
-        })
+        };
+        Ok(self.tables.iter().fold(shader, |h, t| {
+            (h ^ t.len as u64).wrapping_mul(0x0000_0100_0000_01b3)
+        }))
+    }
+
+    /// Seconds device `dev` spends receiving the call's whole tables: once per call,
+    /// on its link (α + bytes / β); none for a device without a link.
+    fn table_s(&self, dev: usize) -> f64 {
+        let bytes: u64 = self.table_bytes.iter().flatten().sum();
+        match self.devices[dev].link() {
+            Some(l) if bytes > 0 => l.up.time_s(bytes),
+            _ => 0.0,
+        }
     }
 
     fn predict(&self, hash: u64, dev: usize) -> Option<Prediction> {
         let m = self.models.get(hash, dev)?;
         let (i, o) = self.bytes();
-        m.predict(self.devices[dev].link().as_ref(), i, o)
+        let mut p = m.predict(self.devices[dev].link().as_ref(), i, o)?;
+        let table_s = self.table_s(dev);
+        if table_s > 0.0 {
+            p.cost.fixed_s += table_s;
+            p.text += &format!(", + {} to send its tables", crate::report::secs(table_s));
+        }
+        Some(p)
     }
 
     /// Records a run and returns the device's updated cost. A GPU's first run of a
@@ -110,9 +146,10 @@ impl Call<'_> {
         }
         let link = d.link();
         let compute = if link.is_some() { stats.compute_s } else { 0.0 };
-        let m = self.models.record(hash, dev, n, secs, compute);
-        let (i, o) = self.bytes();
-        m.predict(link.as_ref(), i, o).map(|p| p.cost)
+        // the tables' transfer is planned for apart (once per call), not per element
+        let secs = (secs - stats.table_s).max(0.0);
+        self.models.record(hash, dev, n, secs, compute);
+        self.predict(hash, dev).map(|p| p.cost)
     }
 
     fn ctx<'b, T>(&'b self, learn: &'b exec::Learn<'b>, runner: &'b Runner<'b, T>) -> Ctx<'b, T> {

@@ -20,7 +20,7 @@ pub(super) fn unmodelled(call: &Call<'_>, hash: u64, n: usize) -> Result<Vec<Str
             continue;
         }
         if call.devices[dev].is_virtual() {
-            probe(call, hash, dev, &sample(call.inputs, n))?;
+            probe(call, hash, dev, &sample(call.inputs, n), n.min(PROBE_MAX))?;
             notes.push(format!("probed {} (off the clock)", call.infos[dev].name));
         } else if call.infos[dev].kind.is_gpu() && call.models.start_probe(hash, dev) {
             // On this thread, before the call goes on. A probe on a thread of its own
@@ -31,7 +31,7 @@ pub(super) fn unmodelled(call: &Call<'_>, hash: u64, n: usize) -> Result<Vec<Str
             // device, by the first call large enough to plan for.
             let t = std::time::Instant::now();
             let data = sample(call.inputs, n);
-            let r = probe(call, hash, dev, &data);
+            let r = probe(call, hash, dev, &data, n.min(PROBE_MAX));
             // A probe that failed is not tried again for this kernel: every later
             // call would pay for it again and still give the device nothing. The
             // device stays without a model for the kernel, so Auto leaves it out.
@@ -43,7 +43,7 @@ pub(super) fn unmodelled(call: &Call<'_>, hash: u64, n: usize) -> Result<Vec<Str
             notes.push(match r {
                 Ok(()) => format!(
                     "{name} had no model for this kernel: measured it first ({} elements, {})",
-                    data.first().map_or(0, Vec::len),
+                    n.min(PROBE_MAX),
                     secs(t.elapsed().as_secs_f64())
                 ),
                 // a device that fails its probe gets no model and is not used
@@ -62,26 +62,28 @@ fn sample(inputs: &[&[u32]], n: usize) -> Vec<Vec<u32>> {
     inputs.iter().map(|x| x[..m].to_vec()).collect()
 }
 
-fn probe(call: &Call<'_>, hash: u64, dev: usize, data: &[Vec<u32>]) -> Result<()> {
-    probe_as(call, hash, dev, dev, data)
+fn probe(call: &Call<'_>, hash: u64, dev: usize, data: &[Vec<u32>], m: usize) -> Result<()> {
+    probe_as(call, hash, dev, dev, data, m)
 }
 
-/// Runs `data` on device `local` of `call` (known to the models as `global`) at a few
-/// sizes, after a warm-up run on a real device, and records what each took.
+/// Runs the first `m` elements (`data`: the element-wise inputs' copies) on device
+/// `local` of `call` (known to the models as `global`) at a few sizes, after a warm-up
+/// run on a real device, and records what each took.
 fn probe_as(
     call: &Call<'_>,
     hash: u64,
     local: usize,
     global: usize,
     data: &[Vec<u32>],
+    m: usize,
 ) -> Result<()> {
-    let m = data.first().map_or(0, Vec::len);
     if m == 0 {
         return Ok(());
     }
     let d = &call.devices[local];
     let kernel = call.kernel;
-    let mut out = vec![0u32; if call.op.is_some() { 0 } else { m }];
+    let outputs = call.outputs();
+    let mut out = vec![0u32; if call.op.is_some() { 0 } else { m * outputs }];
     let mut sizes = vec![(m / 16).max(1), (m / 4).max(1), m];
     if !d.is_virtual() {
         sizes.insert(0, m.min(1024));
@@ -90,15 +92,17 @@ fn probe_as(
     let (i, o) = call.bytes();
     for (k, &s) in sizes.iter().enumerate() {
         let ins: Vec<&[u32]> = data.iter().map(|x| &x[..s]).collect();
-        let task = Task::new(kernel, &ins, 0, s);
+        let task = Task::new(kernel, &ins, 0, s).with_tables(call.tables);
         let Timed { stats, secs } = match call.op {
-            None => d.run(&task, &mut out[..s])?,
+            None => d.run(&task, &mut out[..s * outputs])?,
             Some(op) => d.reduce(&task, op)?.1,
         };
         if k == 0 && !d.is_virtual() {
             continue;
         }
         let compute = if link.is_some() { stats.compute_s } else { 0.0 };
+        // the tables are sent once per call, planned for apart
+        let secs = (secs - stats.table_s).max(0.0);
         let mdl = call.models.record(hash, global, s, secs, compute);
         let _ = mdl.predict(link.as_ref(), i, o);
     }

@@ -65,14 +65,25 @@ pub(crate) struct Compute<'a> {
     /// Bytes of the kernel's uniform block: [`PARAMS_BYTES`] of header, then its
     /// parameter values.
     pub(crate) uniform_bytes: u64,
-    /// The kernel's parameter values (bit patterns), written after the header.
+    /// The kernel's parameter values (bit patterns), written after the header (with
+    /// its tables' extents after them).
     pub(crate) params: &'a [u32],
+    /// Words each output element has: a kernel's results per element (1 for a
+    /// reduction's partials).
+    pub(crate) outputs: usize,
+    /// The kernel's whole-array inputs, already on the device, bound after the inputs.
+    pub(crate) tables: &'a [&'a wgpu::Buffer],
 }
 
 impl Compute<'_> {
-    /// Output elements for a chunk of `len` input elements.
+    /// Output words for a chunk of `len` input elements.
     fn out_len(&self, len: usize) -> usize {
-        len.div_ceil(self.out_ratio.max(1))
+        len.div_ceil(self.out_ratio.max(1)) * self.outputs.max(1)
+    }
+
+    /// Where in the output a chunk starting at input element `start` writes.
+    fn out_start(&self, start: usize) -> usize {
+        start / self.out_ratio.max(1) * self.outputs.max(1)
     }
 }
 

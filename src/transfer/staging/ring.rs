@@ -95,7 +95,13 @@ impl Ctx<'_> {
                                 resource: b.as_entire_binding(),
                             })
                             .collect();
-                        let k = dev_in.len() as u32;
+                        for (t, b) in c.tables.iter().enumerate() {
+                            entries.push(wgpu::BindGroupEntry {
+                                binding: (dev_in.len() + t) as u32,
+                                resource: b.as_entire_binding(),
+                            });
+                        }
+                        let k = (dev_in.len() + c.tables.len()) as u32;
                         entries.push(wgpu::BindGroupEntry {
                             binding: k,
                             resource: out.as_entire_binding(),

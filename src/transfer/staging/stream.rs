@@ -63,7 +63,7 @@ impl Ctx<'_> {
     ) -> Result<()> {
         let bytes = len as u64 * 4;
         let (out_start, out_len) = match &job.compute {
-            Some(c) => (start / c.out_ratio.max(1), c.out_len(len)),
+            Some(c) => (c.out_start(start), c.out_len(len)),
             None => (start, len),
         };
         let down_bytes = out_len as u64 * 4;
