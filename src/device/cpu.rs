@@ -172,6 +172,7 @@ impl Device for CpuDevice {
 
 impl CpuDevice {
     /// Computes `kernel` into `out` (see [`Device::run`]).
+    #[cfg(test)]
     pub(crate) fn map(
         &self,
         kernel: &KernelDef,
@@ -228,6 +229,7 @@ impl CpuDevice {
     }
 
     /// Reduces `len` elements of `kernel` (see [`Device::reduce`]).
+    #[cfg(test)]
     pub(crate) fn fold(
         &self,
         kernel: &KernelDef,

@@ -125,6 +125,7 @@ impl SimDevice {
             done: AtomicU64::new(0),
             measured,
             spec: self,
+            held: std::sync::Mutex::default(),
         })
     }
 }
@@ -147,12 +148,14 @@ pub(crate) struct SimBackend {
     host: CpuDevice,
     done: AtomicU64,
     measured: Option<Link>,
+    /// Table windows held for the current call: (call, table, start, end).
+    held: std::sync::Mutex<Vec<(u64, usize, usize, usize)>>,
 }
 
 impl SimBackend {
     /// Virtual stage times and total for `n` elements of `arity` inputs, mapped (one
     /// value back per element) or reduced (one per GPU workgroup).
-    fn stats(&self, n: usize, arity: usize, reduced: bool) -> Timed {
+    fn stats(&self, n: usize, arity: usize, outputs: usize, reduced: bool) -> Timed {
         let s = &self.spec;
         let compute_s = s.overhead_s + n as f64 / s.rate;
         if !s.kind.is_gpu() {
@@ -166,7 +169,10 @@ impl SimBackend {
                 secs: compute_s,
             };
         }
-        let (up_b, down_b) = (4 * arity as u64, if reduced { 0 } else { 4u64 });
+        let (up_b, down_b) = (
+            4 * arity as u64,
+            if reduced { 0 } else { 4 * outputs as u64 },
+        );
         let compute = Fit {
             fixed_s: s.overhead_s,
             per_elem_s: 1.0 / s.rate,
@@ -178,7 +184,7 @@ impl SimBackend {
         let bytes_out = if reduced {
             4 * (n as u64).div_ceil(REDUCE_PER_GROUP as u64)
         } else {
-            4 * n as u64
+            down_b * n as u64
         };
         let stats = ShareStats {
             bytes_to_device: bytes_in,
@@ -198,6 +204,39 @@ impl SimBackend {
     }
 }
 
+impl SimBackend {
+    /// `timed` plus sending the task's tables over the link (α + bytes / β each),
+    /// those the device does not hold yet for this call, as a GPU keeps them.
+    fn send_tables(&self, task: &HostTask<'_>, mut timed: Timed) -> Timed {
+        if !self.spec.kind.is_gpu() || task.tables.is_empty() {
+            return timed;
+        }
+        let mut held = crate::sync::lock(&self.held);
+        held.retain(|h| h.0 == task.tables[0].call);
+        for t in task.tables {
+            let end = t.start + t.data.len();
+            if held
+                .iter()
+                .any(|h| h.1 == t.index && h.2 <= t.start && end <= h.3)
+            {
+                continue;
+            }
+            held.retain(|h| h.1 != t.index);
+            held.push((t.call, t.index, t.start, end));
+            let bytes = 4 * t.data.len() as u64;
+            let secs = self.spec.link.up.time_s(bytes);
+            timed.secs += secs;
+            timed.stats.upload_s += secs;
+            timed.stats.table_s += secs;
+            timed.stats.bytes_to_device += bytes;
+            if let Some(b) = timed.stats.table_bytes.get_mut(t.index) {
+                *b += bytes;
+            }
+        }
+        timed
+    }
+}
+
 impl Device for SimBackend {
     fn info(&self) -> &DeviceInfo {
         &self.info
@@ -212,18 +251,22 @@ impl Device for SimBackend {
     }
 
     fn run(&self, task: &HostTask<'_>, out: &mut [u32]) -> Result<Timed> {
-        let n = out.len();
+        let n = task.len;
         if n == 0 {
             return Ok(Timed::default());
         }
+        let m = out.len() / n;
         let (kernel, inputs, first) = (task.kernel, task.inputs, task.first_index);
         if let Some(ok) = self.fails_within(n) {
             let ins: Vec<&[u32]> = inputs.iter().map(|x| &x[..ok]).collect();
-            self.host.map(kernel, &ins, first, &mut out[..ok])?;
+            self.host
+                .map_tables(kernel, &ins, task.tables, first, &mut out[..ok * m])?;
             return Err(self.failure());
         }
-        self.host.map(kernel, inputs, first, out)?;
-        Ok(self.stats(n, inputs.len(), false))
+        self.host
+            .map_tables(kernel, inputs, task.tables, first, out)?;
+        let timed = self.stats(n, inputs.len(), m, false);
+        Ok(self.send_tables(task, timed))
     }
 
     fn reduce(&self, task: &HostTask<'_>, op: Reduce) -> Result<(Partial, Timed)> {
@@ -234,10 +277,16 @@ impl Device for SimBackend {
         if self.fails_within(len).is_some() {
             return Err(self.failure());
         }
-        let (part, _) = self
-            .host
-            .fold(task.kernel, op, task.inputs, task.first_index, len)?;
-        Ok((part, self.stats(len, task.inputs.len(), true)))
+        let (part, _) = self.host.fold_tables(
+            task.kernel,
+            op,
+            task.inputs,
+            task.tables,
+            task.first_index,
+            len,
+        )?;
+        let timed = self.stats(len, task.inputs.len(), 1, true);
+        Ok((part, self.send_tables(task, timed)))
     }
 }
 
