@@ -98,11 +98,8 @@ fn main() -> Result<()> {
             summary
                 .push(json!({"kernel": case.name, "elements": n, "auto_over_best_sweep": ratio}));
             if Some(&n) == sizes.last() {
-                panels.push(chart::Panel {
-                    title: format!("{} ({}), {n} elements", case.name, case.kind),
-                    sweep: s.sweep,
-                    auto: s.auto,
-                });
+                let title = format!("{} ({}), {n} elements", case.name, case.kind);
+                panels.push(chart::Panel::new(title, &s.sweep, &s.auto));
             }
         }
     }
@@ -147,9 +144,9 @@ fn main() -> Result<()> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        std::fs::write(path, chart::splits(&panels))?;
+        std::fs::write(path, chart::splits(&panels)?)?;
         let path = path.with_extension("intensity.svg");
-        std::fs::write(&path, chart::intensity(&intensity))?;
+        std::fs::write(&path, chart::intensity(&intensity)?)?;
         if !json {
             println!("charts: {svg_path}, {}", path.display());
         }
