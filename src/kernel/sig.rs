@@ -150,6 +150,17 @@ macro_rules! arg_tuple {
     };
 }
 
+impl sealed::Ins for () {}
+impl sealed::Args for () {}
+/// No arguments: a kernel of the element's index alone (run with `call_over`).
+impl InTypes for () {
+    const KINDS: &'static [ArgKind] = &[];
+}
+impl Args for () {
+    type Types = ();
+    fn make() -> Self {}
+}
+
 arg_tuple!(A);
 arg_tuple!(A, B);
 arg_tuple!(A, B, C);

@@ -79,6 +79,12 @@ macro_rules! call_data {
     };
 }
 
+impl CallData<()> for () {
+    fn split(&self) -> (Vec<&[u32]>, Vec<&[u32]>) {
+        (Vec::new(), Vec::new())
+    }
+}
+
 call_data!(A0 D0 0);
 call_data!(A0 D0 0, A1 D1 1);
 call_data!(A0 D0 0, A1 D1 1, A2 D2 2);
