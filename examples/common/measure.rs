@@ -1,7 +1,8 @@
 //! The suite examples' measurements: one workload run on every placement (CPU only,
 //! GPU only, static splits, Auto) beside a hand-written rayon loop, interleaved in
 //! shuffled rounds so a noisy shared machine slows them alike; each figure is its
-//! placement's median run. Printed as a table, or as JSON with `--json`.
+//! placement's median run. Before that, the check of each placement's output against
+//! the f64 reference. Printed as a table, or as JSON with `--json`.
 
 #![allow(dead_code)]
 
@@ -22,16 +23,63 @@ pub struct Timing {
     pub report: Option<Report>,
 }
 
-/// The placements measured: CPU, and with a GPU, GPU and splits of a quarter, a half
-/// and three quarters; Auto always.
+/// The placements measured: CPU and GPU where the runtime has them (`HYBRID_BACKEND`
+/// may leave either out), splits of a quarter, a half and three quarters where it has
+/// both; Auto always.
 pub fn placements(rt: &Runtime) -> Vec<Placement> {
-    let mut p = vec![Placement::Cpu];
-    if rt.has_gpu() {
+    let cpu = rt.devices().iter().any(|d| !d.kind.is_gpu());
+    let gpu = rt.has_gpu();
+    let mut p = Vec::new();
+    if cpu {
+        p.push(Placement::Cpu);
+    }
+    if gpu {
         p.push(Placement::Gpu);
+    }
+    if cpu && gpu {
         p.extend([0.25, 0.5, 0.75].map(Placement::Split));
     }
     p.push(Placement::Auto);
     p
+}
+
+/// The check of a workload's output against its f64 reference, on every placement.
+pub struct Check {
+    /// What the error measures, e.g. "abs error of a price".
+    pub measure: &'static str,
+    /// The largest error over the placements, and where it was.
+    pub worst: f64,
+    pub worst_at: String,
+    /// The largest error allowed.
+    pub tolerance: f64,
+}
+
+/// The largest of `errors`, NaN if any is NaN (`f64::max` would drop it), 0 if none.
+pub fn worst(errors: impl IntoIterator<Item = f64>) -> f64 {
+    errors
+        .into_iter()
+        .fold(0.0, |m, e| if e.is_nan() || e > m { e } else { m })
+}
+
+/// The check from each placement's error (`errors`, one per placement): an error
+/// naming the placement when one is beyond `tolerance` (or NaN).
+pub fn check(measure: &'static str, tolerance: f64, errors: &[(Placement, f64)]) -> Result<Check> {
+    let mut c = Check {
+        measure,
+        worst: 0.0,
+        worst_at: "-".into(),
+        tolerance,
+    };
+    for &(p, e) in errors {
+        anyhow::ensure!(
+            e <= tolerance,
+            "{p}: {measure} {e:.3e} against the f64 reference, beyond the tolerance {tolerance:.1e}"
+        );
+        if e >= c.worst {
+            (c.worst, c.worst_at) = (e, p.to_string());
+        }
+    }
+    Ok(c)
 }
 
 /// A small deterministic shuffle of `0..n` for round `seed`.
@@ -105,7 +153,10 @@ pub fn measure(
 /// loop (>= 0.8 is the floor, 1.0 the goal), and Auto against the best static point.
 pub fn ratios(t: &[Timing]) -> (f64, f64) {
     let find = |p: Placement| t.iter().find(|x| x.placement == Some(p));
-    let rayon = t.iter().find(|x| x.placement.is_none()).map_or(f64::NAN, |x| x.seconds);
+    let rayon = t
+        .iter()
+        .find(|x| x.placement.is_none())
+        .map_or(f64::NAN, |x| x.seconds);
     let cpu = find(Placement::Cpu).map_or(f64::NAN, |x| x.seconds);
     let best = t
         .iter()
@@ -116,58 +167,115 @@ pub fn ratios(t: &[Timing]) -> (f64, f64) {
     (rayon / cpu, auto / best)
 }
 
-/// Prints the measurements as a table, or as one JSON object with `--json`.
-pub fn print(workload: &str, size: &str, rt: &Runtime, t: &[Timing], json: bool) {
+/// A point of a chart panel (`chart.rs`): (fraction of elements on the GPU, seconds).
+pub type Point = (f64, f64);
+
+/// Each static placement's point, CPU only at 0 and GPU only at 1, in order of the
+/// fraction; and Auto's.
+pub fn split_points(t: &[Timing]) -> (Vec<Point>, Option<Point>) {
+    let mut sweep: Vec<Point> = t
+        .iter()
+        .filter_map(|x| match x.placement? {
+            Placement::Cpu => Some((0.0, x.seconds)),
+            Placement::Gpu => Some((1.0, x.seconds)),
+            Placement::Split(f) => Some((f, x.seconds)),
+            _ => None,
+        })
+        .collect();
+    sweep.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let auto = t
+        .iter()
+        .find(|x| x.placement == Some(Placement::Auto))
+        .map(|x| (x.gpu_fraction, x.seconds));
+    (sweep, auto)
+}
+
+/// The measurements and the check as one JSON object.
+pub fn json(workload: &str, size: &str, rt: &Runtime, t: &[Timing], check: &Check) -> Value {
     let (cpu_vs_rayon, auto_vs_best) = ratios(t);
-    if json {
-        let rows: Vec<Value> = t
-            .iter()
-            .map(|x| {
-                json!({
-                    "placement": x.name,
-                    "seconds": x.seconds,
-                    "gpu_fraction": x.gpu_fraction,
-                })
+    let rows: Vec<Value> = t
+        .iter()
+        .map(|x| {
+            json!({
+                "placement": x.name,
+                "seconds": x.seconds,
+                "gpu_fraction": x.gpu_fraction,
             })
-            .collect();
-        let auto = t
-            .iter()
-            .find(|x| x.placement == Some(Placement::Auto))
-            .and_then(|x| x.report.as_ref());
-        let out = json!({
-            "workload": workload,
-            "size": size,
-            "devices": rt.devices().iter().map(|d| d.to_string()).collect::<Vec<_>>(),
-            "runs": rows,
-            "cpu_over_rayon_speed": cpu_vs_rayon,
-            "auto_over_best_time": auto_vs_best,
-            "auto_decision": auto.map(|r| r.decision().to_string()),
-            "auto_inputs": auto.map(|r| r.inputs().iter().map(|m| m.to_string()).collect::<Vec<_>>()),
-        });
-        println!("{out}");
+        })
+        .collect();
+    let auto = t
+        .iter()
+        .find(|x| x.placement == Some(Placement::Auto))
+        .and_then(|x| x.report.as_ref());
+    json!({
+        "workload": workload,
+        "size": size,
+        "devices": rt.devices().iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+        "check": {
+            "measure": check.measure,
+            "max_error": check.worst,
+            "at": check.worst_at,
+            "tolerance": check.tolerance,
+        },
+        "runs": rows,
+        "cpu_over_rayon_speed": cpu_vs_rayon,
+        "auto_over_best_time": auto_vs_best,
+        "auto_decision": auto.map(|r| r.decision().to_string()),
+        "auto_inputs": auto.map(|r| r.inputs().iter().map(|m| m.to_string()).collect::<Vec<_>>()),
+    })
+}
+
+/// Prints the measurements and the check as a table, or as one JSON object with
+/// `--json`.
+pub fn print(workload: &str, size: &str, rt: &Runtime, t: &[Timing], check: &Check, json: bool) {
+    if json {
+        println!("{}", self::json(workload, size, rt, t, check));
         return;
     }
     println!("{workload} ({size})");
     for d in rt.devices() {
         println!("  device: {d}");
     }
-    println!("  {:<12} {:>12} {:>10}", "placement", "median", "gpu share");
+    table(t, check);
+}
+
+/// The check and the measurements as a table: one line per placement, the ratios, and
+/// what Auto decided.
+pub fn table(t: &[Timing], check: &Check) {
+    let (cpu_vs_rayon, auto_vs_best) = ratios(t);
+    println!(
+        "  check against the f64 reference: max {} {:.2e} ({}), tolerance {:.1e}",
+        check.measure, check.worst, check.worst_at, check.tolerance
+    );
+    let rayon = t
+        .iter()
+        .find(|x| x.placement.is_none())
+        .map_or(f64::NAN, |x| x.seconds);
+    println!(
+        "  {:<12} {:>12} {:>10} {:>9}",
+        "placement", "median", "gpu share", "vs rayon"
+    );
     for x in t {
         println!(
-            "  {:<12} {:>9.3} ms {:>9.0}%",
+            "  {:<12} {:>9.3} ms {:>9.0}% {:>8.2}x",
             x.name,
             x.seconds * 1e3,
-            x.gpu_fraction * 100.0
+            x.gpu_fraction * 100.0,
+            rayon / x.seconds
         );
     }
-    println!("  cpu device vs hand-written rayon: {cpu_vs_rayon:.2}x the speed (>= 0.8 wanted)");
+    if cpu_vs_rayon.is_finite() {
+        println!(
+            "  cpu device vs hand-written rayon: {cpu_vs_rayon:.2}x the speed (>= 0.8 wanted)"
+        );
+    }
     println!("  auto / best static placement: {auto_vs_best:.2} (<= 1.10 wanted)");
     if let Some(r) = t
         .iter()
         .find(|x| x.placement == Some(Placement::Auto))
         .and_then(|x| x.report.as_ref())
     {
-        println!("  auto: {}", r.decision());
+        println!("  {}", r.decision());
         for m in r.inputs() {
             println!("  input {m}");
         }
