@@ -81,3 +81,34 @@ fn models_are_kept_per_table_length() {
     assert!(!probed(&t1), "the same table length reuses the models");
     assert!(probed(&t4), "a 4x longer table is measured anew");
 }
+
+/// A table larger than a device's buffers leaves that device out of the call (the
+/// report says so); asking for that device is the call's typed error; the output is
+/// complete either way it runs.
+#[test]
+fn a_table_too_large_for_a_device_leaves_it_out() {
+    use hybrid::{Error, Runtime, SimDevice};
+    let rt = Runtime::builder()
+        .no_default_devices()
+        .device(SimDevice::cpu("sim-cpu", 1e8))
+        .device(SimDevice::gpu("sim-gpu", 1e9).max_table_bytes(1 << 12))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let k = summing();
+    let xs: Vec<f32> = vec![1.0; 1 << 17];
+    let table: Vec<f32> = vec![0.25; 2048];
+    let run = rt.call(&k, (&xs, &table), Placement::Auto).unwrap_or_else(|e| panic!("{e}"));
+    check(&run.output, &xs, &table);
+    assert!(run.report.shares().iter().all(|s| !s.kind().is_gpu()), "{}", run.report);
+    assert!(
+        run.report.notes().iter().any(|n| n.contains("sim-gpu left out") && n.contains("exceeds")),
+        "{:?}",
+        run.report.notes()
+    );
+    let r = rt.call(&k, (&xs, &table), Placement::Gpu);
+    assert!(matches!(r, Err(Error::DeviceCannot { .. })), "{r:?}");
+    // a table that fits is no reason to leave it out
+    let small: Vec<f32> = vec![0.25; 512];
+    let run = rt.call(&k, (&xs, &small), Placement::Gpu).unwrap_or_else(|e| panic!("{e}"));
+    check(&run.output, &xs, &small);
+}
