@@ -18,6 +18,7 @@ mod loops;
 pub(crate) mod ops;
 pub(crate) mod param;
 pub(crate) mod program;
+pub(crate) mod range;
 pub(crate) mod reduce;
 mod scalar;
 pub(crate) mod sig;
