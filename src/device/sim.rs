@@ -40,6 +40,7 @@ pub struct SimDevice {
     link: Link,
     overhead_s: f64,
     fail_after: Option<u64>,
+    max_table_bytes: Option<u64>,
 }
 
 /// Default link of a simulated GPU: PCIe 3.0 x16-like, 10 us and 12 GB/s each way.
@@ -62,6 +63,7 @@ impl SimDevice {
             },
             overhead_s: 2e-6,
             fail_after: None,
+            max_table_bytes: None,
         }
     }
 
@@ -103,6 +105,13 @@ impl SimDevice {
     /// up to it, then fails).
     pub fn fail_after(mut self, elements: u64) -> SimDevice {
         self.fail_after = Some(elements);
+        self
+    }
+
+    /// The largest table (whole-array input) the device's buffers hold, in bytes: a
+    /// kernel with a larger one is refused, as a GPU refuses a binding past its limit.
+    pub fn max_table_bytes(mut self, bytes: u64) -> SimDevice {
+        self.max_table_bytes = Some(bytes);
         self
     }
 
@@ -248,6 +257,16 @@ impl Device for SimBackend {
 
     fn host_link(&self) -> Option<&dyn HostLink> {
         self.spec.kind.is_gpu().then_some(self as &dyn HostLink)
+    }
+
+    fn accepts(&self, _kernel: &crate::kernel::Bound, _op: Option<Reduce>, table_bytes: u64) -> Result<()> {
+        match self.spec.max_table_bytes {
+            Some(max) if table_bytes > max => Err(crate::error::Error::DeviceCannot {
+                device: self.info.name.clone(),
+                reason: format!("a table of {table_bytes} bytes exceeds its largest buffer ({max} bytes)"),
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn run(&self, task: &HostTask<'_>, out: &mut [u32]) -> Result<Timed> {

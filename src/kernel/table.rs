@@ -58,6 +58,13 @@ impl<T: Element> Table<T> {
 
     /// Element `i`; an index outside the table reads the nearest element (`i < 0`
     /// the first, `i >= len` the last), and an empty table reads zero.
+    ///
+    /// The index is an integer expression; a float index does not compile:
+    ///
+    /// ```compile_fail
+    /// use hybrid::{Expr, Kernel, Table};
+    /// let k = Kernel::new(|(x, t): (Expr<f32>, Table<f32>)| t.at(x));
+    /// ```
     pub fn at<I: TableIndex>(&self, i: impl Into<Expr<I>>) -> Expr<T> {
         self.load(i.into(), None)
     }

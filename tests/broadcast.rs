@@ -1,0 +1,114 @@
+//! Whole-array inputs in the plan, on simulated devices (a virtual clock, so the
+//! figures are exact): a table every device needs is a fixed cost per device with a
+//! link, α + bytes/β, paid once per call however the share is cut; `Auto` gives a GPU
+//! whose link makes that broadcast dominate less or nothing, and says why; a kernel's
+//! models are kept per table length.
+
+mod common;
+
+use common::sim_runtime;
+use hybrid::{fold_with, Expr, Kernel, Placement, Sent, Table};
+
+/// `x` plus the sum of the table: every element reads all of it.
+fn summing() -> Kernel<(f32, Table<f32>), f32> {
+    Kernel::new(|(x, t): (Expr<f32>, Table<f32>)| {
+        fold_with(t.len(), x, |acc, j| acc + t.at(j))
+    })
+}
+
+fn check(out: &[f32], xs: &[f32], table: &[f32]) {
+    let s: f32 = table.iter().fold(0.0, |a, &b| a + b);
+    for (o, x) in out.iter().zip(xs) {
+        // summed in order from x: compare with the same order
+        let want = table.iter().fold(*x, |a, &b| a + b);
+        assert_eq!(*o, want, "sum {s}");
+    }
+}
+
+/// A GPU 10x faster than the CPU behind a fast link takes most of a call whose table
+/// is small; with a table whose broadcast costs more than the whole call on the CPU,
+/// it takes nothing, and the forecast names the tables' cost.
+#[test]
+fn a_broadcast_that_dominates_leaves_the_gpu_out() {
+    let k = summing();
+    let n = 1 << 20;
+    let xs: Vec<f32> = (0..n).map(|i| (i % 17) as f32).collect();
+    // 1e8 elements/s on the CPU, 1e9 on the GPU, a 1 GB/s link with 10 us latency
+    let rt = sim_runtime(1e8, 1e9, 1e-5, 1e9);
+    let small: Vec<f32> = vec![0.5; 16];
+    for _ in 0..3 {
+        rt.call(&k, (&xs, &small), Placement::Auto).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let run = rt.call(&k, (&xs, &small), Placement::Auto).unwrap_or_else(|e| panic!("{e}"));
+    check(&run.output, &xs, &small);
+    let gpu: usize = run.report.shares().iter().filter(|s| s.kind().is_gpu()).map(|s| s.elements()).sum();
+    assert!(gpu > n / 2, "a cheap broadcast: the GPU takes most ({gpu} of {n})\n{}", run.report);
+    let m = run.report.inputs()[1];
+    assert_eq!(m.sent(), Sent::Whole);
+    assert_eq!(m.bytes(), 4 * 16, "sent once, however the share was cut");
+
+    // 64 MiB of table at 1 GB/s is 67 ms; the CPU does the whole call in ~10 ms
+    let big: Vec<f32> = vec![0.0; 16 << 20];
+    let rt = sim_runtime(1e8, 1e9, 1e-5, 1e9);
+    let ys: Vec<f32> = xs[..1 << 16].to_vec();
+    for _ in 0..3 {
+        rt.call(&k, (&ys, &big), Placement::Auto).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let run = rt.call(&k, (&ys, &big), Placement::Auto).unwrap_or_else(|e| panic!("{e}"));
+    let gpu: usize = run.report.shares().iter().filter(|s| s.kind().is_gpu()).map(|s| s.elements()).sum();
+    assert_eq!(gpu, 0, "the broadcast costs more than the call\n{}", run.report);
+    let text: Vec<&str> = run.report.forecasts().iter().map(|f| f.model()).collect();
+    assert!(
+        text.iter().any(|t| t.contains("to send its tables")),
+        "the plan says why: {text:?}"
+    );
+}
+
+/// Models are per table length: a 4x larger table is a new kernel to the models
+/// (measured anew), not a rate that would be 4x wrong.
+#[test]
+fn models_are_kept_per_table_length() {
+    let k = summing();
+    let rt = sim_runtime(1e8, 1e9, 1e-5, 1e10);
+    let xs: Vec<f32> = vec![1.0; 1 << 18];
+    let t1: Vec<f32> = vec![1.0; 1000];
+    let t4: Vec<f32> = vec![1.0; 4000];
+    let probed = |t: &[f32]| {
+        let run = rt.call(&k, (&xs, &t.to_vec()), Placement::Auto).unwrap_or_else(|e| panic!("{e}"));
+        run.report.notes().iter().any(|n| n.contains("probed"))
+    };
+    assert!(probed(&t1), "the first call measures the devices");
+    assert!(!probed(&t1), "the same table length reuses the models");
+    assert!(probed(&t4), "a 4x longer table is measured anew");
+}
+
+/// A table larger than a device's buffers leaves that device out of the call (the
+/// report says so); asking for that device is the call's typed error; the output is
+/// complete either way it runs.
+#[test]
+fn a_table_too_large_for_a_device_leaves_it_out() {
+    use hybrid::{Error, Runtime, SimDevice};
+    let rt = Runtime::builder()
+        .no_default_devices()
+        .device(SimDevice::cpu("sim-cpu", 1e8))
+        .device(SimDevice::gpu("sim-gpu", 1e9).max_table_bytes(1 << 12))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let k = summing();
+    let xs: Vec<f32> = vec![1.0; 1 << 17];
+    let table: Vec<f32> = vec![0.25; 2048];
+    let run = rt.call(&k, (&xs, &table), Placement::Auto).unwrap_or_else(|e| panic!("{e}"));
+    check(&run.output, &xs, &table);
+    assert!(run.report.shares().iter().all(|s| !s.kind().is_gpu()), "{}", run.report);
+    assert!(
+        run.report.notes().iter().any(|n| n.contains("sim-gpu left out") && n.contains("exceeds")),
+        "{:?}",
+        run.report.notes()
+    );
+    let r = rt.call(&k, (&xs, &table), Placement::Gpu);
+    assert!(matches!(r, Err(Error::DeviceCannot { .. })), "{r:?}");
+    // a table that fits is no reason to leave it out
+    let small: Vec<f32> = vec![0.25; 512];
+    let run = rt.call(&k, (&xs, &small), Placement::Gpu).unwrap_or_else(|e| panic!("{e}"));
+    check(&run.output, &xs, &small);
+}
