@@ -2,10 +2,14 @@
 //!
 //! Like numexpr, it evaluates a program over blocks of [`BLOCK`] elements, so no
 //! per-element interpretation happens and every loop is one the compiler vectorizes.
-//! Three things keep it near a hand-written loop:
+//! Four things keep it near a hand-written loop:
 //! - registers map to a few reusable scratch slots by liveness, so a block's working
 //!   set stays in L1/L2 however long the program; inputs are read in place, literals
 //!   stay immediates, and the last step writes straight into the output;
+//! - a value that is the same for every element of the block (a loop counter, a
+//!   table's length, a bound parameter, a table read at the counter, anything computed
+//!   from those alone) is a *uniform*: one scalar, computed once and read by the block
+//!   steps as an immediate (n-body's `t.at(j)` is one read per iteration, not a gather);
 //! - a single-use `a * b` followed by `± c` becomes one mul-add step (two roundings,
 //!   exactly as before: Rust never contracts `a * b + c`);
 //! - a run of f32 steps that each consume the previous one's single-use result (and
@@ -13,24 +17,46 @@
 //!   in registers from the first operation to the last; consecutive mul-adds by the
 //!   same operand (Horner's rule) load that operand once per tile.
 //!
+//! A loop whose count is uniform and whose condition (if any) is uniform runs
+//! block-wise with no per-element bookkeeping; otherwise it is *masked*: each element
+//! has an active flag and its own trip count, carried values change only where active,
+//! and the loop ends when no element is active. An outermost masked loop runs its
+//! block in parts of a few hundred elements, each ending on its own, and each
+//! iteration runs only from the first active element of the part to the last, so an
+//! element that escapes at once does not pay for a slow one far away.
+//!
 //! Every operation rounds exactly as its own step would, so fusion never changes a
 //! result (the tests compare bit patterns).
 //!
 //! The cut: this file holds the plan's vocabulary (sources, steps, chain links), the
-//! [`Plan`] and its per-thread [`Scratch`]. `plan` turns a program into steps (slots
-//! by liveness, mul-add fusion), with `liveness` numbering positions and last uses
-//! and `chain` forming the f32 chains; `block` runs a plan over one block
-//! (`Plan::run_block`), `tile` runs chains over register tiles, and `typed` holds the
-//! typed element loops every step ends in. Imports go one way: the files here use
-//! this one's types, never the reverse; `plan` uses `chain` and `liveness`, `block`
-//! uses `tile` and `typed`, and the two halves do not use each other.
+//! [`Plan`], its per-thread [`Scratch`] and the [`TableRef`]s a call passes. Planning:
+//! `plan` turns a program into steps (slots by liveness), `plan_loop` plans a loop,
+//! with `uniform` finding the uniform registers, `fuse` the mul-adds, `liveness`
+//! numbering positions and last uses and `chain` forming the f32 chains. Running:
+//! `block` runs a plan over one block (`Plan::run`), `looped` runs a loop (its body
+//! through `block` again), `tile` runs chains over register tiles, `gather` reads
+//! tables, and `typed` holds the typed element loops every step ends in. Imports go
+//! one way: the files here use this one's types, never the reverse, and the two
+//! halves do not use each other. `tests` (with the helpers the other tests use),
+//! `tests_loops` and `tests_tables` check plans against plain Rust, bit for bit.
 
 mod block;
 mod chain;
+mod fuse;
+mod gather;
 mod liveness;
+mod looped;
 mod plan;
+mod plan_loop;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_loops;
+#[cfg(test)]
+mod tests_tables;
 mod tile;
 mod typed;
+mod uniform;
 
 use super::expr::{BinOp, UnOp};
 use super::scalar::ScalarType;
@@ -38,13 +64,35 @@ use super::scalar::ScalarType;
 /// Elements per block: 4,096 x 4 bytes = 16 KiB per slot.
 pub(crate) const BLOCK: usize = 4096;
 
+/// A table (whole-array input) as one call gives it to the evaluator: `data` holds
+/// elements `start..start + data.len()` of a table of `len` elements (a device may
+/// hold only a window: its share plus a halo). Reads clamp or check against `len`;
+/// an index that falls outside `data` nevertheless is clamped into it, so no read is
+/// ever out of bounds (and an empty `data` reads zero).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TableRef<'a> {
+    pub(crate) data: &'a [u32],
+    pub(crate) start: usize,
+    pub(crate) len: u32,
+}
+
+impl TableRef<'_> {
+    /// A table of no elements: what a read of a table the call did not pass sees.
+    pub(crate) const EMPTY: TableRef<'static> = TableRef {
+        data: &[],
+        start: 0,
+        len: 0,
+    };
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Src {
     Slot(u16),
     Input(u8),
     Imm(u32),
-    /// The current iteration of the loop with this counter index.
-    Counter(u16),
+    /// A uniform: one value for the whole block, in `Scratch::uni` (a loop counter, a
+    /// table length, a value computed from uniforms only).
+    Uni(u16),
 }
 
 #[derive(Debug, Clone)]
@@ -91,14 +139,21 @@ enum Step {
         b: Src,
         c: Src,
     },
-    Loop {
-        count: u32,
-        acc: u16,
-        counter: u16,
-        init: Src,
-        body: Vec<Step>,
-        next: Src,
+    /// A gather: element `index` of table `table` for every element of the block
+    /// (`signed`: the index is `i32`).
+    Load {
+        table: u8,
+        signed: bool,
+        dst: u16,
+        index: Src,
+        default: Option<Src>,
     },
+    /// One uniform value, computed once per block (per iteration, inside a loop).
+    Uni {
+        dst: u16,
+        op: UniOp,
+    },
+    Loop(Box<LoopStep>),
     /// A chain of f32 operations, each consuming the previous one's single-use
     /// result, run over register-sized tiles (see [`run_chain`]).
     Chain {
@@ -108,6 +163,70 @@ enum Step {
         /// Literal coefficients of the chain's `Horner` links, as bit patterns.
         coeffs: Vec<u32>,
     },
+}
+
+/// A uniform computation; every operand is an immediate or a uniform.
+#[derive(Debug, Clone)]
+enum UniOp {
+    Len(u8),
+    Unary(UnOp, ScalarType, Src),
+    Binary(BinOp, ScalarType, Src, Src),
+    Select(Src, Src, Src),
+    Cast(ScalarType, ScalarType, Src),
+    MulAdd(ScalarType, Src, Src, Src),
+    Clamp(ScalarType, Src, Src, Src),
+    Load {
+        table: u8,
+        signed: bool,
+        index: Src,
+        default: Option<Src>,
+    },
+}
+
+/// A loop (see [`crate::kernel::program::Loop`] for its meaning).
+#[derive(Debug, Clone)]
+struct LoopStep {
+    /// A uniform count (`Imm`, `Uni`), or one per element (masked loops only).
+    count: Src,
+    /// The counter's uniform.
+    counter: u16,
+    carries: Vec<Carried>,
+    /// The condition's steps and its test.
+    cond: Option<(Vec<Step>, Src)>,
+    body: Vec<Step>,
+    /// Where the trip count goes: a uniform, or (masked) a slot, one per element.
+    trips: Src,
+    /// `None`: every element runs the same trips (uniform count and condition).
+    mask: Option<Mask>,
+    /// Elements run together: a longer span runs the loop part by part, so the
+    /// loop's slots stay in L1 and a masked loop stops as soon as the elements of its
+    /// part are done.
+    chunk: usize,
+}
+
+/// A masked loop's per-element bookkeeping.
+#[derive(Debug, Clone, Copy)]
+struct Mask {
+    /// The slot of active flags (0 or 1).
+    act: u16,
+    /// The active flags of the innermost masked loop around this one: elements
+    /// inactive there need not run this loop (their results are discarded).
+    outer: Option<u16>,
+}
+
+/// One carried value of a loop.
+#[derive(Debug, Clone, Copy)]
+struct Carried {
+    /// Its slot, or its uniform (a value the same for every element at every trip).
+    at: Src,
+    init: Src,
+    next: Src,
+    /// A slot the next value is first copied to, when it is another carried value's
+    /// (a swap must read the old values).
+    tmp: Option<u16>,
+    /// The next value is a slot of the body no one else reads: without a mask, the
+    /// update swaps the two slots instead of copying.
+    swap: bool,
 }
 
 /// One operation of a chain, applied to the running value `v`.
@@ -131,13 +250,19 @@ enum Link {
 #[derive(Debug)]
 pub(crate) struct Plan {
     steps: Vec<Step>,
-    result: Src,
+    /// Each result's source, in order.
+    results: Vec<Src>,
     slots: usize,
-    counters: usize,
+    unis: usize,
+    /// Most uniform carried values of one loop.
+    uni_carries: usize,
     /// Slots pre-filled with a literal (operands of three-operand steps).
     splats: Vec<(u16, u32)>,
-    /// The last step computes the result and writes it straight into the output.
+    /// The last step computes the (only) result and writes it straight into the
+    /// output.
     direct: bool,
+    /// How many tables the program reads.
+    tables: usize,
 }
 
 /// A whole-array input as the evaluator reads it: the table's elements
@@ -173,8 +298,10 @@ impl Plan {
 /// Per-thread working memory for a plan.
 pub(crate) struct Scratch {
     slots: Vec<Vec<u32>>,
-    counters: Vec<u32>,
-    /// Broadcasts of a loop counter read where a step needs a slice (three-operand
+    uni: Vec<u32>,
+    /// The next values of a loop's uniform carried values, before they are assigned.
+    uni_next: Vec<u32>,
+    /// Broadcasts of a uniform read where a step needs a slice (three-operand
     /// steps), one per operand position.
     broadcast: [Vec<u32>; 3],
 }
@@ -188,9 +315,10 @@ impl Plan {
         }
         Scratch {
             slots,
-            counters: vec![0; self.counters],
+            uni: vec![0; self.unis],
+            uni_next: vec![0; self.uni_carries],
             broadcast: std::array::from_fn(|_| {
-                if self.counters > 0 {
+                if self.unis > 0 {
                     vec![0; BLOCK]
                 } else {
                     Vec::new()
@@ -199,17 +327,36 @@ impl Plan {
         }
     }
 
+    /// The number of results per element (`M`): [`run`](Self::run) writes element
+    /// `i`'s result `k` at `out[i * M + k]`.
+    pub(crate) fn outputs(&self) -> usize {
+        self.results.len()
+    }
+
     /// The input the kernel returns unchanged, when it computes nothing (`|x| x`): a
-    /// reduction then reads that input in place.
+    /// reduction then reads that input in place. Only for one result and no tables.
     pub(crate) fn passthrough(&self) -> Option<usize> {
-        match (self.steps.is_empty(), self.result) {
-            (true, Src::Input(k)) => Some(k as usize),
+        match (self.steps.is_empty(), self.tables, &self.results[..]) {
+            (true, 0, [Src::Input(k)]) => Some(*k as usize),
             _ => None,
         }
     }
 }
 
-/// A step's operand over one block: a slice of it, or one value for every element.
+/// What the steps read besides the scratch memory: the block's inputs, the call's
+/// tables, and the span of the block they run over, `lo..lo + len` (the whole block,
+/// or the part a loop is running).
+#[derive(Clone, Copy)]
+struct Cx<'a> {
+    inputs: &'a [&'a [u32]],
+    tables: &'a [TableRef<'a>],
+    /// The global index of the block's first element.
+    first: u64,
+    lo: usize,
+    len: usize,
+}
+
+/// A step's operand over the span: a slice of it, or one value for every element.
 #[derive(Clone, Copy)]
 enum View<'a> {
     Slice(&'a [u32]),
@@ -217,16 +364,17 @@ enum View<'a> {
 }
 
 #[inline]
-fn view<'a>(s: &'a Scratch, inputs: &[&'a [u32]], src: Src, len: usize) -> View<'a> {
+fn view<'a>(s: &'a Scratch, cx: &Cx<'a>, src: Src) -> View<'a> {
+    let span = cx.lo..cx.lo + cx.len;
     match src {
-        Src::Slot(i) => View::Slice(&s.slots[i as usize][..len]),
-        Src::Input(k) => View::Slice(&inputs[k as usize][..len]),
+        Src::Slot(i) => View::Slice(&s.slots[i as usize][span]),
+        Src::Input(k) => View::Slice(&cx.inputs[k as usize][span]),
         Src::Imm(v) => View::Imm(v),
-        Src::Counter(c) => View::Imm(s.counters[c as usize]),
+        Src::Uni(c) => View::Imm(s.uni[c as usize]),
     }
 }
 
-/// The slot a step writes (a loop: its accumulator).
+/// The slot a block step writes (none for uniforms and loops).
 fn step_dst(s: &Step) -> Option<u16> {
     match *s {
         Step::Index { dst }
@@ -236,89 +384,8 @@ fn step_dst(s: &Step) -> Option<u16> {
         | Step::Cast { dst, .. }
         | Step::MulAdd { dst, .. }
         | Step::Clamp { dst, .. }
+        | Step::Load { dst, .. }
         | Step::Chain { dst, .. } => Some(dst),
-        Step::Loop { acc, .. } => Some(acc),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::kernel::{fold, index, select, Expr, Kernel};
-
-    /// Evaluates `k` over `xs` block by block, the first element at global index
-    /// `first`.
-    pub(super) fn eval<O: crate::Element>(k: &Kernel<f32, O>, xs: &[f32], first: u64) -> Vec<O> {
-        let plan = k.inner().plan().unwrap_or_else(|e| panic!("{e}"));
-        let mut s = plan.scratch();
-        let bits: Vec<u32> = xs.iter().map(|x| x.to_bits()).collect();
-        let mut out = vec![0u32; xs.len()];
-        for (i, o) in out.chunks_mut(super::BLOCK).enumerate() {
-            let off = i * super::BLOCK;
-            plan.run_block(&mut s, &[&bits[off..off + o.len()]], first + off as u64, o);
-        }
-        out.into_iter().map(O::from_bits).collect()
-    }
-
-    #[test]
-    fn evaluates_arithmetic_select_and_index_across_blocks() {
-        let k = Kernel::map(|x: Expr<f32>| {
-            let i = index().cast::<f32>();
-            select(x.gt(0.5), x.clone() * 2.0 + i, (x - 1.0).mul_add(3.0, 0.25))
-        });
-        let xs: Vec<f32> = (0..5000).map(|i| (i % 7) as f32 * 0.2).collect();
-        let got = eval(&k, &xs, 10);
-        for (i, (&x, &g)) in xs.iter().zip(&got).enumerate() {
-            let want = if x > 0.5 {
-                x * 2.0 + (i + 10) as f32
-            } else {
-                (x - 1.0) * 3.0 + 0.25
-            };
-            assert_eq!(g, want, "element {i}");
-        }
-    }
-
-    #[test]
-    fn fold_with_counter_and_invariants() {
-        let k = Kernel::map(|x: Expr<f32>| {
-            fold(5, x.clone(), |acc, i| acc * 0.5 + i.cast::<f32>() + x.sin())
-        });
-        let xs: Vec<f32> = (0..3000).map(|i| i as f32 * 0.001).collect();
-        let got = eval(&k, &xs, 0);
-        for (&x, &g) in xs.iter().zip(&got) {
-            let mut acc = x;
-            for i in 0..5 {
-                acc = acc * 0.5 + i as f32 + x.sin();
-            }
-            assert_eq!(g, acc);
-        }
-    }
-
-    #[test]
-    fn loop_counter_in_three_operand_steps() {
-        let k = Kernel::map(|x: Expr<f32>| {
-            fold(3, x.clone(), |acc, i| {
-                let f = i.cast::<f32>();
-                acc + select(i.gt(0u32), 1.0, 0.5)
-                    + i.clamp(1u32, 1u32).cast::<f32>()
-                    + i.mul_add(2u32, 1u32).cast::<f32>()
-                    + f
-            })
-        });
-        let xs: Vec<f32> = (0..3000).map(|i| i as f32).collect();
-        for (&x, g) in xs.iter().zip(eval(&k, &xs, 0)) {
-            let mut acc = x;
-            for i in 0..3u32 {
-                acc = acc + if i > 0 { 1.0 } else { 0.5 } + 1.0 + (i * 2 + 1) as f32 + i as f32;
-            }
-            assert_eq!(g, acc, "x = {x}");
-        }
-    }
-
-    #[test]
-    fn constant_and_identity_kernels() {
-        let k = Kernel::map(|_x: Expr<f32>| Expr::constant(4.5f32));
-        assert_eq!(eval(&k, &[1.0, 2.0], 0), vec![4.5, 4.5]);
-        let k = Kernel::map(|x: Expr<f32>| x);
-        assert_eq!(eval(&k, &[1.0, -2.0], 0), vec![1.0, -2.0]);
+        Step::Uni { .. } | Step::Loop(_) => None,
     }
 }

@@ -1,155 +1,75 @@
 //! Planning: a program's registers mapped to a few reusable scratch slots by
-//! liveness, single-use products fused with the sum that follows into mul-adds, and
-//! f32 runs gathered into chains.
+//! liveness (uniform ones to scalars), single-use products fused with the sum that
+//! follows into mul-adds, and f32 runs gathered into chains. Loops are planned by
+//! `plan_loop`.
 
 use super::chain::{chainable, extend, inline_binary, inline_unary};
+use super::fuse::fuse_mul_add;
 use super::liveness::{count_uses, liveness};
+use super::uniform::{uni_op, uniform};
 use super::{step_dst, Link, Plan, Src, Step};
-use crate::kernel::expr::BinOp;
 use crate::kernel::program::{Instr, Op, Operand, Program};
 use crate::kernel::scalar::ScalarType;
 
-struct Planner<'p> {
-    prog: &'p Program,
+pub(super) struct Planner<'p> {
+    pub(super) prog: &'p Program,
+    /// Which registers are uniform.
+    pub(super) uni: Vec<bool>,
     /// How many times each register is read.
     uses: Vec<u32>,
     /// Position of each register's last use (after loop extension).
-    last_use: Vec<usize>,
-    def_pos: Vec<usize>,
-    slot_of: Vec<Option<Src>>,
+    pub(super) last_use: Vec<usize>,
+    pub(super) def_pos: Vec<usize>,
+    pub(super) slot_of: Vec<Option<Src>>,
     free: Vec<u16>,
-    slots: usize,
-    counters: usize,
+    pub(super) slots: usize,
+    unis: usize,
+    pub(super) uni_carries: usize,
     splats: Vec<(u16, u32)>,
-    pos: usize,
+    pub(super) pos: usize,
+    /// The active-flag slots of the masked loops being planned, innermost last.
+    pub(super) masks: Vec<u16>,
+    /// How many loops the instruction being planned is in.
+    pub(super) depth: usize,
 }
 
-/// Fuses `t = a * b; r = t + c` (and `t - k` for a literal `k`) into one `MulAdd` step
-/// when `t` has no other use and both are in the same instruction list. On the CPU
-/// `MulAdd` rounds twice, exactly as the pair did, so results are unchanged; one pass
-/// over the block instead of two (Horner's rule, saxpy).
-fn fuse_mul_add(body: &[Instr], uses: &[u32], regs: &[ScalarType]) -> Vec<Instr> {
-    let mut out: Vec<Instr> = Vec::with_capacity(body.len());
-    // Register -> position in `out` of the single-use Mul that defines it.
-    let mut muls: std::collections::HashMap<u32, usize> = std::collections::HashMap::new();
-    let mut dead = vec![false; body.len()];
-    for ins in body {
-        let fused = match &ins.op {
-            Op::Binary(op @ (BinOp::Add | BinOp::Sub), x, y)
-                if regs[ins.dst as usize] != ScalarType::Bool =>
-            {
-                let pick = |o: &Operand| match o {
-                    Operand::Reg(r) => muls.get(r).copied(),
-                    _ => None,
-                };
-                let (mi, c) = match (op, pick(x), pick(y)) {
-                    (BinOp::Add, Some(i), _) => (Some(i), Some(*y)),
-                    (BinOp::Add, None, Some(i)) => (Some(i), Some(*x)),
-                    (BinOp::Sub, Some(i), _) => match y {
-                        Operand::Const(t, k) => (Some(i), Some(Operand::Const(*t, negate(*t, *k)))),
-                        _ => (None, None),
-                    },
-                    _ => (None, None),
-                };
-                match (mi, c) {
-                    (Some(i), Some(c)) => match &out[i].op {
-                        Op::Binary(BinOp::Mul, a, b) => {
-                            dead[i] = true;
-                            Some(Op::MulAdd(*a, *b, c))
-                        }
-                        _ => None,
-                    },
-                    _ => None,
-                }
-            }
-            _ => None,
-        };
-        let op = match (fused, &ins.op) {
-            (Some(f), _) => f,
-            (None, Op::Loop(l)) => {
-                let mut l = (**l).clone();
-                l.body = fuse_mul_add(&l.body, uses, regs);
-                Op::Loop(Box::new(l))
-            }
-            (None, op) => op.clone(),
-        };
-        if let Op::Binary(BinOp::Mul, ..) = op {
-            if uses[ins.dst as usize] == 1 {
-                muls.insert(ins.dst, out.len());
-            }
+fn count_all(prog: &Program) -> Vec<u32> {
+    let mut uses = vec![0u32; prog.regs.len()];
+    count_uses(&prog.body, &mut uses);
+    for &(_, o) in &prog.outputs {
+        if let Operand::Reg(r) = o {
+            uses[r as usize] += 1;
         }
-        out.push(Instr { dst: ins.dst, op });
     }
-    out.into_iter()
-        .enumerate()
-        .filter(|(i, _)| !dead.get(*i).copied().unwrap_or(false))
-        .map(|(_, x)| x)
-        .collect()
-}
-
-/// `-k` such that `t - k == t + (-k)` exactly: the sign flipped for floats (IEEE
-/// subtraction is addition of the negation), two's complement for integers.
-fn negate(ty: ScalarType, k: u32) -> u32 {
-    match ty {
-        ScalarType::F32 => k ^ 0x8000_0000,
-        _ => k.wrapping_neg(),
-    }
-}
-
-/// What the evaluator cannot run yet, if `body` holds any.
-fn unsupported(body: &[Instr]) -> Option<&'static str> {
-    body.iter().find_map(|i| match &i.op {
-        Op::Load { .. } | Op::TableLen(_) => Some("table reads"),
-        Op::Loop(l) => {
-            if l.cond.is_some() || l.carries.len() != 1 || !matches!(l.count, Operand::Const(..)) {
-                Some("loops with conditions, several carries or a count known at the call")
-            } else {
-                unsupported(&l.body)
-            }
-        }
-        _ => None,
-    })
+    uses
 }
 
 impl Plan {
     /// The plan for `prog`, a program with its parameters bound ([`Program::bind`]) or
     /// with none.
     pub(crate) fn new(prog: &Program) -> crate::error::Result<Plan> {
-        if let Some(why) = unsupported(&prog.body).or_else(|| {
-            (prog.outputs.len() != 1 || !prog.tables.is_empty())
-                .then_some("several results or tables")
-        }) {
-            return Err(crate::error::Error::InvalidKernel {
-                reason: format!("the CPU evaluator cannot run {why} yet"),
-            });
-        }
-        let mut uses = vec![0u32; prog.regs.len()];
-        count_uses(&prog.body, &mut uses);
-        if let Operand::Reg(r) = prog.result() {
-            uses[r as usize] += 1;
-        }
+        let uses = count_all(prog);
         let fused = Program {
-            body: fuse_mul_add(&prog.body, &uses, &prog.regs),
+            body: fuse_mul_add(&prog.body, &uses, &prog.regs, &uniform(prog)),
             ..prog.clone()
         };
         let prog = &fused;
         let n = prog.regs.len();
-        let mut uses = vec![0u32; n];
-        count_uses(&prog.body, &mut uses);
-        if let Operand::Reg(r) = prog.result() {
-            uses[r as usize] += 1;
-        }
         let mut pl = Planner {
             prog,
-            uses,
+            uni: uniform(prog),
+            uses: count_all(prog),
             last_use: vec![0; n],
             def_pos: vec![0; n],
             slot_of: vec![None; n],
             free: Vec::new(),
             slots: 0,
-            counters: 0,
+            unis: 0,
+            uni_carries: 0,
             splats: Vec::new(),
             pos: 0,
+            masks: Vec::new(),
+            depth: 0,
         };
         let mut loops = Vec::new();
         let end = liveness(
@@ -159,40 +79,62 @@ impl Plan {
             &mut 0,
             &mut loops,
         );
-        if let Operand::Reg(r) = prog.result() {
-            pl.last_use[r as usize] = end + 1;
+        for &(_, o) in &prog.outputs {
+            if let Operand::Reg(r) = o {
+                pl.last_use[r as usize] = end + 1;
+            }
         }
         let steps = pl.plan_block(&prog.body);
-        let result = pl.src(prog.result());
-        let direct = match (steps.last(), result) {
-            (Some(last), Src::Slot(r)) => {
-                !matches!(last, Step::Loop { .. }) && step_dst(last) == Some(r)
+        let results: Vec<Src> = prog.outputs.iter().map(|&(_, o)| pl.src(o)).collect();
+        let direct = match (steps.last(), &results[..]) {
+            (Some(last), [Src::Slot(r)]) => {
+                !matches!(last, Step::Loop(_)) && step_dst(last) == Some(*r)
             }
             _ => false,
         };
         Ok(Plan {
             steps,
-            result,
+            results,
             slots: pl.slots,
-            counters: pl.counters,
+            unis: pl.unis,
+            uni_carries: pl.uni_carries,
             splats: pl.splats,
             direct,
+            tables: prog.tables.len(),
         })
     }
 }
 
 impl Planner<'_> {
-    fn alloc(&mut self) -> u16 {
+    pub(super) fn alloc(&mut self) -> u16 {
         self.free.pop().unwrap_or_else(|| {
             self.slots += 1;
             (self.slots - 1) as u16
         })
     }
 
-    fn src(&self, o: Operand) -> Src {
+    /// A fresh uniform. Uniforms are not reused: one `u32` each.
+    pub(super) fn new_uni(&mut self) -> u16 {
+        self.unis += 1;
+        (self.unis - 1) as u16
+    }
+
+    /// Gives a slot back.
+    pub(super) fn give_back(&mut self, s: u16) {
+        self.free.push(s);
+    }
+
+    pub(super) fn src(&self, o: Operand) -> Src {
         match o {
             Operand::Reg(r) => self.slot_of[r as usize].unwrap_or(Src::Imm(0)),
             Operand::Const(_, v) => Src::Imm(v),
+        }
+    }
+
+    fn is_uni(&self, o: Operand) -> bool {
+        match o {
+            Operand::Reg(r) => self.uni[r as usize],
+            Operand::Const(..) => true,
         }
     }
 
@@ -212,13 +154,23 @@ impl Planner<'_> {
         }
     }
 
-    fn release(&mut self, o: Operand, at: usize) {
+    pub(super) fn release(&mut self, o: Operand, at: usize) {
         if let Operand::Reg(r) = o {
             let r = r as usize;
             if self.last_use[r] <= at {
                 if let Some(Src::Slot(s)) = self.slot_of[r].take() {
                     self.free.push(s);
                 }
+            }
+        }
+    }
+
+    /// Gives back the slot of every register dead at `at` (those read last inside a
+    /// loop that just ended).
+    pub(super) fn release_dead(&mut self, at: usize) {
+        for r in 0..self.slot_of.len() {
+            if self.last_use[r] <= at && matches!(self.slot_of[r], Some(Src::Slot(_))) {
+                self.release(Operand::Reg(r as u32), at);
             }
         }
     }
@@ -249,7 +201,7 @@ impl Planner<'_> {
         }
     }
 
-    fn plan_block(&mut self, body: &[Instr]) -> Vec<Step> {
+    pub(super) fn plan_block(&mut self, body: &[Instr]) -> Vec<Step> {
         let mut steps: Vec<Step> = Vec::with_capacity(body.len());
         // The register the last step produces, when that step can start a chain.
         let mut chain_reg: Option<u32> = None;
@@ -258,6 +210,20 @@ impl Planner<'_> {
             let here = self.pos;
             let d = ins.dst as usize;
             let ty = self.prog.regs[d];
+            if self.uni[d] && !matches!(ins.op, Op::Loop(_)) {
+                let Some(op) = uni_op(self.prog, ins, |o| self.src(o)) else {
+                    debug_assert!(false, "an unbound parameter reached the evaluator");
+                    self.slot_of[d] = Some(Src::Imm(0));
+                    continue;
+                };
+                let dst = self.new_uni();
+                self.slot_of[d] = Some(Src::Uni(dst));
+                // It reads uniforms only, so it may run before the last step: a chain
+                // in progress stays the last step and can go on.
+                let at = steps.len() - usize::from(chain_reg.is_some());
+                steps.insert(at, Step::Uni { dst, op });
+                continue;
+            }
             if let Some((link, others)) = chain_reg
                 .and_then(|r| self.link(ins, r).map(|l| (r, l)))
                 .map(|(r, l)| {
@@ -289,20 +255,32 @@ impl Planner<'_> {
                     self.slot_of[d] = Some(Src::Input(*k));
                     None
                 }
-                Op::Load { .. } | Op::TableLen(_) => {
-                    // refused by `unsupported` before planning
-                    self.slot_of[d] = Some(Src::Imm(0));
-                    None
-                }
-                Op::Param(_) => {
-                    // Parameters are bound to literals (Program::bind) before planning.
-                    debug_assert!(false, "an unbound parameter reached the evaluator");
+                Op::Param(_) | Op::TableLen(_) => {
+                    // uniform: handled above
                     self.slot_of[d] = Some(Src::Imm(0));
                     None
                 }
                 Op::Index => {
                     let dst = self.alloc();
                     Some(Step::Index { dst })
+                }
+                Op::Load {
+                    table,
+                    index,
+                    default,
+                } => {
+                    used.push(*index);
+                    used.extend(*default);
+                    let signed = self.prog.ty(*index) == ScalarType::I32;
+                    let (index, default) = (self.src(*index), default.map(|o| self.src(o)));
+                    let dst = self.alloc();
+                    Some(Step::Load {
+                        table: *table,
+                        signed,
+                        dst,
+                        index,
+                        default,
+                    })
                 }
                 Op::Unary(op, a) => {
                     used.push(*a);
@@ -344,8 +322,8 @@ impl Planner<'_> {
                 Op::MulAdd(a, b, c) => {
                     used.extend([*a, *b, *c]);
                     // Multiplication commutes (exactly, for floats too): keep the
-                    // immediate, if any, on the right.
-                    let (a, b) = if matches!(a, Operand::Const(..)) {
+                    // immediate or uniform, if any, on the right.
+                    let (a, b) = if self.is_uni(*a) && !self.is_uni(*b) {
                         (*b, *a)
                     } else {
                         (*a, *b)
@@ -381,29 +359,8 @@ impl Planner<'_> {
                     })
                 }
                 Op::Loop(l) => {
-                    let count = match l.count {
-                        Operand::Const(_, c) => c,
-                        Operand::Reg(_) => 0,
-                    };
-                    let init = self.src(l.inits[0]);
-                    used.push(l.inits[0]);
-                    let acc = self.alloc();
-                    self.slot_of[d] = Some(Src::Slot(acc));
-                    let counter = self.counters as u16;
-                    self.counters += 1;
-                    self.slot_of[l.counter as usize] = Some(Src::Counter(counter));
-                    let body = self.plan_block(&l.body);
-                    self.pos += 1;
-                    let next = self.src(l.nexts[0]);
-                    self.release(l.nexts[0], self.pos);
-                    Some(Step::Loop {
-                        count,
-                        acc,
-                        counter,
-                        init,
-                        body,
-                        next,
-                    })
+                    used.extend(l.inits.iter().copied());
+                    Some(self.plan_loop(l, here))
                 }
             };
             if let Some(step) = step {
@@ -429,67 +386,7 @@ impl Planner<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::eval;
     use crate::kernel::{Expr, Kernel};
-
-    #[test]
-    fn mul_add_fusion_is_bit_identical_and_fuses() {
-        let k = Kernel::map(|x: Expr<f32>| ((x.clone() * 1.1 + 0.3) * &x - 0.7) * &x + x.sin());
-        let plan = k.inner().plan().unwrap_or_else(|e| panic!("{e}"));
-        let links: Vec<&super::Link> = plan
-            .steps
-            .iter()
-            .flat_map(|s| match s {
-                super::Step::Chain { links, .. } => links.iter().collect(),
-                _ => Vec::new(),
-            })
-            .collect();
-        let fused = links
-            .iter()
-            .filter(|l| matches!(l, super::Link::MadA(..) | super::Link::MadC(..)))
-            .count();
-        let alone = plan
-            .steps
-            .iter()
-            .filter(|s| matches!(s, super::Step::MulAdd { .. }))
-            .count();
-        assert_eq!(fused + alone, 3, "three fused mul-adds: {plan:#?}");
-        assert_eq!(
-            fused, 2,
-            "two of them chained (sin calls libm, so it ends the chain): {plan:#?}"
-        );
-        let xs: Vec<f32> = (0..4000).map(|i| i as f32 * 0.37 - 700.0).collect();
-        for (&x, g) in xs.iter().zip(eval(&k, &xs, 0)) {
-            let want = ((x * 1.1 + 0.3) * x - 0.7) * x + x.sin();
-            assert_eq!(g.to_bits(), want.to_bits(), "x = {x}");
-        }
-        // A product used twice is not fused away.
-        let k = Kernel::map(|x: Expr<f32>| {
-            let t = x.clone() * 3.0;
-            (t.clone() + 1.0) / t
-        });
-        for (&x, g) in xs.iter().zip(eval(&k, &xs, 0)) {
-            assert_eq!(g, (x * 3.0 + 1.0) / (x * 3.0));
-        }
-    }
-
-    #[test]
-    fn fused_subtraction_of_a_literal_for_every_type() {
-        let k = Kernel::map(|x: Expr<f32>| {
-            let u = x.cast::<u32>();
-            let i = x.cast::<i32>();
-            ((u.clone() * u - 3_735_928_559u32).cast::<f32>() + (i.clone() * i - 7).cast::<f32>())
-                + (x.clone() * &x - 0.0)
-        });
-        let xs: Vec<f32> = (-3000..3000).map(|i| i as f32 * 0.5).collect();
-        for (&x, g) in xs.iter().zip(eval(&k, &xs, 0)) {
-            let (u, i) = (x as u32, x as i32);
-            let want = (u.wrapping_mul(u).wrapping_sub(3_735_928_559) as f32
-                + i.wrapping_mul(i).wrapping_sub(7) as f32)
-                + (x * x - 0.0);
-            assert_eq!(g.to_bits(), want.to_bits(), "x = {x}");
-        }
-    }
 
     #[test]
     fn slots_are_reused() {

@@ -1,7 +1,7 @@
 //! Chains run over tiles of [`TILE`] elements kept in registers from the first link to
 //! the last, and the special case of one short Horner run as a plain element loop.
 
-use super::{view, Link, Scratch, View};
+use super::{view, Cx, Link, Scratch, View};
 use crate::kernel::expr::{BinOp, UnOp};
 use crate::kernel::ops;
 
@@ -105,18 +105,17 @@ fn tile(start: Arg<'_>, links: &[LinkView<'_>], t: usize, n: usize) -> [f32; TIL
 /// registers from the first link to the last and is stored once, where one step per
 /// operation would store and reload it from L1 at every operation. Each operation
 /// rounds exactly as its own step would.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn run_chain(
     start: View<'_>,
     links: &[Link],
     coeffs: &[u32],
     sc: &Scratch,
-    inputs: &[&[u32]],
-    len: usize,
+    cx: &Cx<'_>,
     d: &mut [u32],
 ) {
+    let len = cx.len;
     if let [Link::Horner(x, first, count)] = *links {
-        if let View::Slice(x) = view(sc, inputs, x, len) {
+        if let View::Slice(x) = view(sc, cx, x) {
             let c: &[f32] =
                 bytemuck::cast_slice(&coeffs[first as usize..first as usize + count as usize]);
             let out: &mut [f32] = bytemuck::cast_slice_mut(&mut d[..len]);
@@ -136,12 +135,12 @@ pub(super) fn run_chain(
     for l in links {
         match *l {
             Link::Un(_) => {}
-            Link::Bin(_, x, _) => lit(view(sc, inputs, x, len)),
+            Link::Bin(_, x, _) => lit(view(sc, cx, x)),
             Link::MadA(x, y) | Link::MadC(x, y) => {
-                lit(view(sc, inputs, x, len));
-                lit(view(sc, inputs, y, len));
+                lit(view(sc, cx, x));
+                lit(view(sc, cx, y));
             }
-            Link::Horner(x, _, _) => lit(view(sc, inputs, x, len)),
+            Link::Horner(x, _, _) => lit(view(sc, cx, x)),
         }
     }
     let mut next = 0;
@@ -166,17 +165,13 @@ pub(super) fn run_chain(
         .iter()
         .map(|l| match *l {
             Link::Un(op) => LinkView::Un(op),
-            Link::Bin(op, x, rev) => LinkView::Bin(op, arg(view(sc, inputs, x, len)), rev),
-            Link::MadA(b, c) => {
-                LinkView::MadA(arg(view(sc, inputs, b, len)), arg(view(sc, inputs, c, len)))
-            }
-            Link::MadC(a, b) => {
-                LinkView::MadC(arg(view(sc, inputs, a, len)), arg(view(sc, inputs, b, len)))
-            }
+            Link::Bin(op, x, rev) => LinkView::Bin(op, arg(view(sc, cx, x)), rev),
+            Link::MadA(b, c) => LinkView::MadA(arg(view(sc, cx, b)), arg(view(sc, cx, c))),
+            Link::MadC(a, b) => LinkView::MadC(arg(view(sc, cx, a)), arg(view(sc, cx, b))),
             Link::Horner(x, first, count) => {
                 let c: &[f32] =
                     bytemuck::cast_slice(&coeffs[first as usize..first as usize + count as usize]);
-                LinkView::Horner(arg(view(sc, inputs, x, len)), c)
+                LinkView::Horner(arg(view(sc, cx, x)), c)
             }
         })
         .collect();

@@ -1,0 +1,137 @@
+//! Table reads, with the meaning `wgsl::gen` gives them. The index (`i32` or `u32`) is
+//! clamped into `0..len` (an empty table reads zero), or, with a default, checked
+//! against it (the default outside); the global index is then made local to the part
+//! of the table the call holds (`data`, from `start`) and clamped into that too, so no
+//! index whatever its value reads outside `data` (an empty `data` reads zero).
+
+use super::{TableRef, View};
+
+/// The element at local position `g - start`, clamped into `data` (not empty).
+#[inline(always)]
+fn local(data: &[u32], start: usize, g: u32) -> u32 {
+    data[(g as usize).wrapping_sub(start).min(data.len() - 1)]
+}
+
+/// Whether index `i` is inside a table of `len` elements.
+#[inline(always)]
+fn inside<const SIGNED: bool>(i: u32, len: u32) -> bool {
+    (!SIGNED || (i as i32) >= 0) && i < len
+}
+
+/// The global index `i` reads, clamped into `0..len` (`len > 0`).
+#[inline(always)]
+fn clamped<const SIGNED: bool>(i: u32, len: u32) -> u32 {
+    let i = if SIGNED { (i as i32).max(0) as u32 } else { i };
+    i.min(len - 1)
+}
+
+/// One read: element `i` of `t` (`signed`: an `i32` index), or `default` outside.
+pub(super) fn load_one(t: TableRef<'_>, signed: bool, i: u32, default: Option<u32>) -> u32 {
+    if signed {
+        one::<true>(t, i, default)
+    } else {
+        one::<false>(t, i, default)
+    }
+}
+
+fn one<const SIGNED: bool>(t: TableRef<'_>, i: u32, default: Option<u32>) -> u32 {
+    match default {
+        Some(d) if !inside::<SIGNED>(i, t.len) => d,
+        Some(_) if t.data.is_empty() => 0,
+        Some(_) => local(t.data, t.start, i),
+        None if t.len == 0 || t.data.is_empty() => 0,
+        None => local(t.data, t.start, clamped::<SIGNED>(i, t.len)),
+    }
+}
+
+/// A gather: element `index` of `t` for every element of the block.
+pub(super) fn load(
+    t: TableRef<'_>,
+    signed: bool,
+    index: View<'_>,
+    default: Option<View<'_>>,
+    out: &mut [u32],
+) {
+    if signed {
+        gather::<true>(t, index, default, out)
+    } else {
+        gather::<false>(t, index, default, out)
+    }
+}
+
+fn gather<const SIGNED: bool>(
+    t: TableRef<'_>,
+    index: View<'_>,
+    default: Option<View<'_>>,
+    out: &mut [u32],
+) {
+    let ix = match index {
+        View::Slice(ix) => ix,
+        // one index for the whole block: one read (or the default's elements)
+        View::Imm(i) => {
+            return match default {
+                Some(View::Slice(d)) if !inside::<SIGNED>(i, t.len) => out.copy_from_slice(d),
+                Some(View::Slice(_)) => out.fill(one::<SIGNED>(t, i, Some(0))),
+                Some(View::Imm(d)) => out.fill(one::<SIGNED>(t, i, Some(d))),
+                None => out.fill(one::<SIGNED>(t, i, None)),
+            };
+        }
+    };
+    let (len, data, start) = (t.len, t.data, t.start);
+    match default {
+        None if len == 0 || data.is_empty() => out.fill(0),
+        None if start == 0 && data.len() >= len as usize => {
+            // the whole table: one clamp
+            let data = &data[..len as usize];
+            let hi = data.len() - 1;
+            for (o, &i) in out.iter_mut().zip(ix) {
+                let i = if SIGNED { (i as i32).max(0) as u32 } else { i };
+                *o = data[(i as usize).min(hi)];
+            }
+        }
+        None => {
+            for (o, &i) in out.iter_mut().zip(ix) {
+                *o = local(data, start, clamped::<SIGNED>(i, len));
+            }
+        }
+        Some(d) if data.is_empty() => {
+            each(
+                ix,
+                d,
+                out,
+                |i, d| {
+                    if inside::<SIGNED>(i, len) {
+                        0
+                    } else {
+                        d
+                    }
+                },
+            )
+        }
+        Some(d) => each(ix, d, out, |i, d| {
+            let v = local(data, start, i);
+            if inside::<SIGNED>(i, len) {
+                v
+            } else {
+                d
+            }
+        }),
+    }
+}
+
+/// `out[k] = f(ix[k], default[k])`.
+#[inline(always)]
+fn each(ix: &[u32], default: View<'_>, out: &mut [u32], f: impl Fn(u32, u32) -> u32) {
+    match default {
+        View::Slice(d) => {
+            for ((o, &i), &d) in out.iter_mut().zip(ix).zip(d) {
+                *o = f(i, d);
+            }
+        }
+        View::Imm(d) => {
+            for (o, &i) in out.iter_mut().zip(ix) {
+                *o = f(i, d);
+            }
+        }
+    }
+}
