@@ -265,36 +265,6 @@ pub(crate) struct Plan {
     tables: usize,
 }
 
-/// A whole-array input as the evaluator reads it: the table's elements
-/// `start..start + data.len()` (all of it, or the part a device was given), and the
-/// whole table's length.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct TableRef<'a> {
-    pub(crate) data: &'a [u32],
-    pub(crate) start: usize,
-    pub(crate) len: u32,
-}
-
-impl Plan {
-    /// Results per element.
-    pub(crate) fn outputs(&self) -> usize {
-        1
-    }
-
-    /// [`run_block`](Self::run_block) with whole-array inputs: element `i`'s result
-    /// `k` goes to `out[i * outputs + k]`.
-    pub(crate) fn run(
-        &self,
-        s: &mut Scratch,
-        inputs: &[&[u32]],
-        _tables: &[TableRef<'_>],
-        first: u64,
-        out: &mut [u32],
-    ) {
-        self.run_block(s, inputs, first, out)
-    }
-}
-
 /// Per-thread working memory for a plan.
 pub(crate) struct Scratch {
     slots: Vec<Vec<u32>>,
