@@ -42,7 +42,10 @@ fn bench(c: &mut Criterion) {
         b.iter(|| rt.map2(&xs, &ys, &old_saxpy, Placement::Cpu).expect("map2"))
     });
     g.bench_function("call", |b| {
-        b.iter(|| rt.call(&new_saxpy, (&xs, &ys), Placement::Cpu).expect("call"))
+        b.iter(|| {
+            rt.call(&new_saxpy, (&xs, &ys), Placement::Cpu)
+                .expect("call")
+        })
     });
     g.finish();
 

@@ -220,7 +220,9 @@ pub fn call<I: InTypes, O: OutTypes, D: CallData<I>>(
     kernel: &Kernel<I, O>,
     data: D,
 ) -> Result<O::Host> {
-    Ok(Runtime::global()?.call(kernel, data, Placement::Auto)?.output)
+    Ok(Runtime::global()?
+        .call(kernel, data, Placement::Auto)?
+        .output)
 }
 
 /// [`call`] over `n` elements, for a kernel whose arguments are all tables. See

@@ -221,7 +221,11 @@ impl fmt::Display for InputMove {
             Sent::Halo { before, after } => format!("halo of {before} below, {after} above"),
             Sent::Whole => "whole, once per device".to_string(),
         };
-        write!(f, "argument {}: {how}, {} bytes sent", self.argument, self.bytes)
+        write!(
+            f,
+            "argument {}: {how}, {} bytes sent",
+            self.argument, self.bytes
+        )
     }
 }
 

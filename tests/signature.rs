@@ -19,6 +19,7 @@ fn rng(seed: u64) -> ChaCha8Rng {
 
 /// Eight inputs of three types, four results of three types.
 #[test]
+#[allow(clippy::type_complexity)]
 fn eight_inputs_of_their_own_types_give_four_results() {
     let k = Kernel::new(
         |(a, b, c, d, e, f, g, h): (
@@ -50,15 +51,18 @@ fn eight_inputs_of_their_own_types_give_four_results() {
     let g: Vec<f32> = (0..n).map(|_| r.random_range(-10.0..10.0)).collect();
     let h: Vec<f32> = (0..n).map(|_| r.random_range(-10.0..10.0)).collect();
     for t in targets_with_splits(&[0.5]) {
-        let run = t
-            .rt
-            .call(&k, (&a, &b, &c, &d, &e, &f, &g, &h), t.placement)
-            .unwrap_or_else(|e| panic!("{t}: {e}"));
+        let run =
+            t.rt.call(&k, (&a, &b, &c, &d, &e, &f, &g, &h), t.placement)
+                .unwrap_or_else(|e| panic!("{t}: {e}"));
         let (r0, r1, r2, r3) = run.output;
         for i in 0..n {
             assert_eq!(r0[i], (a[i] + d[i]).max(g[i]).min(h[i]), "{t} r0[{i}]");
             assert_eq!(r1[i], (b[i] ^ e[i]).wrapping_add(i as u32), "{t} r1[{i}]");
-            assert_eq!(r2[i], c[i].wrapping_mul(f[i]).wrapping_sub(c[i]), "{t} r2[{i}]");
+            assert_eq!(
+                r2[i],
+                c[i].wrapping_mul(f[i]).wrapping_sub(c[i]),
+                "{t} r2[{i}]"
+            );
             // a product then a sum: a GPU may contract it, so within two roundings
             let want = (e[i] as f32 * a[i] + b[i] as f32).max(0.0);
             assert!(
@@ -69,7 +73,11 @@ fn eight_inputs_of_their_own_types_give_four_results() {
         }
         // every element-wise input is partitioned; the report says so per argument
         assert_eq!(run.report.inputs().len(), 8, "{t}");
-        assert!(run.report.inputs().iter().all(|m| m.sent() == Sent::Partitioned));
+        assert!(run
+            .report
+            .inputs()
+            .iter()
+            .all(|m| m.sent() == Sent::Partitioned));
     }
 }
 
@@ -91,18 +99,21 @@ fn table_reads_clamp_or_default_on_every_device() {
     let mut js: Vec<i32> = (0..50_000).map(|_| r.random_range(-1500..2500)).collect();
     js.extend([i32::MIN, -1, 0, 999, 1000, i32::MAX]);
     for t in targets_with_splits(&[0.3]) {
-        let (clamped, defaulted, unsigned, empties) = t
-            .rt
-            .call(&k, (&js, &table, &empty), t.placement)
-            .unwrap_or_else(|e| panic!("{t}: {e}"))
-            .output;
+        let (clamped, defaulted, unsigned, empties) =
+            t.rt.call(&k, (&js, &table, &empty), t.placement)
+                .unwrap_or_else(|e| panic!("{t}: {e}"))
+                .output;
         for (i, &j) in js.iter().enumerate() {
             let near = table[j.clamp(0, 999) as usize];
             assert_eq!(clamped[i], near, "{t} at({j})");
             let want = if (0..1000).contains(&j) { near } else { 7 };
             assert_eq!(defaulted[i], want, "{t} at_or({j})");
             // the same bits as u32: negatives are huge, so they clamp to the last
-            assert_eq!(unsigned[i], table[(j as u32).min(999) as usize], "{t} at({j} as u32)");
+            assert_eq!(
+                unsigned[i],
+                table[(j as u32).min(999) as usize],
+                "{t} at({j} as u32)"
+            );
             assert_eq!(empties[i], 5 + 1000, "{t} empty table");
         }
     }
@@ -114,10 +125,14 @@ fn table_reads_clamp_or_default_on_every_device() {
 fn loops_with_carries_counts_at_the_call_and_early_exits() {
     let moments = Kernel::new(|(x, t): (Expr<u32>, Table<u32>)| {
         let zero = Expr::constant(0u32);
-        let (s, s2, m) = fold_with(t.len(), (zero.clone(), zero.clone(), zero), |(s, s2, m), j| {
-            let v = t.at(j) ^ x.clone();
-            (s + v.clone(), s2 + v.clone() * v.clone(), m.max(v))
-        });
+        let (s, s2, m) = fold_with(
+            t.len(),
+            (zero.clone(), zero.clone(), zero),
+            |(s, s2, m), j| {
+                let v = t.at(j) ^ x.clone();
+                (s + v.clone(), s2 + v.clone() * v.clone(), m.max(v))
+            },
+        );
         (s, s2, m)
     });
     // collatz steps until 1, at most 500: trips differ wildly inside one block
@@ -137,16 +152,14 @@ fn loops_with_carries_counts_at_the_call_and_early_exits() {
     let table: Vec<u32> = (0..300).map(|_| r.random()).collect();
     let xs: Vec<u32> = (0..20_000).map(|_| r.random_range(0..100_000)).collect();
     for t in targets_with_splits(&[0.5]) {
-        let (s, s2, m) = t
-            .rt
-            .call(&moments, (&xs, &table), t.placement)
-            .unwrap_or_else(|e| panic!("{t}: {e}"))
-            .output;
-        let steps = t
-            .rt
-            .call(&collatz, (&xs,), t.placement)
-            .unwrap_or_else(|e| panic!("{t}: {e}"))
-            .output;
+        let (s, s2, m) =
+            t.rt.call(&moments, (&xs, &table), t.placement)
+                .unwrap_or_else(|e| panic!("{t}: {e}"))
+                .output;
+        let steps =
+            t.rt.call(&collatz, (&xs,), t.placement)
+                .unwrap_or_else(|e| panic!("{t}: {e}"))
+                .output;
         for (i, &x) in xs.iter().enumerate() {
             let (mut ws, mut ws2, mut wm) = (0u32, 0u32, 0u32);
             for &v in &table {
@@ -158,7 +171,11 @@ fn loops_with_carries_counts_at_the_call_and_early_exits() {
             assert_eq!((s[i], s2[i], m[i]), (ws, ws2, wm), "{t} moments of {x}");
             let (mut v, mut n) = (x, 0u32);
             while n < 500 && v > 1 {
-                v = if v & 1 == 1 { v.wrapping_mul(3).wrapping_add(1) } else { v >> 1 };
+                v = if v & 1 == 1 {
+                    v.wrapping_mul(3).wrapping_add(1)
+                } else {
+                    v >> 1
+                };
                 n += 1;
             }
             assert_eq!(steps[i], n, "{t} collatz({x})");
@@ -177,18 +194,25 @@ fn nan_in_a_condition_stops_the_loop_and_zero_trips_run_nothing() {
     let xs = [f32::NAN, 1.0, 0.0, -1.0, 3.0, f32::INFINITY, 1.0];
     let maxes = [10u32, 10, 10, 3, 0, 10, 1_000_000];
     for t in targets_with_splits(&[]) {
-        let (v, n) = t
-            .rt
-            .call(&k, (&xs, &maxes), t.placement)
-            .unwrap_or_else(|e| panic!("{t}: {e}"))
-            .output;
+        let (v, n) =
+            t.rt.call(&k, (&xs, &maxes), t.placement)
+                .unwrap_or_else(|e| panic!("{t}: {e}"))
+                .output;
         assert!(v[0].is_nan() && n[0] == 0, "{t}: NaN stops at once");
         assert_eq!((v[1], n[1]), (128.0, 7), "{t}");
-        assert_eq!((v[2], n[2]), (0.0, 10), "{t}: 0 * 2 stays below 100 until the count");
+        assert_eq!(
+            (v[2], n[2]),
+            (0.0, 10),
+            "{t}: 0 * 2 stays below 100 until the count"
+        );
         assert_eq!((v[3], n[3]), (-8.0, 3), "{t}");
         assert_eq!((v[4], n[4]), (3.0, 0), "{t}: a zero count runs nothing");
         assert_eq!((v[5], n[5]), (f32::INFINITY, 0), "{t}");
-        assert_eq!((v[6], n[6]), (128.0, 7), "{t}: a huge maximum stops at the condition");
+        assert_eq!(
+            (v[6], n[6]),
+            (128.0, 7),
+            "{t}: a huge maximum stops at the condition"
+        );
     }
 }
 
@@ -197,9 +221,11 @@ fn nan_in_a_condition_stops_the_loop_and_zero_trips_run_nothing() {
 #[test]
 fn reductions_of_many_input_kernels() {
     let dot = Kernel::new(|(a, b): (Expr<u32>, Expr<i32>)| a * b.cast::<u32>());
-    let three = Kernel::new(|(a, b, c, t): (Expr<u32>, Expr<u32>, Expr<u32>, Table<u32>)| {
-        (a ^ b) + c + t.at(index() % 7u32)
-    });
+    let three = Kernel::new(
+        |(a, b, c, t): (Expr<u32>, Expr<u32>, Expr<u32>, Table<u32>)| {
+            (a ^ b) + c + t.at(index() % 7u32)
+        },
+    );
     let n = 100_003;
     let mut r = rng(4);
     let a: Vec<u32> = (0..n).map(|_| r.random()).collect();
@@ -211,14 +237,27 @@ fn reductions_of_many_input_kernels() {
         .zip(&b)
         .fold(0u32, |s, (x, y)| s.wrapping_add(x.wrapping_mul(*y as u32)));
     let want3 = (0..n).fold(0u32, |s, i| {
-        s.wrapping_add((a[i] ^ (b[i] as u32)).wrapping_add(c[i]).wrapping_add(t7[i % 7]))
+        s.wrapping_add(
+            (a[i] ^ (b[i] as u32))
+                .wrapping_add(c[i])
+                .wrapping_add(t7[i % 7]),
+        )
     });
     let bu: Vec<u32> = b.iter().map(|&x| x as u32).collect();
     for t in targets_with_splits(&[0.5]) {
         let got = t.rt.call_reduce(&dot, (&a, &b), Reduce::Sum, t.placement);
-        assert_eq!(got.unwrap_or_else(|e| panic!("{t}: {e}")).output, want_dot, "{t}");
-        let got = t.rt.call_reduce(&three, (&a, &bu, &c, &t7), Reduce::Sum, t.placement);
-        assert_eq!(got.unwrap_or_else(|e| panic!("{t}: {e}")).output, want3, "{t}");
+        assert_eq!(
+            got.unwrap_or_else(|e| panic!("{t}: {e}")).output,
+            want_dot,
+            "{t}"
+        );
+        let got =
+            t.rt.call_reduce(&three, (&a, &bu, &c, &t7), Reduce::Sum, t.placement);
+        assert_eq!(
+            got.unwrap_or_else(|e| panic!("{t}: {e}")).output,
+            want3,
+            "{t}"
+        );
     }
 }
 
@@ -228,7 +267,10 @@ fn bad_calls_are_typed_errors_and_empty_is_empty() {
     let rt = shared_cpu();
     let k = Kernel::new(|(a, b): (Expr<f32>, Expr<f32>)| a + b);
     let r = rt.call(&k, (&[1.0f32, 2.0], &[1.0f32]), Placement::Auto);
-    assert!(matches!(r, Err(Error::LengthMismatch { left: 2, right: 1 })), "{r:?}");
+    assert!(
+        matches!(r, Err(Error::LengthMismatch { left: 2, right: 1 })),
+        "{r:?}"
+    );
     let e: [f32; 0] = [];
     let r = rt.call(&k, (&e, &e), Placement::Auto);
     assert_eq!(r.map(|r| r.output).ok(), Some(vec![]));

@@ -29,28 +29,30 @@ fn black_scholes_matches_hull_and_the_closed_form() {
     let (r, v) = (suite::BS_RATE, suite::BS_VOLATILITY);
     let k = workloads::black_scholes(r, v);
     for t in targets_with_splits(&[0.5]) {
-        let (call, put) = t
-            .rt
-            .call(&hull, (&[42.0f32], &[40.0f32], &[0.5f32]), t.placement)
-            .unwrap_or_else(|e| panic!("{t}: {e}"))
-            .output;
+        let (call, put) =
+            t.rt.call(&hull, (&[42.0f32], &[40.0f32], &[0.5f32]), t.placement)
+                .unwrap_or_else(|e| panic!("{t}: {e}"))
+                .output;
         // 4 places rounded, plus f32: 1e-4
         assert!((call[0] - 4.7594).abs() < 1e-4, "{t}: call {}", call[0]);
         assert!((put[0] - 0.8086).abs() < 1e-4, "{t}: put {}", put[0]);
 
-        let (call, put) = t
-            .rt
-            .call(&k, (&opts.spot, &opts.strike, &opts.years), t.placement)
-            .unwrap_or_else(|e| panic!("{t}: {e}"))
-            .output;
+        let (call, put) =
+            t.rt.call(&k, (&opts.spot, &opts.strike, &opts.years), t.placement)
+                .unwrap_or_else(|e| panic!("{t}: {e}"))
+                .output;
         let mut worst = 0.0f64;
         for i in 0..opts.spot.len() {
             let (s, x, y) = (opts.spot[i], opts.strike[i], opts.years[i]);
-            let (c64, p64) = suite::black_scholes_f64(s as f64, x as f64, y as f64, r as f64, v as f64);
-            worst = worst.max((call[i] as f64 - c64).abs()).max((put[i] as f64 - p64).abs());
+            let (c64, p64) =
+                suite::black_scholes_f64(s as f64, x as f64, y as f64, r as f64, v as f64);
+            worst = worst
+                .max((call[i] as f64 - c64).abs())
+                .max((put[i] as f64 - p64).abs());
             // put-call parity holds in the kernel's own arithmetic: C - P = S - K e^{-rT},
             // to the f32 rounding of prices up to ~130
-            let parity = (call[i] - put[i]) as f64 - (s as f64 - x as f64 * (-(r as f64) * y as f64).exp());
+            let parity =
+                (call[i] - put[i]) as f64 - (s as f64 - x as f64 * (-(r as f64) * y as f64).exp());
             assert!(parity.abs() < 1e-4, "{t}: parity off by {parity} at {i}");
         }
         // the CDF's error (< 1e-6 in f32) times prices up to ~130, and f32 rounding
@@ -67,7 +69,9 @@ fn nbody_matches_the_f64_direct_sum_and_conserves_momentum() {
     let n = b.x.len();
     for t in targets_with_splits(&[0.5]) {
         let args = (&b.x, &b.y, &b.z, &b.x, &b.y, &b.z, &b.m);
-        let run = t.rt.call(&k, args, t.placement).unwrap_or_else(|e| panic!("{t}: {e}"));
+        let run =
+            t.rt.call(&k, args, t.placement)
+                .unwrap_or_else(|e| panic!("{t}: {e}"));
         let (ax, ay, az) = run.output;
         for i in 0..n {
             // the sum of |terms|: f32 accumulates n of them, each a few roundings
@@ -79,13 +83,19 @@ fn nbody_matches_the_f64_direct_sum_and_conserves_momentum() {
             }
             let tol = (n as f64 + 16.0) * U * mag * 2.0;
             for (got, want) in [(ax[i], rx[i]), (ay[i], ry[i]), (az[i], rz[i])] {
-                assert!((got as f64 - want).abs() <= tol, "{t}: body {i}: {got} vs {want} (tol {tol})");
+                assert!(
+                    (got as f64 - want).abs() <= tol,
+                    "{t}: body {i}: {got} vs {want} (tol {tol})"
+                );
             }
         }
         // Newton's third law: the total force is zero (to the rounding of its terms)
         let total: f64 = (0..n).map(|i| b.m[i] as f64 * ax[i] as f64).sum();
         let scale: f64 = (0..n).map(|i| (b.m[i] * ax[i]).abs() as f64).sum();
-        assert!(total.abs() <= 1e-4 * scale, "{t}: total force {total} of {scale}");
+        assert!(
+            total.abs() <= 1e-4 * scale,
+            "{t}: total force {total} of {scale}"
+        );
         if t.placement != Placement::Cpu {
             // the tables went to the GPU whole; the bodies' own positions partitioned
             let sent: Vec<Sent> = run.report.inputs().iter().map(|m| m.sent()).collect();
@@ -108,11 +118,10 @@ fn nbody_momentum_is_conserved_over_steps() {
         let (mut vx, mut vy, mut vz) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
         let dt = 1e-3f32;
         for _ in 0..5 {
-            let (ax, ay, az) = t
-                .rt
-                .call(&k, (&x, &y, &z, &x, &y, &z, &b.m), t.placement)
-                .unwrap_or_else(|e| panic!("{t}: {e}"))
-                .output;
+            let (ax, ay, az) =
+                t.rt.call(&k, (&x, &y, &z, &x, &y, &z, &b.m), t.placement)
+                    .unwrap_or_else(|e| panic!("{t}: {e}"))
+                    .output;
             for i in 0..n {
                 vx[i] += ax[i] * dt;
                 vy[i] += ay[i] * dt;
@@ -137,14 +146,19 @@ fn mandelbrot_counts_match_f64_off_the_boundary_and_give_the_known_area() {
     let view = workloads::View::whole(w, h);
     let k = workloads::mandelbrot(view, max);
     let want = suite::mandelbrot_counts_f64(
-        w as usize, h as usize, view.x0 as f64, view.x1 as f64, view.y0 as f64, view.y1 as f64, max,
+        w as usize,
+        h as usize,
+        view.x0 as f64,
+        view.x1 as f64,
+        view.y0 as f64,
+        view.y1 as f64,
+        max,
     );
     for t in targets_with_splits(&[0.5]) {
-        let got = t
-            .rt
-            .call_over((w * h) as usize, &k, (), t.placement)
-            .unwrap_or_else(|e| panic!("{t}: {e}"))
-            .output;
+        let got =
+            t.rt.call_over((w * h) as usize, &k, (), t.placement)
+                .unwrap_or_else(|e| panic!("{t}: {e}"))
+                .output;
         // f32 and f64 may leave a band at different iterations where |z| crosses 2 in
         // the last bits: a pixel may differ only on such a band's edge, where a
         // neighbour's f64 count differs from its own.
@@ -160,7 +174,11 @@ fn mandelbrot_counts_match_f64_off_the_boundary_and_give_the_known_area() {
                     (px.saturating_sub(1)..(px + 2).min(w as usize))
                         .any(|qx| want[qy * w as usize + qx] != want[i])
                 });
-                assert!(edge, "{t}: pixel ({px}, {py}) off a band edge: {} vs {}", got[i], want[i]);
+                assert!(
+                    edge,
+                    "{t}: pixel ({px}, {py}) off a band edge: {} vs {}",
+                    got[i], want[i]
+                );
             }
         }
         assert!(differ * 100 <= got.len(), "{t}: {differ} pixels differ");
@@ -185,10 +203,9 @@ fn blur_matches_the_f64_sum_and_moves_only_a_halo() {
     let want = suite::blur5x5_f64(&img, w, h);
     let k = workloads::blur(w as u32, h as u32);
     for t in targets_with_splits(&[0.5]) {
-        let run = t
-            .rt
-            .call_over(w * h, &k, (&img,), t.placement)
-            .unwrap_or_else(|e| panic!("{t}: {e}"));
+        let run =
+            t.rt.call_over(w * h, &k, (&img,), t.placement)
+                .unwrap_or_else(|e| panic!("{t}: {e}"));
         for (i, (&g, &r)) in run.output.iter().zip(&want).enumerate() {
             // 25 terms of pixels in [0, 1], weights summing to 1
             assert!((g as f64 - r).abs() <= 2e-6, "{t}: pixel {i}: {g} vs {r}");
@@ -209,14 +226,15 @@ fn matmul_matches_the_f64_product() {
     let want = suite::matmul_f64(&a, &b, rows, kk, cols);
     let k = workloads::matmul(kk as u32, cols as u32);
     for t in targets_with_splits(&[0.5]) {
-        let got = t
-            .rt
-            .call_over(rows * cols, &k, (&a, &b), t.placement)
-            .unwrap_or_else(|e| panic!("{t}: {e}"))
-            .output;
+        let got =
+            t.rt.call_over(rows * cols, &k, (&a, &b), t.placement)
+                .unwrap_or_else(|e| panic!("{t}: {e}"))
+                .output;
         for r in 0..rows {
             for c in 0..cols {
-                let mag: f64 = (0..kk).map(|j| (a[r * kk + j] * b[j * cols + c]).abs() as f64).sum();
+                let mag: f64 = (0..kk)
+                    .map(|j| (a[r * kk + j] * b[j * cols + c]).abs() as f64)
+                    .sum();
                 // Higham's bound for a dot product of length k, doubled for contraction
                 let tol = 2.0 * kk as f64 * U * mag;
                 let (g, w) = (got[r * cols + c] as f64, want[r * cols + c]);
@@ -233,24 +251,35 @@ fn kmeans_labels_match_the_hand_written_assignment() {
     let k = workloads::kmeans_assign();
     for t in targets_with_splits(&[0.5]) {
         let args = (&points[0], &points[1], &centroids[0], &centroids[1]);
-        let (labels, dist) = t
-            .rt
-            .call(&k, args, t.placement)
-            .unwrap_or_else(|e| panic!("{t}: {e}"))
-            .output;
+        let (labels, dist) =
+            t.rt.call(&k, args, t.placement)
+                .unwrap_or_else(|e| panic!("{t}: {e}"))
+                .output;
         for i in 0..labels.len() {
             if labels[i] == want[i] {
-                assert!((dist[i] - want_d[i]).abs() <= 4.0 * f32::EPSILON * want_d[i], "{t}: {i}");
+                assert!(
+                    (dist[i] - want_d[i]).abs() <= 4.0 * f32::EPSILON * want_d[i],
+                    "{t}: {i}"
+                );
                 continue;
             }
             // a GPU may contract dx*dx + dy*dy: a different label only at a near-tie
             let d = |c: usize| {
-                let (dx, dy) = (points[0][i] - centroids[0][c], points[1][i] - centroids[1][c]);
+                let (dx, dy) = (
+                    points[0][i] - centroids[0][c],
+                    points[1][i] - centroids[1][c],
+                );
                 (dx * dx + dy * dy) as f64
             };
             let (a, b) = (d(labels[i] as usize), d(want[i] as usize));
-            assert!(t.placement != Placement::Cpu, "the CPU follows the same order exactly");
-            assert!((a - b).abs() <= 4.0 * U * a.max(b), "{t}: point {i}: {a} vs {b}");
+            assert!(
+                t.placement != Placement::Cpu,
+                "the CPU follows the same order exactly"
+            );
+            assert!(
+                (a - b).abs() <= 4.0 * U * a.max(b),
+                "{t}: point {i}: {a} vs {b}"
+            );
         }
     }
 }

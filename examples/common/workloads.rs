@@ -29,8 +29,8 @@ pub fn cnd(d: Expr<f32>) -> Expr<f32> {
 pub fn black_scholes(r: f32, v: f32) -> Kernel<(f32, f32, f32), (f32, f32)> {
     Kernel::new(move |(s, x, t): (Expr<f32>, Expr<f32>, Expr<f32>)| {
         let sqrt_t = t.sqrt();
-        let d1 = ((s.clone() / x.clone()).ln() + t.clone() * (r + 0.5 * v * v))
-            / (sqrt_t.clone() * v);
+        let d1 =
+            ((s.clone() / x.clone()).ln() + t.clone() * (r + 0.5 * v * v)) / (sqrt_t.clone() * v);
         let d2 = d1.clone() - sqrt_t * v;
         let (n1, n2) = (cnd(d1), cnd(d2));
         let discounted = x * (t * -r).exp();
@@ -46,7 +46,18 @@ pub fn black_scholes(r: f32, v: f32) -> Kernel<(f32, f32, f32), (f32, f32)> {
 #[allow(clippy::type_complexity)]
 pub fn nbody(
     softening2: f32,
-) -> Kernel<(f32, f32, f32, Table<f32>, Table<f32>, Table<f32>, Table<f32>), (f32, f32, f32)> {
+) -> Kernel<
+    (
+        f32,
+        f32,
+        f32,
+        Table<f32>,
+        Table<f32>,
+        Table<f32>,
+        Table<f32>,
+    ),
+    (f32, f32, f32),
+> {
     Kernel::new(
         move |(x, y, z, px, py, pz, m): (
             Expr<f32>,
@@ -58,16 +69,22 @@ pub fn nbody(
             Table<f32>,
         )| {
             let zero = Expr::constant(0.0f32);
-            fold_with(px.len(), (zero.clone(), zero.clone(), zero), |(ax, ay, az), j| {
-                let dx = px.at(j.clone()) - x.clone();
-                let dy = py.at(j.clone()) - y.clone();
-                let dz = pz.at(j.clone()) - z.clone();
-                let d2 = dx.clone() * dx.clone() + dy.clone() * dy.clone() + dz.clone() * dz.clone()
-                    + softening2;
-                let inv = 1.0f32 / d2.sqrt();
-                let s = m.at(j) * inv.clone() * inv.clone() * inv;
-                (ax + dx * s.clone(), ay + dy * s.clone(), az + dz * s)
-            })
+            fold_with(
+                px.len(),
+                (zero.clone(), zero.clone(), zero),
+                |(ax, ay, az), j| {
+                    let dx = px.at(j.clone()) - x.clone();
+                    let dy = py.at(j.clone()) - y.clone();
+                    let dz = pz.at(j.clone()) - z.clone();
+                    let d2 = dx.clone() * dx.clone()
+                        + dy.clone() * dy.clone()
+                        + dz.clone() * dz.clone()
+                        + softening2;
+                    let inv = 1.0f32 / d2.sqrt();
+                    let s = m.at(j) * inv.clone() * inv.clone() * inv;
+                    (ax + dx * s.clone(), ay + dy * s.clone(), az + dz * s)
+                },
+            )
         },
     )
 }
@@ -175,14 +192,16 @@ pub fn matmul(k: u32, cols: u32) -> Kernel<(Table<f32>, Table<f32>), f32> {
 /// equals) and the squared distance to it.
 #[allow(clippy::type_complexity)]
 pub fn kmeans_assign() -> Kernel<(f32, f32, Table<f32>, Table<f32>), (u32, f32)> {
-    Kernel::new(|(x, y, cx, cy): (Expr<f32>, Expr<f32>, Table<f32>, Table<f32>)| {
-        let start = (Expr::constant(0u32), Expr::constant(f32::INFINITY));
-        fold_with(cx.len(), start, |(best, bd), j| {
-            let dx = x.clone() - cx.at(j.clone());
-            let dy = y.clone() - cy.at(j.clone());
-            let d = dx.clone() * dx + dy.clone() * dy;
-            let closer = d.lt(bd.clone());
-            (closer.select(j, best), closer.select(d, bd))
-        })
-    })
+    Kernel::new(
+        |(x, y, cx, cy): (Expr<f32>, Expr<f32>, Table<f32>, Table<f32>)| {
+            let start = (Expr::constant(0u32), Expr::constant(f32::INFINITY));
+            fold_with(cx.len(), start, |(best, bd), j| {
+                let dx = x.clone() - cx.at(j.clone());
+                let dy = y.clone() - cy.at(j.clone());
+                let d = dx.clone() * dx + dy.clone() * dy;
+                let closer = d.lt(bd.clone());
+                (closer.select(j, best), closer.select(d, bd))
+            })
+        },
+    )
 }

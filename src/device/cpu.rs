@@ -154,7 +154,8 @@ impl Device for CpuDevice {
 
     fn run(&self, task: &HostTask<'_>, out: &mut [u32]) -> Result<Timed> {
         let t = Instant::now();
-        let stats = self.map_tables(task.kernel, task.inputs, task.tables, task.first_index, out)?;
+        let stats =
+            self.map_tables(task.kernel, task.inputs, task.tables, task.first_index, out)?;
         Ok(Timed {
             stats,
             secs: t.elapsed().as_secs_f64(),
@@ -163,8 +164,14 @@ impl Device for CpuDevice {
 
     fn reduce(&self, task: &HostTask<'_>, op: Reduce) -> Result<(Partial, Timed)> {
         let t = Instant::now();
-        let (part, stats) =
-            self.fold_tables(task.kernel, op, task.inputs, task.tables, task.first_index, task.len)?;
+        let (part, stats) = self.fold_tables(
+            task.kernel,
+            op,
+            task.inputs,
+            task.tables,
+            task.first_index,
+            task.len,
+        )?;
         let secs = t.elapsed().as_secs_f64();
         Ok((part, Timed { stats, secs }))
     }
@@ -228,20 +235,7 @@ impl CpuDevice {
         })
     }
 
-    /// Reduces `len` elements of `kernel` (see [`Device::reduce`]).
-    #[cfg(test)]
-    pub(crate) fn fold(
-        &self,
-        kernel: &KernelDef,
-        op: Reduce,
-        inputs: &[&[u32]],
-        first: u64,
-        len: usize,
-    ) -> Result<(Partial, ShareStats)> {
-        self.fold_tables(kernel, op, inputs, &[], first, len)
-    }
-
-    /// [`fold`](Self::fold) with whole-array inputs.
+    /// Reduces `len` elements of `kernel` (see [`Device::reduce`]), reading `tables`.
     pub(crate) fn fold_tables(
         &self,
         kernel: &KernelDef,

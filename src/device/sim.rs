@@ -259,11 +259,18 @@ impl Device for SimBackend {
         self.spec.kind.is_gpu().then_some(self as &dyn HostLink)
     }
 
-    fn accepts(&self, _kernel: &crate::kernel::Bound, _op: Option<Reduce>, table_bytes: u64) -> Result<()> {
+    fn accepts(
+        &self,
+        _kernel: &crate::kernel::Bound,
+        _op: Option<Reduce>,
+        table_bytes: u64,
+    ) -> Result<()> {
         match self.spec.max_table_bytes {
             Some(max) if table_bytes > max => Err(crate::error::Error::DeviceCannot {
                 device: self.info.name.clone(),
-                reason: format!("a table of {table_bytes} bytes exceeds its largest buffer ({max} bytes)"),
+                reason: format!(
+                    "a table of {table_bytes} bytes exceeds its largest buffer ({max} bytes)"
+                ),
             }),
             _ => Ok(()),
         }

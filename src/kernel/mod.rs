@@ -33,12 +33,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 use crate::error::Result;
 pub use expr::{fold, index, select, Expr};
 pub use loops::{fold_while, fold_with, Carry};
-pub use sig::{Arg, Args, InType, InTypes, OutTypes, Results};
-pub use table::{Table, TableIndex};
 pub use param::Param;
 use program::Program;
 pub use reduce::Reduce;
 pub use scalar::{Element, Integer, Numeric, Scalar, ScalarType};
+pub use sig::{Arg, Args, InType, InTypes, OutTypes, Results};
+pub use table::{Table, TableIndex};
 
 /// A data-parallel kernel taking elements of type `I` (one or two inputs) and producing
 /// elements of type `O`.
@@ -363,7 +363,6 @@ impl<I: Element, O: Element> Kernel<I, O> {
         }
         self
     }
-
 }
 
 impl<I: InTypes, O: OutTypes> Kernel<I, O> {

@@ -53,7 +53,6 @@
 //! Deliberately `Whole`: `u32` `index() - 1` wraps to `u32::MAX` at `i = 0` (its raw
 //! index is then far from `i`); the `i32` form `index().cast::<i32>() - 1` is `Near`.
 
-
 use std::collections::BTreeMap;
 use std::rc::Rc;
 

@@ -209,8 +209,22 @@ impl Runtime {
         let tables = Tables::new(kernel, tables, n)?;
         let mut notes = Vec::new();
         let mut healthy = self.healthy(kernel, inputs, &tables.whole, n, Some(op), &mut notes);
-        self.refusals(kernel, Some(op), &tables, placement, &mut healthy, &mut notes)?;
-        let call = self.call_with(kernel, inputs, &tables.whole, &tables.once, Some(op), &healthy);
+        self.refusals(
+            kernel,
+            Some(op),
+            &tables,
+            placement,
+            &mut healthy,
+            &mut notes,
+        )?;
+        let call = self.call_with(
+            kernel,
+            inputs,
+            &tables.whole,
+            &tables.once,
+            Some(op),
+            &healthy,
+        );
         // a reduction writes no output: its "elements" are zero-sized
         let mut none = vec![(); n];
         let partials = Partials::default();
@@ -246,7 +260,12 @@ impl Runtime {
         healthy: &mut [bool],
         notes: &mut Vec<String>,
     ) -> Result<()> {
-        let biggest = tables.whole.iter().map(|t| 4 * t.len as u64).max().unwrap_or(0);
+        let biggest = tables
+            .whole
+            .iter()
+            .map(|t| 4 * t.len as u64)
+            .max()
+            .unwrap_or(0);
         let mut first = None;
         for (d, ok) in self.devices.iter().zip(healthy.iter_mut()) {
             if let Err(e) = d.accepts(kernel, op, biggest) {

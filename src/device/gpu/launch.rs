@@ -178,7 +178,9 @@ impl GpuDevice {
         if n == 0 {
             return Ok(ShareStats::default());
         }
-        if inputs.len() != p.inputs || inputs.iter().any(|x| x.len() != n) || tables.len() != p.tables
+        if inputs.len() != p.inputs
+            || inputs.iter().any(|x| x.len() != n)
+            || tables.len() != p.tables
         {
             return Err(Error::WrongArity {
                 expected: p.inputs,

@@ -236,7 +236,12 @@ impl Device for GpuDevice {
         Ok((part, Timed { stats, secs }))
     }
 
-    fn accepts(&self, kernel: &crate::kernel::Bound, op: Option<Reduce>, table_bytes: u64) -> Result<()> {
+    fn accepts(
+        &self,
+        kernel: &crate::kernel::Bound,
+        op: Option<Reduce>,
+        table_bytes: u64,
+    ) -> Result<()> {
         let shader = match op {
             None => kernel.shader()?,
             Some(op) => kernel.reduce_shader(op)?,

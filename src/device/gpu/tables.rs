@@ -39,7 +39,11 @@ impl GpuDevice {
     /// The device buffers holding `tables` (each run's window), sending what the
     /// device does not hold yet for this call; the bytes and seconds sent go into
     /// `stats`.
-    pub(super) fn hold_tables(&self, tables: &[TableArg<'_>], stats: &mut ShareStats) -> Result<Bound> {
+    pub(super) fn hold_tables(
+        &self,
+        tables: &[TableArg<'_>],
+        stats: &mut ShareStats,
+    ) -> Result<Bound> {
         let mut bound = Bound {
             buffers: Vec::with_capacity(tables.len()),
             extents: Vec::with_capacity(3 * tables.len()),

@@ -64,7 +64,7 @@ fn rejected_shader_names_message_and_line() {
     // The device still works afterwards.
     let k = Kernel::map(|x: Expr<u32>| x + 1u32);
     let mut out = [0u32; 3];
-    let stats = d.map_streamed(k.inner(), &[&[1, 2, 3]], 0, &mut out);
+    let stats = d.map_streamed(k.inner(), &[&[1, 2, 3]], &[], 0, &mut out);
     assert!(stats.is_ok(), "{stats:?}");
     assert_eq!(out, [2, 3, 4]);
 }
@@ -85,7 +85,7 @@ fn many_chunks_equal_one() {
     let first = u32::MAX as u64 - 1000;
     let mut out = vec![0u32; n];
     let stats = d
-        .map_streamed(k.inner(), &[&a, &b], first, &mut out)
+        .map_streamed(k.inner(), &[&a, &b], &[], first, &mut out)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(stats.chunks, 6);
     assert_eq!(stats.bytes_to_device, 8 * n as u64);
@@ -109,13 +109,13 @@ fn pool_reuses_buffers_across_calls_and_kernels() {
     let k1 = Kernel::map(|x: Expr<u32>| x + 1u32);
     let k2 = Kernel::map(|x: Expr<u32>| x * 3u32);
     let mut out = vec![0u32; n];
-    let first = d.map_streamed(k1.inner(), &[&xs], 0, &mut out);
+    let first = d.map_streamed(k1.inner(), &[&xs], &[], 0, &mut out);
     let first = first.unwrap_or_else(|e| panic!("{e}"));
     assert!(first.transfer.allocations > 0);
     assert_eq!(first.chunks, 8);
     let warm = d.pool_allocations();
     for k in [&k1, &k2, &k1] {
-        let s = d.map_streamed(k.inner(), &[&xs], 0, &mut out);
+        let s = d.map_streamed(k.inner(), &[&xs], &[], 0, &mut out);
         let s = s.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.transfer.allocations, 0, "no allocation once warm");
     }

@@ -36,8 +36,7 @@ impl Program {
     /// becomes constant (a `self` whose result is a literal) is folded again, so no
     /// constant expression reaches the WGSL compiler.
     pub(crate) fn then(&self, next: &Program) -> Result<Program> {
-        if next.inputs.len() != 1 || next.inputs[0] != self.output() || self.outputs.len() != 1
-        {
+        if next.inputs.len() != 1 || next.inputs[0] != self.output() || self.outputs.len() != 1 {
             return Err(Error::InvalidKernel {
                 reason: format!(
                     "cannot fuse: the next stage takes {:?}, this one gives {:?}",

@@ -186,7 +186,8 @@ impl Lowering {
             }
         };
         match &n.node {
-            Node::Input(_) | Node::Index | Node::Const(..) | Node::Param(_) | Node::TableLen(_) => {}
+            Node::Input(_) | Node::Index | Node::Const(..) | Node::Param(_) | Node::TableLen(_) => {
+            }
             Node::Var(v) => vars.push(*v),
             Node::Load { index, default, .. } => {
                 for x in std::iter::once(index).chain(default) {

@@ -74,7 +74,11 @@ impl Call<'_> {
     /// Bytes in and out per element (a reduction's few partials count as none): the
     /// element-wise inputs and the tables sent as a halo in, every result out.
     fn bytes(&self) -> (u64, u64) {
-        let out = if self.op.is_some() { 0 } else { 4 * self.outputs() as u64 };
+        let out = if self.op.is_some() {
+            0
+        } else {
+            4 * self.outputs() as u64
+        };
         let halo = self.table_bytes.iter().filter(|b| b.is_none()).count();
         (4 * (self.arity() + halo) as u64, out)
     }
