@@ -6,7 +6,7 @@ use super::gather::{load, load_one};
 use super::looped::run_loop;
 use super::tile::run_chain;
 use super::typed::{binary, cast, clamp, mul_add, unary};
-use super::{step_dst, view, Cx, Plan, Scratch, Src, Step, TableRef, UniOp, View, BLOCK};
+use super::{imm, step_dst, view, Cx, Plan, Scratch, Src, Step, TableRef, UniOp, View, BLOCK};
 
 impl Plan {
     /// Evaluates one block of at most [`BLOCK`] elements of a kernel that reads no
@@ -41,6 +41,7 @@ impl Plan {
         let len = out.len() / m;
         debug_assert!(len <= BLOCK && out.len() == len * m);
         let cx = Cx {
+            run: run_steps,
             inputs,
             tables,
             first,
@@ -82,16 +83,6 @@ impl Plan {
 /// Table `t` of the call, or an empty one.
 pub(super) fn table<'a>(tables: &[TableRef<'a>], t: u8) -> TableRef<'a> {
     tables.get(t as usize).copied().unwrap_or(TableRef::EMPTY)
-}
-
-/// The value of a uniform or immediate source.
-pub(super) fn imm(s: &Scratch, src: Src) -> u32 {
-    match src {
-        Src::Imm(v) => v,
-        Src::Uni(k) => s.uni[k as usize],
-        // not a uniform: the planner never asks
-        Src::Slot(_) | Src::Input(_) => 0,
-    }
 }
 
 /// A uniform's value, computed with the same typed functions as the block steps (one

@@ -5,8 +5,7 @@
 //! flags, carried values change only where the flag is set, and the block leaves the
 //! loop as soon as no flag is.
 
-use super::block::{imm, run_steps};
-use super::{view, Carried, Cx, LoopStep, Mask, Scratch, Src, View};
+use super::{imm, view, Carried, Cx, LoopStep, Mask, Scratch, Src, View};
 
 /// Runs `l` over the span, part by part (see [`LoopStep::chunk`]).
 pub(super) fn run_loop(l: &LoopStep, s: &mut Scratch, cx: &Cx<'_>) {
@@ -45,12 +44,12 @@ fn run_part(l: &LoopStep, s: &mut Scratch, cx: &Cx<'_>, swap: bool) {
             while i < n {
                 s.uni[l.counter as usize] = i;
                 if let Some((steps, test)) = &l.cond {
-                    run_steps(steps, s, cx);
+                    (cx.run)(steps, s, cx);
                     if imm(s, *test) == 0 {
                         break;
                     }
                 }
-                run_steps(&l.body, s, cx);
+                (cx.run)(&l.body, s, cx);
                 update(&l.carries, s, cx, None, swap);
                 i += 1;
             }
@@ -85,7 +84,7 @@ fn masked(l: &LoopStep, m: Mask, count: Option<u32>, s: &mut Scratch, cx: &Cx<'_
         s.uni[l.counter as usize] = i;
         let test = match &l.cond {
             Some((steps, test)) => {
-                run_steps(steps, s, &live);
+                (cx.run)(steps, s, &live);
                 Some(*test)
             }
             None => None,
@@ -95,7 +94,7 @@ fn masked(l: &LoopStep, m: Mask, count: Option<u32>, s: &mut Scratch, cx: &Cx<'_
             break;
         }
         narrow(&mut live, &s.slots[m.act as usize]);
-        run_steps(&l.body, s, &live);
+        (cx.run)(&l.body, s, &live);
         let all = active == cx.len;
         update(&l.carries, s, &live, (!all).then_some(m.act), swap);
         i += 1;

@@ -318,12 +318,28 @@ impl Plan {
 /// or the part a loop is running).
 #[derive(Clone, Copy)]
 struct Cx<'a> {
+    /// Runs a list of steps (`block::run_steps`): handed to the loop runner, which
+    /// runs loop bodies, so that `looped` need not import `block`, which calls it.
+    run: StepRunner,
     inputs: &'a [&'a [u32]],
     tables: &'a [TableRef<'a>],
     /// The global index of the block's first element.
     first: u64,
     lo: usize,
     len: usize,
+}
+
+/// Runs steps over a context's span.
+type StepRunner = fn(&[Step], &mut Scratch, &Cx<'_>);
+
+/// The value of a uniform or immediate source.
+fn imm(s: &Scratch, src: Src) -> u32 {
+    match src {
+        Src::Imm(v) => v,
+        Src::Uni(k) => s.uni[k as usize],
+        // not a uniform: the planner never asks
+        Src::Slot(_) | Src::Input(_) => 0,
+    }
 }
 
 /// A step's operand over the span: a slice of it, or one value for every element.
