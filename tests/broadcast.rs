@@ -155,3 +155,48 @@ fn a_table_too_large_for_a_device_leaves_it_out() {
         .unwrap_or_else(|e| panic!("{e}"));
     check(&run.output, &xs, &small);
 }
+
+/// Before any model, `Auto`'s small-call floor counts work, not elements: 4,096
+/// elements that each loop over a 4,096-long table are measured and planned for, where
+/// 4,096 elements of a one-step kernel run on the CPU at once.
+#[test]
+fn the_small_call_floor_counts_a_loop_over_a_table() {
+    use hybrid::fold_with;
+    let rt = sim_runtime(1e8, 1e9, 1e-5, 1e10);
+    let looping = Kernel::new(|(x, t): (Expr<f32>, Table<f32>)| {
+        fold_with(t.len(), x, |acc, j| acc + t.at(j))
+    });
+    let xs: Vec<f32> = vec![1.0; 4096];
+    let table: Vec<f32> = vec![0.5; 4096];
+    let run = rt
+        .call(&looping, (&xs, &table), Placement::Auto)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        run.output.iter().all(|&v| v == 2049.0),
+        "{:?}",
+        &run.output[..4]
+    );
+    assert!(
+        !run.report
+            .decision()
+            .contains("no model says another device pays yet"),
+        "{}",
+        run.report
+    );
+    assert!(
+        run.report.notes().iter().any(|n| n.contains("probed")),
+        "{}",
+        run.report
+    );
+    // the same element count of a kernel with no loop stays under the floor
+    let run = rt
+        .call(&summing(), (&xs, &table), Placement::Auto)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        run.report
+            .decision()
+            .contains("no model says another device pays yet"),
+        "{}",
+        run.report
+    );
+}
