@@ -14,10 +14,7 @@ pub(super) fn run_at_once(call: &Call<'_>, hash: u64, n: usize) -> Option<(usize
     }
     let below = call.cpu_only_below(hash);
     let cpu = call.cpu()?;
-    // before any model, the floor counts work, not elements: a kernel that loops over a
-    // table (n-body: each element visits every body) is large at few elements
-    let work = n.saturating_mul(call.trips_per_element());
-    if n >= below || (below == SMALL_FLOOR && work >= SMALL_FLOOR) {
+    if n >= below {
         return None;
     }
     let why = if below == usize::MAX {
@@ -31,34 +28,6 @@ pub(super) fn run_at_once(call: &Call<'_>, hash: u64, n: usize) -> Option<(usize
 }
 
 impl Call<'_> {
-    /// Iterations each element runs, as far as the kernel says before it runs: the
-    /// largest trip count of its outermost loops whose count is a literal or a table's
-    /// length (a loop that may stop early counts its most), else 1.
-    pub(super) fn trips_per_element(&self) -> usize {
-        use crate::kernel::program::{Op, Operand};
-        let Ok(p) = self.kernel.program() else {
-            return 1;
-        };
-        let table_len = |r: u32| {
-            p.body.iter().find_map(|i| match i.op {
-                Op::TableLen(t) if i.dst == r => self.tables.get(t as usize).map(|t| t.len),
-                _ => None,
-            })
-        };
-        p.body
-            .iter()
-            .filter_map(|i| match &i.op {
-                Op::Loop(l) => match l.count {
-                    Operand::Const(_, c) => Some(c as usize),
-                    Operand::Reg(r) => table_len(r),
-                },
-                _ => None,
-            })
-            .max()
-            .unwrap_or(1)
-            .max(1)
-    }
-
     /// The size below which the CPU alone is best for this kernel, from the models.
     pub(super) fn cpu_only_below(&self, hash: u64) -> usize {
         if let Some(b) = self.models.cpu_only_below(hash) {
