@@ -163,7 +163,9 @@ pub use kernel::{
 };
 pub use placement::Placement;
 pub use report::{Forecast, InputMove, Recovery, Report, Sent, Share};
-pub use runtime::{ArgData, Backend, CallData, Run, Runtime, RuntimeBuilder};
+#[doc(hidden)]
+pub use runtime::ArgView;
+pub use runtime::{ArgData, Backend, CallData, ResultArrays, Run, Runtime, RuntimeBuilder};
 pub use transfer::{Calibration, Link, LinkDir, TransferConfig, TransferStats};
 
 /// Applies `kernel` to every element of `xs` on the global runtime, wherever is best
@@ -213,10 +215,10 @@ pub fn reduce2<I: Element, O: Element>(
 }
 
 /// Runs a kernel of any signature ([`Kernel::new`]: several inputs of their own types,
-/// tables, several results) over host data on the global runtime, wherever is best
-/// ([`Placement::Auto`]): one entry of `data` per argument, one `Vec` per result. See
-/// [`Runtime::call`].
-pub fn call<I: InTypes, O: OutTypes, D: CallData<I>>(
+/// tables, several results) over host data or arrays on the global runtime, wherever
+/// is best ([`Placement::Auto`]): one entry of `data` per argument, one `Vec` per
+/// result. See [`Runtime::call`].
+pub fn call<I: InTypes, O: ResultArrays, D: CallData<I>>(
     kernel: &Kernel<I, O>,
     data: D,
 ) -> Result<O::Host> {
@@ -227,13 +229,24 @@ pub fn call<I: InTypes, O: OutTypes, D: CallData<I>>(
 
 /// [`call`] over `n` elements, for a kernel whose arguments are all tables. See
 /// [`Runtime::call_over`].
-pub fn call_over<I: InTypes, O: OutTypes, D: CallData<I>>(
+pub fn call_over<I: InTypes, O: ResultArrays, D: CallData<I>>(
     n: usize,
     kernel: &Kernel<I, O>,
     data: D,
 ) -> Result<O::Host> {
     Ok(Runtime::global()?
         .call_over(n, kernel, data, Placement::Auto)?
+        .output)
+}
+
+/// [`call`] with each result an [`Array`] left where it was computed, on the global
+/// runtime. See [`Runtime::call_arrays`].
+pub fn call_arrays<I: InTypes, O: ResultArrays, D: CallData<I>>(
+    kernel: &Kernel<I, O>,
+    data: D,
+) -> Result<O::Arrays> {
+    Ok(Runtime::global()?
+        .call_arrays(kernel, data, Placement::Auto)?
         .output)
 }
 

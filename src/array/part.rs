@@ -121,6 +121,7 @@ impl HostData {
 }
 
 /// The type-erased view of an array that the runtime works on.
+#[derive(Clone)]
 pub(crate) struct ArrayRef<'a> {
     pub(crate) len: usize,
     pub(crate) parts: &'a [Arc<Mutex<Part>>],
@@ -150,6 +151,21 @@ impl ArrayRef<'_> {
                 }
             })
             .collect()
+    }
+
+    /// Bytes of the parts that have no copy in the memory with id `dev`: what making
+    /// the whole array resident there would send.
+    pub(crate) fn bytes_not_on(&self, dev: u64) -> u64 {
+        self.parts
+            .iter()
+            .map(|p| {
+                let p = lock(p);
+                match p.copies.device() {
+                    Some(d) if d.owner() == dev => 0,
+                    _ => 4 * p.range.len() as u64,
+                }
+            })
+            .sum()
     }
 
     /// The elements of `range` on the host (read back from devices as needed; the

@@ -146,11 +146,15 @@ pub struct DeviceResources {
 pub(crate) const MAX_TABLES: usize = 12;
 
 /// A whole-array input as one task receives it: the part of the table the task's
-/// reads can reach (all of it, or its range plus a halo), on the host.
-#[derive(Debug, Clone, Copy)]
+/// reads can reach (all of it, or its range plus a halo), on the host or, for a
+/// table that is an [`crate::Array`], already in the device's memory.
+#[derive(Clone, Copy)]
 pub(crate) struct TableArg<'a> {
-    /// The table's elements `start..start + data.len()`.
+    /// The table's elements `start..start + data.len()` (empty when `held`).
     pub(crate) data: &'a [u32],
+    /// The elements `start..start + held.len()` in the memory of the device the task
+    /// runs on: bound where they are, nothing sent.
+    pub(crate) held: Option<&'a dyn Resident>,
     pub(crate) start: usize,
     /// The whole table's length.
     pub(crate) len: usize,
@@ -302,11 +306,17 @@ pub(crate) trait Memory: Send + Sync {
     fn upload(&self, data: &[u32]) -> Result<(Arc<dyn Resident>, ShareStats)>;
 
     /// [`Device::run`] on resident inputs (each `task.len` elements, all held by this
-    /// device), the output staying resident.
-    fn run(&self, task: &ResidentTask<'_>) -> Result<(Arc<dyn Resident>, Timed)>;
+    /// device; tables on the host or held), the outputs staying resident: one part per
+    /// result of the kernel, in order.
+    fn run(&self, task: &ResidentTask<'_>) -> Result<(Vec<Arc<dyn Resident>>, Timed)>;
 
     /// [`Device::reduce`] on resident inputs.
     fn reduce(&self, task: &ResidentTask<'_>, op: Reduce) -> Result<(Partial, Timed)>;
+
+    /// One resident part holding `parts` (all held by this device) end to end,
+    /// copied within the device's memory: nothing crosses the link. How an array cut
+    /// into several parts becomes one table.
+    fn gather(&self, parts: &[&dyn Resident]) -> Result<(Arc<dyn Resident>, ShareStats)>;
 }
 
 /// The link between the host and a device's memory.

@@ -1,26 +1,40 @@
 //! Calls over arrays: each range runs where its parts are (or where placement sends
 //! it), outputs stay where they were computed; and the evaluation of lazy chains,
 //! fused or stage by stage.
+//!
+//! A kernel of any signature runs here too ([`Runtime::array_call`]): its element-wise
+//! inputs are arrays, its tables host data or arrays, and each of its results is an
+//! array of its own (a device with its own memory writes a kernel's results together
+//! per element, then parts them into one buffer per result on the device). A table
+//! that is an array goes to a device with its own memory as the array's parts, each
+//! sent once and kept by the array (a part already there moves nothing; several
+//! parts are joined into one buffer on the device, by copies within its memory); the
+//! CPU reads it on the host (what is only on a device is read back once per call).
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::health::HEALTH_PROBE;
-use super::host::Partials;
+use super::host::{next_call, sent, window, Partials};
 use super::{Run, Runtime};
 use crate::array::{pieces, Array, ArrayRef, HostData, Lazy, Part};
-use crate::device::{Device, Memory, Resident, ShareStats, Task, Timed};
+use crate::device::{Device, Memory, Resident, ShareStats, TableArg, Task, Timed};
 use crate::error::Result;
+use crate::kernel::range::{reach, Reach};
 use crate::kernel::reduce::Reduce;
+use crate::kernel::sig::ArgKind;
 use crate::kernel::{Bound, Element, Expr, Kernel, KernelDef};
 use crate::placement::Placement;
+use crate::report::{InputMove, Sent};
 use crate::schedule::auto::{Call, Decided};
 use crate::schedule::exec::Runner;
 use crate::schedule::place::{place, resident, Resident as Residency};
 use crate::sync::{into_inner, lock};
 
-/// What one piece of an array call made: on a device, or on the host.
+/// What one piece of an array call made: on a device (one part per result), or on
+/// the host (the results of each element together).
 enum Made<D, H> {
     Device(D),
     Host(H),
@@ -28,6 +42,232 @@ enum Made<D, H> {
 
 /// What one range of an array call made, piece by piece, and what it cost.
 type Pieces<D, H> = (Vec<(Range<usize>, Made<D, H>)>, Timed);
+
+/// A whole-array input of an array call: host data, or an array.
+pub(crate) enum TableSrc<'a> {
+    Host(&'a [u32]),
+    Array(ArrayRef<'a>),
+}
+
+impl TableSrc<'_> {
+    fn len(&self) -> usize {
+        match self {
+            TableSrc::Host(d) => d.len(),
+            TableSrc::Array(a) => a.len,
+        }
+    }
+}
+
+/// A table as one run reads it: a host slice (from `start`), a host copy of an
+/// array, or a window held on the device.
+enum Got<'a> {
+    Slice(&'a [u32], usize),
+    Host(Arc<HostData>),
+    Held(Arc<dyn Resident>, usize),
+}
+
+/// An array call's tables: how far each one's reads reach, and what the call has
+/// already brought of each (host copies of arrays, windows on devices), so that a
+/// share cut into several runs moves a table once.
+struct CallTables<'a> {
+    srcs: &'a [TableSrc<'a>],
+    reach: Vec<Reach>,
+    call: u64,
+    host: Mutex<Vec<Option<Arc<HostData>>>>,
+    held: Mutex<Vec<Held>>,
+}
+
+/// A window of an array table a device holds for the rest of a call.
+struct Held {
+    table: usize,
+    /// The [`Memory::id`] of the device.
+    memory: u64,
+    /// The table's elements it holds.
+    range: Range<usize>,
+    part: Arc<dyn Resident>,
+}
+
+impl<'a> CallTables<'a> {
+    fn new(kernel: &Bound, srcs: &'a [TableSrc<'a>], n: usize) -> Result<CallTables<'a>> {
+        let program = kernel.program()?;
+        if srcs.len() != program.tables.len() {
+            return Err(crate::Error::WrongArity {
+                expected: program.tables.len(),
+                given: srcs.len(),
+            });
+        }
+        let reach = if srcs.is_empty() {
+            Vec::new()
+        } else {
+            reach(&program.bind(&kernel.values()), n as u64)
+        };
+        Ok(CallTables {
+            srcs,
+            reach,
+            call: next_call(),
+            host: Mutex::new(vec![None; srcs.len()]),
+            held: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Table `t` whole on the host: an array's parts read back once per call (the
+    /// bytes go into `stats`).
+    fn host(&self, t: usize, stats: &mut ShareStats) -> Result<Got<'a>> {
+        let a = match &self.srcs[t] {
+            TableSrc::Host(d) => return Ok(Got::Slice(d, 0)),
+            TableSrc::Array(a) => a,
+        };
+        if let Some(h) = &lock(&self.host)[t] {
+            return Ok(Got::Host(h.clone()));
+        }
+        let h = Arc::new(a.host_range(0..a.len, stats)?);
+        lock(&self.host)[t] = Some(h.clone());
+        Ok(Got::Host(h))
+    }
+
+    /// Every table whole on the host.
+    fn all_host(&self, stats: &mut ShareStats) -> Result<Vec<Got<'a>>> {
+        (0..self.srcs.len()).map(|t| self.host(t, stats)).collect()
+    }
+
+    /// What a run over `range` reads of each table: on a device with memory `mem`,
+    /// the window its reads reach (a host table's slice, sent by the device and kept
+    /// for the call; an array's parts brought there); on the host, each whole.
+    fn for_run(
+        &self,
+        mem: Option<&dyn Memory>,
+        range: &Range<usize>,
+        stats: &mut ShareStats,
+    ) -> Result<Vec<Got<'a>>> {
+        let Some(m) = mem else {
+            return self.all_host(stats);
+        };
+        let mut got = Vec::with_capacity(self.srcs.len());
+        for (t, (src, r)) in self.srcs.iter().zip(&self.reach).enumerate() {
+            let w = window(r, src.len(), range);
+            got.push(match src {
+                TableSrc::Host(d) => Got::Slice(&d[w.clone()], w.start),
+                TableSrc::Array(_) if w.is_empty() => Got::Slice(&[], 0),
+                TableSrc::Array(a) => self.held_on(t, a, w, m, stats)?,
+            });
+        }
+        Ok(got)
+    }
+
+    /// Elements `want` of array table `t` in `m`'s memory: the whole parts they lie
+    /// in, each brought there and kept by the array (nothing moves for a part
+    /// already there), joined on the device when there are several.
+    fn held_on(
+        &self,
+        t: usize,
+        a: &ArrayRef<'_>,
+        want: Range<usize>,
+        m: &dyn Memory,
+        stats: &mut ShareStats,
+    ) -> Result<Got<'a>> {
+        let id = m.id();
+        let cached = lock(&self.held)
+            .iter()
+            .find(|h| {
+                h.table == t
+                    && h.memory == id
+                    && h.range.start <= want.start
+                    && want.end <= h.range.end
+            })
+            .map(|h| (h.part.clone(), h.range.start));
+        if let Some((r, start)) = cached {
+            return Ok(Got::Held(r, start));
+        }
+        let ranges: Vec<Range<usize>> = a
+            .layout()
+            .into_iter()
+            .map(|p| p.range)
+            .filter(|r| r.start < want.end && want.start < r.end)
+            .collect();
+        let span = match (ranges.first(), ranges.last()) {
+            (Some(f), Some(l)) => f.start..l.end,
+            _ => return Ok(Got::Slice(&[], 0)),
+        };
+        let before = stats.bytes_to_device;
+        let parts: Vec<Arc<dyn Resident>> = ranges
+            .iter()
+            .map(|r| a.on_device(r.clone(), m, stats))
+            .collect::<Result<_>>()?;
+        let one = match parts.as_slice() {
+            [p] => p.clone(),
+            _ => {
+                let refs: Vec<&dyn Resident> = parts.iter().map(|p| p.as_ref()).collect();
+                let (r, st) = m.gather(&refs)?;
+                stats.compute_s += st.compute_s;
+                r
+            }
+        };
+        if let Some(b) = stats.table_bytes.get_mut(t) {
+            *b += stats.bytes_to_device - before;
+        }
+        lock(&self.held).push(Held {
+            table: t,
+            memory: id,
+            range: span.clone(),
+            part: one.clone(),
+        });
+        Ok(Got::Held(one, span.start))
+    }
+
+    /// The task's view of what `got` holds.
+    fn args<'g>(&self, got: &'g [Got<'_>]) -> Vec<TableArg<'g>> {
+        got.iter()
+            .enumerate()
+            .map(|(index, g)| {
+                let len = self.srcs[index].len();
+                let (data, start, held): (&[u32], usize, Option<&dyn Resident>) = match g {
+                    Got::Slice(d, s) => (d, *s, None),
+                    Got::Host(h) => (h.as_slice(), 0, None),
+                    Got::Held(r, s) => (&[], *s, Some(r.as_ref())),
+                };
+                TableArg {
+                    data,
+                    held,
+                    start,
+                    len,
+                    call: self.call,
+                    index,
+                }
+            })
+            .collect()
+    }
+
+    /// Per table, the bytes planned as sent once to a device with its own memory: a
+    /// host table whole (`None`: a halo, sent with each share); an array's parts not
+    /// yet on the device (the most any such device lacks).
+    fn once(&self, devices: &[Arc<dyn Device>]) -> Vec<Option<u64>> {
+        self.srcs
+            .iter()
+            .zip(&self.reach)
+            .map(|(src, r)| match (src, r) {
+                (_, Reach::Near { .. }) => None,
+                (_, Reach::None) => Some(0),
+                (TableSrc::Host(d), Reach::Whole) => Some(4 * d.len() as u64),
+                (TableSrc::Array(a), Reach::Whole) => Some(
+                    devices
+                        .iter()
+                        .filter_map(|d| d.memory())
+                        .map(|m| a.bytes_not_on(m.id()))
+                        .max()
+                        .unwrap_or(0),
+                ),
+            })
+            .collect()
+    }
+
+    fn biggest(&self) -> u64 {
+        self.srcs
+            .iter()
+            .map(|s| 4 * s.len() as u64)
+            .max()
+            .unwrap_or(0)
+    }
+}
 
 impl Runtime {
     /// A map over arrays: the output's parts, in order, and the report.
@@ -37,36 +277,75 @@ impl Runtime {
         inputs: &[ArrayRef<'_>],
         placement: Placement,
     ) -> Result<Run<Vec<Part>>> {
-        let start = Instant::now();
-        kernel.program()?;
-        let kernel = &kernel.bind();
         let n = inputs.first().map_or(0, |a| a.len);
-        let produced: Mutex<Vec<Part>> = Mutex::new(Vec::new());
+        let run = self.array_call(kernel, inputs, &[], n, placement, &[])?;
+        Ok(Run {
+            output: run.output.into_iter().next().unwrap_or_default(),
+            report: run.report,
+        })
+    }
+
+    /// A call of a kernel of any signature over `n` elements of arrays (element-wise
+    /// `inputs`, `tables` of host data or arrays): per result, its parts in order,
+    /// each left where it was computed. `kinds` is the kernel's signature, for the
+    /// report (empty: a map, whose report lists no inputs).
+    pub(super) fn array_call(
+        &self,
+        kernel: &Arc<KernelDef>,
+        inputs: &[ArrayRef<'_>],
+        tables: &[TableSrc<'_>],
+        n: usize,
+        placement: Placement,
+        kinds: &[ArgKind],
+    ) -> Result<Run<Vec<Vec<Part>>>> {
+        let start = Instant::now();
+        let results = kernel.program()?.outputs.len().max(1);
+        let kernel = &kernel.bind();
+        let tabs = CallTables::new(kernel, tables, n)?;
+        let moved = Moved::new(inputs.len());
+        let produced: Mutex<Vec<Vec<Part>>> = Mutex::new(vec![Vec::new(); results]);
         let runner = |dev: usize, range: &Range<usize>, _: &mut [()]| -> Result<Timed> {
             let (made, timed) = self.array_range(
                 kernel,
                 dev,
                 range,
                 inputs,
+                &tabs,
+                &moved,
+                results,
                 |m, task| m.run(task),
                 |d, task| {
-                    let mut out = vec![0u32; task.len];
+                    let mut out = vec![0u32; task.len * results];
                     let t = d.run(task, &mut out)?;
                     Ok((out, t))
                 },
             )?;
-            lock(&produced).extend(made.into_iter().map(|(r, x)| match x {
-                Made::Device(d) => Part::on_device(r, d),
-                Made::Host(h) => Part::on_host(r, h),
-            }));
+            let mut produced = lock(&produced);
+            for (r, x) in made {
+                match x {
+                    Made::Device(parts) => {
+                        for (k, p) in parts.into_iter().enumerate() {
+                            produced[k].push(Part::on_device(r.clone(), p));
+                        }
+                    }
+                    Made::Host(rows) => {
+                        for (k, col) in columns(rows, results).into_iter().enumerate() {
+                            produced[k].push(Part::on_host(r.clone(), col));
+                        }
+                    }
+                }
+            }
             Ok(timed)
         };
         let (decided, notes, read_back) =
-            self.place_array(kernel, inputs, None, n, placement, &runner)?;
+            self.place_array(kernel, inputs, &tabs, None, n, placement, &runner)?;
         let mut parts = into_inner(produced);
-        parts.sort_by_key(|p| p.range.start);
+        for p in &mut parts {
+            p.sort_by_key(|p| p.range.start);
+        }
         let mut report = self.receipt(n, placement, decided, start, None, notes);
         report.gathered = read_back;
+        report.inputs = moved.report(kinds, &tabs, &report);
         Ok(Run {
             output: parts,
             report,
@@ -81,10 +360,27 @@ impl Runtime {
         inputs: &[ArrayRef<'_>],
         placement: Placement,
     ) -> Result<Run<u32>> {
+        let n = inputs.first().map_or(0, |a| a.len);
+        self.array_call_reduce(kernel, op, inputs, &[], n, placement, &[])
+    }
+
+    /// [`array_call`](Self::array_call)'s reduction: the combined value's bits.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn array_call_reduce(
+        &self,
+        kernel: &Arc<KernelDef>,
+        op: Reduce,
+        inputs: &[ArrayRef<'_>],
+        tables: &[TableSrc<'_>],
+        n: usize,
+        placement: Placement,
+        kinds: &[ArgKind],
+    ) -> Result<Run<u32>> {
         let start = Instant::now();
         let ty = kernel.output_type()?;
         let kernel = &kernel.bind();
-        let n = inputs.first().map_or(0, |a| a.len);
+        let tabs = CallTables::new(kernel, tables, n)?;
+        let moved = Moved::new(inputs.len());
         let partials = Partials::default();
         let runner = |dev: usize, range: &Range<usize>, _: &mut [()]| -> Result<Timed> {
             let (made, timed) = self.array_range(
@@ -92,6 +388,9 @@ impl Runtime {
                 dev,
                 range,
                 inputs,
+                &tabs,
+                &moved,
+                1,
                 |m, task| m.reduce(task, op),
                 |d, task| d.reduce(task, op),
             )?;
@@ -102,10 +401,11 @@ impl Runtime {
             Ok(timed)
         };
         let (decided, notes, read_back) =
-            self.place_array(kernel, inputs, Some(op), n, placement, &runner)?;
+            self.place_array(kernel, inputs, &tabs, Some(op), n, placement, &runner)?;
         let value = partials.combine(op, ty);
         let mut report = self.receipt(n, placement, decided, start, Some(op), notes);
         report.gathered = read_back;
+        report.inputs = moved.report(kinds, &tabs, &report);
         Ok(Run {
             output: value.bits(),
             report,
@@ -113,16 +413,21 @@ impl Runtime {
     }
 
     /// One range of an array call on device `dev`: on a device that keeps data, in
-    /// pieces of at most one resident part, each input brought there (nothing moves
-    /// for a part already there) and `on_device` run on it; elsewhere on the host,
-    /// `on_host` over the inputs' host data (read back as needed). What each piece
-    /// made, the bytes moved and the seconds (virtual on a simulated device).
+    /// pieces of at most one resident part (of every result), each input brought
+    /// there (nothing moves for a part already there), the tables' windows with it,
+    /// and `on_device` run on it; elsewhere on the host, `on_host` over the inputs'
+    /// host data (read back as needed) and the tables whole. What each piece made,
+    /// the bytes moved and the seconds (virtual on a simulated device).
+    #[allow(clippy::too_many_arguments)]
     fn array_range<D, H>(
         &self,
         kernel: &Bound,
         dev: usize,
         range: &Range<usize>,
         inputs: &[ArrayRef<'_>],
+        tables: &CallTables<'_>,
+        moved: &Moved,
+        results: usize,
         on_device: impl Fn(&dyn Memory, &Task<'_, &dyn Resident>) -> Result<(D, Timed)>,
         on_host: impl Fn(&dyn Device, &Task<'_, &[u32]>) -> Result<(H, Timed)>,
     ) -> Result<Pieces<D, H>> {
@@ -132,24 +437,33 @@ impl Runtime {
         let mut made = Vec::new();
         let mut virtual_s = 0.0;
         if let Some(m) = d.memory() {
-            for piece in pieces(range.clone(), m.max_resident()) {
-                let ins: Vec<Arc<dyn Resident>> = inputs
-                    .iter()
-                    .map(|a| a.on_device(piece.clone(), m, &mut stats))
-                    .collect::<Result<_>>()?;
+            for piece in pieces(range.clone(), m.max_resident() / results) {
+                let mut ins: Vec<Arc<dyn Resident>> = Vec::with_capacity(inputs.len());
+                for (k, a) in inputs.iter().enumerate() {
+                    let before = stats.bytes_to_device + stats.bytes_from_device;
+                    ins.push(a.on_device(piece.clone(), m, &mut stats)?);
+                    moved.add(k, stats.bytes_to_device + stats.bytes_from_device - before);
+                }
                 let refs: Vec<&dyn Resident> = ins.iter().map(|r| r.as_ref()).collect();
-                let task = Task::new(kernel, &refs, piece.start as u64, piece.len());
+                let got = tables.for_run(Some(m), &piece, &mut stats)?;
+                let tabs = tables.args(&got);
+                let task =
+                    Task::new(kernel, &refs, piece.start as u64, piece.len()).with_tables(&tabs);
                 let (x, timed) = on_device(m, &task)?;
                 stats.add(&timed.stats);
                 made.push((piece, Made::Device(x)));
             }
         } else {
-            let data: Vec<HostData> = inputs
-                .iter()
-                .map(|a| a.host_range(range.clone(), &mut stats))
-                .collect::<Result<_>>()?;
+            let mut data: Vec<HostData> = Vec::with_capacity(inputs.len());
+            for (k, a) in inputs.iter().enumerate() {
+                let before = stats.bytes_from_device;
+                data.push(a.host_range(range.clone(), &mut stats)?);
+                moved.add(k, stats.bytes_from_device - before);
+            }
             let ins: Vec<&[u32]> = data.iter().map(HostData::as_slice).collect();
-            let task = Task::new(kernel, &ins, range.start as u64, range.len());
+            let got = tables.for_run(None, range, &mut stats)?;
+            let tabs = tables.args(&got);
+            let task = Task::new(kernel, &ins, range.start as u64, range.len()).with_tables(&tabs);
             let (x, timed) = on_host(d, &task)?;
             stats.add(&timed.stats);
             virtual_s = timed.secs;
@@ -163,14 +477,17 @@ impl Runtime {
         Ok((made, Timed { stats, secs }))
     }
 
-    /// Places an array call: hand-written kernels' check and device health (reading
-    /// back only the host data those need), then the placement; for `Auto` over data
-    /// that is only on devices, the scheduler's keep-or-move choice. Returns what ran,
-    /// the notes, and the bytes read back before planning.
+    /// Places an array call: hand-written kernels' check, the devices that cannot
+    /// take the kernel left out, device health (reading back only the host data
+    /// those need), then the placement; for `Auto` over data that is only on
+    /// devices, the scheduler's keep-or-move choice. Returns what ran, the notes, and
+    /// the bytes read back before planning.
+    #[allow(clippy::too_many_arguments)]
     fn place_array(
         &self,
         kernel: &Bound,
         inputs: &[ArrayRef<'_>],
+        tables: &CallTables<'_>,
         op: Option<Reduce>,
         n: usize,
         placement: Placement,
@@ -197,7 +514,19 @@ impl Runtime {
             .map(|a| a.host_range(0..m, &mut read))
             .collect::<Result<_>>()?;
         let probe: Vec<&[u32]> = probe.iter().map(HostData::as_slice).collect();
-        let healthy = self.healthy(kernel, &probe, &[], m, op, &mut notes);
+        let whole = if m > 0 {
+            tables.all_host(&mut read)?
+        } else {
+            Vec::new()
+        };
+        let probe_tables = if m > 0 {
+            tables.args(&whole)
+        } else {
+            Vec::new()
+        };
+        let mut healthy = self.healthy(kernel, &probe, &probe_tables, m, op, &mut notes);
+        let biggest = tables.biggest();
+        self.refusals(kernel, op, biggest, placement, &mut healthy, &mut notes)?;
         let mut units = vec![(); n];
         if placement != Placement::Auto {
             let call = quiet(self.sched_call(kernel, &[], op, &healthy));
@@ -225,16 +554,86 @@ impl Runtime {
             .map(|a| a.host_range(0..n, &mut read))
             .collect::<Result<_>>()?;
         let views: Vec<&[u32]> = data.iter().map(HostData::as_slice).collect();
+        let whole = tables.all_host(&mut read)?;
+        let whole = tables.args(&whole);
+        let once = tables.once(&self.devices);
         if read.bytes_from_device > 0 {
             notes.push(format!(
                 "read back {} bytes to plan on the host",
                 read.bytes_from_device
             ));
         }
-        let call = quiet(self.sched_call(kernel, &views, op, &healthy));
+        let call = quiet(self.call_with(kernel, &views, &whole, &once, op, &healthy));
         let decided = place(&call, &mut units, placement, runner, self.no_gpu())?;
         Ok((decided, notes, read.bytes_from_device))
     }
+}
+
+/// The bytes moved for each element-wise input of an array call, over its runs.
+struct Moved(Vec<AtomicU64>);
+
+impl Moved {
+    fn new(inputs: usize) -> Moved {
+        Moved((0..inputs).map(|_| AtomicU64::new(0)).collect())
+    }
+
+    fn add(&self, input: usize, bytes: u64) {
+        if let Some(b) = self.0.get(input) {
+            b.fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+
+    /// The report's line per argument: element-wise inputs partitioned, with the
+    /// bytes moved for them (sent to a device, or read back for the CPU); tables as
+    /// their reach says, with the bytes sent of them.
+    fn report(
+        &self,
+        kinds: &[ArgKind],
+        tables: &CallTables<'_>,
+        report: &crate::report::Report,
+    ) -> Vec<InputMove> {
+        let (mut each, mut table) = (0, 0);
+        kinds
+            .iter()
+            .enumerate()
+            .map(|(argument, kind)| match kind {
+                ArgKind::Each(_) => {
+                    let bytes = self.0.get(each).map_or(0, |b| b.load(Ordering::Relaxed));
+                    each += 1;
+                    InputMove {
+                        argument,
+                        sent: Sent::Partitioned,
+                        bytes,
+                    }
+                }
+                ArgKind::Whole(_) => {
+                    let bytes = report
+                        .shares
+                        .iter()
+                        .map(|s| s.stats.table_bytes.get(table).copied().unwrap_or(0))
+                        .sum();
+                    let how = tables.reach.get(table).map_or(Sent::Whole, sent);
+                    table += 1;
+                    InputMove {
+                        argument,
+                        sent: how,
+                        bytes,
+                    }
+                }
+            })
+            .collect()
+    }
+}
+
+/// Each element's `m` results together (`rows[i * m + k]`), parted into one vector
+/// per result.
+fn columns(rows: Vec<u32>, m: usize) -> Vec<Vec<u32>> {
+    if m == 1 {
+        return vec![rows];
+    }
+    (0..m)
+        .map(|k| rows.iter().skip(k).step_by(m).copied().collect())
+        .collect()
 }
 
 /// Runs over arrays do not teach the models: their data may already be on the device

@@ -1,40 +1,74 @@
 //! Calls of kernels of any signature ([`Kernel::new`]): the data of each argument,
-//! checked against the kernel's type at compile time, then one way down (`host.rs`).
+//! checked against the kernel's type at compile time, then one way down: host data to
+//! `host.rs`, arrays to `arrays.rs`.
 //!
 //! A call's data is a tuple with one entry per argument of the kernel, in order: a
-//! slice, `Vec` or array of the argument's element type, for an element-wise input
-//! and for a table alike (the kernel's type says which is which). A wrong count or a
-//! wrong element type does not compile. Element-wise inputs must have one length,
-//! the call's; a kernel whose arguments are all tables says its length
-//! ([`Runtime::call_over`]).
+//! slice, `Vec`, array or [`Array`] of the argument's element type, for an
+//! element-wise input and for a table alike (the kernel's type says which is which).
+//! A wrong count or a wrong element type does not compile. Element-wise inputs must
+//! have one length, the call's; a kernel whose arguments are all tables says its
+//! length ([`Runtime::call_over`]).
 //!
-//! Host data only, for now: the results come back as `Vec`s (one per result).
+//! Design choices:
+//!
+//! - **Results as `Vec`s or as arrays, chosen by the method.** [`Runtime::call`] gives
+//!   one `Vec` per result (what an array among the inputs computed on a device is read
+//!   back, and the report counts it); [`Runtime::call_arrays`] gives one [`Array`] per
+//!   result, each left where it was computed, so the next call over them moves
+//!   nothing. Rust cannot pick the result's form from a mix of argument types without
+//!   a trait per combination; a method per form says it at the call.
+//! - **Host data beside arrays** (element-wise) is made an array first (copied): the
+//!   call then runs over arrays. A table of host data stays host data.
+//! - **A table that is an array** stays where its parts are: a GPU binds the parts it
+//!   already holds, sends the others once and keeps them with the array (n-body
+//!   stepping on a GPU sends its positions once, then never again); the CPU reads it on
+//!   the host.
 
+use super::arrays::TableSrc;
 use super::{Run, Runtime};
+use crate::array::{Array, ArrayRef};
 use crate::error::{Error, Result};
 use crate::kernel::reduce::Reduce;
 use crate::kernel::sig::ArgKind;
 use crate::kernel::{Element, InType, InTypes, Kernel, OutTypes, Table};
 use crate::placement::Placement;
 
+/// One argument's data, as the runtime sees it.
+#[doc(hidden)]
+pub struct ArgView<'a>(View<'a>);
+
+enum View<'a> {
+    Host(&'a [u32]),
+    Array(ArrayRef<'a>),
+}
+
+impl View<'_> {
+    fn len(&self) -> usize {
+        match self {
+            View::Host(d) => d.len(),
+            View::Array(a) => a.len,
+        }
+    }
+}
+
 /// The data of one argument of type `A` (an element type, or `Table<T>`): a slice,
-/// `Vec` or array of its elements.
+/// `Vec` or array of its elements, or an [`Array`].
 pub trait ArgData<A> {
-    /// The elements as 32-bit patterns.
+    /// The elements as the runtime sees them.
     #[doc(hidden)]
-    fn bits(&self) -> &[u32];
+    fn view(&self) -> ArgView<'_>;
 }
 
 macro_rules! arg_data {
     ($($ty:ty),*) => {$(
         impl<T: Element> ArgData<T> for $ty {
-            fn bits(&self) -> &[u32] {
-                bytemuck::cast_slice(&self[..])
+            fn view(&self) -> ArgView<'_> {
+                ArgView(View::Host(bytemuck::cast_slice(&self[..])))
             }
         }
         impl<T: Element> ArgData<Table<T>> for $ty {
-            fn bits(&self) -> &[u32] {
-                bytemuck::cast_slice(&self[..])
+            fn view(&self) -> ArgView<'_> {
+                ArgView(View::Host(bytemuck::cast_slice(&self[..])))
             }
         }
     )*};
@@ -43,14 +77,26 @@ macro_rules! arg_data {
 arg_data!(&[T], &Vec<T>, &mut [T], Vec<T>);
 
 impl<T: Element, const N: usize> ArgData<T> for &[T; N] {
-    fn bits(&self) -> &[u32] {
-        bytemuck::cast_slice(&self[..])
+    fn view(&self) -> ArgView<'_> {
+        ArgView(View::Host(bytemuck::cast_slice(&self[..])))
     }
 }
 
 impl<T: Element, const N: usize> ArgData<Table<T>> for &[T; N] {
-    fn bits(&self) -> &[u32] {
-        bytemuck::cast_slice(&self[..])
+    fn view(&self) -> ArgView<'_> {
+        ArgView(View::Host(bytemuck::cast_slice(&self[..])))
+    }
+}
+
+impl<T: Element> ArgData<T> for &Array<T> {
+    fn view(&self) -> ArgView<'_> {
+        ArgView(View::Array(Array::view(self)))
+    }
+}
+
+impl<T: Element> ArgData<Table<T>> for &Array<T> {
+    fn view(&self) -> ArgView<'_> {
+        ArgView(View::Array(Array::view(self)))
     }
 }
 
@@ -58,7 +104,7 @@ impl<T: Element, const N: usize> ArgData<Table<T>> for &[T; N] {
 pub trait CallData<I: InTypes> {
     /// The element-wise inputs and the tables, each in order.
     #[doc(hidden)]
-    fn split(&self) -> (Vec<&[u32]>, Vec<&[u32]>);
+    fn split(&self) -> (Vec<ArgView<'_>>, Vec<ArgView<'_>>);
 }
 
 macro_rules! call_data {
@@ -67,11 +113,11 @@ macro_rules! call_data {
         where
             ($($A,)+): InTypes,
         {
-            fn split(&self) -> (Vec<&[u32]>, Vec<&[u32]>) {
+            fn split(&self) -> (Vec<ArgView<'_>>, Vec<ArgView<'_>>) {
                 let (mut each, mut whole) = (Vec::new(), Vec::new());
                 $(match $A::KIND {
-                    ArgKind::Each(_) => each.push(self.$k.bits()),
-                    ArgKind::Whole(_) => whole.push(self.$k.bits()),
+                    ArgKind::Each(_) => each.push(self.$k.view()),
+                    ArgKind::Whole(_) => whole.push(self.$k.view()),
                 })+
                 (each, whole)
             }
@@ -80,10 +126,69 @@ macro_rules! call_data {
 }
 
 impl CallData<()> for () {
-    fn split(&self) -> (Vec<&[u32]>, Vec<&[u32]>) {
+    fn split(&self) -> (Vec<ArgView<'_>>, Vec<ArgView<'_>>) {
         (Vec::new(), Vec::new())
     }
 }
+
+/// A kernel's results as arrays ([`Runtime::call_arrays`]) or gathered on the host:
+/// `Array<T>` for one result, a tuple of arrays for a tuple. Implemented for every
+/// kernel's result types.
+pub trait ResultArrays: OutTypes {
+    /// One [`Array`] per result.
+    type Arrays;
+    #[doc(hidden)]
+    fn from_arrays(results: Vec<Array<u32>>) -> Self::Arrays;
+    #[doc(hidden)]
+    fn from_columns(results: Vec<Vec<u32>>) -> Self::Host;
+}
+
+impl<T: Element> ResultArrays for T {
+    type Arrays = Array<T>;
+    fn from_arrays(results: Vec<Array<u32>>) -> Array<T> {
+        results
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| Array::from_vec(Vec::new()))
+            .retype()
+    }
+    fn from_columns(results: Vec<Vec<u32>>) -> Vec<T> {
+        column(results.into_iter().next())
+    }
+}
+
+/// One result's values from their bit patterns (none: empty).
+fn column<T: Element>(c: Option<Vec<u32>>) -> Vec<T> {
+    c.unwrap_or_default()
+        .into_iter()
+        .map(T::from_bits)
+        .collect()
+}
+
+macro_rules! result_arrays {
+    ($($T:ident),+) => {
+        impl<$($T: Element),+> ResultArrays for ($($T,)+) {
+            type Arrays = ($(Array<$T>,)+);
+            fn from_arrays(results: Vec<Array<u32>>) -> Self::Arrays {
+                let mut it = results.into_iter();
+                ($(it.next().unwrap_or_else(|| Array::from_vec(Vec::new())).retype::<$T>(),)+)
+            }
+            fn from_columns(results: Vec<Vec<u32>>) -> Self::Host {
+                let mut it = results.into_iter();
+                ($(column::<$T>(it.next()),)+)
+            }
+        }
+    };
+}
+
+result_arrays!(A);
+result_arrays!(A, B);
+result_arrays!(A, B, C);
+result_arrays!(A, B, C, D);
+result_arrays!(A, B, C, D, E);
+result_arrays!(A, B, C, D, E, F);
+result_arrays!(A, B, C, D, E, F, G);
+result_arrays!(A, B, C, D, E, F, G, H);
 
 call_data!(A0 D0 0);
 call_data!(A0 D0 0, A1 D1 1);
@@ -100,9 +205,9 @@ call_data!(A0 D0 0, A1 D1 1, A2 D2 2, A3 D3 3, A4 D4 4, A5 D5 5, A6 D6 6, A7 D7 
 
 /// The call's length: the element-wise inputs' common one (`given`, when the caller
 /// said it, must agree), and every table indexable by `u32`.
-fn length(each: &[&[u32]], whole: &[&[u32]], given: Option<usize>) -> Result<usize> {
+fn length(each: &[ArgView<'_>], whole: &[ArgView<'_>], given: Option<usize>) -> Result<usize> {
     let n = match (each.first(), given) {
-        (Some(x), _) => x.len(),
+        (Some(x), _) => x.0.len(),
         (None, Some(n)) => n,
         (None, None) => {
             return Err(Error::InvalidKernel {
@@ -113,10 +218,10 @@ fn length(each: &[&[u32]], whole: &[&[u32]], given: Option<usize>) -> Result<usi
         }
     };
     for x in each {
-        if x.len() != n {
+        if x.0.len() != n {
             return Err(Error::LengthMismatch {
                 left: n,
-                right: x.len(),
+                right: x.0.len(),
             });
         }
     }
@@ -125,19 +230,95 @@ fn length(each: &[&[u32]], whole: &[&[u32]], given: Option<usize>) -> Result<usi
             return Err(Error::LengthMismatch { left: g, right: n });
         }
     }
-    if let Some(t) = whole.iter().find(|t| t.len() > u32::MAX as usize) {
+    if let Some(t) = whole.iter().find(|t| t.0.len() > u32::MAX as usize) {
         return Err(Error::BufferTooLarge {
-            requested: 4 * t.len() as u64,
+            requested: 4 * t.0.len() as u64,
             max: 4 * u32::MAX as u64,
         });
     }
     Ok(n)
 }
 
+/// A call's data in one form: host data throughout, or arrays (element-wise host data
+/// made arrays; host tables kept as they are).
+enum Data<'a> {
+    Host(Vec<&'a [u32]>, Vec<&'a [u32]>),
+    Arrays {
+        /// Element-wise host data made arrays, in order.
+        made: Vec<Array<u32>>,
+        /// Per element-wise input: the caller's array, or `None` for the next of `made`.
+        each: Vec<Option<ArrayRef<'a>>>,
+        tables: Vec<View<'a>>,
+    },
+}
+
+impl<'a> Data<'a> {
+    fn of(each: Vec<ArgView<'a>>, whole: Vec<ArgView<'a>>, arrays: bool) -> Data<'a> {
+        let any = arrays
+            || each
+                .iter()
+                .chain(&whole)
+                .any(|v| matches!(v.0, View::Array(_)));
+        if !any {
+            let host = |v: Vec<ArgView<'a>>| -> Vec<&'a [u32]> {
+                v.into_iter()
+                    .filter_map(|v| match v.0 {
+                        View::Host(d) => Some(d),
+                        View::Array(_) => None,
+                    })
+                    .collect()
+            };
+            return Data::Host(host(each), host(whole));
+        }
+        let mut made = Vec::new();
+        let each = each
+            .into_iter()
+            .map(|v| match v.0 {
+                View::Host(d) => {
+                    made.push(Array::from_slice(d));
+                    None
+                }
+                View::Array(a) => Some(a),
+            })
+            .collect();
+        Data::Arrays {
+            made,
+            each,
+            tables: whole.into_iter().map(|v| v.0).collect(),
+        }
+    }
+
+    /// The array form's element-wise inputs and tables, as the array path reads them.
+    fn refs(&self) -> (Vec<ArrayRef<'_>>, Vec<TableSrc<'_>>) {
+        let Data::Arrays { made, each, tables } = self else {
+            return (Vec::new(), Vec::new());
+        };
+        let mut made = made.iter();
+        let inputs = each
+            .iter()
+            .filter_map(|a| match a {
+                Some(a) => Some(a.clone()),
+                None => made.next().map(Array::view),
+            })
+            .collect();
+        let tables = tables
+            .iter()
+            .map(|t| match t {
+                View::Host(d) => TableSrc::Host(d),
+                View::Array(a) => TableSrc::Array(a.clone()),
+            })
+            .collect();
+        (inputs, tables)
+    }
+}
+
 impl Runtime {
-    /// Runs a kernel of any signature ([`Kernel::new`]) over host data: one entry of
-    /// `data` per argument (a slice, `Vec` or array; element-wise inputs all of one
-    /// length, tables of any), giving one `Vec` per result.
+    /// Runs a kernel of any signature ([`Kernel::new`]) over its data: one entry
+    /// of `data` per argument (a slice, `Vec`, array or [`Array`]; element-wise inputs
+    /// all of one length, tables of any), giving one `Vec` per result. With arrays
+    /// among the data, what devices computed is read back (the report counts it in
+    /// `gathered`); [`call_arrays`](Self::call_arrays) leaves the results where they
+    /// were computed.
     ///
     /// ```
     /// use hybrid::{Expr, Kernel, Placement, Runtime, Table};
@@ -161,7 +342,7 @@ impl Runtime {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn call<I: InTypes, O: OutTypes, D: CallData<I>>(
+    pub fn call<I: InTypes, O: ResultArrays, D: CallData<I>>(
         &self,
         kernel: &Kernel<I, O>,
         data: D,
@@ -173,7 +354,7 @@ impl Runtime {
     /// [`call`](Self::call) over `n` elements: for a kernel whose arguments are all
     /// tables (a blur reading an image around each pixel), which has no element-wise
     /// input to take the length from. With element-wise inputs, `n` must be theirs.
-    pub fn call_over<I: InTypes, O: OutTypes, D: CallData<I>>(
+    pub fn call_over<I: InTypes, O: ResultArrays, D: CallData<I>>(
         &self,
         n: usize,
         kernel: &Kernel<I, O>,
@@ -183,7 +364,7 @@ impl Runtime {
         self.call_len(Some(n), kernel, data, placement)
     }
 
-    fn call_len<I: InTypes, O: OutTypes, D: CallData<I>>(
+    fn call_len<I: InTypes, O: ResultArrays, D: CallData<I>>(
         &self,
         given: Option<usize>,
         kernel: &Kernel<I, O>,
@@ -192,16 +373,122 @@ impl Runtime {
     ) -> Result<Run<O::Host>> {
         let (each, whole) = data.split();
         let n = length(&each, &whole, given)?;
-        let run = self.map_host::<O::Row>(kernel.inner(), &each, &whole, n, placement, I::KINDS)?;
+        match Data::of(each, whole, false) {
+            Data::Host(each, whole) => {
+                let run =
+                    self.map_host::<O::Row>(kernel.inner(), &each, &whole, n, placement, I::KINDS)?;
+                Ok(Run {
+                    output: O::from_rows(run.output),
+                    report: run.report,
+                })
+            }
+            arrays => {
+                let Run { output, mut report } =
+                    self.arrays_of(&arrays, kernel.inner(), n, placement, I::KINDS)?;
+                let mut cols = Vec::with_capacity(output.len());
+                let mut bytes = 0;
+                for a in output {
+                    let (v, b) = a.to_vec_counted()?;
+                    cols.push(v);
+                    bytes += b;
+                }
+                if bytes > 0 {
+                    report.gathered += bytes;
+                    report
+                        .notes
+                        .push(format!("gathered on the host: {bytes} bytes read back"));
+                }
+                Ok(Run {
+                    output: O::from_columns(cols),
+                    report,
+                })
+            }
+        }
+    }
+
+    /// [`call`](Self::call) with each result an [`Array`] left where it was computed
+    /// (in parts, one per range a device computed): the next call over them, or a
+    /// table read from them, moves nothing. Host data among the element-wise inputs is
+    /// made an array first.
+    ///
+    /// ```
+    /// use hybrid::{Array, Expr, Kernel, Placement, Runtime};
+    /// # fn main() -> hybrid::Result<()> {
+    /// let rt = Runtime::new()?;
+    /// let polar = Kernel::new(|(x, y): (Expr<f32>, Expr<f32>)| {
+    ///     ((x.clone() * x.clone() + y.clone() * y.clone()).sqrt(), y.atan2(x))
+    /// });
+    /// let x = Array::from_vec(vec![3.0f32, 0.0]);
+    /// let y = Array::from_vec(vec![4.0f32, 2.0]);
+    /// let (r, theta) = rt.call_arrays(&polar, (&x, &y), Placement::Auto)?.output;
+    /// assert_eq!(r.to_vec()?, [5.0, 2.0]);
+    /// assert!((theta.to_vec()?[1] - std::f32::consts::FRAC_PI_2).abs() < 1e-6);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn call_arrays<I: InTypes, O: ResultArrays, D: CallData<I>>(
+        &self,
+        kernel: &Kernel<I, O>,
+        data: D,
+        placement: Placement,
+    ) -> Result<Run<O::Arrays>> {
+        self.call_arrays_len(None, kernel, data, placement)
+    }
+
+    /// [`call_arrays`](Self::call_arrays) over `n` elements, for a kernel whose
+    /// arguments are all tables.
+    pub fn call_arrays_over<I: InTypes, O: ResultArrays, D: CallData<I>>(
+        &self,
+        n: usize,
+        kernel: &Kernel<I, O>,
+        data: D,
+        placement: Placement,
+    ) -> Result<Run<O::Arrays>> {
+        self.call_arrays_len(Some(n), kernel, data, placement)
+    }
+
+    fn call_arrays_len<I: InTypes, O: ResultArrays, D: CallData<I>>(
+        &self,
+        given: Option<usize>,
+        kernel: &Kernel<I, O>,
+        data: D,
+        placement: Placement,
+    ) -> Result<Run<O::Arrays>> {
+        let (each, whole) = data.split();
+        let n = length(&each, &whole, given)?;
+        let data = Data::of(each, whole, true);
+        let run = self.arrays_of(&data, kernel.inner(), n, placement, I::KINDS)?;
         Ok(Run {
-            output: O::from_rows(run.output),
+            output: O::from_arrays(run.output),
             report: run.report,
         })
     }
 
-    /// Runs a kernel of any signature with one result over host data and combines
-    /// the values with `op` (see [`Reduce`]), in one pass: a dot product of inputs of
-    /// two types, a sum over a kernel of three inputs, a reduction over a table read.
+    /// The array call of `data` (in its array form): one array per result.
+    fn arrays_of(
+        &self,
+        data: &Data<'_>,
+        kernel: &std::sync::Arc<crate::kernel::KernelDef>,
+        n: usize,
+        placement: Placement,
+        kinds: &[ArgKind],
+    ) -> Result<Run<Vec<Array<u32>>>> {
+        let (inputs, tables) = data.refs();
+        let run = self.array_call(kernel, &inputs, &tables, n, placement, kinds)?;
+        Ok(Run {
+            output: run
+                .output
+                .into_iter()
+                .map(|parts| Array::from_parts(n, parts))
+                .collect(),
+            report: run.report,
+        })
+    }
+
+    /// Runs a kernel of any signature with one result over its data (host data or
+    /// arrays) and combines the values with `op` (see [`Reduce`]), in one pass: a dot
+    /// product of inputs of two types, a sum over a kernel of three inputs, a
+    /// reduction over a table read.
     pub fn call_reduce<I: InTypes, O: Element, D: CallData<I>>(
         &self,
         kernel: &Kernel<I, O>,
@@ -211,7 +498,23 @@ impl Runtime {
     ) -> Result<Run<O>> {
         let (each, whole) = data.split();
         let n = length(&each, &whole, None)?;
-        let run = self.reduce_host(kernel.inner(), op, &each, &whole, n, placement, I::KINDS)?;
+        let run = match Data::of(each, whole, false) {
+            Data::Host(each, whole) => {
+                self.reduce_host(kernel.inner(), op, &each, &whole, n, placement, I::KINDS)?
+            }
+            arrays => {
+                let (inputs, tables) = arrays.refs();
+                self.array_call_reduce(
+                    kernel.inner(),
+                    op,
+                    &inputs,
+                    &tables,
+                    n,
+                    placement,
+                    I::KINDS,
+                )?
+            }
+        };
         Ok(Run {
             output: O::from_bits(run.output),
             report: run.report,

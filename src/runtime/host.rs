@@ -50,6 +50,31 @@ impl Partials {
 /// The next call's identity, for the devices' table caches.
 static NEXT_CALL: AtomicU64 = AtomicU64::new(1);
 
+/// A new call's identity (unique in the process), for the devices' table caches.
+pub(super) fn next_call() -> u64 {
+    NEXT_CALL.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The elements of a table of `len` a run over `range` reads, on a device with its
+/// own memory: all of them, none, or the range plus its halo.
+///
+/// A read's index lies in `[i - before, i + after]` and is then clamped into the
+/// table; clamping is monotone, so the indices a range reads lie between the clamps
+/// of its two extremes.
+pub(super) fn window(reach: &Reach, len: usize, range: &Range<usize>) -> Range<usize> {
+    match reach {
+        Reach::Whole => 0..len,
+        _ if len == 0 || range.is_empty() => 0..0,
+        Reach::None => 0..0,
+        Reach::Near { before, after } => {
+            let last = len as u64 - 1;
+            let lo = (range.start as u64).saturating_sub(*before).min(last);
+            let hi = (range.end as u64 - 1).saturating_add(*after).min(last);
+            lo as usize..hi as usize + 1
+        }
+    }
+}
+
 /// A call's whole-array inputs on the host, and how far its reads of each reach.
 pub(super) struct Tables<'a> {
     data: &'a [&'a [u32]],
@@ -64,7 +89,7 @@ pub(super) struct Tables<'a> {
 impl<'a> Tables<'a> {
     /// The tables of a call of `kernel` over `n` elements.
     pub(super) fn new(kernel: &Bound, data: &'a [&'a [u32]], n: usize) -> Result<Tables<'a>> {
-        let call = NEXT_CALL.fetch_add(1, Ordering::Relaxed);
+        let call = next_call();
         let program = kernel.program()?;
         if data.len() != program.tables.len() {
             return Err(Error::WrongArity {
@@ -82,6 +107,7 @@ impl<'a> Tables<'a> {
             .enumerate()
             .map(|(index, d)| TableArg {
                 data: d,
+                held: None,
                 start: 0,
                 len: d.len(),
                 call,
@@ -106,31 +132,20 @@ impl<'a> Tables<'a> {
     }
 
     /// What a run over `range` gets of each table: on a device with its own memory
-    /// (`linked`), the part its reads reach; elsewhere the whole table.
-    ///
-    /// A read's index lies in `[i - before, i + after]` and is then clamped into the
-    /// table; clamping is monotone, so the indices a range reads lie between the clamps
-    /// of its two extremes.
+    /// (`linked`), the part its reads reach ([`window`]); elsewhere the whole table.
     fn windows(&self, range: &Range<usize>, linked: bool) -> Vec<TableArg<'a>> {
         self.whole
             .iter()
             .zip(&self.reach)
             .map(|(t, r)| {
-                let part = |start: usize, end: usize| TableArg {
-                    data: &self.data[t.index][start..end],
-                    start,
+                if !linked {
+                    return *t;
+                }
+                let w = window(r, t.len, range);
+                TableArg {
+                    data: &self.data[t.index][w.clone()],
+                    start: w.start,
                     ..*t
-                };
-                match (linked, r) {
-                    (false, _) | (true, Reach::Whole) => *t,
-                    (true, _) if t.len == 0 || range.is_empty() => part(0, 0),
-                    (true, Reach::None) => part(0, 0),
-                    (true, Reach::Near { before, after }) => {
-                        let last = t.len as u64 - 1;
-                        let lo = (range.start as u64).saturating_sub(*before).min(last);
-                        let hi = (range.end as u64 - 1).saturating_add(*after).min(last);
-                        part(lo as usize, hi as usize + 1)
-                    }
                 }
             })
             .collect()
@@ -138,17 +153,16 @@ impl<'a> Tables<'a> {
 
     /// How each table is sent.
     fn sent(&self) -> impl Iterator<Item = Sent> + '_ {
-        self.reach.iter().map(|r| match r {
-            Reach::Near { before, after } => Sent::Halo {
-                before: *before,
-                after: *after,
-            },
-            Reach::None => Sent::Halo {
-                before: 0,
-                after: 0,
-            },
-            Reach::Whole => Sent::Whole,
-        })
+        self.reach.iter().map(sent)
+    }
+
+    /// The largest table's bytes.
+    fn biggest(&self) -> u64 {
+        self.whole
+            .iter()
+            .map(|t| 4 * t.len as u64)
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -174,7 +188,8 @@ impl Runtime {
         let tables = Tables::new(kernel, tables, n)?;
         let mut notes = Vec::new();
         let mut healthy = self.healthy(kernel, inputs, &tables.whole, n, None, &mut notes);
-        self.refusals(kernel, None, &tables, placement, &mut healthy, &mut notes)?;
+        let biggest = tables.biggest();
+        self.refusals(kernel, None, biggest, placement, &mut healthy, &mut notes)?;
         let call = self.call_with(kernel, inputs, &tables.whole, &tables.once, None, &healthy);
         let mut output: Vec<R> = vec![R::default(); n];
         let runner = |dev: usize, range: &Range<usize>, out: &mut [R]| -> Result<Timed> {
@@ -212,7 +227,7 @@ impl Runtime {
         self.refusals(
             kernel,
             Some(op),
-            &tables,
+            tables.biggest(),
             placement,
             &mut healthy,
             &mut notes,
@@ -251,21 +266,15 @@ impl Runtime {
     /// buffers to bind, a table larger than its buffers), with a note; the call's
     /// error when no device is left, or when the placement names the kind of device
     /// that refuses.
-    fn refusals(
+    pub(super) fn refusals(
         &self,
         kernel: &Bound,
         op: Option<Reduce>,
-        tables: &Tables<'_>,
+        biggest: u64,
         placement: Placement,
         healthy: &mut [bool],
         notes: &mut Vec<String>,
     ) -> Result<()> {
-        let biggest = tables
-            .whole
-            .iter()
-            .map(|t| 4 * t.len as u64)
-            .max()
-            .unwrap_or(0);
         let mut first = None;
         for (d, ok) in self.devices.iter().zip(healthy.iter_mut()) {
             if let Err(e) = d.accepts(kernel, op, biggest) {
@@ -288,6 +297,21 @@ impl Runtime {
             Some(e) if !healthy.iter().any(|&h| h) => Err(e),
             _ => Ok(()),
         }
+    }
+}
+
+/// How a table whose reads reach as `r` is sent to a device with its own memory.
+pub(super) fn sent(r: &Reach) -> Sent {
+    match r {
+        Reach::Near { before, after } => Sent::Halo {
+            before: *before,
+            after: *after,
+        },
+        Reach::None => Sent::Halo {
+            before: 0,
+            after: 0,
+        },
+        Reach::Whole => Sent::Whole,
     }
 }
 

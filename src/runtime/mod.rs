@@ -33,7 +33,7 @@ use crate::schedule::model::Models;
 use crate::transfer::{Calibration, Link, TransferStats};
 
 pub use builder::{Backend, RuntimeBuilder};
-pub use call::{ArgData, CallData};
+pub use call::{ArgData, ArgView, CallData, ResultArrays};
 use health::Sick;
 
 /// The output of a call on an explicit runtime, and its receipt.

@@ -285,15 +285,17 @@ impl Memory for GpuDevice {
         self.upload_part(data)
     }
 
-    fn run(&self, task: &ResidentTask<'_>) -> Result<(Arc<dyn Resident>, Timed)> {
-        let (out, stats, secs) = self.map_parts(task.kernel, task.inputs, task.first_index)?;
-        Ok((out, Timed { stats, secs }))
+    fn run(&self, task: &ResidentTask<'_>) -> Result<(Vec<Arc<dyn Resident>>, Timed)> {
+        self.map_parts(task)
     }
 
     fn reduce(&self, task: &ResidentTask<'_>, op: Reduce) -> Result<(Partial, Timed)> {
-        let (part, stats, secs) =
-            self.reduce_parts(task.kernel, op, task.inputs, task.first_index)?;
+        let (part, stats, secs) = self.reduce_parts(task, op)?;
         Ok((part, Timed { stats, secs }))
+    }
+
+    fn gather(&self, parts: &[&dyn Resident]) -> Result<(Arc<dyn Resident>, ShareStats)> {
+        self.gather_parts(parts)
     }
 }
 

@@ -8,11 +8,11 @@ use std::time::Instant;
 
 use super::pipelines::Pipeline;
 use super::{failure, fold_partials, GpuDevice};
-use crate::device::{Resident, ShareStats};
+use crate::device::{Resident, ResidentTask, ShareStats, Timed};
 use crate::error::{Error, Result};
 use crate::kernel::reduce::{Partial, Reduce};
+use crate::kernel::wgsl::Shader;
 use crate::kernel::wgsl::{REDUCE_PER_GROUP, WORKGROUP_SIZE};
-use crate::kernel::KernelDef;
 use crate::transfer::staging::{grid, Kind, Pool, PARAMS_BYTES};
 
 /// A part of an array held in a GPU's memory: a storage buffer from the device's pool
@@ -30,7 +30,7 @@ pub(crate) struct GpuData {
 }
 
 impl GpuData {
-    fn buffer(&self) -> Result<&wgpu::Buffer> {
+    pub(super) fn buffer(&self) -> Result<&wgpu::Buffer> {
         self.buffer.as_ref().ok_or_else(|| Error::DeviceFailed {
             device: self.name.clone(),
             stage: "resident",
@@ -161,54 +161,118 @@ impl GpuDevice {
         ))
     }
 
-    /// Runs `kernel` on resident `inputs` into a new resident part (the scheduler's
-    /// `Memory::run`).
-    pub(super) fn map_parts(
+    /// `parts` (all on this device) copied end to end into one new resident part
+    /// (`Memory::gather`), buffer to buffer on the device.
+    pub(super) fn gather_parts(
         &self,
-        kernel: &KernelDef,
-        inputs: &[&dyn Resident],
-        first_index: u64,
-    ) -> Result<(Arc<dyn Resident>, ShareStats, f64)> {
-        let len = inputs.first().map_or(0, |r| r.len());
-        let shader = kernel.shader()?;
-        let pipeline = self.pipeline(&shader)?;
-        let (out, stats, secs) = self.run_on(
-            &pipeline,
-            &kernel.values(),
-            inputs,
-            first_index,
-            len,
-            WORKGROUP_SIZE,
-        )?;
-        Ok((Arc::new(out), stats, secs))
+        parts: &[&dyn Resident],
+    ) -> Result<(Arc<dyn Resident>, ShareStats)> {
+        let t = Instant::now();
+        self.alive()?;
+        let own: Vec<&GpuData> = parts.iter().map(|r| self.own(*r)).collect::<Result<_>>()?;
+        let len: usize = own.iter().map(|d| d.len).sum();
+        self.fits(len)?;
+        let buffer = self.scoped("gather", || {
+            let b = self
+                .pool
+                .take(&self.device, Kind::Input, (len as u64 * 4).max(4));
+            let mut enc = self
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("hybrid gather"),
+                });
+            let mut at = 0u64;
+            for d in &own {
+                let bytes = d.len as u64 * 4;
+                if bytes > 0 {
+                    enc.copy_buffer_to_buffer(d.buffer()?, 0, &b, at, bytes);
+                }
+                at += bytes;
+            }
+            self.queue.submit([enc.finish()]);
+            Ok(b)
+        })?;
+        let out = self.data(buffer, len);
+        self.wait("gather")?;
+        let stats = ShareStats {
+            compute_s: t.elapsed().as_secs_f64(),
+            ..ShareStats::default()
+        };
+        Ok((Arc::new(out), stats))
     }
 
-    /// Reduces resident `inputs` with `op` (`Memory::reduce`): the
-    /// data stays, one partial per workgroup comes back.
+    /// Runs the task's kernel on its resident inputs and tables into new resident
+    /// parts, one per result (the scheduler's `Memory::run`). A kernel with several
+    /// results writes them together per element, then one pass on the device parts
+    /// them into one buffer per result, so each result is an array of its own.
+    pub(super) fn map_parts(
+        &self,
+        task: &ResidentTask<'_>,
+    ) -> Result<(Vec<Arc<dyn Resident>>, Timed)> {
+        let t = Instant::now();
+        let len = task.len;
+        let shader = task.kernel.shader()?;
+        self.check_bindings(&shader)?;
+        let pipeline = self.pipeline(&shader)?;
+        let m = pipeline.outputs.max(1);
+        let mut sent = ShareStats::default();
+        let held = self.hold_tables(task.tables, &mut sent)?;
+        let mut params = task.kernel.values().into_owned();
+        params.extend_from_slice(&held.extents);
+        self.fits(len * m)?;
+        let (out, mut stats) = self.run_on(&Dispatch {
+            pipeline: &pipeline,
+            params: &params,
+            inputs: task.inputs,
+            in_len: len,
+            tables: &held.buffers,
+            first_index: task.first_index,
+            threads: len,
+            group_elems: WORKGROUP_SIZE,
+            out_len: len * m,
+        })?;
+        stats.add(&sent);
+        let outs = match m {
+            1 => vec![Arc::new(out) as Arc<dyn Resident>],
+            _ => self.columns(&out, len, m, &mut stats)?,
+        };
+        let secs = t.elapsed().as_secs_f64();
+        Ok((outs, Timed { stats, secs }))
+    }
+
+    /// Reduces the task's resident inputs with `op` (`Memory::reduce`): the data
+    /// stays, one partial per workgroup comes back.
     pub(super) fn reduce_parts(
         &self,
-        kernel: &KernelDef,
+        task: &ResidentTask<'_>,
         op: Reduce,
-        inputs: &[&dyn Resident],
-        first_index: u64,
     ) -> Result<(Partial, ShareStats, f64)> {
         let t = Instant::now();
-        let ty = kernel.output_type()?;
-        let len = inputs.first().map_or(0, |r| r.len());
+        let ty = task.kernel.output_type()?;
+        let len = task.len;
         if len == 0 {
             return Ok((op.identity(ty), ShareStats::default(), 0.0));
         }
-        let shader = kernel.reduce_shader(op)?;
+        let shader = task.kernel.reduce_shader(op)?;
+        self.check_bindings(&shader)?;
         let pipeline = self.pipeline(&shader)?;
+        let mut sent = ShareStats::default();
+        let held = self.hold_tables(task.tables, &mut sent)?;
+        let mut params = task.kernel.values().into_owned();
+        params.extend_from_slice(&held.extents);
         let groups = len.div_ceil(REDUCE_PER_GROUP as usize);
-        let (partials, mut stats, _) = self.run_on(
-            &pipeline,
-            &kernel.values(),
-            inputs,
-            first_index,
-            groups,
-            REDUCE_PER_GROUP,
-        )?;
+        let (partials, mut stats) = self.run_on(&Dispatch {
+            pipeline: &pipeline,
+            params: &params,
+            inputs: task.inputs,
+            in_len: len,
+            tables: &held.buffers,
+            first_index: task.first_index,
+            threads: len,
+            group_elems: REDUCE_PER_GROUP,
+            out_len: groups,
+        })?;
+        stats.add(&sent);
         // one value per workgroup comes back: the data itself stays
         let mut bits = vec![0u32; groups];
         let down = partials.download(&mut bits)?;
@@ -216,6 +280,38 @@ impl GpuDevice {
         stats.download_s = down.download_s;
         let part = fold_partials(op, ty, &bits);
         Ok((part, stats, t.elapsed().as_secs_f64()))
+    }
+
+    /// The `m` results of `len` elements written together (`src[i * m + k]`), parted
+    /// on the device into one resident buffer per result: one dispatch per result of
+    /// a fixed shader, no byte crosses the link.
+    fn columns(
+        &self,
+        src: &GpuData,
+        len: usize,
+        m: usize,
+        stats: &mut ShareStats,
+    ) -> Result<Vec<Arc<dyn Resident>>> {
+        let mut shader = Shader::from_source(COLUMNS.to_string(), 1);
+        shader.uniform_bytes = COLUMNS_UNIFORM;
+        let pipeline = self.pipeline(&shader)?;
+        let mut outs = Vec::with_capacity(m);
+        for k in 0..m {
+            let (col, st) = self.run_on(&Dispatch {
+                pipeline: &pipeline,
+                params: &[m as u32, k as u32],
+                inputs: &[src],
+                in_len: len * m,
+                tables: &[],
+                first_index: 0,
+                threads: len,
+                group_elems: WORKGROUP_SIZE,
+                out_len: len,
+            })?;
+            stats.compute_s += st.compute_s;
+            outs.push(Arc::new(col) as Arc<dyn Resident>);
+        }
+        Ok(outs)
     }
 
     /// The largest resident part: what one storage binding may hold, in whole
@@ -249,7 +345,7 @@ impl GpuDevice {
     }
 
     /// This device's own buffer behind `r`, or an error naming the device it is on.
-    fn own<'a>(&self, r: &'a dyn Resident) -> Result<&'a GpuData> {
+    pub(super) fn own<'a>(&self, r: &'a dyn Resident) -> Result<&'a GpuData> {
         match r.as_any().downcast_ref::<GpuData>() {
             Some(d) if d.owner == self.id => Ok(d),
             _ => Err(self.failed(
@@ -272,35 +368,31 @@ impl GpuDevice {
         }
     }
 
-    /// Runs `p` over the elements of resident `inputs` (all of one length) into a new
-    /// resident buffer of `out_len` elements; one workgroup covers `group_elems`
-    /// elements.
-    fn run_on(
-        &self,
-        p: &Pipeline,
-        params: &[u32],
-        inputs: &[&dyn Resident],
-        first_index: u64,
-        out_len: usize,
-        group_elems: u32,
-    ) -> Result<(GpuData, ShareStats, f64)> {
+    /// Runs a dispatch over resident inputs into a new resident buffer.
+    fn run_on(&self, d: &Dispatch<'_>) -> Result<(GpuData, ShareStats)> {
         let t = Instant::now();
-        let len = inputs.first().map_or(0, |r| r.len());
+        let p = d.pipeline;
+        let (params, first_index, out_len) = (d.params, d.first_index, d.out_len);
+        let len = d.threads;
         self.alive()?;
-        if inputs.len() != p.inputs {
+        if d.inputs.len() != p.inputs || d.tables.len() != p.tables {
             return Err(Error::WrongArity {
-                expected: p.inputs,
-                given: inputs.len(),
+                expected: p.inputs + p.tables,
+                given: d.inputs.len() + d.tables.len(),
             });
         }
-        let ins: Vec<&GpuData> = inputs.iter().map(|r| self.own(*r)).collect::<Result<_>>()?;
-        if let Some(d) = ins.iter().find(|d| d.len != len) {
+        let ins: Vec<&GpuData> = d
+            .inputs
+            .iter()
+            .map(|r| self.own(*r))
+            .collect::<Result<_>>()?;
+        if let Some(x) = ins.iter().find(|x| x.len != d.in_len) {
             return Err(Error::LengthMismatch {
-                left: len,
-                right: d.len,
+                left: d.in_len,
+                right: x.len,
             });
         }
-        self.fits(len)?;
+        self.fits(d.in_len)?;
         self.spend_fault()?;
         let out = self
             .pool
@@ -308,7 +400,7 @@ impl GpuDevice {
         let out = self.data(out, out_len);
         let uniform = self.pool.take(&self.device, Kind::Params, p.uniform_bytes);
         self.scoped("compute", || {
-            let (gx, gy, row) = grid(len, self.max_groups, group_elems);
+            let (gx, gy, row) = grid(len, self.max_groups, d.group_elems);
             // the global index wraps at 2^32, as `index()` promises
             let block: [u32; 4] = [first_index as u32, len as u32, row, 0];
             self.queue
@@ -317,19 +409,26 @@ impl GpuDevice {
                 self.queue
                     .write_buffer(&uniform, PARAMS_BYTES, bytemuck::cast_slice(params));
             }
-            let mut entries = Vec::with_capacity(ins.len() + 2);
-            for (k, d) in ins.iter().enumerate() {
+            let mut entries = Vec::with_capacity(ins.len() + d.tables.len() + 2);
+            for (k, x) in ins.iter().enumerate() {
                 entries.push(wgpu::BindGroupEntry {
                     binding: k as u32,
-                    resource: d.binding()?,
+                    resource: x.binding()?,
+                });
+            }
+            let read = ins.len() + d.tables.len();
+            for (k, b) in d.tables.iter().enumerate() {
+                entries.push(wgpu::BindGroupEntry {
+                    binding: (ins.len() + k) as u32,
+                    resource: b.as_entire_binding(),
                 });
             }
             entries.push(wgpu::BindGroupEntry {
-                binding: ins.len() as u32,
+                binding: read as u32,
                 resource: out.binding()?,
             });
             entries.push(wgpu::BindGroupEntry {
-                binding: ins.len() as u32 + 1,
+                binding: read as u32 + 1,
                 resource: uniform.as_entire_binding(),
             });
             let group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -357,12 +456,49 @@ impl GpuDevice {
         let waited = self.wait("compute");
         self.pool.give(Kind::Params, uniform);
         waited?;
-        let secs = t.elapsed().as_secs_f64();
         let stats = ShareStats {
-            compute_s: secs,
+            compute_s: t.elapsed().as_secs_f64(),
             chunks: 1,
             ..ShareStats::default()
         };
-        Ok((out, stats, secs))
+        Ok((out, stats))
     }
 }
+
+/// One dispatch over resident data.
+struct Dispatch<'a> {
+    pipeline: &'a Pipeline,
+    /// The uniform block's words after its header.
+    params: &'a [u32],
+    /// Element-wise inputs, each `in_len` elements.
+    inputs: &'a [&'a dyn Resident],
+    in_len: usize,
+    /// The tables' buffers, bound after the inputs.
+    tables: &'a [wgpu::Buffer],
+    first_index: u64,
+    /// Elements the dispatch covers, `group_elems` per workgroup.
+    threads: usize,
+    group_elems: u32,
+    /// Elements of the output buffer.
+    out_len: usize,
+}
+
+/// Parts results written together into one buffer per result: `dst[i] = src[i * m +
+/// k]`, with `m` and `k` in the uniform block after its header.
+const COLUMNS: &str = "struct Params { base: u32, len: u32, row: u32, zero: u32, m: u32, k: u32, \
+pad0: u32, pad1: u32 }
+@group(0) @binding(0) var<storage, read> src: array<u32>;
+@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
+@group(0) @binding(2) var<uniform> params: Params;
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x + gid.y * params.row;
+    if (i >= params.len) {
+        return;
+    }
+    dst[i] = src[i * params.m + params.k];
+}
+";
+
+/// Bytes of [`COLUMNS`]'s uniform block.
+const COLUMNS_UNIFORM: u64 = 32;

@@ -7,6 +7,9 @@
 //! one call are kept until a run of another call with tables replaces them: at most
 //! one call's tables stay on the device.
 //!
+//! A table that is an array's part already in this device's memory (`TableArg::held`)
+//! is bound where it is: nothing is sent, nothing is kept here.
+//!
 //! The upload is a `queue.write_buffer` (wgpu stages it and copies it before the next
 //! submission): its seconds are the host's copy into the staging area, and the copy
 //! over the link happens with the first chunk's submission, where the stream's
@@ -59,7 +62,16 @@ impl GpuDevice {
         let mut held = lock(&self.tables);
         // another call's tables go
         held.retain(|h| h.call == tables[0].call);
+        let word = |v: usize| v.min(u32::MAX as usize) as u32;
         for t in tables {
+            if let Some(r) = t.held {
+                // an array's part already here: bound where it is, nothing sent
+                bound.buffers.push(self.own(r)?.buffer()?.clone());
+                bound
+                    .extents
+                    .extend([word(t.len), word(t.start), word(r.len())]);
+                continue;
+            }
             let end = t.start + t.data.len();
             let have = held
                 .iter()
@@ -106,7 +118,6 @@ impl GpuDevice {
                 }
             };
             bound.buffers.push(h.buffer.clone());
-            let word = |v: usize| v.min(u32::MAX as usize) as u32;
             bound
                 .extents
                 .extend([word(t.len), word(h.start), word(h.end - h.start)]);
