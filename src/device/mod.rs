@@ -154,6 +154,7 @@ pub(crate) struct TableArg<'a> {
     pub(crate) data: &'a [u32],
     /// The elements `start..start + held.len()` in the memory of the device the task
     /// runs on: bound where they are, nothing sent.
+    #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
     pub(crate) held: Option<&'a dyn Resident>,
     pub(crate) start: usize,
     /// The whole table's length.
