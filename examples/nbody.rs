@@ -34,11 +34,18 @@
 //! Auto's decision (the tables go whole to every device, once per call).
 //! `--quick` takes 1,024 bodies; `--json` prints one JSON object. `compare` runs the
 //! same workload at its `--quick` size.
+//!
+//! `--steps K` instead moves the bodies K steps (`workloads::nbody_step`: positions and
+//! velocities element-wise, positions and masses as tables, six results), once with
+//! the state in host `Vec`s (`call`: every step sends it to the GPU and reads it back)
+//! and once in arrays (`call_arrays`: the state stays where it was computed and is its
+//! own table), on the CPU, the GPU and Auto: the median seconds per step and the bytes
+//! moved per step, and whether the two ways end bit for bit in the same state.
 
 use std::hint::black_box;
 
 use anyhow::Result;
-use hybrid::{Kernel, Placement, Run, Runtime, Table};
+use hybrid::{Array, Kernel, Placement, Run, Runtime, Table};
 
 #[path = "common/args.rs"]
 mod args;
@@ -68,6 +75,9 @@ fn main() -> Result<()> {
     let reps = args.get("--reps", 5)?;
 
     let rt = Runtime::new()?;
+    if let Some(steps) = args.value("--steps")? {
+        return stepping(&rt, n, steps.parse()?, args.json());
+    }
     let w = NBody::new(n);
     let placements = measure::placements(&rt);
     let check = measure::check(ERROR, TOLERANCE, &w.errors(&rt, &placements)?)?;
@@ -145,4 +155,104 @@ impl NBody {
         }
         Ok(errors)
     }
+}
+
+/// `--steps K`: the bodies moved K steps with their state in host `Vec`s and in arrays,
+/// per placement: seconds and bytes moved per step.
+fn stepping(rt: &Runtime, n: usize, steps: usize, json: bool) -> Result<()> {
+    let k = workloads::nbody_step(suite::NBODY_SOFTENING2, 1e-3);
+    let b = suite::bodies(n, 1);
+    let zeros = vec![0.0f32; n];
+    let mut rows = Vec::new();
+    for p in measure::placements(rt)
+        .into_iter()
+        .filter(|p| matches!(p, Placement::Cpu | Placement::Gpu | Placement::Auto))
+    {
+        // host Vecs: each step's state comes back to the host
+        let mut s = (
+            b.x.clone(),
+            b.y.clone(),
+            b.z.clone(),
+            zeros.clone(),
+            zeros.clone(),
+            zeros.clone(),
+        );
+        let (mut host_s, mut host_bytes) = (Vec::new(), 0u64);
+        for _ in 0..steps {
+            let t = std::time::Instant::now();
+            let run = rt.call(
+                &k,
+                (&s.0, &s.1, &s.2, &s.3, &s.4, &s.5, &s.0, &s.1, &s.2, &b.m),
+                p,
+            )?;
+            host_s.push(t.elapsed().as_secs_f64());
+            host_bytes += run.report.bytes_to_devices() + run.report.bytes_from_devices();
+            s = run.output;
+        }
+        // arrays: the state stays where it was computed
+        let a = Array::from_slice;
+        let mut st = (a(&b.x), a(&b.y), a(&b.z), a(&zeros), a(&zeros), a(&zeros));
+        let m = a(&b.m);
+        let (mut arr_s, mut arr_bytes) = (Vec::new(), 0u64);
+        for _ in 0..steps {
+            let t = std::time::Instant::now();
+            let (x, y, z, vx, vy, vz) = &st;
+            let run = rt.call_arrays(&k, (x, y, z, vx, vy, vz, x, y, z, &m), p)?;
+            arr_s.push(t.elapsed().as_secs_f64());
+            arr_bytes += run.report.bytes_to_devices() + run.report.bytes_from_devices();
+            st = run.output;
+        }
+        let same = st.0.to_vec()? == s.0 && st.3.to_vec()? == s.3;
+        rows.push((
+            p,
+            median(&mut host_s),
+            host_bytes,
+            median(&mut arr_s),
+            arr_bytes,
+            same,
+        ));
+    }
+    let per = |b: u64| b as f64 / steps.max(1) as f64;
+    if json {
+        let rows: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(p, hs, hb, as_, ab, same)| {
+                serde_json::json!({
+                    "placement": p.to_string(),
+                    "host_vecs_s_per_step": hs,
+                    "host_vecs_bytes_per_step": per(*hb),
+                    "arrays_s_per_step": as_,
+                    "arrays_bytes_per_step": per(*ab),
+                    "same_state": same,
+                })
+            })
+            .collect();
+        let out = serde_json::json!({
+            "workload": "n-body steps", "bodies": n, "steps": steps, "rows": rows,
+        });
+        println!("{out}");
+        return Ok(());
+    }
+    println!("n-body: {n} bodies, {steps} steps (median per step; bytes moved per step)");
+    println!(
+        "{:>10} {:>14} {:>14} {:>14} {:>14} {:>6}",
+        "placement", "host vecs", "bytes", "arrays", "bytes", "same"
+    );
+    for (p, hs, hb, as_, ab, same) in &rows {
+        println!(
+            "{:>10} {:>12.2}ms {:>14.0} {:>12.2}ms {:>14.0} {:>6}",
+            p.to_string(),
+            hs * 1e3,
+            per(*hb),
+            as_ * 1e3,
+            per(*ab),
+            same
+        );
+    }
+    Ok(())
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }

@@ -67,23 +67,86 @@ pub fn nbody(
             Table<f32>,
             Table<f32>,
             Table<f32>,
+        )| { accel([x, y, z], [px, py, pz, m], softening2) },
+    )
+}
+
+/// The acceleration of the body at `r` from every body of the tables (x, y, z, mass).
+fn accel(
+    r: [Expr<f32>; 3],
+    t: [Table<f32>; 4],
+    softening2: f32,
+) -> (Expr<f32>, Expr<f32>, Expr<f32>) {
+    let [x, y, z] = r;
+    let [px, py, pz, m] = t;
+    let zero = Expr::constant(0.0f32);
+    fold_with(
+        px.len(),
+        (zero.clone(), zero.clone(), zero),
+        |(ax, ay, az), j| {
+            let dx = px.at(j.clone()) - x.clone();
+            let dy = py.at(j.clone()) - y.clone();
+            let dz = pz.at(j.clone()) - z.clone();
+            let d2 = dx.clone() * dx.clone()
+                + dy.clone() * dy.clone()
+                + dz.clone() * dz.clone()
+                + softening2;
+            let inv = 1.0f32 / d2.sqrt();
+            let s = m.at(j) * inv.clone() * inv.clone() * inv;
+            (ax + dx * s.clone(), ay + dy * s.clone(), az + dz * s)
+        },
+    )
+}
+
+/// One step of n-body motion (semi-implicit Euler, `v += a dt; r += v dt`): each body's
+/// position and velocity element-wise, every body's position and mass as tables; the
+/// new position and velocity. Stepped over arrays (`Runtime::call_arrays`), the state
+/// stays on the device that computed it and the position tables are its own parts.
+#[allow(clippy::type_complexity)]
+pub fn nbody_step(
+    softening2: f32,
+    dt: f32,
+) -> Kernel<
+    (
+        f32,
+        f32,
+        f32,
+        f32,
+        f32,
+        f32,
+        Table<f32>,
+        Table<f32>,
+        Table<f32>,
+        Table<f32>,
+    ),
+    (f32, f32, f32, f32, f32, f32),
+> {
+    Kernel::new(
+        move |(x, y, z, vx, vy, vz, px, py, pz, m): (
+            Expr<f32>,
+            Expr<f32>,
+            Expr<f32>,
+            Expr<f32>,
+            Expr<f32>,
+            Expr<f32>,
+            Table<f32>,
+            Table<f32>,
+            Table<f32>,
+            Table<f32>,
         )| {
-            let zero = Expr::constant(0.0f32);
-            fold_with(
-                px.len(),
-                (zero.clone(), zero.clone(), zero),
-                |(ax, ay, az), j| {
-                    let dx = px.at(j.clone()) - x.clone();
-                    let dy = py.at(j.clone()) - y.clone();
-                    let dz = pz.at(j.clone()) - z.clone();
-                    let d2 = dx.clone() * dx.clone()
-                        + dy.clone() * dy.clone()
-                        + dz.clone() * dz.clone()
-                        + softening2;
-                    let inv = 1.0f32 / d2.sqrt();
-                    let s = m.at(j) * inv.clone() * inv.clone() * inv;
-                    (ax + dx * s.clone(), ay + dy * s.clone(), az + dz * s)
-                },
+            let (ax, ay, az) = accel(
+                [x.clone(), y.clone(), z.clone()],
+                [px, py, pz, m],
+                softening2,
+            );
+            let (vx, vy, vz) = (vx + ax * dt, vy + ay * dt, vz + az * dt);
+            (
+                x + vx.clone() * dt,
+                y + vy.clone() * dt,
+                z + vz.clone() * dt,
+                vx,
+                vy,
+                vz,
             )
         },
     )
