@@ -20,7 +20,7 @@ impl<I: Element, T: Element> Lazy<'_, I, T> {
             });
         };
         if let Some(k) = self.fused()? {
-            let mut run = rt.array_map(&k, &[self.source.view()], placement)?;
+            let mut run = rt.array_map(&k, &self.inputs(), placement)?;
             run.report.fused = self.stages.len();
             return Ok(Run {
                 output: Array::from_parts(n, run.output),
@@ -28,11 +28,11 @@ impl<I: Element, T: Element> Lazy<'_, I, T> {
             });
         }
         // stage by stage, each output an array left where it was computed
-        let run = rt.array_map(first, &[self.source.view()], placement)?;
+        let run = rt.array_map(&first.kernel, &first.inputs(self.source.view()), placement)?;
         let mut a = Array::<u32>::from_parts(n, run.output);
         let mut report = run.report;
-        for k in rest {
-            let run = rt.array_map(k, &[a.view()], placement)?;
+        for s in rest {
+            let run = rt.array_map(&s.kernel, &s.inputs(a.view()), placement)?;
             a = Array::from_parts(n, run.output);
             report = report.then(run.report);
         }
@@ -66,24 +66,28 @@ impl<I: Element, T: Element> Lazy<'_, I, T> {
             report: run.report,
         };
         if let Some(k) = self.fused()? {
-            let mut run = rt.array_reduce(&k, op, &[self.source.view()], placement)?;
+            let mut run = rt.array_reduce(&k, op, &self.inputs(), placement)?;
             run.report.fused = n;
             return Ok(bits(run));
         }
-        let Some(last) = self.stages.last().cloned() else {
+        // unfused: every stage but the last as maps, the last as the reduction's kernel
+        let mut head = self.fuse(false).retype::<u32>();
+        let Some(last) = head.stages.pop() else {
             let ident = Kernel::map(|x: Expr<I>| x);
-            let run = rt.array_reduce(ident.inner(), op, &[self.source.view()], placement)?;
+            let run = rt.array_reduce(ident.inner(), op, &[head.source.view()], placement)?;
             return Ok(bits(run));
         };
-        if n == 1 {
-            let run = rt.array_reduce(&last, op, &[self.source.view()], placement)?;
-            return Ok(bits(run));
+        if head.stages.is_empty() {
+            let ins = last.inputs(head.source.view());
+            return rt.array_reduce(&last.kernel, op, &ins, placement).map(bits);
         }
-        // every stage but the last as maps, the last as the reduction's kernel
-        let mut head = self.fuse(false).retype::<u32>();
-        head.stages.pop();
         let mapped = head.eval(rt, placement)?;
-        let run = rt.array_reduce(&last, op, &[mapped.output.view()], placement)?;
+        let run = rt.array_reduce(
+            &last.kernel,
+            op,
+            &last.inputs(mapped.output.view()),
+            placement,
+        )?;
         Ok(Run {
             output: T::from_bits(run.output),
             report: mapped.report.then(run.report),
