@@ -150,7 +150,7 @@ mod schedule; //    placement, Auto, execution
 mod sync;
 mod transfer; //    links, staging, calibration //        locks that survive a panic
 
-pub use array::{Array, Coherence, Input, Lazy, PartInfo, State};
+pub use array::{Array, Coherence, Input, Lazy, PartInfo, State, ZipArrays};
 pub use device::sim::SimDevice;
 #[doc(hidden)]
 pub use device::DeviceResources;

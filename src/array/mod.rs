@@ -21,10 +21,19 @@
 //! - **Auto and residency.** With data only on a GPU, `Auto` keeps the partition
 //!   unless the throughput models predict moving it at least 20% faster; the report's
 //!   decision says which and why.
-//! - **Fusion.** [`Array::lazy`] starts a chain of one-input kernels that runs as one
-//!   kernel (intermediates never written) when evaluated: [`Lazy::eval`],
+//! - **Fusion.** [`Array::lazy`] starts a chain of element-wise kernels that runs as
+//!   one kernel (intermediates never written) when evaluated: [`Lazy::eval`],
 //!   [`Lazy::to_vec`] or [`Lazy::reduce`]; [`Lazy::fuse`]`(false)` runs the stages one
-//!   after another instead. Hand-written kernels are opaque to fusion.
+//!   after another instead. A stage takes the chain's value as its argument 0:
+//!   [`Lazy::map`] takes a one-input kernel; [`Lazy::zip`] a `Kernel<(T, U), O>` and
+//!   an array of `U`s; [`Lazy::zip_n`] a `Kernel<(T, A, B, ..), O>` and a tuple of
+//!   arrays `(&a, &b, ..)` (1 to 11, any element types). The fused kernel reads the
+//!   source and every stage's arrays in one pass; each array must have the source's
+//!   length ([`Error::LengthMismatch`](crate::Error::LengthMismatch) when evaluated).
+//!   A stage cannot read a [`Table`](crate::Table) or give several results: such a
+//!   kernel's type is not one a stage takes (run it with
+//!   [`Runtime::call`](crate::Runtime::call)). Hand-written kernels are opaque to
+//!   fusion: a chain with one runs stage by stage.
 //! - **Failure.** A device that fails mid-run has its range redone elsewhere; a device
 //!   lost with the only copy of a part loses it, and the call returns its error.
 //! - **Memory.** Dropping an array (the last clone of a part) gives its GPU buffers
@@ -43,6 +52,6 @@ pub use handle::{Array, PartInfo};
 pub use input::Input;
 #[doc(hidden)]
 pub use input::{Mapped, Source};
-pub use lazy::Lazy;
+pub use lazy::{Lazy, ZipArrays};
 
 pub(crate) use part::{pieces, ArrayRef, HostData, Part, PartAt};

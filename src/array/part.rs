@@ -121,7 +121,7 @@ impl HostData {
 }
 
 /// The type-erased view of an array that the runtime works on.
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 pub(crate) struct ArrayRef<'a> {
     pub(crate) len: usize,
     pub(crate) parts: &'a [Arc<Mutex<Part>>],

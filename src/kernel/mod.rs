@@ -112,9 +112,12 @@ impl KernelDef {
         }
     }
 
-    /// The one-input kernels `first` then `rest`, applied one after another, as one kernel (see
-    /// [`Program::then`]): each stage's parameter values are read now, as a call
-    /// binds them. Hand-written stages cannot be fused (their WGSL is opaque).
+    /// The kernels `first` then `rest`, applied one after another, as one kernel (see
+    /// [`Program::then`]): each of `rest` takes the previous one's result as its
+    /// input 0, and its other inputs become the fused kernel's, after those before
+    /// (the fused kernel's inputs are `first`'s, then each of `rest`'s but its first).
+    /// Each stage's parameter values are read now, as a call binds them. Hand-written
+    /// stages cannot be fused (their WGSL is opaque).
     pub(crate) fn fused(first: &Arc<KernelDef>, rest: &[Arc<KernelDef>]) -> Result<Arc<KernelDef>> {
         let opaque = || crate::Error::InvalidKernel {
             reason: "a hand-written kernel cannot be fused with others".into(),
@@ -508,6 +511,79 @@ mod tests {
         )
         .validate(&module)
         .unwrap_or_else(|e| panic!("{e:?}\n{src}"));
+    }
+
+    /// Runs `k` over `ins` (bit patterns) on the CPU.
+    fn eval_bits(k: &KernelDef, ins: &[&[u32]]) -> Vec<u32> {
+        let plan = k.plan().unwrap_or_else(|e| panic!("{e}"));
+        let mut out = vec![0u32; ins.first().map_or(0, |x| x.len())];
+        plan.run_block(&mut plan.scratch(), ins, 0, &mut out);
+        out
+    }
+
+    fn validates(k: &KernelDef) {
+        let src = k.shader().unwrap_or_else(|e| panic!("{e}")).source.clone();
+        let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{e}\n{src}"));
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::default(),
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{e:?}\n{src}"));
+    }
+
+    #[test]
+    fn stages_of_several_inputs_fuse_their_inputs_after_the_chains() {
+        let a = Param::new(5u32);
+        // x: f32; then (x, y: u32); then (x, z: i32, w: u32), each extra input read
+        // inside a fold too, so the renumbering reaches loop bodies
+        let s0 = Kernel::map(|x: Expr<f32>| x * 1.5 - 2.0);
+        let s1 = Kernel::new(|(x, y): (Expr<f32>, Expr<u32>)| {
+            let yf = y.clone().cast::<f32>();
+            fold(3, x, move |acc, i| acc * 0.5 + yf.clone() + i.cast::<f32>())
+                + (y * a.expr()).cast::<f32>()
+        });
+        let s2 = Kernel::new(|(x, z, w): (Expr<f32>, Expr<i32>, Expr<u32>)| {
+            let t = z.clone().cast::<f32>() * x.clone() + (w.clone() ^ index()).cast::<f32>();
+            select(z.gt(0i32), t, x - w.cast::<f32>())
+        });
+        let n = 257u32;
+        let xs: Vec<u32> = (0..n).map(|i| (i as f32 * 0.31 - 40.0).to_bits()).collect();
+        let ys: Vec<u32> = (0..n)
+            .map(|i| i.wrapping_mul(2_654_435_761) >> 20)
+            .collect();
+        let zs: Vec<u32> = (0..n).map(|i| (i as i32 - 128) as u32).collect();
+        let ws: Vec<u32> = (0..n).map(|i| i.wrapping_mul(40_503) & 0xffff).collect();
+        let mut want = eval_bits(&s0.inner().bind(), &[&xs]);
+        want = eval_bits(&s1.inner().bind(), &[&want, &ys]);
+        want = eval_bits(&s2.inner().bind(), &[&want, &zs, &ws]);
+
+        let fused = KernelDef::fused(s0.inner(), &[s1.inner().clone(), s2.inner().clone()])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let p = fused.program().unwrap_or_else(|e| panic!("{e}"));
+        use ScalarType::{F32, I32, U32};
+        assert_eq!(
+            p.inputs,
+            [F32, U32, I32, U32],
+            "the chain's, then each stage's"
+        );
+        assert_eq!(p.params.len(), 1);
+        assert_eq!(eval_bits(&fused, &[&xs, &ys, &zs, &ws]), want);
+        validates(&fused);
+
+        // a first stage of several inputs keeps its own, the next's follow
+        let fused =
+            KernelDef::fused(s1.inner(), &[s2.inner().clone()]).unwrap_or_else(|e| panic!("{e}"));
+        let p = fused.program().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.inputs, [F32, U32, I32, U32]);
+        let mid = eval_bits(&s1.inner().bind(), &[&xs, &ys]);
+        let want = eval_bits(&s2.inner().bind(), &[&mid, &zs, &ws]);
+        assert_eq!(eval_bits(&fused, &[&xs, &ys, &zs, &ws]), want);
+        validates(&fused);
+
+        // argument 0 of the wrong type is an error, not a bad program
+        let takes_u32 = Kernel::new(|(x, y): (Expr<u32>, Expr<f32>)| x.cast::<f32>() + y);
+        assert!(KernelDef::fused(s0.inner(), &[takes_u32.inner().clone()]).is_err());
     }
 
     fn hybrid_fold(x: Expr<f32>) -> Expr<f32> {

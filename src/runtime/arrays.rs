@@ -1,6 +1,6 @@
 //! Calls over arrays: each range runs where its parts are (or where placement sends
-//! it), outputs stay where they were computed; and the evaluation of lazy chains,
-//! fused or stage by stage.
+//! it), outputs stay where they were computed. Lazy chains are evaluated in
+//! `lazy.rs`, through these calls.
 //!
 //! A kernel of any signature runs here too ([`Runtime::array_call`]): its element-wise
 //! inputs are arrays, its tables host data or arrays, and each of its results is an
@@ -19,13 +19,13 @@ use std::time::Instant;
 use super::health::HEALTH_PROBE;
 use super::host::{next_call, sent, window, Partials};
 use super::{Run, Runtime};
-use crate::array::{pieces, Array, ArrayRef, HostData, Lazy, Part};
+use crate::array::{pieces, ArrayRef, HostData, Part};
 use crate::device::{Device, Memory, Resident, ShareStats, TableArg, Task, Timed};
 use crate::error::Result;
 use crate::kernel::range::{reach, Reach};
 use crate::kernel::reduce::Reduce;
 use crate::kernel::sig::ArgKind;
-use crate::kernel::{Bound, Element, Expr, Kernel, KernelDef};
+use crate::kernel::{Bound, KernelDef};
 use crate::placement::Placement;
 use crate::report::{InputMove, Sent};
 use crate::schedule::auto::{Call, Decided};
@@ -640,87 +640,4 @@ fn columns(rows: Vec<u32>, m: usize) -> Vec<Vec<u32>> {
 /// and their output stays there, and the models describe host-to-host calls.
 fn quiet(c: Call<'_>) -> Call<'_> {
     Call { teach: false, ..c }
-}
-
-impl<I: Element, T: Element> Lazy<'_, I, T> {
-    /// Runs the chain: the output array stays where it was computed.
-    pub fn eval(self, rt: &Runtime, placement: Placement) -> Result<Run<Array<T>>> {
-        self.check()?;
-        let n = self.source.len();
-        let Some((first, rest)) = self.stages.split_first() else {
-            return Ok(Run {
-                output: self.source.clone().retype(),
-                report: rt.empty_receipt(n, placement),
-            });
-        };
-        if let Some(k) = self.fused()? {
-            let mut run = rt.array_map(&k, &[self.source.view()], placement)?;
-            run.report.fused = self.stages.len();
-            return Ok(Run {
-                output: Array::from_parts(n, run.output),
-                report: run.report,
-            });
-        }
-        // stage by stage, each output an array left where it was computed
-        let run = rt.array_map(first, &[self.source.view()], placement)?;
-        let mut a = Array::<u32>::from_parts(n, run.output);
-        let mut report = run.report;
-        for k in rest {
-            let run = rt.array_map(k, &[a.view()], placement)?;
-            a = Array::from_parts(n, run.output);
-            report = report.then(run.report);
-        }
-        Ok(Run {
-            output: a.retype(),
-            report,
-        })
-    }
-
-    /// Runs the chain and gathers the result on the host; the report counts the
-    /// read-back in its notes and in `bytes_from_devices`.
-    pub fn to_vec(self, rt: &Runtime, placement: Placement) -> Result<Run<Vec<T>>> {
-        let Run { output, mut report } = self.eval(rt, placement)?;
-        let (v, bytes) = output.to_vec_counted()?;
-        if bytes > 0 {
-            report.gathered += bytes;
-            report
-                .notes
-                .push(format!("gathered on the host: {bytes} bytes read back"));
-        }
-        Ok(Run { output: v, report })
-    }
-
-    /// Runs the chain into a reduction: with fusion, the stages and the reduction are
-    /// one pass and no mapped array is written anywhere.
-    pub fn reduce(self, rt: &Runtime, op: Reduce, placement: Placement) -> Result<Run<T>> {
-        self.check()?;
-        let n = self.stages.len();
-        let bits = |run: Run<u32>| Run {
-            output: T::from_bits(run.output),
-            report: run.report,
-        };
-        if let Some(k) = self.fused()? {
-            let mut run = rt.array_reduce(&k, op, &[self.source.view()], placement)?;
-            run.report.fused = n;
-            return Ok(bits(run));
-        }
-        let Some(last) = self.stages.last().cloned() else {
-            let ident = Kernel::map(|x: Expr<I>| x);
-            let run = rt.array_reduce(ident.inner(), op, &[self.source.view()], placement)?;
-            return Ok(bits(run));
-        };
-        if n == 1 {
-            let run = rt.array_reduce(&last, op, &[self.source.view()], placement)?;
-            return Ok(bits(run));
-        }
-        // every stage but the last as maps, the last as the reduction's kernel
-        let mut head = self.fuse(false).retype::<u32>();
-        head.stages.pop();
-        let mapped = head.eval(rt, placement)?;
-        let run = rt.array_reduce(&last, op, &[mapped.output.view()], placement)?;
-        Ok(Run {
-            output: T::from_bits(run.output),
-            report: mapped.report.then(run.report),
-        })
-    }
 }

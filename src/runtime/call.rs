@@ -297,7 +297,7 @@ impl<'a> Data<'a> {
         let inputs = each
             .iter()
             .filter_map(|a| match a {
-                Some(a) => Some(a.clone()),
+                Some(a) => Some(*a),
                 None => made.next().map(Array::view),
             })
             .collect();
@@ -305,7 +305,7 @@ impl<'a> Data<'a> {
             .iter()
             .map(|t| match t {
                 View::Host(d) => TableSrc::Host(d),
-                View::Array(a) => TableSrc::Array(a.clone()),
+                View::Array(a) => TableSrc::Array(*a),
             })
             .collect();
         (inputs, tables)

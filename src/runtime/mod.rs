@@ -17,6 +17,7 @@ mod custom;
 mod entry;
 mod health;
 mod host;
+mod lazy;
 mod receipt;
 #[cfg(test)]
 mod tests;

@@ -30,13 +30,15 @@ impl Program {
     }
 
     /// The program that applies `self`, then `next` to its result: one pass, the
-    /// intermediate never written anywhere (fusion of element-wise stages). `next`
-    /// must take one input, of `self`'s output type. Both read the same global
-    /// index; parameters keep their registers (`next`'s follow `self`'s), and what
-    /// becomes constant (a `self` whose result is a literal) is folded again, so no
-    /// constant expression reaches the WGSL compiler.
+    /// intermediate never written anywhere (fusion of element-wise stages). `next`'s
+    /// input 0 is `self`'s result (of `self`'s output type); its other inputs, when it
+    /// has any, become new inputs of the fused program, after `self`'s (`next`'s
+    /// input `k` is the fused program's input `self.inputs.len() + k - 1`). All read
+    /// the same global index; parameters keep their registers (`next`'s follow
+    /// `self`'s), and what becomes constant (a `self` whose result is a literal) is
+    /// folded again, so no constant expression reaches the WGSL compiler.
     pub(crate) fn then(&self, next: &Program) -> Result<Program> {
-        if next.inputs.len() != 1 || next.inputs[0] != self.output() || self.outputs.len() != 1 {
+        if next.inputs.first() != Some(&self.output()) || self.outputs.len() != 1 {
             return Err(Error::InvalidKernel {
                 reason: format!(
                     "cannot fuse: the next stage takes {:?}, this one gives {:?}",
@@ -49,19 +51,30 @@ impl Program {
                 reason: "cannot fuse stages that read tables or give several results".into(),
             });
         }
+        let mut inputs = self.inputs.clone();
+        inputs.extend_from_slice(&next.inputs[1..]);
+        if inputs.len() > usize::from(u8::MAX) + 1 {
+            return Err(Error::InvalidKernel {
+                reason: format!(
+                    "cannot fuse: {} inputs, more than a kernel takes ({})",
+                    inputs.len(),
+                    usize::from(u8::MAX) + 1
+                ),
+            });
+        }
         let reg_off = self.regs.len() as u32;
         let param_off = self.params.len() as u32;
         let mut regs = self.regs.clone();
         regs.extend_from_slice(&next.regs);
-        let moved = shift_block(&next.body, reg_off, param_off);
+        let moved = shift_block(&next.body, reg_off, param_off, self.inputs.len());
         let mut subst: Vec<Option<Operand>> = vec![None; regs.len()];
-        mark_inputs(&moved, self.result(), &mut subst);
+        mark_input0(&next.body, reg_off, self.result(), &mut subst);
         let mut body = self.body.clone();
         body.extend(bind_block(&moved, &regs, None, &mut subst));
         let mut params = self.params.clone();
         params.extend_from_slice(&next.params);
         Ok(Program {
-            inputs: self.inputs.clone(),
+            inputs,
             tables: Vec::new(),
             outputs: vec![(
                 next.output(),
@@ -170,14 +183,17 @@ fn shift(o: Operand, by: u32) -> Operand {
     }
 }
 
-/// `body` with every register moved up by `regs` and every parameter by `params`.
-fn shift_block(body: &[Instr], regs: u32, params: u32) -> Vec<Instr> {
+/// `body` with every register moved up by `regs` and every parameter by `params`;
+/// its input `k > 0` becomes input `first + k - 1` (input 0 stays: [`Program::then`]
+/// replaces it, and checks that every input's index fits in a `u8`).
+fn shift_block(body: &[Instr], regs: u32, params: u32, first: usize) -> Vec<Instr> {
     let s = |o: &Operand| shift(*o, regs);
     body.iter()
         .map(|ins| Instr {
             dst: ins.dst + regs,
             op: match &ins.op {
-                Op::Input(k) => Op::Input(*k),
+                Op::Input(0) => Op::Input(0),
+                Op::Input(k) => Op::Input((first + usize::from(*k) - 1) as u8),
                 Op::Index => Op::Index,
                 Op::Param(k) => Op::Param(k + params),
                 Op::Unary(u, a) => Op::Unary(*u, s(a)),
@@ -202,10 +218,10 @@ fn shift_block(body: &[Instr], regs: u32, params: u32) -> Vec<Instr> {
                     inits: l.inits.iter().map(s).collect(),
                     counter: l.counter + regs,
                     cond: l.cond.as_ref().map(|c| Cond {
-                        body: shift_block(&c.body, regs, params),
+                        body: shift_block(&c.body, regs, params, first),
                         test: s(&c.test),
                     }),
-                    body: shift_block(&l.body, regs, params),
+                    body: shift_block(&l.body, regs, params, first),
                     nexts: l.nexts.iter().map(s).collect(),
                     trips: l.trips + regs,
                 })),
@@ -214,16 +230,17 @@ fn shift_block(body: &[Instr], regs: u32, params: u32) -> Vec<Instr> {
         .collect()
 }
 
-/// Maps every register `body` reads its input into (at any depth) to `value`.
-fn mark_inputs(body: &[Instr], value: Operand, subst: &mut [Option<Operand>]) {
+/// Maps every register `body` reads its input 0 into (at any depth), moved up by
+/// `regs`, to `value`.
+fn mark_input0(body: &[Instr], regs: u32, value: Operand, subst: &mut [Option<Operand>]) {
     for ins in body {
         match &ins.op {
-            Op::Input(_) => subst[ins.dst as usize] = Some(value),
+            Op::Input(0) => subst[(ins.dst + regs) as usize] = Some(value),
             Op::Loop(l) => {
                 if let Some(c) = &l.cond {
-                    mark_inputs(&c.body, value, subst);
+                    mark_input0(&c.body, regs, value, subst);
                 }
-                mark_inputs(&l.body, value, subst)
+                mark_input0(&l.body, regs, value, subst)
             }
             _ => {}
         }
