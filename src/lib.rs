@@ -40,7 +40,7 @@
 //! - Arrays that stay where they were computed: [`Array`], [`Runtime::map_array`],
 //!   [`Runtime::map2_array`], [`Runtime::reduce_array`]; lazy chains that fuse into
 //!   one kernel: [`Array::lazy`], [`Lazy`]. The model (per-copy MSI states, `Auto`'s
-//!   keep-or-move choice) is in [`array`].
+//!   keep-or-move choice) is in [`array`](mod@array).
 //! - Devices: [`Runtime::devices`] lists them ([`DeviceInfo`]).
 //! - Links: [`Runtime::links`] gives each GPU's fitted [`Link`]; [`Share::transfer`]
 //!   each call's [`TransferStats`], measured beside predicted.

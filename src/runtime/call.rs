@@ -415,14 +415,14 @@ impl Runtime {
     /// use hybrid::{Array, Expr, Kernel, Placement, Runtime};
     /// # fn main() -> hybrid::Result<()> {
     /// let rt = Runtime::new()?;
-    /// let polar = Kernel::new(|(x, y): (Expr<f32>, Expr<f32>)| {
-    ///     ((x.clone() * x.clone() + y.clone() * y.clone()).sqrt(), y.atan2(x))
+    /// let norm_and_sign = Kernel::new(|(x, y): (Expr<f32>, Expr<f32>)| {
+    ///     ((x.clone() * x.clone() + y.clone() * y.clone()).sqrt(), x.lt(0.0f32).select(-1i32, 1i32))
     /// });
-    /// let x = Array::from_vec(vec![3.0f32, 0.0]);
-    /// let y = Array::from_vec(vec![4.0f32, 2.0]);
-    /// let (r, theta) = rt.call_arrays(&polar, (&x, &y), Placement::Auto)?.output;
-    /// assert_eq!(r.to_vec()?, [5.0, 2.0]);
-    /// assert!((theta.to_vec()?[1] - std::f32::consts::FRAC_PI_2).abs() < 1e-6);
+    /// let x = Array::from_vec(vec![3.0f32, -6.0]);
+    /// let y = Array::from_vec(vec![4.0f32, 8.0]);
+    /// let (r, sign) = rt.call_arrays(&norm_and_sign, (&x, &y), Placement::Auto)?.output;
+    /// assert_eq!(r.to_vec()?, [5.0, 10.0]);
+    /// assert_eq!(sign.to_vec()?, [1, -1]);
     /// # Ok(())
     /// # }
     /// ```
