@@ -309,13 +309,7 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"))
             .source
             .clone();
-        let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{e}\n{src}"));
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::default(),
-        )
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{e:?}\n{src}"));
+        crate::kernel::wgsl::validate(&src).unwrap_or_else(|e| panic!("{e}\n{src}"));
         // not fused when asked not to
         assert!(chain.fuse(false).fused().ok().flatten().is_none());
     }

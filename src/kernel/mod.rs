@@ -499,18 +499,7 @@ mod tests {
         assert_eq!(p.inputs.len(), 1);
         assert_eq!(p.params.len(), 1);
         // its WGSL is one valid shader
-        let src = fused
-            .shader()
-            .unwrap_or_else(|e| panic!("{e}"))
-            .source
-            .clone();
-        let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{e}\n{src}"));
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::default(),
-        )
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{e:?}\n{src}"));
+        validates(&fused);
     }
 
     /// Runs `k` over `ins` (bit patterns) on the CPU.
@@ -521,15 +510,10 @@ mod tests {
         out
     }
 
+    /// Panics unless `k`'s shader is valid WGSL (naga, as wgpu checks it).
     fn validates(k: &KernelDef) {
         let src = k.shader().unwrap_or_else(|e| panic!("{e}")).source.clone();
-        let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{e}\n{src}"));
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::default(),
-        )
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{e:?}\n{src}"));
+        wgsl::validate(&src).unwrap_or_else(|e| panic!("{e}\n{src}"));
     }
 
     #[test]

@@ -17,12 +17,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::health::HEALTH_PROBE;
-use super::host::{next_call, sent, window, Partials};
+use super::host::{next_call, reaches, sent, window, Partials};
 use super::{Run, Runtime};
 use crate::array::{pieces, ArrayRef, HostData, Part};
 use crate::device::{Device, Memory, Resident, ShareStats, TableArg, Task, Timed};
 use crate::error::Result;
-use crate::kernel::range::{reach, Reach};
+use crate::kernel::range::Reach;
 use crate::kernel::reduce::Reduce;
 use crate::kernel::sig::ArgKind;
 use crate::kernel::{Bound, KernelDef};
@@ -89,18 +89,7 @@ struct Held {
 
 impl<'a> CallTables<'a> {
     fn new(kernel: &Bound, srcs: &'a [TableSrc<'a>], n: usize) -> Result<CallTables<'a>> {
-        let program = kernel.program()?;
-        if srcs.len() != program.tables.len() {
-            return Err(crate::Error::WrongArity {
-                expected: program.tables.len(),
-                given: srcs.len(),
-            });
-        }
-        let reach = if srcs.is_empty() {
-            Vec::new()
-        } else {
-            reach(&program.bind(&kernel.values()), n as u64)
-        };
+        let reach = reaches(kernel, srcs.len(), n)?;
         Ok(CallTables {
             srcs,
             reach,

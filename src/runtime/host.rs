@@ -55,6 +55,23 @@ pub(super) fn next_call() -> u64 {
     NEXT_CALL.fetch_add(1, Ordering::Relaxed)
 }
 
+/// How far the reads of each of a call's `tables` reach, for a call of `kernel` over
+/// `n` elements; `WrongArity` when the kernel reads another number of tables.
+pub(super) fn reaches(kernel: &Bound, tables: usize, n: usize) -> Result<Vec<Reach>> {
+    let program = kernel.program()?;
+    if tables != program.tables.len() {
+        return Err(Error::WrongArity {
+            expected: program.tables.len(),
+            given: tables,
+        });
+    }
+    Ok(if tables == 0 {
+        Vec::new()
+    } else {
+        reach(&program.bind(&kernel.values()), n as u64)
+    })
+}
+
 /// The elements of a table of `len` a run over `range` reads, on a device with its
 /// own memory: all of them, none, or the range plus its halo.
 ///
@@ -90,18 +107,7 @@ impl<'a> Tables<'a> {
     /// The tables of a call of `kernel` over `n` elements.
     pub(super) fn new(kernel: &Bound, data: &'a [&'a [u32]], n: usize) -> Result<Tables<'a>> {
         let call = next_call();
-        let program = kernel.program()?;
-        if data.len() != program.tables.len() {
-            return Err(Error::WrongArity {
-                expected: program.tables.len(),
-                given: data.len(),
-            });
-        }
-        let reach = if data.is_empty() {
-            Vec::new()
-        } else {
-            reach(&program.bind(&kernel.values()), n as u64)
-        };
+        let reach = reaches(kernel, data.len(), n)?;
         let whole: Vec<TableArg<'a>> = data
             .iter()
             .enumerate()

@@ -212,26 +212,7 @@ impl GpuDevice {
         let t = Instant::now();
         let len = task.len;
         let shader = task.kernel.shader()?;
-        self.check_bindings(&shader)?;
-        let pipeline = self.pipeline(&shader)?;
-        let m = pipeline.outputs.max(1);
-        let mut sent = ShareStats::default();
-        let held = self.hold_tables(task.tables, &mut sent)?;
-        let mut params = task.kernel.values().into_owned();
-        params.extend_from_slice(&held.extents);
-        self.fits(len * m)?;
-        let (out, mut stats) = self.run_on(&Dispatch {
-            pipeline: &pipeline,
-            params: &params,
-            inputs: task.inputs,
-            in_len: len,
-            tables: &held.buffers,
-            first_index: task.first_index,
-            threads: len,
-            group_elems: WORKGROUP_SIZE,
-            out_len: len * m,
-        })?;
-        stats.add(&sent);
+        let (out, mut stats, m) = self.dispatch_task(task, &shader, WORKGROUP_SIZE, |m| len * m)?;
         let outs = match m {
             1 => vec![Arc::new(out) as Arc<dyn Resident>],
             _ => self.columns(&out, len, m, &mut stats)?,
@@ -254,25 +235,9 @@ impl GpuDevice {
             return Ok((op.identity(ty), ShareStats::default(), 0.0));
         }
         let shader = task.kernel.reduce_shader(op)?;
-        self.check_bindings(&shader)?;
-        let pipeline = self.pipeline(&shader)?;
-        let mut sent = ShareStats::default();
-        let held = self.hold_tables(task.tables, &mut sent)?;
-        let mut params = task.kernel.values().into_owned();
-        params.extend_from_slice(&held.extents);
         let groups = len.div_ceil(REDUCE_PER_GROUP as usize);
-        let (partials, mut stats) = self.run_on(&Dispatch {
-            pipeline: &pipeline,
-            params: &params,
-            inputs: task.inputs,
-            in_len: len,
-            tables: &held.buffers,
-            first_index: task.first_index,
-            threads: len,
-            group_elems: REDUCE_PER_GROUP,
-            out_len: groups,
-        })?;
-        stats.add(&sent);
+        let (partials, mut stats, _) =
+            self.dispatch_task(task, &shader, REDUCE_PER_GROUP, |_| groups)?;
         // one value per workgroup comes back: the data itself stays
         let mut bits = vec![0u32; groups];
         let down = partials.download(&mut bits)?;
@@ -280,6 +245,41 @@ impl GpuDevice {
         stats.download_s = down.download_s;
         let part = fold_partials(op, ty, &bits);
         Ok((part, stats, t.elapsed().as_secs_f64()))
+    }
+
+    /// The task's kernel (compiled as `shader`) dispatched over its resident inputs
+    /// and tables (sent once per call, or bound where they are), `group_elems`
+    /// elements per workgroup, into a new buffer of `out_len(results)` elements;
+    /// with the kernel's number of results.
+    fn dispatch_task(
+        &self,
+        task: &ResidentTask<'_>,
+        shader: &Shader,
+        group_elems: u32,
+        out_len: impl FnOnce(usize) -> usize,
+    ) -> Result<(GpuData, ShareStats, usize)> {
+        self.check_bindings(shader)?;
+        let pipeline = self.pipeline(shader)?;
+        let m = pipeline.outputs.max(1);
+        let mut sent = ShareStats::default();
+        let held = self.hold_tables(task.tables, &mut sent)?;
+        let mut params = task.kernel.values().into_owned();
+        params.extend_from_slice(&held.extents);
+        let out_len = out_len(m);
+        self.fits(out_len)?;
+        let (out, mut stats) = self.run_on(&Dispatch {
+            pipeline: &pipeline,
+            params: &params,
+            inputs: task.inputs,
+            in_len: task.len,
+            tables: &held.buffers,
+            first_index: task.first_index,
+            threads: task.len,
+            group_elems,
+            out_len,
+        })?;
+        stats.add(&sent);
+        Ok((out, stats, m))
     }
 
     /// The `m` results of `len` elements written together (`src[i * m + k]`), parted

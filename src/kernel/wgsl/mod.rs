@@ -351,23 +351,24 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
+/// Parses and validates `src` with naga, as wgpu does before any driver sees it.
+#[cfg(test)]
+pub(crate) fn validate(src: &str) -> std::result::Result<(), String> {
+    let module = naga::front::wgsl::parse_str(src).map_err(|e| e.emit_to_string(src))?;
+    naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::default(),
+    )
+    .validate(&module)
+    .map_err(|e| e.emit_to_string(src))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::kernel::{fold, index, select, Element, Expr, Kernel, Param};
     use crate::Reduce;
-
-    /// Parses and validates `src` with naga, as wgpu does before any driver sees it.
-    fn validate(src: &str) -> Result<(), String> {
-        let module = naga::front::wgsl::parse_str(src).map_err(|e| e.emit_to_string(src))?;
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::default(),
-        )
-        .validate(&module)
-        .map_err(|e| e.emit_to_string(src))?;
-        Ok(())
-    }
 
     fn shader<I: Element, O: Element>(k: &Kernel<I, O>) -> String {
         let s = k
