@@ -31,8 +31,6 @@
 //! placement, and Auto's decision. `--quick` prices 500,000 options; `--json` prints one
 //! JSON object. `compare` runs the same workload at its `--quick` size.
 
-use std::hint::black_box;
-
 use anyhow::Result;
 use hybrid::{Kernel, Placement, Run, Runtime};
 
@@ -64,15 +62,7 @@ fn main() -> Result<()> {
     let n = args.n(if args.has("--quick") { QUICK } else { N })?;
     let reps = args.get("--reps", 5)?;
 
-    let rt = Runtime::new()?;
-    let w = BlackScholes::new(n);
-    let placements = measure::placements(&rt);
-    let check = measure::check(ERROR, TOLERANCE, &w.errors(&rt, &placements)?)?;
-    let timings = measure::measure(&placements, reps, &|p| Ok(w.run(&rt, p)?.report), &|| {
-        black_box(w.by_hand());
-    })?;
-    measure::print(NAME, &w.size(), &rt, &timings, &check, args.json());
-    Ok(())
+    crate::measure::run(&BlackScholes::new(n), reps, args.json())
 }
 
 /// `n` options and the kernel that prices them.
@@ -88,26 +78,34 @@ impl BlackScholes {
             kernel: workloads::black_scholes(suite::BS_RATE, suite::BS_VOLATILITY),
         }
     }
+}
 
-    pub fn size(&self) -> String {
+// `crate::measure`: this file's own when built alone, `compare`'s when it includes it
+impl crate::measure::Workload for BlackScholes {
+    type Output = (Vec<f32>, Vec<f32>);
+    const NAME: &'static str = NAME;
+    const ERROR: &'static str = ERROR;
+    const TOLERANCE: f64 = TOLERANCE;
+
+    fn size(&self) -> String {
         format!("{} options", self.options.spot.len())
     }
 
     /// The library's call: (calls, puts).
-    pub fn run(&self, rt: &Runtime, p: Placement) -> hybrid::Result<Run<(Vec<f32>, Vec<f32>)>> {
+    fn run(&self, rt: &Runtime, p: Placement) -> hybrid::Result<Run<(Vec<f32>, Vec<f32>)>> {
         let o = &self.options;
         rt.call(&self.kernel, (&o.spot, &o.strike, &o.years), p)
     }
 
     /// The same by hand with rayon.
-    pub fn by_hand(&self) -> (Vec<f32>, Vec<f32>) {
+    fn by_hand(&self) -> (Vec<f32>, Vec<f32>) {
         let o = &self.options;
         let (r, v) = (suite::BS_RATE, suite::BS_VOLATILITY);
         suite::black_scholes_rayon(&o.spot, &o.strike, &o.years, r, v)
     }
 
     /// Each placement's largest absolute error in a price against the f64 reference.
-    pub fn errors(&self, rt: &Runtime, placements: &[Placement]) -> Result<Vec<(Placement, f64)>> {
+    fn errors(&self, rt: &Runtime, placements: &[Placement]) -> Result<Vec<(Placement, f64)>> {
         let o = &self.options;
         let (r, v) = (suite::BS_RATE as f64, suite::BS_VOLATILITY as f64);
         let reference: Vec<(f64, f64)> = (0..o.spot.len())

@@ -35,8 +35,6 @@
 //! was sent. `--quick` blurs 512 x 512; `--json` prints one JSON object. `compare`
 //! runs the same workload at its `--quick` size.
 
-use std::hint::black_box;
-
 use anyhow::Result;
 use hybrid::{Kernel, Placement, Run, Runtime, Table};
 
@@ -66,15 +64,7 @@ fn main() -> Result<()> {
     let size = args.get("--size", if args.has("--quick") { QUICK } else { SIZE })?;
     let reps = args.get("--reps", 5)?;
 
-    let rt = Runtime::new()?;
-    let w = Blur::new(size);
-    let placements = measure::placements(&rt);
-    let check = measure::check(ERROR, TOLERANCE, &w.errors(&rt, &placements)?)?;
-    let timings = measure::measure(&placements, reps, &|p| Ok(w.run(&rt, p)?.report), &|| {
-        black_box(w.by_hand());
-    })?;
-    measure::print(NAME, &w.size(), &rt, &timings, &check, args.json());
-    Ok(())
+    crate::measure::run(&Blur::new(size), reps, args.json())
 }
 
 /// A square image and the kernel that blurs it.
@@ -93,24 +83,32 @@ impl Blur {
             kernel: workloads::blur(side, side),
         }
     }
+}
 
-    pub fn size(&self) -> String {
+// `crate::measure`: this file's own when built alone, `compare`'s when it includes it
+impl crate::measure::Workload for Blur {
+    type Output = Vec<f32>;
+    const NAME: &'static str = NAME;
+    const ERROR: &'static str = ERROR;
+    const TOLERANCE: f64 = TOLERANCE;
+
+    fn size(&self) -> String {
         format!("{0} x {0} pixels", self.side)
     }
 
     /// The library's call: the blurred image, row-major.
-    pub fn run(&self, rt: &Runtime, p: Placement) -> hybrid::Result<Run<Vec<f32>>> {
+    fn run(&self, rt: &Runtime, p: Placement) -> hybrid::Result<Run<Vec<f32>>> {
         rt.call_over(self.image.len(), &self.kernel, (&self.image,), p)
     }
 
     /// The same by hand with rayon.
-    pub fn by_hand(&self) -> Vec<f32> {
+    fn by_hand(&self) -> Vec<f32> {
         let s = self.side as usize;
         suite::blur5x5_rayon(&self.image, s, s)
     }
 
     /// Each placement's largest absolute error of a pixel against the f64 reference.
-    pub fn errors(&self, rt: &Runtime, placements: &[Placement]) -> Result<Vec<(Placement, f64)>> {
+    fn errors(&self, rt: &Runtime, placements: &[Placement]) -> Result<Vec<(Placement, f64)>> {
         let s = self.side as usize;
         let reference = suite::blur5x5_f64(&self.image, s, s);
         let mut errors = Vec::new();

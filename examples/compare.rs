@@ -31,7 +31,6 @@
 
 #![allow(clippy::duplicate_mod)]
 
-use std::hint::black_box;
 use std::path::Path;
 
 use anyhow::Result;
@@ -227,21 +226,6 @@ fn kernels(
     ])
 }
 
-/// One workload of the suite at its example's `--quick` size: checked against its f64
-/// reference on every placement, then measured on each and by hand with rayon. Gives
-/// (name, size, check, timings).
-macro_rules! workload {
-    ($rt:expr, $placements:expr, $reps:expr, $example:ident, $w:expr) => {{
-        let (rt, placements, w) = ($rt, $placements, $w);
-        let errors = w.errors(rt, placements)?;
-        let check = measure::check($example::ERROR, $example::TOLERANCE, &errors)?;
-        let timings = measure::measure(placements, $reps, &|p| Ok(w.run(rt, p)?.report), &|| {
-            black_box(w.by_hand());
-        })?;
-        ($example::NAME, w.size(), check, timings)
-    }};
-}
-
 /// The suite's six workloads, each at its `--quick` size: a table each (without
 /// `--json`), a chart panel each (with a GPU), and one JSON object each.
 fn suite(rt: &Runtime, json: bool, reps: usize, svg_path: &Path) -> Result<Value> {
@@ -264,36 +248,38 @@ fn suite(rt: &Runtime, json: bool, reps: usize, svg_path: &Path) -> Result<Value
         rows.push(measure::json(name, &size, rt, &timings, &check));
     };
     use {blackscholes as bs, kmeans as km, mandelbrot as mb};
-    show(workload!(rt, p, reps, bs, bs::BlackScholes::new(bs::QUICK)));
-    show(workload!(
+    show(measure::workload(
         rt,
         p,
         reps,
-        nbody,
-        nbody::NBody::new(nbody::QUICK)
-    ));
-    show(workload!(
+        &bs::BlackScholes::new(bs::QUICK),
+    )?);
+    show(measure::workload(
         rt,
         p,
         reps,
-        mb,
-        mb::Mandelbrot::new(mb::QUICK, mb::MAX_ITER)
-    ));
-    show(workload!(rt, p, reps, blur, blur::Blur::new(blur::QUICK)));
-    show(workload!(
+        &nbody::NBody::new(nbody::QUICK),
+    )?);
+    let m = mb::Mandelbrot::new(mb::QUICK, mb::MAX_ITER);
+    show(measure::workload(rt, p, reps, &m)?);
+    show(measure::workload(
         rt,
         p,
         reps,
-        matmul,
-        matmul::Matmul::new(matmul::QUICK)
-    ));
-    show(workload!(
+        &blur::Blur::new(blur::QUICK),
+    )?);
+    show(measure::workload(
         rt,
         p,
         reps,
-        km,
-        km::KMeans::new(km::QUICK, km::K)
-    ));
+        &matmul::Matmul::new(matmul::QUICK),
+    )?);
+    show(measure::workload(
+        rt,
+        p,
+        reps,
+        &km::KMeans::new(km::QUICK, km::K),
+    )?);
     if rt.has_gpu() {
         write(svg_path, &chart::splits(&panels)?)?;
         if !json {

@@ -33,8 +33,6 @@
 //! static placement, and Auto's decision. `--quick` assigns 100,000 points; `--json`
 //! prints one JSON object. `compare` runs the same workload at its `--quick` size.
 
-use std::hint::black_box;
-
 use anyhow::Result;
 use hybrid::{Kernel, Placement, Run, Runtime, Table};
 
@@ -65,15 +63,7 @@ fn main() -> Result<()> {
     let k = args.get("--k", K)?;
     let reps = args.get("--reps", 5)?;
 
-    let rt = Runtime::new()?;
-    let w = KMeans::new(n, k);
-    let placements = measure::placements(&rt);
-    let check = measure::check(ERROR, TOLERANCE, &w.errors(&rt, &placements)?)?;
-    let timings = measure::measure(&placements, reps, &|p| Ok(w.run(&rt, p)?.report), &|| {
-        black_box(w.by_hand());
-    })?;
-    measure::print(NAME, &w.size(), &rt, &timings, &check, args.json());
-    Ok(())
+    crate::measure::run(&KMeans::new(n, k), reps, args.json())
 }
 
 /// Points (`points[0]` the x coordinates, `points[1]` the y), centroids likewise, and
@@ -96,28 +86,36 @@ impl KMeans {
             kernel: workloads::kmeans_assign(),
         }
     }
+}
 
-    pub fn size(&self) -> String {
+// `crate::measure`: this file's own when built alone, `compare`'s when it includes it
+impl crate::measure::Workload for KMeans {
+    type Output = (Vec<u32>, Vec<f32>);
+    const NAME: &'static str = NAME;
+    const ERROR: &'static str = ERROR;
+    const TOLERANCE: f64 = TOLERANCE;
+
+    fn size(&self) -> String {
         let (n, k) = (self.points[0].len(), self.centroids[0].len());
         format!("{n} points, {k} centroids")
     }
 
     /// The library's call: (labels, squared distances).
-    pub fn run(&self, rt: &Runtime, p: Placement) -> hybrid::Result<Run<(Vec<u32>, Vec<f32>)>> {
+    fn run(&self, rt: &Runtime, p: Placement) -> hybrid::Result<Run<(Vec<u32>, Vec<f32>)>> {
         let (xs, ys) = (&self.points[0], &self.points[1]);
         let (cx, cy) = (&self.centroids[0], &self.centroids[1]);
         rt.call(&self.kernel, (xs, ys, cx, cy), p)
     }
 
     /// The same by hand with rayon.
-    pub fn by_hand(&self) -> (Vec<u32>, Vec<f32>) {
+    fn by_hand(&self) -> (Vec<u32>, Vec<f32>) {
         suite::kmeans_assign_rayon(&self.points, &self.centroids)
     }
 
     /// Each placement's largest error in f64: of the squared distance it reports
     /// against the f64 distance to the centroid it chose, and of that distance against
     /// the nearest centroid's.
-    pub fn errors(&self, rt: &Runtime, placements: &[Placement]) -> Result<Vec<(Placement, f64)>> {
+    fn errors(&self, rt: &Runtime, placements: &[Placement]) -> Result<Vec<(Placement, f64)>> {
         let (xs, ys) = (&self.points[0], &self.points[1]);
         let (cx, cy) = (&self.centroids[0], &self.centroids[1]);
         let d2 = |i: usize, c: usize| {

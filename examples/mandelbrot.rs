@@ -36,8 +36,6 @@
 //! best static placement, and Auto's decision. `--quick` draws 512 x 512; `--json`
 //! prints one JSON object. `compare` runs the same workload at its `--quick` size.
 
-use std::hint::black_box;
-
 use anyhow::Result;
 use hybrid::{Kernel, Placement, Run, Runtime};
 
@@ -68,15 +66,7 @@ fn main() -> Result<()> {
     let max_iter = args.get("--max-iter", MAX_ITER)?;
     let reps = args.get("--reps", 5)?;
 
-    let rt = Runtime::new()?;
-    let w = Mandelbrot::new(size, max_iter);
-    let placements = measure::placements(&rt);
-    let check = measure::check(ERROR, TOLERANCE, &w.errors(&rt, &placements)?)?;
-    let timings = measure::measure(&placements, reps, &|p| Ok(w.run(&rt, p)?.report), &|| {
-        black_box(w.by_hand());
-    })?;
-    measure::print(NAME, &w.size(), &rt, &timings, &check, args.json());
-    Ok(())
+    crate::measure::run(&Mandelbrot::new(size, max_iter), reps, args.json())
 }
 
 /// An image of the whole set and the kernel that draws it.
@@ -96,29 +86,37 @@ impl Mandelbrot {
         }
     }
 
-    pub fn size(&self) -> String {
+    fn pixels(&self) -> usize {
+        self.view.width as usize * self.view.height as usize
+    }
+}
+
+// `crate::measure`: this file's own when built alone, `compare`'s when it includes it
+impl crate::measure::Workload for Mandelbrot {
+    type Output = Vec<u32>;
+    const NAME: &'static str = NAME;
+    const ERROR: &'static str = ERROR;
+    const TOLERANCE: f64 = TOLERANCE;
+
+    fn size(&self) -> String {
         let v = &self.view;
         format!("{} x {}, max_iter {}", v.width, v.height, self.max_iter)
     }
 
-    fn pixels(&self) -> usize {
-        self.view.width as usize * self.view.height as usize
-    }
-
     /// The library's call: the counts, row-major.
-    pub fn run(&self, rt: &Runtime, p: Placement) -> hybrid::Result<Run<Vec<u32>>> {
+    fn run(&self, rt: &Runtime, p: Placement) -> hybrid::Result<Run<Vec<u32>>> {
         rt.call_over(self.pixels(), &self.kernel, (), p)
     }
 
     /// The same by hand with rayon.
-    pub fn by_hand(&self) -> Vec<u32> {
+    fn by_hand(&self) -> Vec<u32> {
         let v = &self.view;
         let (w, h) = (v.width as usize, v.height as usize);
         suite::mandelbrot_rayon(w, h, v.x0, v.x1, v.y0, v.y1, self.max_iter)
     }
 
     /// Each placement's share of pixels whose count differs from the f64 reference.
-    pub fn errors(&self, rt: &Runtime, placements: &[Placement]) -> Result<Vec<(Placement, f64)>> {
+    fn errors(&self, rt: &Runtime, placements: &[Placement]) -> Result<Vec<(Placement, f64)>> {
         let v = &self.view;
         let (w, h) = (v.width as usize, v.height as usize);
         let (x0, x1, y0, y1) = suite::MANDELBROT_VIEW;

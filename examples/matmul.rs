@@ -32,8 +32,6 @@
 //! `--json` prints one JSON object. `compare` runs the same workload at its `--quick`
 //! size.
 
-use std::hint::black_box;
-
 use anyhow::Result;
 use hybrid::{Kernel, Placement, Run, Runtime, Table};
 
@@ -62,15 +60,7 @@ fn main() -> Result<()> {
     let n = args.n(if args.has("--quick") { QUICK } else { N })?;
     let reps = args.get("--reps", 5)?;
 
-    let rt = Runtime::new()?;
-    let w = Matmul::new(n);
-    let placements = measure::placements(&rt);
-    let check = measure::check(ERROR, TOLERANCE, &w.errors(&rt, &placements)?)?;
-    let timings = measure::measure(&placements, reps, &|p| Ok(w.run(&rt, p)?.report), &|| {
-        black_box(w.by_hand());
-    })?;
-    measure::print(NAME, &w.size(), &rt, &timings, &check, args.json());
-    Ok(())
+    crate::measure::run(&Matmul::new(n), reps, args.json())
 }
 
 /// Two square matrices and the kernel that multiplies them.
@@ -91,24 +81,32 @@ impl Matmul {
             kernel: workloads::matmul(n as u32, n as u32),
         }
     }
+}
 
-    pub fn size(&self) -> String {
+// `crate::measure`: this file's own when built alone, `compare`'s when it includes it
+impl crate::measure::Workload for Matmul {
+    type Output = Vec<f32>;
+    const NAME: &'static str = NAME;
+    const ERROR: &'static str = ERROR;
+    const TOLERANCE: f64 = TOLERANCE;
+
+    fn size(&self) -> String {
         format!("{0} x {0} x {0}", self.n)
     }
 
     /// The library's call: C, row-major.
-    pub fn run(&self, rt: &Runtime, p: Placement) -> hybrid::Result<Run<Vec<f32>>> {
+    fn run(&self, rt: &Runtime, p: Placement) -> hybrid::Result<Run<Vec<f32>>> {
         rt.call_over(self.n * self.n, &self.kernel, (&self.a, &self.b), p)
     }
 
     /// The same by hand with rayon.
-    pub fn by_hand(&self) -> Vec<f32> {
+    fn by_hand(&self) -> Vec<f32> {
         suite::matmul_rayon(&self.a, &self.b, self.n, self.n, self.n)
     }
 
     /// Each placement's largest error of an element of C against the f64 reference,
     /// relative to Σₚ |a_ip b_pj|.
-    pub fn errors(&self, rt: &Runtime, placements: &[Placement]) -> Result<Vec<(Placement, f64)>> {
+    fn errors(&self, rt: &Runtime, placements: &[Placement]) -> Result<Vec<(Placement, f64)>> {
         let n = self.n;
         let reference = suite::matmul_f64(&self.a, &self.b, n, n, n);
         let abs = |m: &[f32]| m.iter().map(|v| v.abs()).collect::<Vec<f32>>();

@@ -42,8 +42,6 @@
 //! own table), on the CPU, the GPU and Auto: the median seconds per step and the bytes
 //! moved per step, and whether the two ways end bit for bit in the same state.
 
-use std::hint::black_box;
-
 use anyhow::Result;
 use hybrid::{Array, Kernel, Placement, Run, Runtime, Table};
 
@@ -78,14 +76,7 @@ fn main() -> Result<()> {
     if let Some(steps) = args.value("--steps")? {
         return stepping(&rt, n, steps.parse()?, args.json());
     }
-    let w = NBody::new(n);
-    let placements = measure::placements(&rt);
-    let check = measure::check(ERROR, TOLERANCE, &w.errors(&rt, &placements)?)?;
-    let timings = measure::measure(&placements, reps, &|p| Ok(w.run(&rt, p)?.report), &|| {
-        black_box(w.by_hand());
-    })?;
-    measure::print(NAME, &w.size(), &rt, &timings, &check, args.json());
-    Ok(())
+    crate::measure::run(&NBody::new(n), reps, args.json())
 }
 
 /// Three positions element-wise, three positions and the masses as tables; three
@@ -119,26 +110,34 @@ impl NBody {
             kernel: workloads::nbody(suite::NBODY_SOFTENING2),
         }
     }
+}
 
-    pub fn size(&self) -> String {
+// `crate::measure`: this file's own when built alone, `compare`'s when it includes it
+impl crate::measure::Workload for NBody {
+    type Output = Accelerations;
+    const NAME: &'static str = NAME;
+    const ERROR: &'static str = ERROR;
+    const TOLERANCE: f64 = TOLERANCE;
+
+    fn size(&self) -> String {
         format!("{} bodies", self.bodies.x.len())
     }
 
     /// The library's call: (ax, ay, az).
-    pub fn run(&self, rt: &Runtime, p: Placement) -> hybrid::Result<Run<Accelerations>> {
+    fn run(&self, rt: &Runtime, p: Placement) -> hybrid::Result<Run<Accelerations>> {
         let b = &self.bodies;
         rt.call(&self.kernel, (&b.x, &b.y, &b.z, &b.x, &b.y, &b.z, &b.m), p)
     }
 
     /// The same by hand with rayon.
-    pub fn by_hand(&self) -> Accelerations {
+    fn by_hand(&self) -> Accelerations {
         let b = &self.bodies;
         suite::nbody_accel_rayon(&b.x, &b.y, &b.z, &b.m, suite::NBODY_SOFTENING2)
     }
 
     /// Each placement's largest error of an acceleration (the length of the difference
     /// vector) against the f64 reference, relative to the largest acceleration.
-    pub fn errors(&self, rt: &Runtime, placements: &[Placement]) -> Result<Vec<(Placement, f64)>> {
+    fn errors(&self, rt: &Runtime, placements: &[Placement]) -> Result<Vec<(Placement, f64)>> {
         let b = &self.bodies;
         let (rx, ry, rz) =
             suite::nbody_accel_f64(&b.x, &b.y, &b.z, &b.m, suite::NBODY_SOFTENING2 as f64);

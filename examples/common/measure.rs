@@ -6,11 +6,55 @@
 
 #![allow(dead_code)]
 
+use std::hint::black_box;
 use std::time::Instant;
 
 use anyhow::Result;
-use hybrid::{Placement, Report, Runtime};
+use hybrid::{Placement, Report, Run, Runtime};
 use serde_json::{json, Value};
+
+/// A workload of the suite, as its example and `compare` check and time it.
+pub trait Workload {
+    /// What one call gives.
+    type Output;
+    /// The workload's name in the output.
+    const NAME: &'static str;
+    /// What the check measures, and the largest value allowed against the reference.
+    const ERROR: &'static str;
+    const TOLERANCE: f64;
+    /// The size, in words.
+    fn size(&self) -> String;
+    /// The library's call on `p`.
+    fn run(&self, rt: &Runtime, p: Placement) -> hybrid::Result<Run<Self::Output>>;
+    /// The same computed by hand with rayon.
+    fn by_hand(&self) -> Self::Output;
+    /// Each placement's error against the f64 reference.
+    fn errors(&self, rt: &Runtime, placements: &[Placement]) -> Result<Vec<(Placement, f64)>>;
+}
+
+/// `w` checked on every placement against its reference, then timed on each and by
+/// hand: (name, size, check, timings).
+pub fn workload<W: Workload>(
+    rt: &Runtime,
+    placements: &[Placement],
+    reps: usize,
+    w: &W,
+) -> Result<(&'static str, String, Check, Vec<Timing>)> {
+    let check = check(W::ERROR, W::TOLERANCE, &w.errors(rt, placements)?)?;
+    let timings = measure(placements, reps, &|p| Ok(w.run(rt, p)?.report), &|| {
+        black_box(w.by_hand());
+    })?;
+    Ok((W::NAME, w.size(), check, timings))
+}
+
+/// An example's main once its arguments are read: `w` checked and timed on every
+/// placement of the default runtime, printed as a table or JSON.
+pub fn run<W: Workload>(w: &W, reps: usize, json: bool) -> Result<()> {
+    let rt = Runtime::new()?;
+    let (name, size, check, timings) = workload(&rt, &placements(&rt), reps, w)?;
+    print(name, &size, &rt, &timings, &check, json);
+    Ok(())
+}
 
 /// One placement's median run.
 pub struct Timing {
