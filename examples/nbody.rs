@@ -79,28 +79,13 @@ fn main() -> Result<()> {
     crate::measure::run(&NBody::new(n), reps, args.json())
 }
 
-/// Three positions element-wise, three positions and the masses as tables; three
-/// results.
-type NBodyKernel = Kernel<
-    (
-        f32,
-        f32,
-        f32,
-        Table<f32>,
-        Table<f32>,
-        Table<f32>,
-        Table<f32>,
-    ),
-    (f32, f32, f32),
->;
-
 /// (ax, ay, az), one entry per body in each.
 type Accelerations = (Vec<f32>, Vec<f32>, Vec<f32>);
 
 /// `n` bodies and the kernel that gives their accelerations.
 pub struct NBody {
     bodies: suite::Bodies,
-    kernel: NBodyKernel,
+    kernel: workloads::NBodyKernel,
 }
 
 impl NBody {

@@ -40,13 +40,9 @@ pub fn black_scholes(r: f32, v: f32) -> Kernel<(f32, f32, f32), (f32, f32)> {
     })
 }
 
-/// All-pairs n-body, softened: each body's acceleration from every body of the
-/// tables (`G = 1`): `a_i = Σ_j m_j (r_j - r_i) / (|r_j - r_i|² + ε²)^{3/2}`. The body's
-/// own position comes element-wise; all positions and masses as tables.
-#[allow(clippy::type_complexity)]
-pub fn nbody(
-    softening2: f32,
-) -> Kernel<
+/// n-body's kernel: three positions element-wise, three positions and the masses as
+/// tables; three results.
+pub type NBodyKernel = Kernel<
     (
         f32,
         f32,
@@ -57,7 +53,12 @@ pub fn nbody(
         Table<f32>,
     ),
     (f32, f32, f32),
-> {
+>;
+
+/// All-pairs n-body, softened: each body's acceleration from every body of the
+/// tables (`G = 1`): `a_i = Σ_j m_j (r_j - r_i) / (|r_j - r_i|² + ε²)^{3/2}`. The body's
+/// own position comes element-wise; all positions and masses as tables.
+pub fn nbody(softening2: f32) -> NBodyKernel {
     Kernel::new(
         move |(x, y, z, px, py, pz, m): (
             Expr<f32>,
