@@ -43,7 +43,7 @@
 //! moved per step, and whether the two ways end bit for bit in the same state.
 
 use anyhow::Result;
-use hybrid::{Array, Kernel, Placement, Run, Runtime, Table};
+use hybrid::{Array, Placement, Run, Runtime};
 
 #[path = "common/args.rs"]
 mod args;

@@ -58,6 +58,7 @@ pub type NBodyKernel = Kernel<
 /// All-pairs n-body, softened: each body's acceleration from every body of the
 /// tables (`G = 1`): `a_i = Σ_j m_j (r_j - r_i) / (|r_j - r_i|² + ε²)^{3/2}`. The body's
 /// own position comes element-wise; all positions and masses as tables.
+#[allow(clippy::type_complexity)]
 pub fn nbody(softening2: f32) -> NBodyKernel {
     Kernel::new(
         move |(x, y, z, px, py, pz, m): (
