@@ -166,6 +166,68 @@ pub(crate) struct TableArg<'a> {
     pub(crate) index: usize,
 }
 
+/// The table windows a device holds for the rest of one call: a share cut into
+/// several runs sends each table once. At most one call's windows are held: a run of
+/// another call replaces them. `B` is what holds a window (a GPU's buffer; nothing for
+/// a simulated device, which only counts).
+pub(crate) struct HeldTables<B> {
+    held: Vec<HeldWindow<B>>,
+}
+
+struct HeldWindow<B> {
+    call: u64,
+    index: usize,
+    /// Global indices of the elements held.
+    start: usize,
+    end: usize,
+    value: B,
+}
+
+impl<B> Default for HeldTables<B> {
+    fn default() -> Self {
+        HeldTables { held: Vec::new() }
+    }
+}
+
+impl<B> HeldTables<B> {
+    /// Forgets every window of a call other than `call`.
+    pub(crate) fn begin(&mut self, call: u64) {
+        self.held.retain(|h| h.call == call);
+    }
+
+    /// The window holding `t`'s elements, and where it starts and ends: one already
+    /// held that covers them, or `send()`'s (kept, in place of the table's earlier
+    /// window); whether it was sent.
+    pub(crate) fn hold(
+        &mut self,
+        t: &TableArg<'_>,
+        send: impl FnOnce() -> Result<B>,
+    ) -> Result<(&B, usize, usize, bool)> {
+        let end = t.start + t.data.len();
+        let have = self
+            .held
+            .iter()
+            .position(|h| h.index == t.index && h.start <= t.start && end <= h.end);
+        let (i, sent) = match have {
+            Some(i) => (i, false),
+            None => {
+                let value = send()?;
+                self.held.retain(|h| h.index != t.index);
+                self.held.push(HeldWindow {
+                    call: t.call,
+                    index: t.index,
+                    start: t.start,
+                    end,
+                    value,
+                });
+                (self.held.len() - 1, true)
+            }
+        };
+        let h = &self.held[i];
+        Ok((&h.value, h.start, h.end, sent))
+    }
+}
+
 /// One range of one call, as a device receives it.
 #[derive(Clone, Copy)]
 pub(crate) struct Task<'a, I> {

@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::cpu::CpuDevice;
-use super::{Device, DeviceInfo, DeviceKind, HostLink, HostTask, ShareStats, Timed};
+use super::{Device, DeviceInfo, DeviceKind, HeldTables, HostLink, HostTask, ShareStats, Timed};
 use crate::cost::{pipeline_cost, Fit, PIPELINE_CHUNK_BYTES};
 use crate::error::{Error, Result};
 use crate::kernel::reduce::{Partial, Reduce};
@@ -157,8 +157,8 @@ pub(crate) struct SimBackend {
     host: CpuDevice,
     done: AtomicU64,
     measured: Option<Link>,
-    /// Table windows held for the current call: (call, table, start, end).
-    held: std::sync::Mutex<Vec<(u64, usize, usize, usize)>>,
+    /// Table windows held for the current call (counted, not stored).
+    held: std::sync::Mutex<HeldTables<()>>,
 }
 
 impl SimBackend {
@@ -221,17 +221,11 @@ impl SimBackend {
             return timed;
         }
         let mut held = crate::sync::lock(&self.held);
-        held.retain(|h| h.0 == task.tables[0].call);
+        held.begin(task.tables[0].call);
         for t in task.tables {
-            let end = t.start + t.data.len();
-            if held
-                .iter()
-                .any(|h| h.1 == t.index && h.2 <= t.start && end <= h.3)
-            {
+            let Ok((_, _, _, true)) = held.hold(t, || Ok(())) else {
                 continue;
-            }
-            held.retain(|h| h.1 != t.index);
-            held.push((t.call, t.index, t.start, end));
+            };
             let bytes = 4 * t.data.len() as u64;
             let secs = self.spec.link.up.time_s(bytes);
             timed.secs += secs;

@@ -66,7 +66,7 @@ pub(crate) struct GpuDevice {
     /// never).
     fault: AtomicU64,
     /// The current call's whole-array inputs (see `tables.rs`).
-    tables: Mutex<Vec<tables::Held>>,
+    tables: Mutex<crate::device::HeldTables<wgpu::Buffer>>,
     /// Storage buffers one kernel may bind (inputs, tables and the output).
     max_storage_bindings: u32,
 }

@@ -3,7 +3,8 @@
 //!
 //! A call's share may reach the device as several runs (`Auto` balances in pieces);
 //! the table each run reads is the same, so the device keeps what it was sent, keyed
-//! by (call, table), and sends again only what a run needs beyond it. The buffers of
+//! by (call, table) (`device::HeldTables`, which the simulated GPU counts by too), and
+//! sends again only what a run needs beyond it. The buffers of
 //! one call are kept until a run of another call with tables replaces them: at most
 //! one call's tables stay on the device.
 //!
@@ -20,16 +21,6 @@ use std::time::Instant;
 use super::{lock, GpuDevice};
 use crate::device::{ShareStats, TableArg, MAX_TABLES};
 use crate::error::{Error, Result};
-
-/// One table window held on the device.
-pub(super) struct Held {
-    call: u64,
-    index: usize,
-    /// Global indices of the elements held.
-    start: usize,
-    end: usize,
-    buffer: wgpu::Buffer,
-}
 
 /// The buffers a run binds, in table order, and the extents its uniform block carries
 /// (per table: length, first element held, elements held).
@@ -60,8 +51,7 @@ impl GpuDevice {
             });
         }
         let mut held = lock(&self.tables);
-        // another call's tables go
-        held.retain(|h| h.call == tables[0].call);
+        held.begin(tables[0].call);
         let word = |v: usize| v.min(u32::MAX as usize) as u32;
         for t in tables {
             if let Some(r) = t.held {
@@ -72,56 +62,47 @@ impl GpuDevice {
                     .extend([word(t.len), word(t.start), word(r.len())]);
                 continue;
             }
-            let end = t.start + t.data.len();
-            let have = held
-                .iter()
-                .position(|h| h.index == t.index && h.start <= t.start && end <= h.end);
-            let h = match have {
-                Some(i) => &held[i],
-                None => {
-                    let bytes = (t.data.len() as u64 * 4).max(4);
-                    if bytes > self.max_chunk_bytes.max(4) {
-                        return Err(Error::BufferTooLarge {
-                            requested: bytes,
-                            max: self.max_chunk_bytes,
-                        });
-                    }
-                    let clock = Instant::now();
-                    let buffer = self.scoped("upload", || {
-                        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
-                            label: Some("hybrid table"),
-                            size: bytes,
-                            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-                            mapped_at_creation: false,
-                        });
-                        if !t.data.is_empty() {
-                            self.queue
-                                .write_buffer(&buffer, 0, bytemuck::cast_slice(t.data));
-                        }
-                        Ok(buffer)
-                    })?;
-                    stats.table_s += clock.elapsed().as_secs_f64();
-                    stats.upload_s += clock.elapsed().as_secs_f64();
-                    stats.bytes_to_device += t.data.len() as u64 * 4;
-                    if let Some(b) = stats.table_bytes.get_mut(t.index) {
-                        *b += t.data.len() as u64 * 4;
-                    }
-                    held.retain(|h| h.index != t.index);
-                    held.push(Held {
-                        call: t.call,
-                        index: t.index,
-                        start: t.start,
-                        end,
-                        buffer,
-                    });
-                    &held[held.len() - 1]
+            let clock = Instant::now();
+            let (buffer, start, end, sent) = held.hold(t, || self.send_table(t))?;
+            if sent {
+                let secs = clock.elapsed().as_secs_f64();
+                stats.table_s += secs;
+                stats.upload_s += secs;
+                stats.bytes_to_device += t.data.len() as u64 * 4;
+                if let Some(b) = stats.table_bytes.get_mut(t.index) {
+                    *b += t.data.len() as u64 * 4;
                 }
-            };
-            bound.buffers.push(h.buffer.clone());
+            }
+            bound.buffers.push(buffer.clone());
             bound
                 .extents
-                .extend([word(t.len), word(h.start), word(h.end - h.start)]);
+                .extend([word(t.len), word(start), word(end - start)]);
         }
         Ok(bound)
+    }
+
+    /// A new buffer holding `t`'s elements, written by the queue (sent with the next
+    /// submission).
+    fn send_table(&self, t: &TableArg<'_>) -> Result<wgpu::Buffer> {
+        let bytes = (t.data.len() as u64 * 4).max(4);
+        if bytes > self.max_chunk_bytes.max(4) {
+            return Err(Error::BufferTooLarge {
+                requested: bytes,
+                max: self.max_chunk_bytes,
+            });
+        }
+        self.scoped("upload", || {
+            let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("hybrid table"),
+                size: bytes,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            if !t.data.is_empty() {
+                self.queue
+                    .write_buffer(&buffer, 0, bytemuck::cast_slice(t.data));
+            }
+            Ok(buffer)
+        })
     }
 }
