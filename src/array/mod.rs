@@ -18,6 +18,11 @@
 //! - **Moving is explicit in the report.** A part that must run where its data is not
 //!   is read back (the host copy is kept) and sent; every byte is counted in that
 //!   share's `bytes_to_device` / `bytes_from_device`.
+//! - **Kernels of any signature** ([`Runtime::call_arrays`](crate::Runtime::call_arrays))
+//!   take arrays as element-wise inputs and as tables, and give one array per result,
+//!   each part where it was computed. An array read as a table is bound on a GPU
+//!   where its parts are: a part the GPU lacks is sent once and kept by the array
+//!   (`Shared`), so the next call that reads it moves nothing.
 //! - **Auto and residency.** With data only on a GPU, `Auto` keeps the partition
 //!   unless the throughput models predict moving it at least 20% faster; the report's
 //!   decision says which and why.
