@@ -301,3 +301,28 @@ fn the_cpus_static_runs_over_the_work_floor_teach_its_model() {
         );
     }
 }
+
+/// `Auto` alone, with no static call before it: the first call measures both devices,
+/// the CPU device (real) too, so the plan compares them and keeps the CPU. Probing
+/// only the GPU, the plan had the GPU's model alone and put every call on it, and the
+/// CPU, never run, never got a model.
+#[test]
+fn auto_alone_measures_the_cpu_too() {
+    let rt = real_cpu_slow_gpu("auto");
+    let first = loop_call(&rt, Placement::Auto);
+    assert!(
+        first.notes().iter().any(|n| n.contains("had no model")),
+        "the cpu is probed\n{first}"
+    );
+    assert!(
+        first.notes().iter().any(|n| n.contains("probed slow-gpu")),
+        "{first}"
+    );
+    assert_eq!(gpu_elements(&first), 0, "{first}");
+    for _ in 0..2 {
+        let r = loop_call(&rt, Placement::Auto);
+        assert_eq!(gpu_elements(&r), 0, "{r}");
+        assert!(decided_by_both_models(&r), "{r}");
+        assert!(r.notes().is_empty(), "measured once\n{r}");
+    }
+}
