@@ -2,12 +2,13 @@
 //! figures are exact): a table every device needs is a fixed cost per device with a
 //! link, α + bytes/β, paid once per call however the share is cut; `Auto` gives a GPU
 //! whose link makes that broadcast dominate less or nothing, and says why; a kernel's
-//! models are kept per table length.
+//! models are kept per table length; a loop over a table counts as work for the
+//! small-call floor, where runs are taught as where devices are probed.
 
 mod common;
 
-use common::sim_runtime;
-use hybrid::{index, Expr, Kernel, Placement, Sent, Table};
+use common::{gpu_elements, sim_runtime};
+use hybrid::{fold_with, index, Expr, Kernel, Placement, Report, Runtime, Sent, SimDevice, Table};
 
 /// `x` plus table element `3 i`: a read whose distance from the element grows with
 /// it, so every device needs the whole table (and each element costs one read, so
@@ -154,4 +155,174 @@ fn a_table_too_large_for_a_device_leaves_it_out() {
         .call(&k, (&xs, &small), Placement::Gpu)
         .unwrap_or_else(|e| panic!("{e}"));
     check(&run.output, &xs, &small);
+}
+
+/// `x` plus the sum of the whole table: each element loops over every table entry, as
+/// an n-body body visits every body.
+fn looping() -> Kernel<(f32, Table<f32>), f32> {
+    Kernel::new(|(x, t): (Expr<f32>, Table<f32>)| fold_with(t.len(), x, |acc, j| acc + t.at(j)))
+}
+
+/// 1,024 elements, each looping over a 1,024-long table: 1M steps, 16x the small-call
+/// floor in work, though 64x under it in elements (and under `MIN_SPLIT`). The
+/// simulated devices compute for real, so the call stays small in steps.
+const LOOP_N: usize = 1024;
+
+fn loop_call(rt: &Runtime, p: Placement) -> Report {
+    let xs: Vec<f32> = vec![1.0; LOOP_N];
+    let table: Vec<f32> = vec![0.5; LOOP_N];
+    let run = rt
+        .call(&looping(), (&xs, &table), p)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        run.output.iter().all(|&v| v == 513.0),
+        "{:?}",
+        &run.output[..4]
+    );
+    run.report
+}
+
+/// The decision of a call placed by both devices' models: "n elements < below, below
+/// which no other device pays" (or "at any size") exists only once every device has
+/// a model (before, the floor's line says "no model says another device pays yet").
+fn decided_by_both_models(r: &Report) -> bool {
+    r.decision().contains("below which no other device pays")
+        || r.decision().contains("no other device pays at any size")
+        || (r.forecasts().len() == 2 && r.forecasts().iter().all(|f| !f.model().is_empty()))
+}
+
+/// The small-call floor counts work, not elements: 1,024 elements that each loop over
+/// a 1,024-long table are measured on both devices and planned for, so a GPU 10x
+/// faster than the CPU takes most of them; the same element count of a one-step
+/// kernel stays on the CPU at once, unmeasured.
+#[test]
+fn the_small_call_floor_counts_a_loop_over_a_table() {
+    // per element (each a 1,024-trip loop): 1e5 elements/s on the CPU, 1e6 on the GPU
+    let rt = sim_runtime(1e5, 1e6, 1e-5, 1e10);
+    let first = loop_call(&rt, Placement::Auto);
+    assert!(!first.decision().contains("no model says"), "{first}");
+    for dev in ["sim-cpu", "sim-gpu"] {
+        assert!(
+            first
+                .notes()
+                .iter()
+                .any(|n| n.contains(&format!("probed {dev}"))),
+            "{dev} is measured\n{first}"
+        );
+    }
+    let mut last = first;
+    for _ in 0..3 {
+        last = loop_call(&rt, Placement::Auto);
+    }
+    assert!(decided_by_both_models(&last), "{last}");
+    for f in last.forecasts() {
+        assert!(!f.model().is_empty(), "{} has a model\n{last}", f.device());
+    }
+    let gpu = gpu_elements(&last);
+    assert!(
+        gpu > LOOP_N / 2,
+        "the GPU, 10x faster, takes most ({gpu} of {LOOP_N})\n{last}"
+    );
+    // the same element count of a kernel with no loop stays under the floor
+    let xs: Vec<f32> = vec![1.0; LOOP_N];
+    let table: Vec<f32> = vec![0.5; LOOP_N];
+    let run = rt
+        .call(&summing(), (&xs, &table), Placement::Auto)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        run.report
+            .decision()
+            .contains("1024 elements < 65536 (no model says another device pays yet)"),
+        "{}",
+        run.report
+    );
+    assert!(run.report.notes().is_empty(), "{}", run.report);
+}
+
+/// The inverse: a GPU slower than the CPU at this size (a 10x lower rate and 20 ms per
+/// launch) is measured too, and `Auto` keeps the call on the CPU because both models
+/// say so, not because the call is under a floor.
+#[test]
+fn a_heavy_small_call_stays_on_a_faster_cpu_by_both_models() {
+    let rt = Runtime::builder()
+        .no_default_devices()
+        .device(SimDevice::cpu("sim-cpu", 1e5))
+        .device(
+            SimDevice::gpu("sim-gpu", 1e4)
+                .link(1e-5, 1e10, 1e10)
+                .overhead(0.02),
+        )
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let first = loop_call(&rt, Placement::Auto);
+    assert!(
+        first.notes().iter().any(|n| n.contains("probed sim-gpu")),
+        "{first}"
+    );
+    for _ in 0..3 {
+        let r = loop_call(&rt, Placement::Auto);
+        assert_eq!(gpu_elements(&r), 0, "{r}");
+        assert!(decided_by_both_models(&r), "{r}");
+    }
+}
+
+/// A runtime of the CPU device (real, so never probed off the clock) and a simulated
+/// GPU far slower than it at [`LOOP_N`] (a second per launch), models kept in a fresh
+/// directory named for `name`.
+fn real_cpu_slow_gpu(name: &str) -> Runtime {
+    let dir = std::env::temp_dir().join(format!("hybrid-floor-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    Runtime::builder()
+        .no_default_devices()
+        .cpu()
+        .device(SimDevice::gpu("slow-gpu", 1e4).overhead(1.0))
+        .cache_dir(dir)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The CPU device's static runs of a call under the element floor but over the work
+/// floor teach its model, as the probe teaches the GPU's. Taught nothing (the reverted
+/// first try at a work floor, which counted work only where devices are probed),
+/// `Auto` had the GPU's model alone and put everything on it: n-body on lavapipe, 2.4x
+/// slower than the CPU.
+#[test]
+fn the_cpus_static_runs_over_the_work_floor_teach_its_model() {
+    let rt = real_cpu_slow_gpu("static");
+    // a static CPU call first, as the suite examples' warm-up round does
+    loop_call(&rt, Placement::Cpu);
+    for _ in 0..2 {
+        let r = loop_call(&rt, Placement::Auto);
+        assert_eq!(gpu_elements(&r), 0, "{r}");
+        assert!(decided_by_both_models(&r), "{r}");
+        assert!(
+            !r.notes().iter().any(|n| n.contains("had no model")),
+            "the cpu had a model already: not probed\n{r}"
+        );
+    }
+}
+
+/// `Auto` alone, with no static call before it: the first call measures both devices,
+/// the CPU device (real) too, so the plan compares them and keeps the CPU. Probing
+/// only the GPU, the plan had the GPU's model alone and put every call on it, and the
+/// CPU, never run, never got a model.
+#[test]
+fn auto_alone_measures_the_cpu_too() {
+    let rt = real_cpu_slow_gpu("auto");
+    let first = loop_call(&rt, Placement::Auto);
+    assert!(
+        first.notes().iter().any(|n| n.contains("had no model")),
+        "the cpu is probed\n{first}"
+    );
+    assert!(
+        first.notes().iter().any(|n| n.contains("probed slow-gpu")),
+        "{first}"
+    );
+    assert_eq!(gpu_elements(&first), 0, "{first}");
+    for _ in 0..2 {
+        let r = loop_call(&rt, Placement::Auto);
+        assert_eq!(gpu_elements(&r), 0, "{r}");
+        assert!(decided_by_both_models(&r), "{r}");
+        assert!(r.notes().is_empty(), "measured once\n{r}");
+    }
 }

@@ -20,11 +20,13 @@
 //! The cut: this file holds the program's types; `lower` makes a program from a tree,
 //! `bind` makes the copies the devices run (parameters bound; stages fused), and
 //! `fold` is the constant folding both of them apply. `lower` and `bind` use `fold`,
-//! never each other.
+//! never each other. `trips` counts the loop trips an element runs, for the
+//! scheduler's idea of a call's work; it uses `fold` too.
 
 mod bind;
 mod fold;
 mod lower;
+mod trips;
 
 use super::expr::{BinOp, UnOp};
 use super::param::ParamRef;

@@ -25,10 +25,13 @@ use crate::report::Forecast;
 pub(crate) use keep::keep_or_move;
 use split::Split;
 
-/// Below this many elements, and before the models say otherwise, `Auto` runs on the
-/// CPU without probing anything.
+/// The small-call floor, in work ([`Call::work`]: elements times the loop trips each
+/// runs). A call below it is too small to measure: fixed costs dominate its runs, so
+/// they teach no model, and before the models say otherwise `Auto` runs it on the CPU
+/// without probing anything. One floor for all three, so that no device learns from
+/// runs that another device's are kept from.
 pub(crate) const SMALL_FLOOR: usize = 1 << 16;
-/// Even with models, `Auto` runs inputs below this on the CPU at once.
+/// Even with models, `Auto` runs calls of less work than this on the CPU at once.
 pub(crate) const MIN_SPLIT: usize = 1 << 14;
 
 /// One call as the scheduler sees it.
@@ -81,6 +84,28 @@ impl Call<'_> {
         };
         let halo = self.table_bytes.iter().filter(|b| b.is_none()).count();
         (4 * (self.arity() + halo) as u64, out)
+    }
+
+    /// The loop trips each element runs (at least 1), with this call's parameter
+    /// values and table lengths: see `Program::trips`. 1 for a hand-written kernel.
+    pub(crate) fn trips(&self) -> u64 {
+        self.kernel.program().map_or(1, |p| {
+            let lens: Vec<usize> = self.tables.iter().map(|t| t.len).collect();
+            p.trips(&self.kernel.values(), &lens)
+        })
+    }
+
+    /// The work of `n` elements of this call: `n` times the trips each runs. What the
+    /// small-call floor counts, everywhere it is consulted.
+    pub(crate) fn work(&self, n: usize) -> u64 {
+        (n as u64).saturating_mul(self.trips())
+    }
+
+    /// Whether `n` elements of this call reach the small-call floor ([`SMALL_FLOOR`]):
+    /// enough work that `Auto` probes and plans for them, and that their runs teach
+    /// the models.
+    pub(crate) fn above_floor(&self, n: usize) -> bool {
+        self.work(n) >= SMALL_FLOOR as u64
     }
 
     fn arity(&self) -> usize {
@@ -187,11 +212,15 @@ pub(crate) fn auto<T: Send>(
     let hash = call.hash()?;
     let learn = |dev: usize, k: usize, s: f64, st: &ShareStats| call.learn(hash, dev, k, s, st);
     let ctx = call.ctx(&learn, runner);
-    // small calls are not measured: fixed costs dominate them, and measuring would
-    // cost more than the call
+    // calls under the floor are not measured: fixed costs dominate them, and
+    // measuring would cost more than the call
     let quiet = |_: usize, _: usize, _: f64, _: &ShareStats| None;
     let small_ctx = call.ctx(&quiet, runner);
-    let alone_ctx = if n >= SMALL_FLOOR { &ctx } else { &small_ctx };
+    let alone_ctx = if call.above_floor(n) {
+        &ctx
+    } else {
+        &small_ctx
+    };
     if let Some((dev, why)) = small::run_at_once(call, hash, n) {
         return alone(alone_ctx, dev, why, Vec::new(), out);
     }
@@ -255,12 +284,12 @@ pub(crate) fn fixed<T: Send>(
         && parts
             .iter()
             .any(|(d, _)| call.infos[*d].kind == DeviceKind::SoftwareGpu);
-    let hash = if n >= SMALL_FLOOR && !contended {
+    let hash = if call.above_floor(n) && !contended {
         Some(call.hash()?)
     } else {
         None
     };
-    // runs under the floor are not measured: fixed costs dominate them
+    // runs of a call under the floor are not measured: fixed costs dominate them
     let learn = |dev: usize, k: usize, s: f64, st: &ShareStats| {
         hash.and_then(|h| call.learn(h, dev, k, s, st))
     };

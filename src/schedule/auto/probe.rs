@@ -1,6 +1,8 @@
 //! Probing: a device with no model for a kernel is measured before `Auto` plans with
-//! it. A simulated device off the call's clock; a real GPU on the call's thread, from a
-//! copy of the call's first elements, once per kernel and device.
+//! it. A simulated device off the call's clock; a real device (a GPU, and the CPU too)
+//! on the call's thread, from a copy of the call's first elements, once per kernel and
+//! device. The CPU is probed as a GPU is: a plan made with the GPU's model alone puts
+//! everything on the GPU, and the CPU, never run, would never get a model.
 
 use super::Call;
 use crate::device::{Task, Timed};
@@ -12,7 +14,7 @@ const PROBE_MAX: usize = 1 << 20;
 
 /// Probes each healthy device that has no model for the call's kernel (`hash`) yet,
 /// for a call of `n` elements. Returns a note per probe, for the report. A simulated
-/// device's failed probe fails the call; a real GPU's leaves it without a model.
+/// device's failed probe fails the call; a real device's leaves it without a model.
 pub(super) fn unmodelled(call: &Call<'_>, hash: u64, n: usize) -> Result<Vec<String>> {
     let mut notes = Vec::new();
     for dev in 0..call.devices.len() {
@@ -22,7 +24,7 @@ pub(super) fn unmodelled(call: &Call<'_>, hash: u64, n: usize) -> Result<Vec<Str
         if call.devices[dev].is_virtual() {
             probe(call, hash, dev, &sample(call.inputs, n), n.min(PROBE_MAX))?;
             notes.push(format!("probed {} (off the clock)", call.infos[dev].name));
-        } else if call.infos[dev].kind.is_gpu() && call.models.start_probe(hash, dev) {
+        } else if call.models.start_probe(hash, dev) {
             // On this thread, before the call goes on. A probe on a thread of its own
             // (as this was) can still be submitting to the GPU when the program
             // exits, and a driver torn down under a running submission crashes the
