@@ -8,7 +8,9 @@
 mod common;
 
 use common::{gpu_elements, sim_runtime};
-use hybrid::{fold_with, index, Expr, Kernel, Placement, Report, Runtime, Sent, SimDevice, Table};
+use hybrid::{
+    fold_with, index, Expr, Kernel, Param, Placement, Report, Runtime, Sent, SimDevice, Table,
+};
 
 /// `x` plus table element `3 i`: a read whose distance from the element grows with
 /// it, so every device needs the whole table (and each element costs one read, so
@@ -113,6 +115,28 @@ fn models_are_kept_per_table_length() {
     assert!(probed(&t1), "the first call measures the devices");
     assert!(!probed(&t1), "the same table length reuses the models");
     assert!(probed(&t4), "a 4x longer table is measured anew");
+}
+
+/// Likewise per trip count: a loop whose count is a parameter runs 8x the work per
+/// element when the parameter is 8x larger, and is measured anew.
+#[test]
+fn models_are_kept_per_trip_count() {
+    let count = Param::new(100u32);
+    let k = Kernel::map(|x: Expr<f32>| fold_with(count.expr(), x, |acc, _| acc * 0.5f32 + 1.0f32));
+    let rt = sim_runtime(1e8, 1e9, 1e-5, 1e10);
+    let xs: Vec<f32> = vec![1.0; 1 << 18];
+    let probed = || {
+        let run = rt
+            .map(&xs, &k, Placement::Auto)
+            .unwrap_or_else(|e| panic!("{e}"));
+        run.report.notes().iter().any(|n| n.contains("probed"))
+    };
+    assert!(probed(), "the first call measures the devices");
+    assert!(!probed(), "the same count reuses the models");
+    count.set(800);
+    assert!(probed(), "an 8x larger count is measured anew");
+    count.set(100);
+    assert!(!probed(), "the first count's models are still there");
 }
 
 /// A table larger than a device's buffers leaves that device out of the call (the

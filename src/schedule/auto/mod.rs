@@ -123,15 +123,21 @@ impl Call<'_> {
     /// of each table it reads. A kernel that loops over a table (n-body) costs per
     /// element in proportion to the table's length, so each table length has a model
     /// of its own: a 4x larger table is a new kernel to the models, probed once,
-    /// never a 4x misprediction.
+    /// never a 4x misprediction. Likewise each trip count of its loops, when a
+    /// parameter sets it.
     fn hash(&self) -> Result<u64> {
         let shader = match self.op {
             None => self.kernel.shader()?.hash,
             Some(op) => self.kernel.reduce_shader(op)?.hash,
         };
-        Ok(self.tables.iter().fold(shader, |h, t| {
-            (h ^ t.len as u64).wrapping_mul(0x0000_0100_0000_01b3)
-        }))
+        let mix = |h: u64, v: u64| (h ^ v).wrapping_mul(0x0000_0100_0000_01b3);
+        let h = self.tables.iter().fold(shader, |h, t| mix(h, t.len as u64));
+        // a loop's trips set by a parameter change the work per element as a longer
+        // table does: another count is another kernel to the models
+        Ok(match self.trips() {
+            1 => h,
+            trips => mix(h, trips),
+        })
     }
 
     /// Seconds device `dev` spends receiving the call's whole tables: once per call,
