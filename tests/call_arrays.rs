@@ -273,3 +273,34 @@ fn empty_arrays_and_bad_lengths() {
         "{err:?}"
     );
 }
+
+#[test]
+fn a_gpu_failing_mid_call_has_its_share_redone_and_the_results_complete() {
+    use common::gpu_runtime_with;
+    use hybrid::Runtime;
+    let Some(rt) = gpu_runtime_with(|| Runtime::builder().fail_gpu_after_chunks(1).build()) else {
+        return;
+    };
+    let n = 1_000;
+    let mut r = rng(5);
+    let x: Vec<f32> = (0..n).map(|_| r.random_range(-1.0f32..1.0)).collect();
+    let y: Vec<f32> = (0..n).map(|_| r.random_range(-1.0f32..1.0)).collect();
+    let m: Vec<f32> = (0..n).map(|_| r.random_range(0.1f32..1.0)).collect();
+    let k = step();
+    let want = shared_cpu()
+        .call(&k, (&x, &y, &x, &y, &m), Placement::Cpu)
+        .expect("cpu")
+        .output;
+    let (ax, ay, am) = (
+        Array::from_slice(&x),
+        Array::from_slice(&y),
+        Array::from_slice(&m),
+    );
+    let run = rt
+        .call_arrays(&k, (&ax, &ay, &ax, &ay, &am), Placement::Split(0.5))
+        .expect("recovered");
+    assert!(!run.report.recoveries().is_empty(), "{}", run.report);
+    let (gx, gy) = run.output;
+    assert_eq!(bits(&gx.to_vec().expect("x")), bits(&want.0));
+    assert_eq!(bits(&gy.to_vec().expect("y")), bits(&want.1));
+}
