@@ -91,6 +91,18 @@ pub(super) fn unary(op: UnOp, ty: ScalarType, a: View<'_>, out: &mut [u32]) {
 
 pub(super) fn binary(op: BinOp, ty: ScalarType, a: View<'_>, b: View<'_>, out: &mut [u32]) {
     use ScalarType::*;
+    // An unsigned division or remainder by a literal power of two (a row of an image
+    // from the index) is a shift or a mask: the same result without a divide per
+    // element.
+    if let (U32, BinOp::Div | BinOp::Rem, View::Imm(y)) = (ty, op, b) {
+        if y.is_power_of_two() {
+            let (k, m) = (y.trailing_zeros(), y - 1);
+            return match op {
+                BinOp::Div => map1(a, out, |x: u32| x >> k),
+                _ => map1(a, out, |x: u32| x & m),
+            };
+        }
+    }
     macro_rules! cmp {
         ($t:ty) => {
             match op {
@@ -160,6 +172,8 @@ pub(super) fn cast(from: ScalarType, to: ScalarType, a: View<'_>, out: &mut [u32
         (F32, U32) => map1(a, out, ops::f32_to_u32),
         (I32, F32) => map1(a, out, |x: i32| x as f32),
         (U32, F32) => map1(a, out, |x: u32| x as f32),
+        // the same bits
+        (I32, U32) | (U32, I32) => map1(a, out, |x: u32| x),
         _ => map1(a, out, |x: u32| ops::cast(from, to, x)),
     }
 }
@@ -218,5 +232,68 @@ pub(super) fn clamp(ty: ScalarType, a: &[u32], b: &[u32], c: &[u32], out: &mut [
         }),
         ScalarType::I32 => map3(a, b, c, out, |x: i32, lo: i32, hi: i32| x.max(lo).min(hi)),
         _ => map3(a, b, c, out, |x: u32, lo: u32, hi: u32| x.max(lo).min(hi)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small seeded generator (xorshift), so a failure names its inputs.
+    fn words(seed: u64, n: usize) -> Vec<u32> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u32
+            })
+            .collect()
+    }
+
+    /// The shift and mask for a power-of-two divisor give what the scalar meaning
+    /// (`ops::binary`) gives, for every power of two and for divisors that are not
+    /// one (the general loop), on random and edge dividends.
+    #[test]
+    fn unsigned_division_by_a_literal_matches_the_scalar_meaning() {
+        let mut xs = words(0x5eed_0001, 4099);
+        xs.extend([0, 1, u32::MAX, u32::MAX - 1, 1 << 31, (1 << 31) - 1]);
+        let divisors =
+            (0..32)
+                .map(|k| 1u32 << k)
+                .chain([0, 3, 7, 1000, 2049, u32::MAX, (1 << 31) + 1]);
+        let mut out = vec![0u32; xs.len()];
+        for d in divisors {
+            for op in [BinOp::Div, BinOp::Rem] {
+                binary(
+                    op,
+                    ScalarType::U32,
+                    View::Slice(&xs),
+                    View::Imm(d),
+                    &mut out,
+                );
+                for (&x, &o) in xs.iter().zip(&out) {
+                    let want = ops::binary(op, ScalarType::U32, x, d);
+                    assert_eq!(o, want, "{op:?}: {x} by {d} (seed 0x5eed_0001)");
+                }
+            }
+        }
+    }
+
+    /// Casts between the integer types keep the bit pattern, as `ops::cast` says.
+    #[test]
+    fn integer_casts_keep_the_bits() {
+        let xs = words(0x5eed_0002, 1000);
+        let mut out = vec![0u32; xs.len()];
+        for (from, to) in [
+            (ScalarType::U32, ScalarType::I32),
+            (ScalarType::I32, ScalarType::U32),
+        ] {
+            cast(from, to, View::Slice(&xs), &mut out);
+            for (&x, &o) in xs.iter().zip(&out) {
+                assert_eq!(o, ops::cast(from, to, x), "{from:?} -> {to:?}: {x}");
+            }
+        }
     }
 }
