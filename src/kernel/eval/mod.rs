@@ -140,12 +140,15 @@ enum Step {
         c: Src,
     },
     /// A gather: element `index` of table `table` for every element of the block
-    /// (`signed`: the index is `i32`).
+    /// (`signed`: the index is `i32`). With `plus`, the index is `index + plus`
+    /// (wrapping), a sum read by nothing else, added as the gather reads it instead
+    /// of in a step of its own (a stencil's `row * width + col`).
     Load {
         table: u8,
         signed: bool,
         dst: u16,
         index: Src,
+        plus: Option<Src>,
         default: Option<Src>,
     },
     /// One uniform value, computed once per block (per iteration, inside a loop).

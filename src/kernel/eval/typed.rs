@@ -235,6 +235,23 @@ pub(super) fn clamp(ty: ScalarType, a: &[u32], b: &[u32], c: &[u32], out: &mut [
     }
 }
 
+/// [`clamp`] between two literal bounds: the same operations, one stream instead of
+/// three.
+pub(super) fn clamp_imm(ty: ScalarType, a: &[u32], lo: u32, hi: u32, out: &mut [u32]) {
+    let a = View::Slice(a);
+    match ty {
+        ScalarType::F32 => {
+            let (lo, hi) = (f32::from_bits(lo), f32::from_bits(hi));
+            map1(a, out, |x: f32| ops::min_f32(ops::max_f32(x, lo), hi))
+        }
+        ScalarType::I32 => {
+            let (lo, hi) = (lo as i32, hi as i32);
+            map1(a, out, |x: i32| x.max(lo).min(hi))
+        }
+        _ => map1(a, out, |x: u32| x.max(lo).min(hi)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +310,34 @@ mod tests {
             cast(from, to, View::Slice(&xs), &mut out);
             for (&x, &o) in xs.iter().zip(&out) {
                 assert_eq!(o, ops::cast(from, to, x), "{from:?} -> {to:?}: {x}");
+            }
+        }
+    }
+
+    /// A clamp between literals gives what the three-slice clamp gives, for every
+    /// type, bounds crossed or not, NaNs included.
+    #[test]
+    fn clamp_between_literals_matches_the_general_clamp() {
+        let xs = words(0x5eed_0003, 2000);
+        let mut fs: Vec<u32> = xs.iter().map(|&x| (x as f32 * 1e-7).to_bits()).collect();
+        fs.extend([f32::NAN, f32::INFINITY, -0.0, 0.0].map(f32::to_bits));
+        let bounds = [
+            (0u32, 2047u32),
+            (5, 3),
+            (u32::MAX - 3, 7),
+            (1 << 31, u32::MAX),
+        ];
+        for ty in [ScalarType::F32, ScalarType::I32, ScalarType::U32] {
+            let a = if ty == ScalarType::F32 { &fs } else { &xs };
+            for (lo, hi) in bounds {
+                let (lo, hi) = match ty {
+                    ScalarType::F32 => ((lo as f32 * 1e-7).to_bits(), (hi as f32 * 1e-7).to_bits()),
+                    _ => (lo, hi),
+                };
+                let (mut got, mut want) = (vec![0u32; a.len()], vec![0u32; a.len()]);
+                clamp_imm(ty, a, lo, hi, &mut got);
+                clamp(ty, a, &vec![lo; a.len()], &vec![hi; a.len()], &mut want);
+                assert_eq!(got, want, "{ty:?} in {lo}..={hi}");
             }
         }
     }
