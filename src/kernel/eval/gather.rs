@@ -152,8 +152,9 @@ fn gather_sum<const SIGNED: bool>(t: TableRef<'_>, a: View<'_>, b: View<'_>, out
     if len == 0 || data.is_empty() {
         return out.fill(0);
     }
+    let whole = start == 0 && data.len() >= len as usize;
     match (a, b) {
-        (View::Slice(a), View::Slice(b)) if start == 0 && data.len() >= len as usize => {
+        (View::Slice(a), b) | (b @ View::Imm(_), View::Slice(a)) if whole => {
             whole_sum::<SIGNED>(&data[..len as usize], a, b, out)
         }
         _ => sum_each(a, b, out, |i| local(data, start, clamped::<SIGNED>(i, len))),
@@ -163,24 +164,47 @@ fn gather_sum<const SIGNED: bool>(t: TableRef<'_>, a: View<'_>, b: View<'_>, out
 /// Elements a gather forms its indices for at a time.
 const INDICES: usize = 64;
 
-/// [`gather_sum`] over a whole table (not empty), the usual case: the indices of
-/// [`INDICES`] elements are summed and clamped below in one vectorised loop, then
-/// read, clamped above, in a scalar one (half the instructions per element of one
-/// loop doing both).
-fn whole_sum<const SIGNED: bool>(data: &[u32], a: &[u32], b: &[u32], out: &mut [u32]) {
+/// [`gather_sum`] over a whole table (not empty), the usual case, [`INDICES`]
+/// elements at a time: their indices are summed and clamped below in one vectorised
+/// loop, then read, clamped above, in a scalar one (half the instructions per
+/// element of one loop doing both). Indices that run consecutively inside the table
+/// (a stencil's row, a matrix's row) are a copy, and indices all equal (a matrix
+/// element shared by a row of results) a fill: the same elements, without a scalar
+/// read each.
+fn whole_sum<const SIGNED: bool>(data: &[u32], a: &[u32], b: View<'_>, out: &mut [u32]) {
     let hi = data.len() - 1;
+    let low = |s: u32| if SIGNED { (s as i32).max(0) as u32 } else { s };
     let mut ix = [0u32; INDICES];
-    for ((o, a), b) in out
-        .chunks_mut(INDICES)
-        .zip(a.chunks(INDICES))
-        .zip(b.chunks(INDICES))
-    {
-        for ((i, &x), &y) in ix.iter_mut().zip(a).zip(b) {
-            let s = x.wrapping_add(y);
-            *i = if SIGNED { (s as i32).max(0) as u32 } else { s };
+    for (c, o) in out.chunks_mut(INDICES).enumerate() {
+        let (at, n) = (c * INDICES, o.len());
+        let (a, ix) = (&a[at..at + n], &mut ix[..n]);
+        match b {
+            View::Slice(b) => {
+                for ((i, &x), &y) in ix.iter_mut().zip(a).zip(&b[at..at + n]) {
+                    *i = low(x.wrapping_add(y));
+                }
+            }
+            View::Imm(y) => {
+                for (i, &x) in ix.iter_mut().zip(a) {
+                    *i = low(x.wrapping_add(y));
+                }
+            }
         }
-        for (o, &i) in o.iter_mut().zip(&ix) {
-            *o = data[(i as usize).min(hi)];
+        let first = ix[0];
+        let (mut run, mut same) = (0u32, 0u32);
+        for (k, &i) in ix.iter().enumerate() {
+            run |= i ^ first.wrapping_add(k as u32);
+            same |= i ^ first;
+        }
+        let first = first as usize;
+        if same == 0 && first <= hi {
+            o.fill(data[first]);
+        } else if run == 0 && first + n - 1 <= hi {
+            o.copy_from_slice(&data[first..first + n]);
+        } else {
+            for (o, &i) in o.iter_mut().zip(ix.iter()) {
+                *o = data[(i as usize).min(hi)];
+            }
         }
     }
 }

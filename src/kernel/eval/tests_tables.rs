@@ -382,6 +382,18 @@ fn a_gather_at_a_sum_reads_what_the_stored_sum_reads() {
         } else {
             (r % 1500, s % 600)
         };
+        // every other run of 64 elements: indices that run on, or stay, across
+        // the table's ends or inside it, from a whole chunk or part of one
+        let k = (i % 64) as i32;
+        let (a, b, u, v) = match (i / 64) % 12 {
+            1 => (960 + k, 0, 3, 960 + k as u32),
+            3 => (-30 + k, 0, (k - 30) as u32, 0),
+            5 => (17, 0, 0, 17),
+            7 => (2000, -1, 999, 0),
+            9 => (k / 2 + 100, k / 2, 40 + (k as u32 % 3), 7),
+            11 => (i as i32 * 3, -(i as i32) * 2, i as u32, 0),
+            _ => (a, b, u, v),
+        };
         for (c, x) in cols.iter_mut().zip([a as u32, b as u32, u, v]) {
             c.push(x);
         }
