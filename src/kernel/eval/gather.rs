@@ -178,23 +178,30 @@ fn whole_sum<const SIGNED: bool>(data: &[u32], a: &[u32], b: View<'_>, out: &mut
     for (c, o) in out.chunks_mut(INDICES).enumerate() {
         let (at, n) = (c * INDICES, o.len());
         let (a, ix) = (&a[at..at + n], &mut ix[..n]);
+        // the first index, then all of them, checked against it as they are formed
+        let y0 = match b {
+            View::Slice(b) => b[at],
+            View::Imm(y) => y,
+        };
+        let first = low(a[0].wrapping_add(y0));
+        let (mut run, mut same) = (0u32, 0u32);
+        let mut check = |k: usize, i: &mut u32, s: u32| {
+            let v = low(s);
+            *i = v;
+            run |= v ^ first.wrapping_add(k as u32);
+            same |= v ^ first;
+        };
         match b {
             View::Slice(b) => {
-                for ((i, &x), &y) in ix.iter_mut().zip(a).zip(&b[at..at + n]) {
-                    *i = low(x.wrapping_add(y));
+                for (k, ((i, &x), &y)) in ix.iter_mut().zip(a).zip(&b[at..at + n]).enumerate() {
+                    check(k, i, x.wrapping_add(y));
                 }
             }
             View::Imm(y) => {
-                for (i, &x) in ix.iter_mut().zip(a) {
-                    *i = low(x.wrapping_add(y));
+                for (k, (i, &x)) in ix.iter_mut().zip(a).enumerate() {
+                    check(k, i, x.wrapping_add(y));
                 }
             }
-        }
-        let first = ix[0];
-        let (mut run, mut same) = (0u32, 0u32);
-        for (k, &i) in ix.iter().enumerate() {
-            run |= i ^ first.wrapping_add(k as u32);
-            same |= i ^ first;
         }
         let first = first as usize;
         if same == 0 && first <= hi {
