@@ -3,6 +3,10 @@
 //! against it (the default outside); the global index is then made local to the part
 //! of the table the call holds (`data`, from `start`) and clamped into that too, so no
 //! index whatever its value reads outside `data` (an empty `data` reads zero).
+//!
+//! A read at a sum no other step reads (`load_sum`: a stencil's `row * width + col`)
+//! forms the sum itself, and over a whole table reads a run of consecutive indices
+//! as one copy and a run of equal ones as one fill.
 
 use super::{TableRef, View};
 

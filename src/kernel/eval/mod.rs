@@ -25,6 +25,10 @@
 //! iteration runs only from the first active element of the part to the last, so an
 //! element that escapes at once does not pay for a slow one far away.
 //!
+//! A gather at an integer sum nothing else reads adds the sum as it reads (and copies
+//! runs of consecutive indices); an unsigned division by a literal power of two is a
+//! shift.
+//!
 //! Every operation rounds exactly as its own step would, so fusion never changes a
 //! result (the tests compare bit patterns).
 //!

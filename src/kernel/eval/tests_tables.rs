@@ -310,6 +310,9 @@ fn uniform_index_forms_and_a_gather_in_a_loop() {
     }
 }
 
+/// The arguments of the kernels reading at sums.
+type SumArgs = (Expr<i32>, Expr<i32>, Expr<u32>, Expr<u32>, Table<u32>);
+
 /// A gather at a sum read by nothing else adds the sum itself (`plus`): against the
 /// same reads at a sum that is also a result (so stored by its own step), on seeded
 /// random indices far outside the table both ways, sums that wrap, a literal
@@ -317,32 +320,28 @@ fn uniform_index_forms_and_a_gather_in_a_loop() {
 /// the whole table.
 #[test]
 fn a_gather_at_a_sum_reads_what_the_stored_sum_reads() {
-    let fused = Kernel::new(
-        |(a, b, u, v, t): (Expr<i32>, Expr<i32>, Expr<u32>, Expr<u32>, Table<u32>)| {
-            (
-                t.at(a.clone() + b),
-                t.at(u.clone() + v),
-                t.at(a + 5),
-                t.at(u + 7u32),
-            )
-        },
-    );
-    let general = Kernel::new(
-        |(a, b, u, v, t): (Expr<i32>, Expr<i32>, Expr<u32>, Expr<u32>, Table<u32>)| {
-            let s = [a.clone() + b, a + 5];
-            let w = [u.clone() + v, u + 7u32];
-            (
-                t.at(s[0].clone()),
-                t.at(w[0].clone()),
-                t.at(s[1].clone()),
-                t.at(w[1].clone()),
-                s[0].clone(),
-                w[0].clone(),
-                s[1].clone(),
-                w[1].clone(),
-            )
-        },
-    );
+    let fused = Kernel::new(|(a, b, u, v, t): SumArgs| {
+        (
+            t.at(a.clone() + b),
+            t.at(u.clone() + v),
+            t.at(a + 5),
+            t.at(u + 7u32),
+        )
+    });
+    let general = Kernel::new(|(a, b, u, v, t): SumArgs| {
+        let s = [a.clone() + b, a + 5];
+        let w = [u.clone() + v, u + 7u32];
+        (
+            t.at(s[0].clone()),
+            t.at(w[0].clone()),
+            t.at(s[1].clone()),
+            t.at(w[1].clone()),
+            s[0].clone(),
+            w[0].clone(),
+            s[1].clone(),
+            w[1].clone(),
+        )
+    });
     let plan = plan_of(&fused);
     let sums = plan
         .steps

@@ -211,11 +211,11 @@ fn tiles<'a>(
     let d: &mut [f32] = bytemuck::cast_slice_mut(d);
     let full = len / TILE * TILE;
     for (i, out) in d[..full].chunks_exact_mut(TILE).enumerate() {
-        out.copy_from_slice(&tile(start, &lv, i * TILE, TILE));
+        out.copy_from_slice(&tile(start, lv, i * TILE, TILE));
     }
     if full < len {
         let n = len - full;
-        d[full..len].copy_from_slice(&tile(start, &lv, full, n)[..n]);
+        d[full..len].copy_from_slice(&tile(start, lv, full, n)[..n]);
     }
 }
 
