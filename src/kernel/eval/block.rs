@@ -2,10 +2,10 @@
 //! block or literals, the result written to its slot (or straight into the output).
 //! A loop's steps are run by `looped`, which runs its body through here again.
 
-use super::gather::{load, load_one};
+use super::gather::{load, load_one, load_sum};
 use super::looped::run_loop;
 use super::tile::run_chain;
-use super::typed::{binary, cast, clamp, mul_add, unary};
+use super::typed::{binary, cast, clamp, clamp_imm, mul_add, unary};
 use super::{imm, step_dst, view, Cx, Plan, Scratch, Src, Step, TableRef, UniOp, View, BLOCK};
 
 impl Plan {
@@ -125,6 +125,12 @@ fn slice<'a>(s: &'a Scratch, cx: &Cx<'a>, src: Src, k: usize) -> &'a [u32] {
 fn broadcast_uniforms(s: &mut Scratch, step: &Step, len: usize) {
     let srcs = match *step {
         Step::Select { c, a, b, .. } => [c, a, b],
+        Step::Clamp {
+            a,
+            b: Src::Imm(_),
+            c: Src::Imm(_),
+            ..
+        } => [a, Src::Slot(0), Src::Slot(0)],
         Step::Clamp { a, b, c, .. } => [a, b, c],
         Step::MulAdd { a, .. } => [a, Src::Slot(0), Src::Slot(0)],
         _ => return,
@@ -196,6 +202,13 @@ fn exec(step: &Step, s: &mut Scratch, cx: &Cx<'_>, out: Option<&mut [u32]>) {
             let a = slice(sc, cx, *a, 0);
             mul_add(*ty, a, view(sc, cx, *b), view(sc, cx, *c), d);
         }
+        Step::Clamp {
+            ty,
+            a,
+            b: Src::Imm(lo),
+            c: Src::Imm(hi),
+            ..
+        } => clamp_imm(*ty, slice(sc, cx, *a, 0), *lo, *hi, d),
         Step::Clamp { ty, a, b, c, .. } => {
             let (a, b, c) = (
                 slice(sc, cx, *a, 0),
@@ -208,6 +221,7 @@ fn exec(step: &Step, s: &mut Scratch, cx: &Cx<'_>, out: Option<&mut [u32]>) {
             table: t,
             signed,
             index,
+            plus: None,
             default,
             ..
         } => load(
@@ -215,6 +229,19 @@ fn exec(step: &Step, s: &mut Scratch, cx: &Cx<'_>, out: Option<&mut [u32]>) {
             *signed,
             view(sc, cx, *index),
             default.map(|x| view(sc, cx, x)),
+            d,
+        ),
+        Step::Load {
+            table: t,
+            signed,
+            index,
+            plus: Some(p),
+            ..
+        } => load_sum(
+            table(cx.tables, *t),
+            *signed,
+            view(sc, cx, *index),
+            view(sc, cx, *p),
             d,
         ),
         Step::Chain {

@@ -3,6 +3,10 @@
 //! against it (the default outside); the global index is then made local to the part
 //! of the table the call holds (`data`, from `start`) and clamped into that too, so no
 //! index whatever its value reads outside `data` (an empty `data` reads zero).
+//!
+//! A read at a sum no other step reads (`load_sum`: a stencil's `row * width + col`)
+//! forms the sum itself, and over a whole table reads a run of consecutive indices
+//! as one copy and a run of equal ones as one fill.
 
 use super::{TableRef, View};
 
@@ -133,5 +137,103 @@ fn each(ix: &[u32], default: View<'_>, out: &mut [u32], f: impl Fn(u32, u32) -> 
                 *o = f(i, d);
             }
         }
+    }
+}
+
+/// A gather at the index `a + b` (wrapping), without a default: the sum is formed as
+/// it is read, not stored in a step of its own. Reads exactly what [`load`] reads at
+/// the stored sum.
+pub(super) fn load_sum(t: TableRef<'_>, signed: bool, a: View<'_>, b: View<'_>, out: &mut [u32]) {
+    if signed {
+        gather_sum::<true>(t, a, b, out)
+    } else {
+        gather_sum::<false>(t, a, b, out)
+    }
+}
+
+fn gather_sum<const SIGNED: bool>(t: TableRef<'_>, a: View<'_>, b: View<'_>, out: &mut [u32]) {
+    let (len, data, start) = (t.len, t.data, t.start);
+    if len == 0 || data.is_empty() {
+        return out.fill(0);
+    }
+    let whole = start == 0 && data.len() >= len as usize;
+    match (a, b) {
+        (View::Slice(a), b) | (b @ View::Imm(_), View::Slice(a)) if whole => {
+            whole_sum::<SIGNED>(&data[..len as usize], a, b, out)
+        }
+        _ => sum_each(a, b, out, |i| local(data, start, clamped::<SIGNED>(i, len))),
+    }
+}
+
+/// Elements a gather forms its indices for at a time.
+const INDICES: usize = 64;
+
+/// [`gather_sum`] over a whole table (not empty), the usual case, [`INDICES`]
+/// elements at a time: their indices are summed and clamped below in one vectorised
+/// loop, then read, clamped above, in a scalar one (half the instructions per
+/// element of one loop doing both). Indices that run consecutively inside the table
+/// (a stencil's row, a matrix's row) are a copy, and indices all equal (a matrix
+/// element shared by a row of results) a fill: the same elements, without a scalar
+/// read each.
+fn whole_sum<const SIGNED: bool>(data: &[u32], a: &[u32], b: View<'_>, out: &mut [u32]) {
+    let hi = data.len() - 1;
+    let low = |s: u32| if SIGNED { (s as i32).max(0) as u32 } else { s };
+    let mut ix = [0u32; INDICES];
+    for (c, o) in out.chunks_mut(INDICES).enumerate() {
+        let (at, n) = (c * INDICES, o.len());
+        let (a, ix) = (&a[at..at + n], &mut ix[..n]);
+        // the first index, then all of them, checked against it as they are formed
+        let y0 = match b {
+            View::Slice(b) => b[at],
+            View::Imm(y) => y,
+        };
+        let first = low(a[0].wrapping_add(y0));
+        let (mut run, mut same) = (0u32, 0u32);
+        let mut check = |k: usize, i: &mut u32, s: u32| {
+            let v = low(s);
+            *i = v;
+            run |= v ^ first.wrapping_add(k as u32);
+            same |= v ^ first;
+        };
+        match b {
+            View::Slice(b) => {
+                for (k, ((i, &x), &y)) in ix.iter_mut().zip(a).zip(&b[at..at + n]).enumerate() {
+                    check(k, i, x.wrapping_add(y));
+                }
+            }
+            View::Imm(y) => {
+                for (k, (i, &x)) in ix.iter_mut().zip(a).enumerate() {
+                    check(k, i, x.wrapping_add(y));
+                }
+            }
+        }
+        let first = first as usize;
+        if same == 0 && first <= hi {
+            o.fill(data[first]);
+        } else if run == 0 && first + n - 1 <= hi {
+            o.copy_from_slice(&data[first..first + n]);
+        } else {
+            for (o, &i) in o.iter_mut().zip(ix.iter()) {
+                *o = data[(i as usize).min(hi)];
+            }
+        }
+    }
+}
+
+/// `out[k] = f(a[k] + b[k])`, the sum wrapping.
+#[inline(always)]
+fn sum_each(a: View<'_>, b: View<'_>, out: &mut [u32], f: impl Fn(u32) -> u32) {
+    match (a, b) {
+        (View::Slice(a), View::Slice(b)) => {
+            for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+                *o = f(x.wrapping_add(y));
+            }
+        }
+        (View::Slice(a), View::Imm(y)) | (View::Imm(y), View::Slice(a)) => {
+            for (o, &x) in out.iter_mut().zip(a) {
+                *o = f(x.wrapping_add(y));
+            }
+        }
+        (View::Imm(x), View::Imm(y)) => out.fill(f(x.wrapping_add(y))),
     }
 }

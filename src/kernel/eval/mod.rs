@@ -25,6 +25,10 @@
 //! iteration runs only from the first active element of the part to the last, so an
 //! element that escapes at once does not pay for a slow one far away.
 //!
+//! A gather at an integer sum nothing else reads adds the sum as it reads (and copies
+//! runs of consecutive indices); an unsigned division by a literal power of two is a
+//! shift.
+//!
 //! Every operation rounds exactly as its own step would, so fusion never changes a
 //! result (the tests compare bit patterns).
 //!
@@ -140,12 +144,15 @@ enum Step {
         c: Src,
     },
     /// A gather: element `index` of table `table` for every element of the block
-    /// (`signed`: the index is `i32`).
+    /// (`signed`: the index is `i32`). With `plus`, the index is `index + plus`
+    /// (wrapping), a sum read by nothing else, added as the gather reads it instead
+    /// of in a step of its own (a stencil's `row * width + col`).
     Load {
         table: u8,
         signed: bool,
         dst: u16,
         index: Src,
+        plus: Option<Src>,
         default: Option<Src>,
     },
     /// One uniform value, computed once per block (per iteration, inside a loop).

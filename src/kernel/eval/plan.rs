@@ -8,6 +8,7 @@ use super::fuse::fuse_mul_add;
 use super::liveness::{count_uses, liveness};
 use super::uniform::{uni_op, uniform};
 use super::{step_dst, Link, Plan, Src, Step};
+use crate::kernel::expr::BinOp;
 use crate::kernel::program::{Instr, Op, Operand, Program};
 use crate::kernel::scalar::ScalarType;
 
@@ -201,6 +202,31 @@ impl Planner<'_> {
         }
     }
 
+    /// The operands of the integer sum a gather's index is, when the last step
+    /// computes it and nothing else reads it: the gather then adds them itself. Only
+    /// without a default (the clamped read).
+    fn index_sum(
+        &self,
+        steps: &[Step],
+        index: Operand,
+        default: Option<Src>,
+    ) -> Option<(Src, Src)> {
+        let Operand::Reg(r) = index else { return None };
+        if default.is_some() || self.uses[r as usize] != 1 || self.uni[r as usize] {
+            return None;
+        }
+        match steps.last() {
+            Some(&Step::Binary {
+                op: BinOp::Add,
+                ty: ScalarType::I32 | ScalarType::U32,
+                dst,
+                a,
+                b,
+            }) if self.slot_of[r as usize] == Some(Src::Slot(dst)) => Some((a, b)),
+            _ => None,
+        }
+    }
+
     pub(super) fn plan_block(&mut self, body: &[Instr]) -> Vec<Step> {
         let mut steps: Vec<Step> = Vec::with_capacity(body.len());
         // The register the last step produces, when that step can start a chain.
@@ -272,13 +298,31 @@ impl Planner<'_> {
                     used.push(*index);
                     used.extend(*default);
                     let signed = self.prog.ty(*index) == ScalarType::I32;
-                    let (index, default) = (self.src(*index), default.map(|o| self.src(o)));
-                    let dst = self.alloc();
+                    let (sum, default) = (*index, default.map(|o| self.src(o)));
+                    let mut index = self.src(sum);
+                    let mut plus = None;
+                    if let Some((a, b)) = self.index_sum(&steps, sum, default) {
+                        steps.pop();
+                        (index, plus) = (a, Some(b));
+                    }
+                    // The sum's operands are read by this step now (their slots may
+                    // have been freed by the sum): never its output.
+                    let mut taken = Vec::new();
+                    let mut dst = self.alloc();
+                    while plus.is_some() && [index, plus.unwrap_or(index)].contains(&Src::Slot(dst))
+                    {
+                        taken.push(dst);
+                        dst = self.alloc();
+                    }
+                    for t in taken {
+                        self.give_back(t);
+                    }
                     Some(Step::Load {
                         table: *table,
                         signed,
                         dst,
                         index,
+                        plus,
                         default,
                     })
                 }
@@ -340,7 +384,14 @@ impl Planner<'_> {
                 }
                 Op::Select(c, a, b) | Op::Clamp(c, a, b) => {
                     used.extend([*c, *a, *b]);
-                    let (c2, a2, b2) = (self.src_slice(*c), self.src_slice(*a), self.src_slice(*b));
+                    // A clamp between literals keeps them as immediates (no splat
+                    // slots to stream through): blur clamps every row and column.
+                    let (c2, a2, b2) = match &ins.op {
+                        Op::Clamp(_, Operand::Const(..), Operand::Const(..)) => {
+                            (self.src_slice(*c), self.src(*a), self.src(*b))
+                        }
+                        _ => (self.src_slice(*c), self.src_slice(*a), self.src_slice(*b)),
+                    };
                     let dst = self.alloc();
                     Some(match &ins.op {
                         Op::Select(..) => Step::Select {

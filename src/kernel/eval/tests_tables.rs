@@ -309,3 +309,132 @@ fn uniform_index_forms_and_a_gather_in_a_loop() {
         assert_eq!(got[i], acc.to_bits(), "element {i}");
     }
 }
+
+/// The arguments of the kernels reading at sums.
+type SumArgs = (Expr<i32>, Expr<i32>, Expr<u32>, Expr<u32>, Table<u32>);
+
+/// A gather at a sum read by nothing else adds the sum itself (`plus`): against the
+/// same reads at a sum that is also a result (so stored by its own step), on seeded
+/// random indices far outside the table both ways, sums that wrap, a literal
+/// addend, and whole, windowed, empty and missing tables; and against plain Rust on
+/// the whole table.
+#[test]
+fn a_gather_at_a_sum_reads_what_the_stored_sum_reads() {
+    let fused = Kernel::new(|(a, b, u, v, t): SumArgs| {
+        (
+            t.at(a.clone() + b),
+            t.at(u.clone() + v),
+            t.at(a + 5),
+            t.at(u + 7u32),
+        )
+    });
+    let general = Kernel::new(|(a, b, u, v, t): SumArgs| {
+        let s = [a.clone() + b, a + 5];
+        let w = [u.clone() + v, u + 7u32];
+        (
+            t.at(s[0].clone()),
+            t.at(w[0].clone()),
+            t.at(s[1].clone()),
+            t.at(w[1].clone()),
+            s[0].clone(),
+            w[0].clone(),
+            s[1].clone(),
+            w[1].clone(),
+        )
+    });
+    let plan = plan_of(&fused);
+    let sums = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s, Step::Load { plus: Some(_), .. }))
+        .count();
+    assert_eq!(sums, 4, "{plan:#?}");
+    let slow = plan_of(&general);
+    assert!(
+        !slow
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::Load { plus: Some(_), .. })),
+        "{slow:#?}"
+    );
+    let mut seed = 0x5eed_0004u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed as u32
+    };
+    let n = BLOCK + 333;
+    let len = 1000i64;
+    let small = |r: u32| (r % 3000) as i32 - 1000;
+    let mut cols: [Vec<u32>; 4] = Default::default();
+    for i in 0..n {
+        let (r, s) = (next(), next());
+        // every tenth pair wraps
+        let (a, b) = if i % 10 == 0 {
+            (r as i32, s as i32)
+        } else {
+            (small(r), small(s))
+        };
+        let (u, v) = if i % 10 == 1 {
+            (r, s)
+        } else {
+            (r % 1500, s % 600)
+        };
+        // every other run of 64 elements: indices that run on, or stay, across
+        // the table's ends or inside it, from a whole chunk or part of one
+        let k = (i % 64) as i32;
+        let (a, b, u, v) = match (i / 64) % 12 {
+            1 => (960 + k, 0, 3, 960 + k as u32),
+            3 => (-30 + k, 0, (k - 30) as u32, 0),
+            5 => (17, 0, 0, 17),
+            7 => (2000, -1, 999, 0),
+            9 => (k / 2 + 100, k / 2, 40 + (k as u32 % 3), 7),
+            11 => (i as i32 * 3, -(i as i32) * 2, i as u32, 0),
+            _ => (a, b, u, v),
+        };
+        for (c, x) in cols.iter_mut().zip([a as u32, b as u32, u, v]) {
+            c.push(x);
+        }
+    }
+    let full: Vec<u32> = (0..len as u32).map(|j| j * 7 + 1).collect();
+    let window = TableRef {
+        data: &full[100..900],
+        start: 100,
+        len: len as u32,
+    };
+    let empty = TableRef {
+        data: &[],
+        start: 0,
+        len: 0,
+    };
+    let ins: Vec<&[u32]> = cols.iter().map(|c| &c[..]).collect();
+    for (name, tables) in [
+        ("whole", vec![whole(&full)]),
+        ("window", vec![window]),
+        ("empty", vec![empty]),
+        ("missing", vec![]),
+    ] {
+        let got = run(&plan, &ins, &tables, 0, n);
+        let want = run(&slow, &ins, &tables, 0, n);
+        for i in 0..n {
+            assert_eq!(
+                got[4 * i..4 * i + 4],
+                want[8 * i..8 * i + 4],
+                "{name}, element {i} (seed 0x5eed_0004)"
+            );
+        }
+        if name == "whole" {
+            for i in 0..n {
+                let (a, b, u, v) = (cols[0][i] as i32, cols[1][i] as i32, cols[2][i], cols[3][i]);
+                let plain = [
+                    at(&full, a.wrapping_add(b) as i64),
+                    at(&full, u.wrapping_add(v) as i64),
+                    at(&full, a.wrapping_add(5) as i64),
+                    at(&full, u.wrapping_add(7) as i64),
+                ];
+                assert_eq!(got[4 * i..4 * i + 4], plain, "element {i}");
+            }
+        }
+    }
+}

@@ -124,11 +124,43 @@ pub(super) fn run_chain(
             }
         }
     }
+    // Short chains (all the suite's) keep their literals and links on the stack: a
+    // masked loop runs each chain once per part and iteration, where two allocations
+    // cost as much as the arithmetic.
+    if links.len() <= STACK_LINKS {
+        let mut consts = [[0.0f32; TILE]; 2 * STACK_LINKS + 1];
+        let mut lv = [LinkView::Un(UnOp::Neg); STACK_LINKS];
+        tiles(start, links, coeffs, sc, cx, d, &mut consts, &mut lv);
+    } else {
+        let mut consts = vec![[0.0f32; TILE]; 2 * links.len() + 1];
+        let mut lv = vec![LinkView::Un(UnOp::Neg); links.len()];
+        tiles(start, links, coeffs, sc, cx, d, &mut consts, &mut lv);
+    }
+}
+
+/// Links a chain keeps on the stack.
+const STACK_LINKS: usize = 8;
+
+/// [`run_chain`]'s tiled path, its literals broadcast into `consts` (at least one per
+/// operand) and its links resolved into `lv` (at least one per link).
+#[allow(clippy::too_many_arguments)]
+fn tiles<'a>(
+    start: View<'a>,
+    links: &[Link],
+    coeffs: &'a [u32],
+    sc: &'a Scratch,
+    cx: &Cx<'a>,
+    d: &mut [u32],
+    consts: &'a mut [[f32; TILE]],
+    lv: &mut [LinkView<'a>],
+) {
+    let len = cx.len;
     // Literals (and loop counters) of this block, each broadcast over one tile.
-    let mut consts: Vec<[f32; TILE]> = Vec::new();
+    let mut n = 0;
     let mut lit = |v: View<'_>| {
         if let View::Imm(x) = v {
-            consts.push([f32::from_bits(x); TILE]);
+            consts[n] = [f32::from_bits(x); TILE];
+            n += 1;
         }
     };
     lit(start);
@@ -143,6 +175,7 @@ pub(super) fn run_chain(
             Link::Horner(x, _, _) => lit(view(sc, cx, x)),
         }
     }
+    let consts: &'a [[f32; TILE]] = consts;
     let mut next = 0;
     fn as_arg<'a>(v: View<'a>, consts: &'a [[f32; TILE]], next: &mut usize) -> Arg<'a> {
         match v {
@@ -159,11 +192,10 @@ pub(super) fn run_chain(
             }
         }
     }
-    let mut arg = |v| as_arg(v, &consts, &mut next);
+    let mut arg = |v| as_arg(v, consts, &mut next);
     let start = arg(start);
-    let lv: Vec<LinkView<'_>> = links
-        .iter()
-        .map(|l| match *l {
+    for (slot, l) in lv.iter_mut().zip(links) {
+        *slot = match *l {
             Link::Un(op) => LinkView::Un(op),
             Link::Bin(op, x, rev) => LinkView::Bin(op, arg(view(sc, cx, x)), rev),
             Link::MadA(b, c) => LinkView::MadA(arg(view(sc, cx, b)), arg(view(sc, cx, c))),
@@ -173,16 +205,17 @@ pub(super) fn run_chain(
                     bytemuck::cast_slice(&coeffs[first as usize..first as usize + count as usize]);
                 LinkView::Horner(arg(view(sc, cx, x)), c)
             }
-        })
-        .collect();
+        };
+    }
+    let lv = &lv[..links.len()];
     let d: &mut [f32] = bytemuck::cast_slice_mut(d);
     let full = len / TILE * TILE;
     for (i, out) in d[..full].chunks_exact_mut(TILE).enumerate() {
-        out.copy_from_slice(&tile(start, &lv, i * TILE, TILE));
+        out.copy_from_slice(&tile(start, lv, i * TILE, TILE));
     }
     if full < len {
         let n = len - full;
-        d[full..len].copy_from_slice(&tile(start, &lv, full, n)[..n]);
+        d[full..len].copy_from_slice(&tile(start, lv, full, n)[..n]);
     }
 }
 
@@ -239,6 +272,72 @@ mod tests {
     use super::super::tests::eval;
     use super::super::BLOCK;
     use crate::kernel::{Expr, Kernel};
+
+    /// A chain longer than [`STACK_LINKS`](super::STACK_LINKS) (its links on the heap)
+    /// and shorter ones (on the stack), with literals and slices in every operand
+    /// position, bit for bit against plain Rust, across a tile boundary and a block
+    /// boundary.
+    #[test]
+    fn long_and_short_chains_match_plain_arithmetic() {
+        let xs: Vec<f32> = (0..BLOCK + 37)
+            .map(|i| (i as f32 * 0.37).sin() * 9.0)
+            .chain([f32::NAN, f32::INFINITY, -0.0, 1e-39])
+            .collect();
+        let ys: Vec<f32> = xs.iter().map(|x| x * 0.61 + 0.3).collect();
+        let (xb, yb): (Vec<u32>, Vec<u32>) = (
+            xs.iter().map(|x| x.to_bits()).collect(),
+            ys.iter().map(|y| y.to_bits()).collect(),
+        );
+        for links in [3usize, 8, 9, 14] {
+            let k = Kernel::map2(move |x: Expr<f32>, y: Expr<f32>| {
+                let mut v = x.clone() + 1.5;
+                for l in 1..links {
+                    v = match l % 7 {
+                        0 => v * &y - 0.25,
+                        1 => v / &y,
+                        2 => v.abs().sqrt(),
+                        3 => v.min(&y),
+                        4 => v * 2.0 + &y,
+                        5 => -v,
+                        _ => 3.0f32 - v.max(&x),
+                    };
+                }
+                v
+            });
+            let plan = k.inner().plan().unwrap_or_else(|e| panic!("{e}"));
+            let mut sc = plan.scratch();
+            let mut out = vec![0u32; xs.len()];
+            for (i, o) in out.chunks_mut(BLOCK).enumerate() {
+                let r = i * BLOCK..i * BLOCK + o.len();
+                plan.run_block(
+                    &mut sc,
+                    &[&xb[r.clone()], &yb[r.clone()]],
+                    r.start as u64,
+                    o,
+                );
+            }
+            for (i, (&x, &y)) in xs.iter().zip(&ys).enumerate() {
+                let mut v = x + 1.5;
+                for l in 1..links {
+                    v = match l % 7 {
+                        0 => v * y - 0.25,
+                        1 => v / y,
+                        2 => v.abs().sqrt(),
+                        3 => v.min(y),
+                        4 => v * 2.0 + y,
+                        5 => -v,
+                        _ => 3.0 - v.max(x),
+                    };
+                }
+                // which NaN comes out is the hardware's choice, as in the test above
+                let g = f32::from_bits(out[i]);
+                assert!(
+                    out[i] == v.to_bits() || (g.is_nan() && v.is_nan()),
+                    "{links} links, x = {x}, y = {y}: {g} against {v}"
+                );
+            }
+        }
+    }
 
     /// Every Horner run length, from a literal and from another input, through the
     /// specialised loop (up to 8 coefficients) and the tiled one (beyond), bit for bit

@@ -91,6 +91,18 @@ pub(super) fn unary(op: UnOp, ty: ScalarType, a: View<'_>, out: &mut [u32]) {
 
 pub(super) fn binary(op: BinOp, ty: ScalarType, a: View<'_>, b: View<'_>, out: &mut [u32]) {
     use ScalarType::*;
+    // An unsigned division or remainder by a literal power of two (a row of an image
+    // from the index) is a shift or a mask: the same result without a divide per
+    // element.
+    if let (U32, BinOp::Div | BinOp::Rem, View::Imm(y)) = (ty, op, b) {
+        if y.is_power_of_two() {
+            let (k, m) = (y.trailing_zeros(), y - 1);
+            return match op {
+                BinOp::Div => map1(a, out, |x: u32| x >> k),
+                _ => map1(a, out, |x: u32| x & m),
+            };
+        }
+    }
     macro_rules! cmp {
         ($t:ty) => {
             match op {
@@ -160,6 +172,8 @@ pub(super) fn cast(from: ScalarType, to: ScalarType, a: View<'_>, out: &mut [u32
         (F32, U32) => map1(a, out, ops::f32_to_u32),
         (I32, F32) => map1(a, out, |x: i32| x as f32),
         (U32, F32) => map1(a, out, |x: u32| x as f32),
+        // the same bits
+        (I32, U32) | (U32, I32) => map1(a, out, |x: u32| x),
         _ => map1(a, out, |x: u32| ops::cast(from, to, x)),
     }
 }
@@ -218,5 +232,113 @@ pub(super) fn clamp(ty: ScalarType, a: &[u32], b: &[u32], c: &[u32], out: &mut [
         }),
         ScalarType::I32 => map3(a, b, c, out, |x: i32, lo: i32, hi: i32| x.max(lo).min(hi)),
         _ => map3(a, b, c, out, |x: u32, lo: u32, hi: u32| x.max(lo).min(hi)),
+    }
+}
+
+/// [`clamp`] between two literal bounds: the same operations, one stream instead of
+/// three.
+pub(super) fn clamp_imm(ty: ScalarType, a: &[u32], lo: u32, hi: u32, out: &mut [u32]) {
+    let a = View::Slice(a);
+    match ty {
+        ScalarType::F32 => {
+            let (lo, hi) = (f32::from_bits(lo), f32::from_bits(hi));
+            map1(a, out, |x: f32| ops::min_f32(ops::max_f32(x, lo), hi))
+        }
+        ScalarType::I32 => {
+            let (lo, hi) = (lo as i32, hi as i32);
+            map1(a, out, |x: i32| x.max(lo).min(hi))
+        }
+        _ => map1(a, out, |x: u32| x.max(lo).min(hi)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small seeded generator (xorshift), so a failure names its inputs.
+    fn words(seed: u64, n: usize) -> Vec<u32> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u32
+            })
+            .collect()
+    }
+
+    /// The shift and mask for a power-of-two divisor give what the scalar meaning
+    /// (`ops::binary`) gives, for every power of two and for divisors that are not
+    /// one (the general loop), on random and edge dividends.
+    #[test]
+    fn unsigned_division_by_a_literal_matches_the_scalar_meaning() {
+        let mut xs = words(0x5eed_0001, 4099);
+        xs.extend([0, 1, u32::MAX, u32::MAX - 1, 1 << 31, (1 << 31) - 1]);
+        let divisors =
+            (0..32)
+                .map(|k| 1u32 << k)
+                .chain([0, 3, 7, 1000, 2049, u32::MAX, (1 << 31) + 1]);
+        let mut out = vec![0u32; xs.len()];
+        for d in divisors {
+            for op in [BinOp::Div, BinOp::Rem] {
+                binary(
+                    op,
+                    ScalarType::U32,
+                    View::Slice(&xs),
+                    View::Imm(d),
+                    &mut out,
+                );
+                for (&x, &o) in xs.iter().zip(&out) {
+                    let want = ops::binary(op, ScalarType::U32, x, d);
+                    assert_eq!(o, want, "{op:?}: {x} by {d} (seed 0x5eed_0001)");
+                }
+            }
+        }
+    }
+
+    /// Casts between the integer types keep the bit pattern, as `ops::cast` says.
+    #[test]
+    fn integer_casts_keep_the_bits() {
+        let xs = words(0x5eed_0002, 1000);
+        let mut out = vec![0u32; xs.len()];
+        for (from, to) in [
+            (ScalarType::U32, ScalarType::I32),
+            (ScalarType::I32, ScalarType::U32),
+        ] {
+            cast(from, to, View::Slice(&xs), &mut out);
+            for (&x, &o) in xs.iter().zip(&out) {
+                assert_eq!(o, ops::cast(from, to, x), "{from:?} -> {to:?}: {x}");
+            }
+        }
+    }
+
+    /// A clamp between literals gives what the three-slice clamp gives, for every
+    /// type, bounds crossed or not, NaNs included.
+    #[test]
+    fn clamp_between_literals_matches_the_general_clamp() {
+        let xs = words(0x5eed_0003, 2000);
+        let mut fs: Vec<u32> = xs.iter().map(|&x| (x as f32 * 1e-7).to_bits()).collect();
+        fs.extend([f32::NAN, f32::INFINITY, -0.0, 0.0].map(f32::to_bits));
+        let bounds = [
+            (0u32, 2047u32),
+            (5, 3),
+            (u32::MAX - 3, 7),
+            (1 << 31, u32::MAX),
+        ];
+        for ty in [ScalarType::F32, ScalarType::I32, ScalarType::U32] {
+            let a = if ty == ScalarType::F32 { &fs } else { &xs };
+            for (lo, hi) in bounds {
+                let (lo, hi) = match ty {
+                    ScalarType::F32 => ((lo as f32 * 1e-7).to_bits(), (hi as f32 * 1e-7).to_bits()),
+                    _ => (lo, hi),
+                };
+                let (mut got, mut want) = (vec![0u32; a.len()], vec![0u32; a.len()]);
+                clamp_imm(ty, a, lo, hi, &mut got);
+                clamp(ty, a, &vec![lo; a.len()], &vec![hi; a.len()], &mut want);
+                assert_eq!(got, want, "{ty:?} in {lo}..={hi}");
+            }
+        }
     }
 }
