@@ -64,17 +64,15 @@ fn hy_max_f32(a: f32, b: f32) -> f32 {
 
 // @helper f32_to_i32
 // @needs isnan
-// Truncate and saturate to the full i32 range (not to the largest f32 below 2^31); NaN
-// gives 0.
+// WGSL's own conversion (clamp to [-2^31, 2147483520], the ends an f32 holds, then
+// truncate: what i32(x) gives), with NaN, which WGSL leaves indeterminate, as 0.
 fn hy_f32_to_i32(x: f32) -> i32 {
-    let t = i32(clamp(x, -2147483648.0f, 2147483520.0f));
-    return select(select(t, 2147483647i, x >= 2147483648.0f), 0i, hy_isnan(x));
+    return select(i32(clamp(x, -2147483648.0f, 2147483520.0f)), 0i, hy_isnan(x));
 }
 
 // @helper f32_to_u32
 // @needs isnan
-// Truncate and saturate to the full u32 range; NaN gives 0.
+// WGSL's own conversion (clamp to [0, 4294967040], then truncate), NaN as 0.
 fn hy_f32_to_u32(x: f32) -> u32 {
-    let t = u32(clamp(x, 0.0f, 4294967040.0f));
-    return select(select(t, 4294967295u, x >= 4294967296.0f), 0u, hy_isnan(x));
+    return select(u32(clamp(x, 0.0f, 4294967040.0f)), 0u, hy_isnan(x));
 }

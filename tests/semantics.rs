@@ -4,7 +4,9 @@
 //! - integer `+ - *` and unary `-` wrap; `abs(i32::MIN) == i32::MIN`;
 //! - `a / 0 == a`, `i32::MIN / -1 == i32::MIN`, `a % 0 == 0`, `i32::MIN % -1 == 0`;
 //! - shift amounts are masked to `0..=31`; `>>` on i32 is arithmetic;
-//! - float to int truncates and saturates, NaN gives 0; round ties to even;
+//! - float to int is WGSL's conversion: clamped to the destination's range as an f32
+//!   holds it (`[-2^31, 2147483520]`, `[0, 4294967040]`), then truncated; NaN gives 0;
+//!   round ties to even;
 //!   `fract(x) == x - floor(x)`.
 //!
 //! Values are passed as input data (computed by the device) and, where the rule allows a
@@ -440,7 +442,7 @@ fn integer_arithmetic_wraps() {
     );
 }
 
-const SPECIAL: [f32; 18] = [
+const SPECIAL: [f32; 22] = [
     f32::NAN,
     f32::INFINITY,
     f32::NEG_INFINITY,
@@ -450,59 +452,79 @@ const SPECIAL: [f32; 18] = [
     2.5,
     -0.7,
     5e9,
-    2_147_483_520.0,
+    2_147_483_520.0, // the largest f32 below 2^31
     -2_147_483_648.0,
-    4_294_967_040.0,
+    4_294_967_040.0, // the largest f32 below 2^32
     -0.0,
     1.5,
     -0.99,
     2_147_483_648.0,   // 2^31: one past i32::MAX
     4_294_967_296.0,   // 2^32: one past u32::MAX
     f32::from_bits(1), // the smallest subnormal
+    2_147_483_904.0,   // the f32 after 2^31
+    -2_147_483_520.0,  // the f32 after -2^31, toward zero
+    -2_147_483_904.0,  // the f32 before -2^31
+    4_294_967_808.0,   // the f32 after 2^32
+];
+
+/// WGSL's clamp ends for `f32 -> i32` and `f32 -> u32`: the largest f32 below 2^31 and
+/// 2^32.
+const I_TOP: i32 = 2_147_483_520;
+const U_TOP: u32 = 4_294_967_040;
+
+/// `SPECIAL` as `i32` and as `u32`, each written from the rule: clamp, truncate, NaN 0.
+const TO_I32: [i32; 22] = [
+    0,
+    I_TOP,
+    i32::MIN,
+    I_TOP,
+    i32::MIN,
+    -1,
+    2,
+    0,
+    I_TOP,
+    I_TOP,
+    i32::MIN,
+    I_TOP,
+    0,
+    1,
+    0,
+    I_TOP,
+    I_TOP,
+    0,
+    I_TOP,
+    -2_147_483_520,
+    i32::MIN,
+    I_TOP,
+];
+const TO_U32: [u32; 22] = [
+    0,
+    U_TOP,
+    0,
+    3_000_000_000,
+    0,
+    0,
+    2,
+    0,
+    U_TOP,
+    2_147_483_520,
+    0,
+    U_TOP,
+    0,
+    1,
+    0,
+    2_147_483_648,
+    U_TOP,
+    0,
+    2_147_483_904,
+    0,
+    0,
+    U_TOP,
 ];
 
 #[test]
-fn float_to_integer_casts_truncate_and_saturate() {
-    let to_i32 = [
-        0,
-        i32::MAX,
-        i32::MIN,
-        i32::MAX,
-        i32::MIN,
-        -1,
-        2,
-        0,
-        i32::MAX,
-        2_147_483_520,
-        i32::MIN,
-        i32::MAX,
-        0,
-        1,
-        0,
-        i32::MAX,
-        i32::MAX,
-        0,
-    ];
-    let to_u32 = [
-        0,
-        u32::MAX,
-        0,
-        3_000_000_000,
-        0,
-        0,
-        2,
-        0,
-        u32::MAX,
-        2_147_483_520,
-        0,
-        4_294_967_040,
-        0,
-        1,
-        0,
-        2_147_483_648,
-        u32::MAX,
-        0,
-    ];
+fn float_to_integer_casts_clamp_as_wgsl_does() {
+    let (to_i32, to_u32) = (TO_I32, TO_U32);
     check_map(
         "f32 as i32",
         &Kernel::map(|x: Expr<f32>| x.cast::<i32>()),
@@ -521,7 +543,7 @@ fn float_to_integer_casts_truncate_and_saturate() {
     for (k, want) in [
         (
             Kernel::map(|x: Expr<f32>| (x / Expr::constant(0.0)).cast::<i32>()),
-            [0, i32::MAX, i32::MIN],
+            [0, I_TOP, i32::MIN],
         ),
         (
             Kernel::map(|x: Expr<f32>| (x.sqrt() - x.clone() / 0.0).cast::<i32>()),
@@ -547,6 +569,53 @@ fn float_to_integer_casts_truncate_and_saturate() {
         let k = Kernel::map(move |y: Expr<u32>| y + Expr::constant(x).cast::<u32>());
         check_map(&format!("0 + ({x:?} as u32)"), &k, &[0], &[to_u32[i]]);
     }
+}
+
+/// A hand-written kernel's `i32(x)` and `u32(x)` (naga's conversion, run by the driver)
+/// give what an `Expr` cast gives, on every device, at every boundary value but NaN
+/// (which WGSL leaves indeterminate: only the `Expr` cast defines it). Before the casts
+/// followed WGSL, `3e9` gave `i32::MAX` through an `Expr` and 2147483520 here.
+#[test]
+fn a_hand_written_conversion_agrees_with_the_expr_cast() {
+    let finite: Vec<usize> = (0..SPECIAL.len())
+        .filter(|&i| !SPECIAL[i].is_nan())
+        .collect();
+    let xs: Vec<f32> = finite.iter().map(|&i| SPECIAL[i]).collect();
+    let (to_i32, to_u32): (Vec<i32>, Vec<u32>) =
+        finite.iter().map(|&i| (TO_I32[i], TO_U32[i])).unzip();
+    // the CPU halves are the rule written out, independently of the crate's own
+    let cpu_i32 = |x: f32, _: u32| {
+        if x >= 2_147_483_520.0 {
+            I_TOP
+        } else {
+            x as i32
+        }
+    };
+    let cpu_u32 = |x: f32, _: u32| {
+        if x >= 4_294_967_040.0 {
+            U_TOP
+        } else {
+            x as u32
+        }
+    };
+    check_map(
+        "hand-written i32(x)",
+        &Kernel::custom("return i32(x);", cpu_i32),
+        &xs,
+        &to_i32,
+    );
+    check_map(
+        "hand-written u32(x)",
+        &Kernel::custom("return u32(x);", cpu_u32),
+        &xs,
+        &to_u32,
+    );
+    check_map(
+        "Expr cast as i32",
+        &Kernel::map(|x: Expr<f32>| x.cast::<i32>()),
+        &xs,
+        &to_i32,
+    );
 }
 
 #[test]

@@ -187,8 +187,11 @@ impl<T: Scalar> Expr<T> {
         mk(Node::Const(T::TYPE, value.to_bits()))
     }
 
-    /// Converts to another element type, with WGSL's rules: float to integer rounds
-    /// toward zero and saturates (NaN gives 0), integer to float rounds to nearest,
+    /// Converts to another element type, with WGSL's rules: float to integer clamps to
+    /// the destination's range as the float type holds it, then rounds toward zero
+    /// (`3e9` and `+inf` as `i32` give 2147483520, the largest `f32` below 2^31, as
+    /// WGSL's `i32(x)` does; as `u32`, 4294967040), NaN gives 0 (WGSL leaves it
+    /// indeterminate), integer to float rounds to nearest,
     /// `i32` to `u32` and back keep the bit pattern, `bool` gives 0 or 1.
     pub fn cast<U: Element>(&self) -> Expr<U> {
         if T::TYPE == U::TYPE {

@@ -5,8 +5,13 @@
 //! - integer `+ - *` and unary `-` wrap; `abs(i32::MIN)` is `i32::MIN`;
 //! - `a / 0 == a`, `i32::MIN / -1 == i32::MIN`, `a % 0 == 0`, `i32::MIN % -1 == 0`;
 //! - shift amounts are masked to `0..=31`; `>>` on `i32` is arithmetic;
-//! - float to integer casts truncate toward zero and saturate; NaN gives 0 (WGSL leaves
-//!   NaN unspecified; we define it, and the generated WGSL does the same);
+//! - float to integer casts are WGSL's: the value is clamped to the destination's range
+//!   as the source type holds it (for `f32 -> i32` that is `[-2^31, 2147483520]`, for
+//!   `f32 -> u32` `[0, 4294967040]`: the largest values below 2^31 and 2^32 an `f32`
+//!   holds exactly), then truncated toward zero, so `+inf` and `3e9` as `i32` are
+//!   2147483520, not `i32::MAX`, exactly as a hand-written kernel's `i32(x)` gives; NaN
+//!   gives 0 (WGSL leaves it indeterminate; we define it, and the generated WGSL does
+//!   the same: a hand-written `i32(x)` of a NaN is whatever the driver gives);
 //! - float `%` is `a - b * trunc(a / b)`; `round` is ties-to-even; `fract(x)` is
 //!   `x - floor(x)`; `pow(x, y)` is NaN for `x < 0`, as `exp2(y * log2(x))` is.
 
@@ -62,16 +67,23 @@ pub(crate) fn fract_f32(a: f32) -> f32 {
     a - a.floor()
 }
 
-/// Float to `i32`: truncate, saturate, NaN to 0 (Rust's `as` does exactly this).
+/// The largest `f32` below 2^31: where WGSL clamps a float converted to `i32`.
+pub(crate) const F32_I32_MAX: f32 = 2_147_483_520.0;
+/// The largest `f32` below 2^32: where WGSL clamps a float converted to `u32`.
+pub(crate) const F32_U32_MAX: f32 = 4_294_967_040.0;
+
+/// Float to `i32` as WGSL converts: clamp to `[-2^31, 2147483520]`, truncate; NaN to 0.
+/// Rust's `as` saturates below and maps NaN to 0; above, it would give `i32::MAX`, so
+/// the upper clamp comes first (as a comparison NaN fails, so NaN stays NaN).
 #[inline(always)]
 pub(crate) fn f32_to_i32(a: f32) -> i32 {
-    a as i32
+    (if a > F32_I32_MAX { F32_I32_MAX } else { a }) as i32
 }
 
-/// Float to `u32`: truncate, saturate, NaN to 0 (Rust's `as` does exactly this).
+/// Float to `u32` as WGSL converts: clamp to `[0, 4294967040]`, truncate; NaN to 0.
 #[inline(always)]
 pub(crate) fn f32_to_u32(a: f32) -> u32 {
-    a as u32
+    (if a > F32_U32_MAX { F32_U32_MAX } else { a }) as u32
 }
 
 /// WGSL's `min` on floats: IEEE minNum, so a NaN operand yields the other.
@@ -254,14 +266,14 @@ mod tests {
     }
 
     #[test]
-    fn float_to_int_saturates_and_nan_is_zero() {
+    fn float_to_int_clamps_as_wgsl_and_nan_is_zero() {
         assert_eq!(
             cast(ScalarType::F32, ScalarType::I32, f32::NAN.to_bits()),
             0
         );
         assert_eq!(
             cast(ScalarType::F32, ScalarType::I32, 3e9f32.to_bits()) as i32,
-            i32::MAX
+            2_147_483_520
         );
         assert_eq!(
             cast(ScalarType::F32, ScalarType::I32, (-3e9f32).to_bits()) as i32,
@@ -273,7 +285,7 @@ mod tests {
         );
         assert_eq!(
             cast(ScalarType::F32, ScalarType::U32, f32::INFINITY.to_bits()),
-            u32::MAX
+            4_294_967_040
         );
         assert_eq!(
             cast(ScalarType::F32, ScalarType::I32, (-2.7f32).to_bits()) as i32,

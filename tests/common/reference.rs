@@ -843,16 +843,18 @@ fn cast(t: &Table, a: V, to: super::gen::Ty) -> V {
     let int_to_float = |x: f64| V::F(finish(t, x, 0.0, t.int_to_float, (0.0, 0.0)));
     match (a, to) {
         (V::F(x), Ty::I | Ty::U) => {
+            // WGSL's conversion: clamped to the largest f32 below 2^31 (2^32), then
+            // truncated (Rust's `as` saturates below, and at i32::MIN an f32 is exact)
             let f = |v: f64| {
                 if to == Ty::I {
-                    v as i32 as f64
+                    v.min(2_147_483_520.0) as i32 as f64
                 } else {
-                    v as u32 as f64
+                    v.min(4_294_967_040.0) as u32 as f64
                 }
             };
             let r = match x {
                 FV::Num { .. } => step(x, f),
-                // NaN gives 0, infinities saturate: defined by the library on every
+                // NaN gives 0, infinities clamp: defined by the library on every
                 // device, but a GPU need not keep NaN and infinities at all
                 FV::Nan if t.nonfinite => Some(0.0),
                 FV::Inf(n) if t.nonfinite => {
