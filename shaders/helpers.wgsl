@@ -76,3 +76,44 @@ fn hy_f32_to_i32(x: f32) -> i32 {
 fn hy_f32_to_u32(x: f32) -> u32 {
     return select(u32(clamp(x, 0.0f, 4294967040.0f)), 0u, hy_isnan(x));
 }
+
+// @helper isnan_f64
+// @needs isnan
+// An f64 NaN stays NaN as f32 (and no other value becomes one): the f32 test on its
+// bits, which no fast-math assumption folds away.
+fn hy_isnan_f64(x: f64) -> bool {
+    return hy_isnan(f32(x));
+}
+
+// @helper rem_f64
+// Truncated remainder, as for f32.
+fn hy_rem_f64(a: f64, b: f64) -> f64 {
+    return a - b * trunc(a / b);
+}
+
+// @helper min_f64
+// @needs isnan_f64
+// IEEE minNum: a NaN operand yields the other one.
+fn hy_min_f64(a: f64, b: f64) -> f64 {
+    return select(select(min(a, b), a, hy_isnan_f64(b)), b, hy_isnan_f64(a));
+}
+
+// @helper max_f64
+// @needs isnan_f64
+// IEEE maxNum: a NaN operand yields the other one.
+fn hy_max_f64(a: f64, b: f64) -> f64 {
+    return select(select(max(a, b), a, hy_isnan_f64(b)), b, hy_isnan_f64(a));
+}
+
+// @helper f64_to_i32
+// @needs isnan_f64
+// WGSL's rule with f64's own range ends (every i32 is an f64): clamp, truncate; NaN 0.
+fn hy_f64_to_i32(x: f64) -> i32 {
+    return select(i32(clamp(x, -2147483648.0lf, 2147483647.0lf)), 0i, hy_isnan_f64(x));
+}
+
+// @helper f64_to_u32
+// @needs isnan_f64
+fn hy_f64_to_u32(x: f64) -> u32 {
+    return select(u32(clamp(x, 0.0lf, 4294967295.0lf)), 0u, hy_isnan_f64(x));
+}

@@ -158,7 +158,7 @@ pub use device::{DeviceInfo, DeviceKind};
 pub use error::{Error, Result};
 pub use kernel::{
     fold, fold_while, fold_with, index, select, Arg, Args, Carry, Element, Expr, InType, InTypes,
-    Integer, Kernel, Numeric, OutTypes, Param, Reduce, Results, Scalar, ScalarType, Table,
+    Float, Integer, Kernel, Numeric, OutTypes, Param, Reduce, Results, Scalar, ScalarType, Table,
     TableIndex,
 };
 pub use placement::Placement;

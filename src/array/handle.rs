@@ -10,7 +10,7 @@ use super::coherence::Coherence;
 use super::part::{ArrayRef, Part};
 use crate::device::ShareStats;
 use crate::error::Result;
-use crate::kernel::{Element, Scalar};
+use crate::kernel::Element;
 use crate::sync::lock;
 
 /// A handle to elements that stay where they were computed: see the
@@ -87,7 +87,7 @@ impl<T: Element> Array<T> {
         let len = data.len();
         // the same allocation, seen as bit patterns (every element type is 32 bits)
         let bits: Vec<u32> = bytemuck::allocation::try_cast_vec(data)
-            .unwrap_or_else(|(_, v)| v.into_iter().map(Scalar::to_bits).collect());
+            .unwrap_or_else(|(_, v)| v.into_iter().map(Element::to_bits).collect());
         Array::from_parts(len, vec![Part::on_host(0..len, bits)])
     }
 

@@ -48,6 +48,7 @@ impl CpuDevice {
             backend: "rayon".into(),
             kind: DeviceKind::Cpu,
             driver: String::new(),
+            types: DeviceInfo::all_types(),
         };
         Ok(CpuDevice { info, pool })
     }

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::kernel::reduce::{Partial, Reduce};
-use crate::kernel::Bound;
+use crate::kernel::{Bound, ScalarType};
 use crate::transfer::{Calibration, Link, TransferConfig, TransferStats};
 
 /// What kind of device this is.
@@ -80,6 +80,28 @@ pub struct DeviceInfo {
     pub kind: DeviceKind,
     /// Driver name and version, empty when unknown.
     pub driver: String,
+    /// The scalar types kernels may compute in on the device: `f32`, `i32`, `u32` and
+    /// `bool` everywhere; `f64` on the CPU and on a GPU with wgpu's `SHADER_F64`. A
+    /// kernel that computes in a type its device lacks is not run there (`Auto` and
+    /// `Split` leave the device out, and the report says why).
+    pub types: Vec<ScalarType>,
+}
+
+impl DeviceInfo {
+    /// The types every device has.
+    pub(crate) const BASE_TYPES: [ScalarType; 4] = [
+        ScalarType::F32,
+        ScalarType::I32,
+        ScalarType::U32,
+        ScalarType::Bool,
+    ];
+
+    /// The base types and `f64`.
+    pub(crate) fn all_types() -> Vec<ScalarType> {
+        let mut t = Self::BASE_TYPES.to_vec();
+        t.push(ScalarType::F64);
+        t
+    }
 }
 
 impl fmt::Display for DeviceInfo {

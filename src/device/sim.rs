@@ -41,6 +41,7 @@ pub struct SimDevice {
     overhead_s: f64,
     fail_after: Option<u64>,
     max_table_bytes: Option<u64>,
+    no_f64: bool,
 }
 
 /// Default link of a simulated GPU: PCIe 3.0 x16-like, 10 us and 12 GB/s each way.
@@ -64,6 +65,7 @@ impl SimDevice {
             overhead_s: 2e-6,
             fail_after: None,
             max_table_bytes: None,
+            no_f64: false,
         }
     }
 
@@ -115,6 +117,13 @@ impl SimDevice {
         self
     }
 
+    /// The device computes in no `f64`, as a GPU without wgpu's `SHADER_F64`: kernels
+    /// that do are not run on it.
+    pub fn without_f64(mut self) -> SimDevice {
+        self.no_f64 = true;
+        self
+    }
+
     /// The device's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -126,6 +135,11 @@ impl SimDevice {
             backend: "sim".into(),
             kind: self.kind,
             driver: "virtual clock".into(),
+            types: if self.no_f64 {
+                DeviceInfo::BASE_TYPES.to_vec()
+            } else {
+                DeviceInfo::all_types()
+            },
         };
         let measured = self.kind.is_gpu().then(|| calibrate(&self.link)).flatten();
         Ok(SimBackend {

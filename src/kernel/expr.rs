@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use super::param::{Param, ParamCell};
-use super::scalar::{Element, Integer, Numeric, Scalar, ScalarType};
+use super::scalar::{Element, Float, Integer, Numeric, Scalar, ScalarType};
 
 /// Unary operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,7 +80,7 @@ pub(crate) enum Node {
     /// The element's global index, `u32`.
     Index,
     /// A literal: its type and 32-bit pattern.
-    Const(ScalarType, u32),
+    Const(ScalarType, u64),
     /// A fold's accumulator or counter, by a process-unique id.
     Var(u32),
     /// A kernel parameter ([`super::Param`]): read per call, never a literal.
@@ -184,7 +184,7 @@ impl<T: Scalar> Expr<T> {
 
     /// A constant.
     pub fn constant(value: T) -> Self {
-        mk(Node::Const(T::TYPE, value.to_bits()))
+        mk(Node::Const(T::TYPE, value.bits()))
     }
 
     /// Converts to another element type, with WGSL's rules: float to integer clamps to
@@ -193,7 +193,9 @@ impl<T: Scalar> Expr<T> {
     /// WGSL's `i32(x)` does; as `u32`, 4294967040), NaN gives 0 (WGSL leaves it
     /// indeterminate), integer to float rounds to nearest,
     /// `i32` to `u32` and back keep the bit pattern, `bool` gives 0 or 1.
-    pub fn cast<U: Element>(&self) -> Expr<U> {
+    /// `f64` to `i32` or `u32` clamps to the integer type's own range (an `f64` holds
+    /// its ends exactly), `f32` to `f64` is exact and `f64` to `f32` rounds to nearest.
+    pub fn cast<U: Numeric>(&self) -> Expr<U> {
         if T::TYPE == U::TYPE {
             return Expr {
                 node: self.node.clone(),
@@ -368,8 +370,8 @@ impl<T: Numeric> Expr<T> {
 
 macro_rules! float_unary {
     ($($(#[$doc:meta])* $name:ident => $op:ident;)*) => {
-        impl Expr<f32> {
-            $($(#[$doc])* pub fn $name(&self) -> Expr<f32> { self.un(UnOp::$op) })*
+        impl<T: Float> Expr<T> {
+            $($(#[$doc])* pub fn $name(&self) -> Expr<T> { self.un(UnOp::$op) })*
         }
     };
 }
@@ -401,10 +403,10 @@ float_unary! {
     fract => Fract;
 }
 
-impl Expr<f32> {
+impl<T: Float> Expr<T> {
     /// `self` to the power `y`, as WGSL defines it: `exp2(y * log2(self))`, so NaN for a
     /// negative base.
-    pub fn pow(&self, y: impl Into<Expr<f32>>) -> Expr<f32> {
+    pub fn pow(&self, y: impl Into<Expr<T>>) -> Expr<T> {
         self.bin(BinOp::Pow, &y.into().node)
     }
 }
@@ -499,11 +501,11 @@ binary_operator!(Rem, rem, Rem, Numeric);
 binary_operator!(BitAnd, bitand, And, Integer);
 binary_operator!(BitOr, bitor, Or, Integer);
 binary_operator!(BitXor, bitxor, Xor, Integer);
-scalar_lhs_operator!(Add, add, Add; f32, i32, u32);
-scalar_lhs_operator!(Sub, sub, Sub; f32, i32, u32);
-scalar_lhs_operator!(Mul, mul, Mul; f32, i32, u32);
-scalar_lhs_operator!(Div, div, Div; f32, i32, u32);
-scalar_lhs_operator!(Rem, rem, Rem; f32, i32, u32);
+scalar_lhs_operator!(Add, add, Add; f32, f64, i32, u32);
+scalar_lhs_operator!(Sub, sub, Sub; f32, f64, i32, u32);
+scalar_lhs_operator!(Mul, mul, Mul; f32, f64, i32, u32);
+scalar_lhs_operator!(Div, div, Div; f32, f64, i32, u32);
+scalar_lhs_operator!(Rem, rem, Rem; f32, f64, i32, u32);
 scalar_lhs_operator!(BitAnd, bitand, And; i32, u32);
 scalar_lhs_operator!(BitOr, bitor, Or; i32, u32);
 scalar_lhs_operator!(BitXor, bitxor, Xor; i32, u32);
@@ -569,7 +571,7 @@ macro_rules! neg_operator {
         }
     )*};
 }
-neg_operator!(f32, i32);
+neg_operator!(f32, f64, i32);
 
 impl<T: Integer> ops::Not for Expr<T> {
     type Output = Expr<T>;

@@ -36,7 +36,7 @@ pub use loops::{fold_while, fold_with, Carry};
 pub use param::Param;
 use program::Program;
 pub use reduce::Reduce;
-pub use scalar::{Element, Integer, Numeric, Scalar, ScalarType};
+pub use scalar::{Element, Float, Integer, Numeric, Scalar, ScalarType};
 pub use sig::{Arg, Args, InType, InTypes, OutTypes, Results};
 pub use table::{Table, TableIndex};
 

@@ -98,19 +98,66 @@ pub(crate) fn max_f32(a: f32, b: f32) -> f32 {
     a.max(b)
 }
 
-// --- untyped operations on 32-bit patterns, for constant folding -----------------------
+// --- f64 ------------------------------------------------------------------------------
 
-fn f(bits: u32) -> f32 {
-    f32::from_bits(bits)
+/// The largest `f64` a float converted to `i32` keeps: `i32::MAX` itself (an `f64`
+/// holds every `i32`), so WGSL's clamp for `f64 -> i32` is the `i32` range exactly.
+#[inline(always)]
+pub(crate) fn f64_to_i32(a: f64) -> i32 {
+    // Rust's `as` clamps to the i32 range and maps NaN to 0: WGSL's rule for f64
+    a as i32
 }
 
-fn fb(v: f32) -> u32 {
+/// `f64 -> u32`: clamp to `[0, u32::MAX]` (all exact in f64), truncate; NaN to 0.
+#[inline(always)]
+pub(crate) fn f64_to_u32(a: f64) -> u32 {
+    a as u32
+}
+
+#[inline(always)]
+pub(crate) fn rem_f64(a: f64, b: f64) -> f64 {
+    a - b * (a / b).trunc()
+}
+
+#[inline(always)]
+pub(crate) fn pow_f64(a: f64, b: f64) -> f64 {
+    if a < 0.0 {
+        f64::NAN
+    } else {
+        a.powf(b)
+    }
+}
+
+#[inline(always)]
+pub(crate) fn fract_f64(a: f64) -> f64 {
+    a - a.floor()
+}
+
+// --- untyped operations on bit patterns, for constant folding --------------------------
+//
+// A value is its bit pattern zero-extended to 64 bits: the low 32 bits for the 32-bit
+// types, all 64 for `f64`.
+
+fn f(bits: u64) -> f32 {
+    f32::from_bits(bits as u32)
+}
+
+fn fb(v: f32) -> u64 {
+    v.to_bits() as u64
+}
+
+fn d(bits: u64) -> f64 {
+    f64::from_bits(bits)
+}
+
+fn db(v: f64) -> u64 {
     v.to_bits()
 }
 
 /// The result of a unary operation on a value of type `ty`, as a bit pattern.
-pub(crate) fn unary(op: UnOp, ty: ScalarType, a: u32) -> u32 {
+pub(crate) fn unary(op: UnOp, ty: ScalarType, a: u64) -> u64 {
     use ScalarType::*;
+    let w = a as u32;
     match (ty, op) {
         (F32, UnOp::Neg) => fb(-f(a)),
         (F32, UnOp::Abs) => fb(f(a).abs()),
@@ -126,11 +173,25 @@ pub(crate) fn unary(op: UnOp, ty: ScalarType, a: u32) -> u32 {
         (F32, UnOp::Ceil) => fb(f(a).ceil()),
         (F32, UnOp::Round) => fb(f(a).round_ties_even()),
         (F32, UnOp::Fract) => fb(fract_f32(f(a))),
-        (I32, UnOp::Neg) => (a as i32).wrapping_neg() as u32,
-        (I32, UnOp::Abs) => (a as i32).wrapping_abs() as u32,
-        (I32 | U32, UnOp::Not) => !a,
+        (F64, UnOp::Neg) => db(-d(a)),
+        (F64, UnOp::Abs) => db(d(a).abs()),
+        (F64, UnOp::Sqrt) => db(d(a).sqrt()),
+        (F64, UnOp::Sin) => db(d(a).sin()),
+        (F64, UnOp::Cos) => db(d(a).cos()),
+        (F64, UnOp::Tan) => db(d(a).tan()),
+        (F64, UnOp::Exp) => db(d(a).exp()),
+        (F64, UnOp::Exp2) => db(d(a).exp2()),
+        (F64, UnOp::Ln) => db(d(a).ln()),
+        (F64, UnOp::Log2) => db(d(a).log2()),
+        (F64, UnOp::Floor) => db(d(a).floor()),
+        (F64, UnOp::Ceil) => db(d(a).ceil()),
+        (F64, UnOp::Round) => db(d(a).round_ties_even()),
+        (F64, UnOp::Fract) => db(fract_f64(d(a))),
+        (I32, UnOp::Neg) => (w as i32).wrapping_neg() as u32 as u64,
+        (I32, UnOp::Abs) => (w as i32).wrapping_abs() as u32 as u64,
+        (I32 | U32, UnOp::Not) => !w as u64,
         (U32, UnOp::Abs) => a,
-        (Bool, UnOp::Not) => (a == 0) as u32,
+        (Bool, UnOp::Not) => (w == 0) as u64,
         // The typed builder never makes these; keep the value.
         _ => a,
     }
@@ -138,9 +199,9 @@ pub(crate) fn unary(op: UnOp, ty: ScalarType, a: u32) -> u32 {
 
 /// The result of a binary operation on operands of type `ty` (the left operand's type;
 /// a shift's right operand is `u32`), as a bit pattern.
-pub(crate) fn binary(op: BinOp, ty: ScalarType, a: u32, b: u32) -> u32 {
+pub(crate) fn binary(op: BinOp, ty: ScalarType, a: u64, b: u64) -> u64 {
     use ScalarType::*;
-    let cmp = |o: std::cmp::Ordering| -> u32 {
+    let cmp = |o: std::cmp::Ordering| -> u64 {
         use std::cmp::Ordering::*;
         (match op {
             BinOp::Lt => o == Less,
@@ -149,8 +210,9 @@ pub(crate) fn binary(op: BinOp, ty: ScalarType, a: u32, b: u32) -> u32 {
             BinOp::Ge => o != Less,
             BinOp::Eq => o == Equal,
             _ => o != Equal,
-        }) as u32
+        }) as u64
     };
+    let (wa, wb) = (a as u32, b as u32);
     match ty {
         F32 => {
             let (x, y) = (f(a), f(b));
@@ -165,14 +227,32 @@ pub(crate) fn binary(op: BinOp, ty: ScalarType, a: u32, b: u32) -> u32 {
                 BinOp::Pow => fb(pow_f32(x, y)),
                 _ if op.is_comparison() => match x.partial_cmp(&y) {
                     Some(o) => cmp(o),
-                    None => (op == BinOp::Ne) as u32,
+                    None => (op == BinOp::Ne) as u64,
+                },
+                _ => a,
+            }
+        }
+        F64 => {
+            let (x, y) = (d(a), d(b));
+            match op {
+                BinOp::Add => db(x + y),
+                BinOp::Sub => db(x - y),
+                BinOp::Mul => db(x * y),
+                BinOp::Div => db(x / y),
+                BinOp::Rem => db(rem_f64(x, y)),
+                BinOp::Min => db(x.min(y)),
+                BinOp::Max => db(x.max(y)),
+                BinOp::Pow => db(pow_f64(x, y)),
+                _ if op.is_comparison() => match x.partial_cmp(&y) {
+                    Some(o) => cmp(o),
+                    None => (op == BinOp::Ne) as u64,
                 },
                 _ => a,
             }
         }
         I32 => {
-            let (x, y) = (a as i32, b as i32);
-            match op {
+            let (x, y) = (wa as i32, wb as i32);
+            (match op {
                 BinOp::Add => x.wrapping_add(y) as u32,
                 BinOp::Sub => x.wrapping_sub(y) as u32,
                 BinOp::Mul => x.wrapping_mul(y) as u32,
@@ -180,64 +260,73 @@ pub(crate) fn binary(op: BinOp, ty: ScalarType, a: u32, b: u32) -> u32 {
                 BinOp::Rem => rem_i32(x, y) as u32,
                 BinOp::Min => x.min(y) as u32,
                 BinOp::Max => x.max(y) as u32,
-                BinOp::And => a & b,
-                BinOp::Or => a | b,
-                BinOp::Xor => a ^ b,
-                BinOp::Shl => x.wrapping_shl(b) as u32,
-                BinOp::Shr => x.wrapping_shr(b) as u32,
-                _ if op.is_comparison() => cmp(x.cmp(&y)),
-                _ => a,
-            }
+                BinOp::And => wa & wb,
+                BinOp::Or => wa | wb,
+                BinOp::Xor => wa ^ wb,
+                BinOp::Shl => x.wrapping_shl(wb) as u32,
+                BinOp::Shr => x.wrapping_shr(wb) as u32,
+                _ if op.is_comparison() => cmp(x.cmp(&y)) as u32,
+                _ => wa,
+            }) as u64
         }
-        U32 => match op {
-            BinOp::Add => a.wrapping_add(b),
-            BinOp::Sub => a.wrapping_sub(b),
-            BinOp::Mul => a.wrapping_mul(b),
-            BinOp::Div => div_u32(a, b),
-            BinOp::Rem => rem_u32(a, b),
-            BinOp::Min => a.min(b),
-            BinOp::Max => a.max(b),
-            BinOp::And => a & b,
-            BinOp::Or => a | b,
-            BinOp::Xor => a ^ b,
-            BinOp::Shl => a.wrapping_shl(b),
-            BinOp::Shr => a.wrapping_shr(b),
-            _ if op.is_comparison() => cmp(a.cmp(&b)),
-            _ => a,
-        },
+        U32 => (match op {
+            BinOp::Add => wa.wrapping_add(wb),
+            BinOp::Sub => wa.wrapping_sub(wb),
+            BinOp::Mul => wa.wrapping_mul(wb),
+            BinOp::Div => div_u32(wa, wb),
+            BinOp::Rem => rem_u32(wa, wb),
+            BinOp::Min => wa.min(wb),
+            BinOp::Max => wa.max(wb),
+            BinOp::And => wa & wb,
+            BinOp::Or => wa | wb,
+            BinOp::Xor => wa ^ wb,
+            BinOp::Shl => wa.wrapping_shl(wb),
+            BinOp::Shr => wa.wrapping_shr(wb),
+            _ if op.is_comparison() => cmp(wa.cmp(&wb)) as u32,
+            _ => wa,
+        }) as u64,
         Bool => match op {
             BinOp::And => a & b,
             BinOp::Or => a | b,
-            BinOp::Eq => (a == b) as u32,
-            BinOp::Ne => (a != b) as u32,
+            BinOp::Eq => (a == b) as u64,
+            BinOp::Ne => (a != b) as u64,
             _ => a,
         },
     }
 }
 
 /// A value of type `from` converted to type `to`, as a bit pattern.
-pub(crate) fn cast(from: ScalarType, to: ScalarType, a: u32) -> u32 {
+pub(crate) fn cast(from: ScalarType, to: ScalarType, a: u64) -> u64 {
     use ScalarType::*;
+    let w = a as u32;
     match (from, to) {
-        (F32, I32) => f32_to_i32(f(a)) as u32,
-        (F32, U32) => f32_to_u32(f(a)),
-        (I32, F32) => fb(a as i32 as f32),
-        (U32, F32) => fb(a as f32),
-        (Bool, F32) => fb(a as f32),
-        (F32, Bool) => (f(a) != 0.0) as u32,
-        (I32 | U32, Bool) => (a != 0) as u32,
+        (F32, I32) => f32_to_i32(f(a)) as u32 as u64,
+        (F32, U32) => f32_to_u32(f(a)) as u64,
+        (F64, I32) => f64_to_i32(d(a)) as u32 as u64,
+        (F64, U32) => f64_to_u32(d(a)) as u64,
+        (I32, F32) => fb(w as i32 as f32),
+        (U32, F32) => fb(w as f32),
+        (Bool, F32) => fb(w as f32),
+        (I32, F64) => db(w as i32 as f64),
+        (U32 | Bool, F64) => db(w as f64),
+        // f32 -> f64 is exact; f64 -> f32 rounds to nearest, ties to even
+        (F32, F64) => db(f(a) as f64),
+        (F64, F32) => fb(d(a) as f32),
+        (F32, Bool) => (f(a) != 0.0) as u64,
+        (F64, Bool) => (d(a) != 0.0) as u64,
+        (I32 | U32, Bool) => (w != 0) as u64,
         // i32 <-> u32 and bool -> integers keep the pattern.
         _ => a,
     }
 }
 
 /// `a * b + c` on type `ty`.
-pub(crate) fn mul_add(ty: ScalarType, a: u32, b: u32, c: u32) -> u32 {
+pub(crate) fn mul_add(ty: ScalarType, a: u64, b: u64, c: u64) -> u64 {
     binary(BinOp::Add, ty, binary(BinOp::Mul, ty, a, b), c)
 }
 
 /// `min(max(x, lo), hi)` on type `ty`.
-pub(crate) fn clamp(ty: ScalarType, x: u32, lo: u32, hi: u32) -> u32 {
+pub(crate) fn clamp(ty: ScalarType, x: u64, lo: u64, hi: u64) -> u64 {
     binary(BinOp::Min, ty, binary(BinOp::Max, ty, x, lo), hi)
 }
 

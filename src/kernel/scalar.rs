@@ -1,6 +1,10 @@
 //! The scalar types a kernel computes with: the tag [`ScalarType`], the sealed
-//! [`Scalar`] trait of every value type, and the element traits ([`Element`],
-//! [`Numeric`], [`Integer`]) that say which operations an `Expr` has.
+//! [`Scalar`] trait of every value type, and the traits ([`Element`], [`Numeric`],
+//! [`Float`], [`Integer`]) that say which operations an `Expr` has.
+//!
+//! `f64` is a [`Float`] a kernel computes in (cast an input to it, accumulate in it,
+//! cast the result back), not yet an [`Element`]: inputs, tables and results are 32-bit.
+//! Its values are 64-bit patterns in the program's literals ([`Scalar::bits`]).
 
 use std::fmt;
 
@@ -10,6 +14,9 @@ use std::fmt;
 pub enum ScalarType {
     /// 32-bit IEEE float.
     F32,
+    /// 64-bit IEEE float: a type kernels compute in (inputs and results stay 32-bit in
+    /// this version). A GPU runs it only with wgpu's `SHADER_F64`.
+    F64,
     /// 32-bit two's complement integer, wrapping.
     I32,
     /// 32-bit unsigned integer, wrapping.
@@ -19,10 +26,21 @@ pub enum ScalarType {
 }
 
 impl ScalarType {
+    /// Whether the type is 64 bits wide.
+    pub fn is_wide(self) -> bool {
+        self == ScalarType::F64
+    }
+
+    /// Whether the type is a float.
+    pub fn is_float(self) -> bool {
+        matches!(self, ScalarType::F32 | ScalarType::F64)
+    }
+
     /// The WGSL and Rust name of the type.
     pub fn name(self) -> &'static str {
         match self {
             ScalarType::F32 => "f32",
+            ScalarType::F64 => "f64",
             ScalarType::I32 => "i32",
             ScalarType::U32 => "u32",
             ScalarType::Bool => "bool",
@@ -39,71 +57,95 @@ impl fmt::Display for ScalarType {
 mod sealed {
     pub trait Sealed {}
     impl Sealed for f32 {}
+    impl Sealed for f64 {}
     impl Sealed for i32 {}
     impl Sealed for u32 {}
     impl Sealed for bool {}
 }
 
-/// A type an expression can have: `f32`, `i32`, `u32` or `bool`. Sealed.
+/// A type an expression can have: `f32`, `f64`, `i32`, `u32` or `bool`. Sealed.
 pub trait Scalar: sealed::Sealed + Copy + Send + Sync + fmt::Debug + 'static {
     /// The type's tag.
     const TYPE: ScalarType;
-    /// The value's 32-bit pattern (bool: 0 or 1).
-    fn to_bits(self) -> u32;
+    /// The value's bit pattern, zero-extended to 64 bits (bool: 0 or 1).
+    fn bits(self) -> u64;
 }
 
 /// A type that can be a kernel's input or output element: `f32`, `i32` or `u32`.
 pub trait Element: Scalar + bytemuck::Pod + PartialEq + Default {
+    /// The value's 32-bit pattern.
+    fn to_bits(self) -> u32;
     /// The value with the given 32-bit pattern.
     fn from_bits(bits: u32) -> Self;
 }
 
-/// The numeric element types, which support arithmetic.
-pub trait Numeric: Element {}
+/// The numeric types, which support arithmetic: `f32`, `f64`, `i32`, `u32`.
+pub trait Numeric: Scalar {}
 impl Numeric for f32 {}
+impl Numeric for f64 {}
 impl Numeric for i32 {}
 impl Numeric for u32 {}
 
+/// The float types, which have `sqrt`, `exp`, `floor` and the rest: `f32` and `f64`.
+pub trait Float: Numeric {}
+impl Float for f32 {}
+impl Float for f64 {}
+
 /// The integer element types, which support bitwise operations and shifts.
-pub trait Integer: Numeric {}
+pub trait Integer: Numeric + Element {}
 impl Integer for i32 {}
 impl Integer for u32 {}
 
 impl Scalar for f32 {
     const TYPE: ScalarType = ScalarType::F32;
-    fn to_bits(self) -> u32 {
-        f32::to_bits(self)
+    fn bits(self) -> u64 {
+        f32::to_bits(self) as u64
+    }
+}
+impl Scalar for f64 {
+    const TYPE: ScalarType = ScalarType::F64;
+    fn bits(self) -> u64 {
+        f64::to_bits(self)
     }
 }
 impl Scalar for i32 {
     const TYPE: ScalarType = ScalarType::I32;
-    fn to_bits(self) -> u32 {
-        self as u32
+    fn bits(self) -> u64 {
+        self as u32 as u64
     }
 }
 impl Scalar for u32 {
     const TYPE: ScalarType = ScalarType::U32;
-    fn to_bits(self) -> u32 {
-        self
+    fn bits(self) -> u64 {
+        self as u64
     }
 }
 impl Scalar for bool {
     const TYPE: ScalarType = ScalarType::Bool;
-    fn to_bits(self) -> u32 {
-        self as u32
+    fn bits(self) -> u64 {
+        self as u64
     }
 }
 impl Element for f32 {
+    fn to_bits(self) -> u32 {
+        f32::to_bits(self)
+    }
     fn from_bits(bits: u32) -> Self {
         f32::from_bits(bits)
     }
 }
 impl Element for i32 {
+    fn to_bits(self) -> u32 {
+        self as u32
+    }
     fn from_bits(bits: u32) -> Self {
         bits as i32
     }
 }
 impl Element for u32 {
+    fn to_bits(self) -> u32 {
+        self
+    }
     fn from_bits(bits: u32) -> Self {
         bits
     }

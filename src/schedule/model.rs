@@ -339,6 +339,7 @@ mod tests {
             backend: "sim".into(),
             kind: DeviceKind::DiscreteGpu,
             driver: "virtual".into(),
+            types: DeviceInfo::all_types(),
         };
         let infos = [info];
         let m = Models::new(&infos, &[true], dir.clone());

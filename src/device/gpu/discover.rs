@@ -52,7 +52,7 @@ fn adapters(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
 }
 
 /// Who the adapter is, as reports name it.
-pub(super) fn describe(a: &wgpu::AdapterInfo) -> DeviceInfo {
+pub(super) fn describe(a: &wgpu::AdapterInfo, features: wgpu::Features) -> DeviceInfo {
     let kind = match a.device_type {
         wgpu::DeviceType::DiscreteGpu => DeviceKind::DiscreteGpu,
         wgpu::DeviceType::IntegratedGpu => DeviceKind::IntegratedGpu,
@@ -65,6 +65,11 @@ pub(super) fn describe(a: &wgpu::AdapterInfo) -> DeviceInfo {
         backend: a.backend.to_str().into(),
         kind,
         driver,
+        types: if features.contains(wgpu::Features::SHADER_F64) {
+            DeviceInfo::all_types()
+        } else {
+            DeviceInfo::BASE_TYPES.to_vec()
+        },
     }
 }
 
@@ -93,7 +98,8 @@ pub(super) fn open(
     let limits = adapter.limits();
     // Timestamps inside command encoders time each chunk's copies and compute.
     let stamps = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS;
-    let features = adapter.features() & stamps;
+    // f64 where the adapter has it: kernels that compute in it run here too
+    let features = adapter.features() & (stamps | wgpu::Features::SHADER_F64);
     let desc = wgpu::DeviceDescriptor {
         label: Some("hybrid"),
         required_limits: limits.clone(),
@@ -121,7 +127,9 @@ pub(super) fn open(
         };
         return Err(format!("{}: {e}", info.name));
     }
-    let timestamp_period = (features == stamps).then(|| queue.get_timestamp_period());
+    let timestamp_period = features
+        .contains(stamps)
+        .then(|| queue.get_timestamp_period());
     Ok(Opened {
         device,
         queue,

@@ -82,7 +82,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 impl GpuDevice {
     /// The device for `adapter`, or why it cannot be one.
     fn new(adapter: &wgpu::Adapter) -> std::result::Result<GpuDevice, String> {
-        let info = discover::describe(&adapter.get_info());
+        let info = discover::describe(&adapter.get_info(), adapter.features());
         let opened = discover::open(adapter, &info)?;
         Ok(GpuDevice {
             info,
@@ -247,6 +247,12 @@ impl Device for GpuDevice {
             Some(op) => kernel.reduce_shader(op)?,
         };
         self.check_bindings(&shader)?;
+        if let Some(f) = kernel.program()?.wide_math() {
+            return Err(Error::DeviceCannot {
+                device: self.info.name.clone(),
+                reason: format!("a GPU has no f64 {f} (SPIR-V's, Metal's and DX12's f64 math stops at sqrt, floor and the like)"),
+            });
+        }
         if table_bytes > self.max_chunk_bytes {
             return Err(Error::DeviceCannot {
                 device: self.info.name.clone(),

@@ -34,6 +34,9 @@ impl Plan {
         first: u64,
         out: &mut [u32],
     ) {
+        if let Some(w) = &self.wide {
+            return w.run(&mut s.wide, inputs, tables, first, out);
+        }
         let m = self.outputs();
         if m == 0 {
             return;

@@ -61,6 +61,7 @@ mod tests_tables;
 mod tile;
 mod typed;
 mod uniform;
+mod wide;
 
 use super::expr::{BinOp, UnOp};
 use super::scalar::ScalarType;
@@ -270,6 +271,8 @@ pub(crate) struct Plan {
     direct: bool,
     /// How many tables the program reads.
     tables: usize,
+    /// A program with 64-bit values: run by `wide`, not by the steps.
+    wide: Option<Box<wide::Wide>>,
 }
 
 /// Per-thread working memory for a plan.
@@ -281,6 +284,8 @@ pub(crate) struct Scratch {
     /// Broadcasts of a uniform read where a step needs a slice (three-operand
     /// steps), one per operand position.
     broadcast: [Vec<u32>; 3],
+    /// The registers of a wide plan.
+    wide: Vec<u64>,
 }
 
 impl Plan {
@@ -301,6 +306,7 @@ impl Plan {
                     Vec::new()
                 }
             }),
+            wide: self.wide.as_ref().map_or_else(Vec::new, |w| w.scratch()),
         }
     }
 

@@ -49,6 +49,19 @@ impl Plan {
     /// The plan for `prog`, a program with its parameters bound ([`Program::bind`]) or
     /// with none.
     pub(crate) fn new(prog: &Program) -> crate::error::Result<Plan> {
+        if prog.regs.iter().any(|t| t.is_wide()) {
+            return Ok(Plan {
+                steps: Vec::new(),
+                results: vec![Src::Imm(0); prog.outputs.len()],
+                slots: 0,
+                unis: 0,
+                uni_carries: 0,
+                splats: Vec::new(),
+                direct: false,
+                tables: prog.tables.len(),
+                wide: Some(Box::new(super::wide::Wide::new(prog))),
+            });
+        }
         let uses = count_all(prog);
         let fused = Program {
             body: fuse_mul_add(&prog.body, &uses, &prog.regs, &uniform(prog)),
@@ -102,6 +115,7 @@ impl Plan {
             splats: pl.splats,
             direct,
             tables: prog.tables.len(),
+            wide: None,
         })
     }
 }
@@ -128,7 +142,8 @@ impl Planner<'_> {
     pub(super) fn src(&self, o: Operand) -> Src {
         match o {
             Operand::Reg(r) => self.slot_of[r as usize].unwrap_or(Src::Imm(0)),
-            Operand::Const(_, v) => Src::Imm(v),
+            // a program with 64-bit values runs on the wide evaluator, never here
+            Operand::Const(_, v) => Src::Imm(v as u32),
         }
     }
 
@@ -143,6 +158,7 @@ impl Planner<'_> {
     fn src_slice(&mut self, o: Operand) -> Src {
         match o {
             Operand::Const(_, v) => {
+                let v = v as u32;
                 if let Some(&(s, _)) = self.splats.iter().find(|(_, x)| *x == v) {
                     return Src::Slot(s);
                 }

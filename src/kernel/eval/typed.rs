@@ -85,7 +85,7 @@ pub(super) fn unary(op: UnOp, ty: ScalarType, a: View<'_>, out: &mut [u32]) {
         (Bool, UnOp::Not) => map1(a, out, |x: u32| (x == 0) as u32),
         (I32 | U32, UnOp::Not) => map1(a, out, |x: u32| !x),
         // Identity (abs on u32) and anything the typed builder cannot make.
-        _ => map1(a, out, |x: u32| ops::unary(op, ty, x)),
+        _ => map1(a, out, |x: u32| ops::unary(op, ty, x as u64) as u32),
     }
 }
 
@@ -145,7 +145,7 @@ pub(super) fn binary(op: BinOp, ty: ScalarType, a: View<'_>, b: View<'_>, out: &
             BinOp::Max => map2(a, b, out, ops::max_f32),
             BinOp::Pow => map2(a, b, out, ops::pow_f32),
             _ if op.is_comparison() => cmp!(f32),
-            _ => map2(a, b, out, |x: u32, y: u32| ops::binary(op, ty, x, y)),
+            _ => map2(a, b, out, |x: u32, y: u32| ops::binary(op, ty, x as u64, y as u64) as u32),
         },
         I32 => int!(i32, ops::div_i32, ops::rem_i32),
         U32 => int!(u32, ops::div_u32, ops::rem_u32),
@@ -154,6 +154,8 @@ pub(super) fn binary(op: BinOp, ty: ScalarType, a: View<'_>, b: View<'_>, out: &
             BinOp::Ne => map2(a, b, out, |x: u32, y: u32| (x != y) as u32),
             _ => int_bits(op, a, b, out),
         },
+        // a program with 64-bit values runs on the wide evaluator (eval/wide.rs)
+        F64 => {}
     }
 }
 
@@ -174,7 +176,7 @@ pub(super) fn cast(from: ScalarType, to: ScalarType, a: View<'_>, out: &mut [u32
         (U32, F32) => map1(a, out, |x: u32| x as f32),
         // the same bits
         (I32, U32) | (U32, I32) => map1(a, out, |x: u32| x),
-        _ => map1(a, out, |x: u32| ops::cast(from, to, x)),
+        _ => map1(a, out, |x: u32| ops::cast(from, to, x as u64) as u32),
     }
 }
 

@@ -115,7 +115,7 @@ fn bind_block(
             Op::Param(k) => match values {
                 Some(values) => {
                     let bits = values.get(*k as usize).copied().unwrap_or(0);
-                    subst[ins.dst as usize] = Some(Operand::Const(ty, bits));
+                    subst[ins.dst as usize] = Some(Operand::Const(ty, bits as u64));
                     continue;
                 }
                 None => ins.op.clone(),

@@ -430,7 +430,7 @@ impl Lowering {
     }
 
     fn emit_loop(&mut self, level: usize, lp: &LoopNode) -> Result<Vec<Operand>> {
-        let u32_const = |v: u32| Operand::Const(ScalarType::U32, v);
+        let u32_const = |v: u32| Operand::Const(ScalarType::U32, v as u64);
         let count = self.lower(&lp.count)?;
         let mut inits = Vec::with_capacity(lp.inits.len());
         for i in &lp.inits {

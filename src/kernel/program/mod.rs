@@ -36,7 +36,7 @@ use super::scalar::ScalarType;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Operand {
     Reg(u32),
-    Const(ScalarType, u32),
+    Const(ScalarType, u64),
 }
 
 /// An operation; the destination register's type is the result type.
@@ -154,6 +154,36 @@ impl Program {
         self.outputs
             .first()
             .map_or(Operand::Const(ScalarType::U32, 0), |o| o.1)
+    }
+
+    /// Whether any value of the program is 64 bits wide (`f64`).
+    pub(crate) fn is_wide(&self) -> bool {
+        self.regs.iter().any(|t| t.is_wide())
+    }
+
+    /// The first `f64` operation a GPU has no instruction for, by name: SPIR-V's
+    /// extended instructions (GLSL.std.450) give `sin`, `exp`, `log`, `pow` and the
+    /// rest for 16- and 32-bit floats only, and Metal and DX12 have none either.
+    pub(crate) fn wide_math(&self) -> Option<&'static str> {
+        fn find(p: &Program, body: &[Instr]) -> Option<&'static str> {
+            body.iter().find_map(|i| match &i.op {
+                Op::Unary(u, a) if p.ty(*a) == ScalarType::F64 => match u {
+                    UnOp::Sin => Some("sin"),
+                    UnOp::Cos => Some("cos"),
+                    UnOp::Tan => Some("tan"),
+                    UnOp::Exp => Some("exp"),
+                    UnOp::Exp2 => Some("exp2"),
+                    UnOp::Ln => Some("ln"),
+                    UnOp::Log2 => Some("log2"),
+                    _ => None,
+                },
+                Op::Binary(BinOp::Pow, a, _) if p.ty(*a) == ScalarType::F64 => Some("pow"),
+                Op::Loop(l) => find(p, &l.body)
+                    .or_else(|| l.cond.as_ref().and_then(|c| find(p, &c.body))),
+                _ => None,
+            })
+        }
+        find(self, &self.body)
     }
 
     /// Number of instructions, loop bodies and conditions included.

@@ -49,12 +49,12 @@ impl Env<'_> {
             let op = match &ins.op {
                 Op::Param(p) => {
                     let bits = self.values.get(*p as usize).copied().unwrap_or(0);
-                    known[ins.dst as usize] = Some(Operand::Const(ty, bits));
+                    known[ins.dst as usize] = Some(Operand::Const(ty, bits as u64));
                     continue;
                 }
                 Op::TableLen(t) => {
                     known[ins.dst as usize] = self.tables.get(*t as usize).map(|&len| {
-                        Operand::Const(ScalarType::U32, len.min(u32::MAX as usize) as u32)
+                        Operand::Const(ScalarType::U32, len.min(u32::MAX as usize) as u64)
                     });
                     continue;
                 }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use crate::kernel::expr::{BinOp, UnOp};
 use crate::kernel::program::{Instr, Loop, Op, Operand, Program};
-use crate::kernel::scalar::ScalarType::{self, Bool, F32, I32, U32};
+use crate::kernel::scalar::ScalarType::{self, Bool, F32, F64, I32, U32};
 
 /// Writes WGSL statements for a program, noting the helpers they call.
 pub(super) struct Gen<'a> {
@@ -204,7 +204,7 @@ impl<'a> Gen<'a> {
             // Two's complement negation wraps, so abs(i32::MIN) == i32::MIN.
             (UnOp::Abs, I32) => format!("select({a}, -{a}, {a} < 0i)"),
             (UnOp::Abs, U32 | Bool) => a,
-            (UnOp::Abs, F32) => f("abs"),
+            (UnOp::Abs, F32 | F64) => f("abs"),
             (UnOp::Sqrt, _) => f("sqrt"),
             (UnOp::Sin, _) => f("sin"),
             (UnOp::Cos, _) => f("cos"),
@@ -227,14 +227,17 @@ impl<'a> Gen<'a> {
             (BinOp::Add, _) => infix("+"),
             (BinOp::Sub, _) => infix("-"),
             (BinOp::Mul, _) => infix("*"),
-            (BinOp::Div, F32) => infix("/"),
+            (BinOp::Div, F32 | F64) => infix("/"),
             (BinOp::Div, I32) => self.helper("div_i32", &[a, b]),
             (BinOp::Div, _) => self.helper("div_u32", &[a, b]),
             (BinOp::Rem, F32) => self.helper("rem_f32", &[a, b]),
+            (BinOp::Rem, F64) => self.helper("rem_f64", &[a, b]),
             (BinOp::Rem, I32) => self.helper("rem_i32", &[a, b]),
             (BinOp::Rem, _) => self.helper("rem_u32", &[a, b]),
             (BinOp::Min, F32) => self.helper("min_f32", &[a, b]),
             (BinOp::Max, F32) => self.helper("max_f32", &[a, b]),
+            (BinOp::Min, F64) => self.helper("min_f64", &[a, b]),
+            (BinOp::Max, F64) => self.helper("max_f64", &[a, b]),
             (BinOp::Min, _) => format!("min({a}, {b})"),
             (BinOp::Max, _) => format!("max({a}, {b})"),
             (BinOp::Pow, _) => self.helper("pow", &[a, b]),
@@ -254,7 +257,7 @@ impl<'a> Gen<'a> {
             (BinOp::Ge, _) => infix(">="),
             (BinOp::Eq, _) => infix("=="),
             // naga emits an ordered `!=` (false for NaN); IEEE's is unordered.
-            (BinOp::Ne, F32) => format!("(!({a} == {b}))"),
+            (BinOp::Ne, F32 | F64) => format!("(!({a} == {b}))"),
             (BinOp::Ne, _) => infix("!="),
         }
     }
@@ -263,7 +266,10 @@ impl<'a> Gen<'a> {
         match (from, to) {
             (F32, I32) => self.helper("f32_to_i32", &[a]),
             (F32, U32) => self.helper("f32_to_u32", &[a]),
+            (F64, I32) => self.helper("f64_to_i32", &[a]),
+            (F64, U32) => self.helper("f64_to_u32", &[a]),
             (F32, Bool) => format!("(!({a} == 0.0f))"),
+            (F64, Bool) => format!("(!({a} == 0.0lf))"),
             (I32, Bool) => format!("({a} != 0i)"),
             (U32, Bool) => format!("({a} != 0u)"),
             (I32, U32) | (U32, I32) => format!("bitcast<{to}>({a})"),
@@ -286,8 +292,22 @@ impl<'a> Gen<'a> {
 /// which are a creation error as constant expressions), zeros and subnormals (which a
 /// driver's optimiser may fold wrongly, e.g. `x / 0.0` to 0) are bit patterns mixed
 /// with the always-zero `params.zero`, so they are run-time values.
-pub(super) fn literal(t: ScalarType, bits: u32) -> String {
+///
+/// An `f64` is written with WGSL's `lf` suffix; its zeros, infinities and NaN come from
+/// the same `f32` patterns converted (exactly), a subnormal as its shortest decimal.
+pub(super) fn literal(t: ScalarType, bits64: u64) -> String {
+    let bits = bits64 as u32;
     match t {
+        F64 => {
+            let v = f64::from_bits(bits64);
+            if v.is_nan() || v.is_infinite() || v == 0.0 {
+                format!("f64({})", literal(F32, (v as f32).to_bits() as u64))
+            } else if v.is_sign_negative() {
+                format!("({v:e}lf)")
+            } else {
+                format!("{v:e}lf")
+            }
+        }
         F32 => {
             let v = f32::from_bits(bits);
             // Lavapipe (LLVM) folds `x / 0.0` to 0: zeros, like every non-normal value,

@@ -130,7 +130,7 @@ pub(crate) fn generate_reduce(p: &Program, op: Reduce, user: Option<&str>) -> Sh
         ("result", result),
         ("op", op.name().to_string()),
         ("ty", ty.name().to_string()),
-        ("identity", literal(ty, op.identity_bits(ty))),
+        ("identity", literal(ty, op.identity_bits(ty) as u64)),
         ("combine", combine),
         ("per_thread", GPU_PER_THREAD.to_string()),
         ("per_group", REDUCE_PER_GROUP.to_string()),
@@ -315,13 +315,21 @@ fn helpers(used: &BTreeSet<&'static str>) -> String {
         .map(|(name, text)| (name.trim(), text))
         .collect();
     let mut want: BTreeSet<&str> = used.iter().copied().collect();
-    for (name, text) in &sections {
-        if want.contains(name) {
-            for line in text.lines() {
-                if let Some(dep) = line.strip_prefix("// @needs ") {
-                    want.insert(dep.trim());
+    // what the wanted sections need, and what those need, until nothing is added (a
+    // section may need one written before it in the file)
+    loop {
+        let before = want.len();
+        for (name, text) in &sections {
+            if want.contains(name) {
+                for line in text.lines() {
+                    if let Some(dep) = line.strip_prefix("// @needs ") {
+                        want.insert(dep.trim());
+                    }
                 }
             }
+        }
+        if want.len() == before {
+            break;
         }
     }
     let mut out = String::new();
@@ -355,9 +363,10 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 pub(crate) fn validate(src: &str) -> std::result::Result<(), String> {
     let module = naga::front::wgsl::parse_str(src).map_err(|e| e.emit_to_string(src))?;
+    // f64 is valid where a shader uses it: a device without it never gets one
     naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::default(),
+        naga::valid::Capabilities::default() | naga::valid::Capabilities::FLOAT64,
     )
     .validate(&module)
     .map_err(|e| e.emit_to_string(src))?;

@@ -1,0 +1,256 @@
+//! `f64` as a type kernels compute in: inputs and results are 32-bit, the work between
+//! them may be double precision, on the CPU (always) and on a GPU with wgpu's
+//! `SHADER_F64` (Mesa's lavapipe has it, so CI runs these for real).
+//!
+//! Tolerances, per operation: `+ - *`, mul-add (two roundings), the conversions and
+//! comparisons are IEEE-exact on every device (Vulkan requires correctly rounded f64
+//! add, sub and mul), so those kernels are compared bit for bit with the same
+//! operations in Rust's f64. `/` and `sqrt` are exact on the CPU; Vulkan allows a GPU
+//! 2.5 ulp for `/` and does not pin `sqrt`, so on a GPU they are checked to 4 ulp of
+//! f64 (far below the f32 result's own rounding, so the f32 results match exactly in
+//! all but rare ties).
+
+mod common;
+
+use common::{shared_cpu, targets, Target};
+use hybrid::{fold, fold_with, Error, Expr, Kernel, Placement, Runtime, SimDevice};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn run<O: hybrid::Element>(t: &Target, xs: &[f32], k: &Kernel<f32, O>) -> Vec<O> {
+    t.rt.map(xs, k, t.placement)
+        .unwrap_or_else(|e| panic!("{t}: {e}"))
+        .output
+}
+
+/// A sum of 200 terms that f32 could not keep: each `x * 1e-3 + i` accumulated in f64
+/// and rounded to f32 once, equal bit for bit to the same loop in Rust on every device.
+#[test]
+fn an_f64_accumulation_matches_rust_bit_for_bit_on_every_placement() {
+    let k = Kernel::map(|x: Expr<f32>| {
+        let d = x.cast::<f64>();
+        let s = fold::<f64>(200, Expr::constant(0.0f64), |acc, i| {
+            d.mul_add(1e-3f64, acc) + i.cast::<f64>()
+        });
+        s.cast::<f32>()
+    });
+    let mut rng = ChaCha8Rng::seed_from_u64(64);
+    let xs: Vec<f32> = (0..20_000)
+        .map(|_| rng.random_range(-1e6f32..1e6))
+        .collect();
+    let want: Vec<f32> = xs
+        .iter()
+        .map(|&x| {
+            let mut s = 0.0f64;
+            for i in 0..200u32 {
+                s = (x as f64 * 1e-3 + s) + i as f64;
+            }
+            s as f32
+        })
+        .collect();
+    // the same loop in f32 differs: the test can tell f64 from f32
+    let f32_sum = |x: f32| (0..200u32).fold(0.0f32, |s, i| (x * 1e-3 + s) + i as f32);
+    assert!(xs.iter().zip(&want).any(|(&x, &w)| f32_sum(x) != w));
+    for t in targets() {
+        let got = run(&t, &xs, &k);
+        for i in 0..xs.len() {
+            assert_eq!(
+                got[i].to_bits(),
+                want[i].to_bits(),
+                "{t}: x = {}: got {}, want {}",
+                xs[i],
+                got[i],
+                want[i]
+            );
+        }
+    }
+}
+
+/// Division and square root in f64, with two carried values: the f64 result against
+/// Rust's, the error measured on the device in ulps of f64 (the reference comes in as
+/// three f32 pieces that sum to it exactly), 0 on the CPU and within 4 on a GPU.
+#[test]
+fn division_and_sqrt_within_their_bounds() {
+    type Four = (Expr<f32>, Expr<f32>, Expr<f32>, Expr<f32>);
+    let k = Kernel::new(|(x, h, m, l): Four| {
+        let d = x.cast::<f64>().abs() + 1.0f64;
+        let (a, b) = fold_with(
+            16u32,
+            (Expr::constant(1.0f64), Expr::constant(0.0f64)),
+            |(a, b), _| (a.clone() / d.clone() + d.sqrt(), b + 1.0f64),
+        );
+        let want = h.cast::<f64>() + m.cast::<f64>() + l.cast::<f64>();
+        let ulps = ((a - want.clone()) / (want * f64::EPSILON)).cast::<f32>();
+        (ulps, b.cast::<u32>())
+    });
+    let mut rng = ChaCha8Rng::seed_from_u64(65);
+    let xs: Vec<f32> = (0..5_000).map(|_| rng.random_range(0f32..1e6)).collect();
+    let want: Vec<f64> = xs
+        .iter()
+        .map(|&x| {
+            let d = (x as f64).abs() + 1.0;
+            (0..16).fold(1.0f64, |a, _| a / d + d.sqrt())
+        })
+        .collect();
+    let (mut h, mut m, mut l) = (Vec::new(), Vec::new(), Vec::new());
+    for &w in &want {
+        let hi = w as f32;
+        let mid = (w - hi as f64) as f32;
+        let lo = (w - hi as f64 - mid as f64) as f32;
+        assert_eq!(hi as f64 + mid as f64 + lo as f64, w, "three pieces hold it");
+        h.push(hi);
+        m.push(mid);
+        l.push(lo);
+    }
+    for t in targets() {
+        let (ulps, n): (Vec<f32>, Vec<u32>) =
+            t.rt.call(&k, (&xs[..], &h[..], &m[..], &l[..]), t.placement)
+                .unwrap_or_else(|e| panic!("{t}: {e}"))
+                .output;
+        let bound = if t.uses_gpu() { 4.0 } else { 0.0 };
+        for i in 0..xs.len() {
+            assert_eq!(n[i], 16, "{t}: trips");
+            assert!(
+                ulps[i].abs() <= bound,
+                "{t}: x = {}: {} ulp from {}",
+                xs[i],
+                ulps[i],
+                want[i]
+            );
+        }
+    }
+}
+
+/// f64 to `i32` and `u32` as WGSL's rule gives with f64's range ends (every 32-bit
+/// integer is an f64, so the clamp is the integer range itself), and NaN to 0; f64 to
+/// f32 rounds to nearest, ties to even. Values past f32's precision come from `x as
+/// f64 + c`, so no f32 could hold them and the compiler cannot fold them.
+#[test]
+fn conversions_at_the_boundaries() {
+    let xs = [
+        0.5f32,
+        1.0,
+        1.5,
+        2.0,
+        3.0,
+        -4_294_967_296.0,
+        -4_294_967_040.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+    ];
+    let to_i32 = Kernel::map(|x: Expr<f32>| (x.cast::<f64>() + 2_147_483_646.0f64).cast::<i32>());
+    let want_i32 = [
+        2_147_483_646,
+        i32::MAX,
+        i32::MAX,
+        i32::MAX,
+        i32::MAX,
+        i32::MIN,
+        -2_147_483_394,
+        i32::MAX,
+        i32::MIN,
+        0,
+    ];
+    let to_u32 =
+        Kernel::map(|x: Expr<f32>| (x.cast::<f64>() + 4_294_967_293.0f64).cast::<u32>());
+    let want_u32 = [
+        4_294_967_293,
+        4_294_967_294,
+        4_294_967_294,
+        u32::MAX,
+        u32::MAX,
+        0,
+        253,
+        u32::MAX,
+        0,
+        0,
+    ];
+    // 1 + 2^-24 is a tie between two f32s: ties to even gives 1.0; 1 + 3 * 2^-24 rounds up
+    let to_f32 = Kernel::map(|x: Expr<f32>| (x.cast::<f64>() * 2f64.powi(-24) + 1.0f64).cast::<f32>());
+    let ties = [1.0f32, 3.0, 5.0, -1.0, 0.75];
+    let want_f32: Vec<f32> = ties
+        .iter()
+        .map(|&x| (x as f64 * 2f64.powi(-24) + 1.0) as f32)
+        .collect();
+    assert_eq!(want_f32[0], 1.0, "the tie goes to even");
+    for t in targets() {
+        assert_eq!(run(&t, &xs, &to_i32), want_i32, "{t}: f64 as i32");
+        assert_eq!(run(&t, &xs, &to_u32), want_u32, "{t}: f64 as u32");
+        assert_eq!(run(&t, &ties, &to_f32), want_f32, "{t}: f64 as f32");
+    }
+}
+
+fn f64_kernel() -> Kernel<f32, f32> {
+    Kernel::map(|x: Expr<f32>| (x.cast::<f64>() * 3.0f64 + 0.25f64).cast::<f32>())
+}
+
+/// A device without f64 (a simulated GPU declaring none, as one without `SHADER_F64`)
+/// is left out of an f64 kernel's call under `Auto` and `Split`, the report saying
+/// why, and `Placement::Gpu` is a typed error naming the feature; an f32 kernel still
+/// runs there.
+#[test]
+fn a_device_without_f64_is_left_out() {
+    let rt = Runtime::builder()
+        .no_default_devices()
+        .device(SimDevice::cpu("sim-cpu", 1e8))
+        .device(SimDevice::gpu("sim-gpu", 1e10).without_f64())
+        .build()
+        .expect("simulated devices");
+    let infos = rt.devices();
+    assert!(infos[0].types.contains(&hybrid::ScalarType::F64));
+    assert!(!infos[1].types.contains(&hybrid::ScalarType::F64));
+    let xs: Vec<f32> = (0..100_000).map(|i| i as f32 * 0.5).collect();
+    let want: Vec<f32> = xs
+        .iter()
+        .map(|&x| (x as f64 * 3.0 + 0.25) as f32)
+        .collect();
+    for p in [Placement::Auto, Placement::Split(0.5)] {
+        let run = rt.map(&xs, &f64_kernel(), p).expect("runs on the CPU");
+        assert_eq!(run.output, want, "{p}");
+        assert_eq!(common::gpu_elements(&run.report), 0, "{p}: {}", run.report);
+        assert!(
+            run.report
+                .notes()
+                .iter()
+                .any(|n| n.contains("sim-gpu") && n.contains("SHADER_F64")),
+            "{p}: the report says why: {}",
+            run.report
+        );
+    }
+    match rt.map(&xs, &f64_kernel(), Placement::Gpu) {
+        Err(e @ Error::DeviceCannot { .. }) => {
+            assert!(e.to_string().contains("SHADER_F64"), "{e}");
+            common::assert_lowercase(&e);
+        }
+        other => panic!("want DeviceCannot, got {:?}", other.map(|r| r.report)),
+    }
+    // the same device takes an f32 kernel
+    let f32_kernel = Kernel::map(|x: Expr<f32>| x * 3.0 + 0.25);
+    let run = rt.map(&xs, &f32_kernel, Placement::Split(0.5)).expect("split");
+    assert_eq!(common::gpu_elements(&run.report), 50_000);
+}
+
+/// f64 math a GPU has no instruction for (`sin`, `exp`, `pow`...) runs on the CPU:
+/// `Placement::Gpu` is a typed error naming the function, `Auto` computes it on the
+/// CPU, exactly as Rust's f64 does.
+#[test]
+fn f64_math_without_a_gpu_instruction_runs_on_the_cpu() {
+    let k = Kernel::map(|x: Expr<f32>| x.cast::<f64>().sin().cast::<f32>());
+    let xs: Vec<f32> = (0..10_000).map(|i| i as f32 * 0.01).collect();
+    let want: Vec<f32> = xs.iter().map(|&x| (x as f64).sin() as f32).collect();
+    assert_eq!(
+        shared_cpu().map(&xs, &k, Placement::Cpu).expect("cpu").output,
+        want
+    );
+    let Some(rt) = common::shared_gpu() else {
+        return;
+    };
+    match rt.map(&xs, &k, Placement::Gpu) {
+        Err(e @ Error::DeviceCannot { .. }) => assert!(e.to_string().contains("sin"), "{e}"),
+        other => panic!("want DeviceCannot, got {:?}", other.map(|r| r.report)),
+    }
+    let run = rt.map(&xs, &k, Placement::Auto).expect("auto");
+    assert_eq!(run.output, want);
+    assert_eq!(common::gpu_elements(&run.report), 0, "{}", run.report);
+}
