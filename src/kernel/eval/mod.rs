@@ -310,6 +310,13 @@ impl Plan {
         self.results.len()
     }
 
+    /// Whether the plan runs a loop: its work per element is then the loop's trip
+    /// count times its body, so a few thousand elements are already worth spreading
+    /// over threads.
+    pub(crate) fn loops(&self) -> bool {
+        self.steps.iter().any(|s| matches!(s, Step::Loop(_)))
+    }
+
     /// The input the kernel returns unchanged, when it computes nothing (`|x| x`): a
     /// reduction then reads that input in place. Only for one result and no tables.
     pub(crate) fn passthrough(&self) -> Option<usize> {
