@@ -382,6 +382,30 @@ mod tests {
         }
     }
 
+    /// A reduction of a looping kernel, cut into short tasks on two threads, reduces
+    /// every element once: a wrapping u32 sum (the same in any order), checked against
+    /// plain Rust for several lengths around the task size.
+    #[test]
+    fn a_loop_reduced_in_short_tasks_counts_every_element_once() {
+        let k = Kernel::map(|x: Expr<u32>| {
+            let i = index();
+            fold(3, x, |a, j| (a * 3u32 + &i) ^ j)
+        });
+        let d = CpuDevice::new(Some(2)).unwrap_or_else(|e| panic!("{e}"));
+        for n in [100usize, 1536, 4133, 3 * BLOCK + 11] {
+            let xs: Vec<u32> = (0..n as u32).map(|i| i.wrapping_mul(0x9e37_79b9)).collect();
+            let (part, _) = d
+                .fold_tables(k.inner(), Reduce::Sum, &[&xs], &[], 5, n)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let want = xs.iter().enumerate().fold(0u32, |s, (e, &x)| {
+                let i = (e + 5) as u32;
+                let v = (0..3u32).fold(x, |a, j| (a.wrapping_mul(3).wrapping_add(i)) ^ j);
+                s.wrapping_add(v)
+            });
+            assert_eq!(part.bits(), want, "{n} elements");
+        }
+    }
+
     /// `index()` wraps at 2^32 on the CPU as on the GPU: a share that starts two
     /// elements before 2^32 sees MAX - 1, MAX, 0, 1, and so on. Long enough to cross a
     /// block and a task, so every block's base is checked, and on a pool of two threads
