@@ -2,7 +2,9 @@
 //!
 //! The range is cut into tasks of a few blocks; each rayon worker keeps one scratch
 //! area per task it takes, so nothing is allocated per block. Inputs smaller than one
-//! task run on the calling thread: no pool round trip for a thousand elements.
+//! task run on the calling thread: no pool round trip for a thousand elements. A plan
+//! with a loop does far more per element, so its range is cut into a few tasks per
+//! thread however short it is (n-body's 4,096 bodies used one core of two).
 
 use std::time::Instant;
 
@@ -17,6 +19,30 @@ use crate::kernel::KernelDef;
 
 /// Blocks per rayon task.
 const TASK_BLOCKS: usize = 16;
+
+/// Tasks per thread a looping plan's range is cut into, so a thread that falls
+/// behind (a shared machine, a slow part of a Mandelbrot grid) can be helped.
+const LOOP_TASKS_PER_THREAD: usize = 2;
+
+/// The fewest elements of a looping plan's task: below this a loop's steps cost more
+/// to dispatch, per iteration, than they compute.
+const LOOP_TASK_MIN: usize = 512;
+
+/// Elements per rayon task for `len` elements of `plan` on `threads` threads. A plan
+/// without a loop does a few operations per element: a task is [`TASK_BLOCKS`]
+/// blocks, and a range of one task runs on the calling thread. A loop does its body
+/// once per trip for every element (n-body's 4,096 bodies each visit 4,096), so its
+/// range is cut into a few tasks per thread however short it is: one task of 4,096
+/// n-body elements left the second core idle.
+fn task_len(plan: &Plan, len: usize, threads: usize) -> usize {
+    let most = BLOCK * TASK_BLOCKS;
+    if !plan.loops() || threads <= 1 {
+        return most;
+    }
+    let want = len.div_ceil(threads * LOOP_TASKS_PER_THREAD);
+    let step = if want >= BLOCK { BLOCK } else { LOOP_TASK_MIN };
+    want.next_multiple_of(step).clamp(LOOP_TASK_MIN, most)
+}
 
 pub(crate) struct CpuDevice {
     info: DeviceInfo,
@@ -139,6 +165,13 @@ fn run_custom(c: &Custom, inputs: &[&[u32]], first: u64, offset: usize, out: &mu
 }
 
 impl CpuDevice {
+    /// The threads [`install`](Self::install) runs on.
+    fn threads(&self) -> usize {
+        self.pool
+            .as_ref()
+            .map_or_else(rayon::current_num_threads, |p| p.current_num_threads())
+    }
+
     /// Runs `work` on the device's pool (rayon's global pool when it has none).
     fn install<R: Send>(&self, work: impl FnOnce() -> R + Send) -> R {
         match &self.pool {
@@ -218,6 +251,7 @@ impl CpuDevice {
         let plan = kernel.plan()?;
         let tables = &table_refs(tables)[..];
         let m = plan.outputs().max(1);
+        let task = task_len(&plan, out.len() / m, self.threads());
         if out.len() <= task * m {
             run_task(&plan, &mut plan.scratch(), inputs, tables, first, 0, out);
         } else {
@@ -256,6 +290,10 @@ impl CpuDevice {
             None => Some(kernel.plan()?),
         };
         let direct = plan.as_ref().and_then(|p| p.passthrough());
+        let task = match &plan {
+            Some(p) => task_len(p, len, self.threads()),
+            None => task,
+        };
         // one task: a worker's scratch and mapped block, reused across its tasks
         let task_part = |state: &mut (Option<Scratch>, Vec<u32>), at: usize, m: usize| {
             let (scratch, tmp) = state;
@@ -296,7 +334,78 @@ impl CpuDevice {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{index, Expr, Kernel};
+    use crate::{fold, index, Expr, Kernel};
+
+    /// A looping plan's range is cut into a few tasks per thread, in whole blocks or
+    /// [`LOOP_TASK_MIN`] multiples; a plan without a loop keeps its long tasks.
+    #[test]
+    fn a_loop_is_spread_over_the_threads() {
+        let looped = Kernel::map(|x: Expr<f32>| fold(8, 0.0f32, |a, _| a * 0.5 + &x));
+        let plain = Kernel::map(|x: Expr<f32>| x * 2.0 + 1.0);
+        let (lp, pp) = (looped.inner().plan(), plain.inner().plan());
+        let (lp, pp) = (
+            lp.unwrap_or_else(|e| panic!("{e}")),
+            pp.unwrap_or_else(|e| panic!("{e}")),
+        );
+        let most = BLOCK * TASK_BLOCKS;
+        assert_eq!(task_len(&pp, 4096, 2), most);
+        assert_eq!(task_len(&lp, 4096, 1), most);
+        assert_eq!(task_len(&lp, 4096, 2), 1024);
+        assert_eq!(task_len(&lp, 4133, 2), 1536);
+        assert_eq!(task_len(&lp, 100, 2), LOOP_TASK_MIN);
+        assert_eq!(task_len(&lp, 40_000, 2), 3 * BLOCK);
+        assert_eq!(task_len(&lp, 10_000_000, 2), most);
+    }
+
+    /// Tasks that start inside a block (1,536 elements each) give what one thread
+    /// gives: every element once, at its own index.
+    #[test]
+    fn a_loop_split_into_short_tasks_matches_one_thread() {
+        let k = Kernel::map(|x: Expr<f32>| {
+            let i = index().cast::<f32>();
+            fold(5, x, |a, j| a * 0.75 + &i - j.cast::<f32>())
+        });
+        let n = 4133;
+        let xs: Vec<u32> = (0..n).map(|i| (i as f32 * 0.37).to_bits()).collect();
+        let mut outs = Vec::new();
+        for threads in [1, 2] {
+            let d = CpuDevice::new(Some(threads)).unwrap_or_else(|e| panic!("{e}"));
+            let mut out = vec![0u32; n];
+            d.map(k.inner(), &[&xs], 7, &mut out)
+                .unwrap_or_else(|e| panic!("{e}"));
+            outs.push(out);
+        }
+        assert_eq!(outs[0], outs[1]);
+        for (i, (&o, &x)) in outs[0].iter().zip(&xs).enumerate() {
+            let gi = (i + 7) as f32;
+            let want = (0..5).fold(f32::from_bits(x), |a, j| a * 0.75 + gi - j as f32);
+            assert_eq!(o, want.to_bits(), "element {i}");
+        }
+    }
+
+    /// A reduction of a looping kernel, cut into short tasks on two threads, reduces
+    /// every element once: a wrapping u32 sum (the same in any order), checked against
+    /// plain Rust for several lengths around the task size.
+    #[test]
+    fn a_loop_reduced_in_short_tasks_counts_every_element_once() {
+        let k = Kernel::map(|x: Expr<u32>| {
+            let i = index();
+            fold(3, x, |a, j| (a * 3u32 + &i) ^ j)
+        });
+        let d = CpuDevice::new(Some(2)).unwrap_or_else(|e| panic!("{e}"));
+        for n in [100usize, 1536, 4133, 3 * BLOCK + 11] {
+            let xs: Vec<u32> = (0..n as u32).map(|i| i.wrapping_mul(0x9e37_79b9)).collect();
+            let (part, _) = d
+                .fold_tables(k.inner(), Reduce::Sum, &[&xs], &[], 5, n)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let want = xs.iter().enumerate().fold(0u32, |s, (e, &x)| {
+                let i = (e + 5) as u32;
+                let v = (0..3u32).fold(x, |a, j| (a.wrapping_mul(3).wrapping_add(i)) ^ j);
+                s.wrapping_add(v)
+            });
+            assert_eq!(part.bits(), want, "{n} elements");
+        }
+    }
 
     /// `index()` wraps at 2^32 on the CPU as on the GPU: a share that starts two
     /// elements before 2^32 sees MAX - 1, MAX, 0, 1, and so on. Long enough to cross a

@@ -15,7 +15,9 @@
 //! - a run of f32 steps that each consume the previous one's single-use result (and
 //!   compile to inline SSE, no libm call) is a *chain*, run over 16-element tiles kept
 //!   in registers from the first operation to the last; consecutive mul-adds by the
-//!   same operand (Horner's rule) load that operand once per tile.
+//!   same operand (Horner's rule) load that operand once per tile, and so do a chain's
+//!   other repeated operands (n-body's `dy * dy + dx * dx` and `m * inv * inv * inv`):
+//!   the loads, not the arithmetic, bound a chain.
 //!
 //! A loop whose count is uniform and whose condition (if any) is uniform runs
 //! block-wise with no per-element bookkeeping; otherwise it is *masked*: each element
@@ -314,6 +316,13 @@ impl Plan {
     /// `i`'s result `k` at `out[i * M + k]`.
     pub(crate) fn outputs(&self) -> usize {
         self.results.len()
+    }
+
+    /// Whether the plan runs a loop: its work per element is then the loop's trip
+    /// count times its body, so a few thousand elements are already worth spreading
+    /// over threads.
+    pub(crate) fn loops(&self) -> bool {
+        self.steps.iter().any(|s| matches!(s, Step::Loop(_)))
     }
 
     /// The input the kernel returns unchanged, when it computes nothing (`|x| x`): a

@@ -1,5 +1,8 @@
 //! Chains run over tiles of [`TILE`] elements kept in registers from the first link to
 //! the last, and the special case of one short Horner run as a plain element loop.
+//! A tile's loads bound it, so an operand a chain reads twice in a row (the start as
+//! its own first factor, both factors of `a * a`, a run of products by one operand)
+//! is loaded once: the same operations in the same order, one load fewer.
 
 use super::{view, Cx, Link, Scratch, View};
 use crate::kernel::expr::{BinOp, UnOp};
@@ -23,6 +26,16 @@ enum LinkView<'a> {
     MadA(Arg<'a>, Arg<'a>),
     MadC(Arg<'a>, Arg<'a>),
     Horner(Arg<'a>, &'a [f32]),
+    /// `v * v`: a first link `start * start` (an operand that is the running value
+    /// itself), without loading it again.
+    Square,
+    /// `v * v + c`: a first link `start * start + c`.
+    SquareAdd(Arg<'a>),
+    /// `v + a * a`: one load of `a` for both factors.
+    AddSquare(Arg<'a>),
+    /// `v * x` (or `x * v` when reversed) `count` times over: one load of `x` for a
+    /// run of products by the same operand (`m * inv * inv * inv`).
+    MulRun(Arg<'a>, bool, u16),
 }
 
 #[inline(always)]
@@ -94,6 +107,25 @@ fn tile(start: Arg<'_>, links: &[LinkView<'_>], t: usize, n: usize) -> [f32; TIL
                     for (v, &x) in v.iter_mut().zip(&x) {
                         *v = *v * x + c;
                     }
+                }
+            }
+            LinkView::Square => v.iter_mut().for_each(|x| *x *= *x),
+            LinkView::SquareAdd(c) => {
+                let c = tile_arg(c, t, n);
+                for (x, &z) in v.iter_mut().zip(&c) {
+                    *x = *x * *x + z;
+                }
+            }
+            LinkView::AddSquare(a) => {
+                let a = tile_arg(a, t, n);
+                for (x, &y) in v.iter_mut().zip(&a) {
+                    *x += y * y;
+                }
+            }
+            LinkView::MulRun(x, rev, count) => {
+                let x = tile_arg(x, t, n);
+                for _ in 0..count {
+                    tile_bin(&mut v, BinOp::Mul, &x, rev);
                 }
             }
         }
@@ -193,12 +225,43 @@ fn tiles<'a>(
         }
     }
     let mut arg = |v| as_arg(v, consts, &mut next);
+    let first = start;
     let start = arg(start);
-    for (slot, l) in lv.iter_mut().zip(links) {
-        *slot = match *l {
+    // Operands that repeat load once: the start again as the first link's factor, the
+    // same slice as both factors, a run of products by one operand. The operations
+    // and their order are unchanged, so the bits are too.
+    let mut k = 0usize;
+    for (i, l) in links.iter().enumerate() {
+        let link = match *l {
             Link::Un(op) => LinkView::Un(op),
+            Link::Bin(BinOp::Mul, x, _) if i == 0 && same(first, view(sc, cx, x)) => {
+                LinkView::Square
+            }
+            Link::Bin(BinOp::Mul, x, rev) => {
+                let x = view(sc, cx, x);
+                let a = arg(x);
+                match k.checked_sub(1).map(|p| (p, lv[p])) {
+                    Some((p, LinkView::MulRun(y, r, count)))
+                        if r == rev && same_arg(y, a) && count < u16::MAX =>
+                    {
+                        lv[p] = LinkView::MulRun(y, r, count + 1);
+                        continue;
+                    }
+                    _ => LinkView::MulRun(a, rev, 1),
+                }
+            }
             Link::Bin(op, x, rev) => LinkView::Bin(op, arg(view(sc, cx, x)), rev),
+            Link::MadA(b, c) if i == 0 && same(first, view(sc, cx, b)) => {
+                // the factor's own argument goes unused: keep the literals in step
+                let _ = arg(view(sc, cx, b));
+                LinkView::SquareAdd(arg(view(sc, cx, c)))
+            }
             Link::MadA(b, c) => LinkView::MadA(arg(view(sc, cx, b)), arg(view(sc, cx, c))),
+            Link::MadC(a, b) if a == b && matches!(view(sc, cx, a), View::Slice(_)) => {
+                let x = arg(view(sc, cx, a));
+                let _ = arg(view(sc, cx, b));
+                LinkView::AddSquare(x)
+            }
             Link::MadC(a, b) => LinkView::MadC(arg(view(sc, cx, a)), arg(view(sc, cx, b))),
             Link::Horner(x, first, count) => {
                 let c: &[f32] =
@@ -206,8 +269,10 @@ fn tiles<'a>(
                 LinkView::Horner(arg(view(sc, cx, x)), c)
             }
         };
+        lv[k] = link;
+        k += 1;
     }
-    let lv = &lv[..links.len()];
+    let lv = &lv[..k];
     let d: &mut [f32] = bytemuck::cast_slice_mut(d);
     let full = len / TILE * TILE;
     for (i, out) in d[..full].chunks_exact_mut(TILE).enumerate() {
@@ -217,6 +282,20 @@ fn tiles<'a>(
         let n = len - full;
         d[full..len].copy_from_slice(&tile(start, lv, full, n)[..n]);
     }
+}
+
+/// Whether two operands are the same slice of the block (a literal never is: it has
+/// no load to save).
+fn same(a: View<'_>, b: View<'_>) -> bool {
+    match (a, b) {
+        (View::Slice(a), View::Slice(b)) => std::ptr::eq(a, b),
+        _ => false,
+    }
+}
+
+/// Whether two chain operands read the same elements.
+fn same_arg(a: Arg<'_>, b: Arg<'_>) -> bool {
+    a.mask == b.mask && std::ptr::eq(a.data, b.data)
 }
 
 /// A chain that is one Horner run, `v = v * x + c` for each coefficient `c` from a
@@ -334,6 +413,101 @@ mod tests {
                 assert!(
                     out[i] == v.to_bits() || (g.is_nan() && v.is_nan()),
                     "{links} links, x = {x}, y = {y}: {g} against {v}"
+                );
+            }
+        }
+    }
+
+    /// The links that load a repeated operand once (a first `start * start`, with or
+    /// without an addend; `v + a * a`; a run of products by one operand, either way
+    /// round) against plain Rust, bit for bit, beside the same shapes where the
+    /// operand is not the running value or the run is broken. The plans are checked
+    /// to hold those shapes, so the paths are the ones run.
+    #[test]
+    fn repeated_operands_load_once_and_match_plain_arithmetic() {
+        type F = fn(f32, f32) -> f32;
+        type E = fn(Expr<f32>, Expr<f32>) -> Expr<f32>;
+        let cases: [(F, E); 6] = [
+            // n-body's squared distance: y*y first, then + x*x, then + a literal
+            (
+                |x, y| {
+                    let (dx, dy) = (x - 0.5, y + 0.25);
+                    let d2 = dx * dx + dy * dy + 0.01;
+                    d2 + dx * dy
+                },
+                |x, y| {
+                    let (dx, dy) = (x - 0.5f32, y + 0.25f32);
+                    let d2 = dx.clone() * &dx + dy.clone() * &dy + 0.01f32;
+                    d2 + dx * dy
+                },
+            ),
+            // a first mul-add by the start itself: dz * dz + s
+            (
+                |x, y| {
+                    let dz = x * 3.0;
+                    (dz * dz + y).sqrt() - dz
+                },
+                |x, y| {
+                    let dz = x * 3.0f32;
+                    (dz.clone() * &dz + y).sqrt() - dz
+                },
+            ),
+            // m * inv * inv * inv, and the same the other way round
+            (
+                |x, y| {
+                    let inv = 1.0 / (x * x + 1.0).sqrt();
+                    (y * inv * inv * inv) + (inv * (inv * (inv * y)))
+                },
+                |x, y| {
+                    let inv = 1.0f32 / (x.clone() * &x + 1.0f32).sqrt();
+                    (y.clone() * &inv * &inv * &inv) + (inv.clone() * (inv.clone() * (inv * y)))
+                },
+            ),
+            // a run broken by a change of side
+            (|x, y| x * ((y * x) * x), |x, y| x.clone() * ((y * &x) * &x)),
+            // the start again, but not as the first link's factor
+            (|x, _| (x + 1.0) * x, |x, _| (x.clone() + 1.0f32) * x),
+            // products by literals: no run merges two literal buffers
+            (
+                |x, y| y * x * 2.0 * 2.0 * 0.5,
+                |x, y| y * x * 2.0f32 * 2.0f32 * 0.5f32,
+            ),
+        ];
+        let mut xs: Vec<f32> = (0..BLOCK + 45)
+            .map(|i| (i as f32 * 0.173).cos() * 7.0)
+            .collect();
+        xs.extend([f32::NAN, f32::INFINITY, -0.0, 1e-39, 3.0e38, -2.0]);
+        let ys: Vec<f32> = xs.iter().map(|x| x * -0.83 + 0.6).collect();
+        let (xb, yb): (Vec<u32>, Vec<u32>) = (
+            xs.iter().map(|x| x.to_bits()).collect(),
+            ys.iter().map(|y| y.to_bits()).collect(),
+        );
+        for (c, (plain, expr)) in cases.into_iter().enumerate() {
+            let k = Kernel::map2(expr);
+            let plan = k.inner().plan().unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                plan.steps
+                    .iter()
+                    .any(|s| matches!(s, super::super::Step::Chain { .. })),
+                "case {c}: {plan:#?}"
+            );
+            let mut sc = plan.scratch();
+            let mut out = vec![0u32; xs.len()];
+            for (i, o) in out.chunks_mut(BLOCK).enumerate() {
+                let r = i * BLOCK..i * BLOCK + o.len();
+                plan.run_block(
+                    &mut sc,
+                    &[&xb[r.clone()], &yb[r.clone()]],
+                    r.start as u64,
+                    o,
+                );
+            }
+            for (i, (&x, &y)) in xs.iter().zip(&ys).enumerate() {
+                let v = plain(x, y);
+                let g = f32::from_bits(out[i]);
+                assert!(
+                    out[i] == v.to_bits() || (g.is_nan() && v.is_nan()),
+                    "case {c}, x = {x}, y = {y}: {g} against {v}"
                 );
             }
         }
