@@ -157,8 +157,8 @@ pub use device::DeviceResources;
 pub use device::{DeviceInfo, DeviceKind};
 pub use error::{Error, Result};
 pub use kernel::{
-    fold, fold_while, fold_with, index, select, Arg, Args, Carry, Element, Expr, InType, InTypes,
-    Float, Integer, Kernel, Numeric, OutTypes, Param, Reduce, Results, Scalar, ScalarType, Table,
+    fold, fold_while, fold_with, index, select, Arg, Args, Carry, Element, Expr, Float, InType,
+    InTypes, Integer, Kernel, Numeric, OutTypes, Param, Reduce, Results, Scalar, ScalarType, Table,
     TableIndex,
 };
 pub use placement::Placement;

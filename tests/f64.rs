@@ -13,7 +13,7 @@
 mod common;
 
 use common::{shared_cpu, targets, Target};
-use hybrid::{fold, fold_with, Error, Expr, Kernel, Placement, Runtime, SimDevice};
+use hybrid::{fold, fold_while, fold_with, Error, Expr, Kernel, Placement, Runtime, SimDevice};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -97,7 +97,11 @@ fn division_and_sqrt_within_their_bounds() {
         let hi = w as f32;
         let mid = (w - hi as f64) as f32;
         let lo = (w - hi as f64 - mid as f64) as f32;
-        assert_eq!(hi as f64 + mid as f64 + lo as f64, w, "three pieces hold it");
+        assert_eq!(
+            hi as f64 + mid as f64 + lo as f64,
+            w,
+            "three pieces hold it"
+        );
         h.push(hi);
         m.push(mid);
         l.push(lo);
@@ -152,8 +156,7 @@ fn conversions_at_the_boundaries() {
         i32::MIN,
         0,
     ];
-    let to_u32 =
-        Kernel::map(|x: Expr<f32>| (x.cast::<f64>() + 4_294_967_293.0f64).cast::<u32>());
+    let to_u32 = Kernel::map(|x: Expr<f32>| (x.cast::<f64>() + 4_294_967_293.0f64).cast::<u32>());
     let want_u32 = [
         4_294_967_293,
         4_294_967_294,
@@ -167,7 +170,8 @@ fn conversions_at_the_boundaries() {
         0,
     ];
     // 1 + 2^-24 is a tie between two f32s: ties to even gives 1.0; 1 + 3 * 2^-24 rounds up
-    let to_f32 = Kernel::map(|x: Expr<f32>| (x.cast::<f64>() * 2f64.powi(-24) + 1.0f64).cast::<f32>());
+    let to_f32 =
+        Kernel::map(|x: Expr<f32>| (x.cast::<f64>() * 2f64.powi(-24) + 1.0f64).cast::<f32>());
     let ties = [1.0f32, 3.0, 5.0, -1.0, 0.75];
     let want_f32: Vec<f32> = ties
         .iter()
@@ -201,10 +205,7 @@ fn a_device_without_f64_is_left_out() {
     assert!(infos[0].types.contains(&hybrid::ScalarType::F64));
     assert!(!infos[1].types.contains(&hybrid::ScalarType::F64));
     let xs: Vec<f32> = (0..100_000).map(|i| i as f32 * 0.5).collect();
-    let want: Vec<f32> = xs
-        .iter()
-        .map(|&x| (x as f64 * 3.0 + 0.25) as f32)
-        .collect();
+    let want: Vec<f32> = xs.iter().map(|&x| (x as f64 * 3.0 + 0.25) as f32).collect();
     for p in [Placement::Auto, Placement::Split(0.5)] {
         let run = rt.map(&xs, &f64_kernel(), p).expect("runs on the CPU");
         assert_eq!(run.output, want, "{p}");
@@ -227,7 +228,9 @@ fn a_device_without_f64_is_left_out() {
     }
     // the same device takes an f32 kernel
     let f32_kernel = Kernel::map(|x: Expr<f32>| x * 3.0 + 0.25);
-    let run = rt.map(&xs, &f32_kernel, Placement::Split(0.5)).expect("split");
+    let run = rt
+        .map(&xs, &f32_kernel, Placement::Split(0.5))
+        .expect("split");
     assert_eq!(common::gpu_elements(&run.report), 50_000);
 }
 
@@ -240,7 +243,10 @@ fn f64_math_without_a_gpu_instruction_runs_on_the_cpu() {
     let xs: Vec<f32> = (0..10_000).map(|i| i as f32 * 0.01).collect();
     let want: Vec<f32> = xs.iter().map(|&x| (x as f64).sin() as f32).collect();
     assert_eq!(
-        shared_cpu().map(&xs, &k, Placement::Cpu).expect("cpu").output,
+        shared_cpu()
+            .map(&xs, &k, Placement::Cpu)
+            .expect("cpu")
+            .output,
         want
     );
     let Some(rt) = common::shared_gpu() else {
@@ -253,4 +259,92 @@ fn f64_math_without_a_gpu_instruction_runs_on_the_cpu() {
     let run = rt.map(&xs, &k, Placement::Auto).expect("auto");
     assert_eq!(run.output, want);
     assert_eq!(common::gpu_elements(&run.report), 0, "{}", run.report);
+}
+
+/// Mandelbrot in f64 (a loop that stops early, so the wide evaluator's masked loop):
+/// the escape counts of a 256 x 192 grid around the set's boundary equal the same loop
+/// in Rust's f64 on the CPU; on a GPU, which may contract `a * b + c`, all but 1% of
+/// pixels (those on an iteration band's edge).
+#[test]
+fn an_f64_mandelbrot_counts_as_the_host_loop() {
+    let (w, h, max) = (256u32, 192u32, 500u32);
+    let (x0, y0, dx, dy) = (-0.75f64, 0.05f64, 0.5 / w as f64, 0.375 / h as f64);
+    let k = Kernel::map(move |p: Expr<u32>| {
+        let cr = (p.clone() % w).cast::<f64>() * dx + x0;
+        let ci = (p / w).cast::<f64>() * dy + y0;
+        let zero = Expr::constant(0.0f64);
+        let (_, n) = fold_while(
+            max,
+            (zero.clone(), zero),
+            |(x, y), _| (x.clone() * x + y.clone() * y).le(4.0f64),
+            |(x, y), _| {
+                (
+                    x.clone() * x.clone() - y.clone() * y.clone() + cr.clone(),
+                    x * y * 2.0f64 + ci.clone(),
+                )
+            },
+        );
+        n
+    });
+    let ps: Vec<u32> = (0..w * h).collect();
+    let want: Vec<u32> = ps
+        .iter()
+        .map(|&p| {
+            let cr = (p % w) as f64 * dx + x0;
+            let ci = (p / w) as f64 * dy + y0;
+            let (mut x, mut y, mut n) = (0.0f64, 0.0f64, 0);
+            while n < max && x * x + y * y <= 4.0 {
+                (x, y) = (x * x - y * y + cr, x * y * 2.0 + ci);
+                n += 1;
+            }
+            n
+        })
+        .collect();
+    // the view has both escaping and captured pixels
+    assert!(want.contains(&max) && want.iter().any(|&n| n < 10));
+    for t in targets() {
+        let got =
+            t.rt.map(&ps, &k, t.placement)
+                .unwrap_or_else(|e| panic!("{t}: {e}"));
+        let on_gpu = common::computed_on_gpu(&got.report, ps.len(), &t.to_string());
+        let differ: Vec<usize> = (0..ps.len())
+            .filter(|&i| got.output[i] != want[i])
+            .collect();
+        assert!(
+            differ.iter().all(|&i| on_gpu[i]),
+            "{t}: a CPU count differs at pixel {:?}",
+            differ.first()
+        );
+        assert!(
+            differ.len() * 100 <= ps.len(),
+            "{t}: {} differ",
+            differ.len()
+        );
+    }
+}
+
+/// A table read at a loop counter in an f64 kernel: the dot product of each element's
+/// weight with a table, accumulated in f64 and rounded once, equal to Rust's.
+#[test]
+fn a_table_read_into_an_f64_sum() {
+    let k = Kernel::new(|(x, t): (Expr<f32>, hybrid::Table<f32>)| {
+        let (s,) = fold_with(t.len(), (Expr::constant(0.0f64),), |(s,), j| {
+            (s + t.at(j).cast::<f64>() * x.cast::<f64>(),)
+        });
+        s.cast::<f32>()
+    });
+    let mut rng = ChaCha8Rng::seed_from_u64(66);
+    let xs: Vec<f32> = (0..3_000).map(|_| rng.random_range(-2f32..2.0)).collect();
+    let table: Vec<f32> = (0..500).map(|_| rng.random_range(-1e3f32..1e3)).collect();
+    let want: Vec<f32> = xs
+        .iter()
+        .map(|&x| table.iter().fold(0.0f64, |s, &v| s + v as f64 * x as f64) as f32)
+        .collect();
+    for t in targets() {
+        let got: Vec<f32> =
+            t.rt.call(&k, (&xs[..], &table[..]), t.placement)
+                .unwrap_or_else(|e| panic!("{t}: {e}"))
+                .output;
+        assert_eq!(got, want, "{t}");
+    }
 }

@@ -269,22 +269,24 @@ pub(crate) fn binary(op: BinOp, ty: ScalarType, a: u64, b: u64) -> u64 {
                 _ => wa,
             }) as u64
         }
-        U32 => (match op {
-            BinOp::Add => wa.wrapping_add(wb),
-            BinOp::Sub => wa.wrapping_sub(wb),
-            BinOp::Mul => wa.wrapping_mul(wb),
-            BinOp::Div => div_u32(wa, wb),
-            BinOp::Rem => rem_u32(wa, wb),
-            BinOp::Min => wa.min(wb),
-            BinOp::Max => wa.max(wb),
-            BinOp::And => wa & wb,
-            BinOp::Or => wa | wb,
-            BinOp::Xor => wa ^ wb,
-            BinOp::Shl => wa.wrapping_shl(wb),
-            BinOp::Shr => wa.wrapping_shr(wb),
-            _ if op.is_comparison() => cmp(wa.cmp(&wb)) as u32,
-            _ => wa,
-        }) as u64,
+        U32 => {
+            (match op {
+                BinOp::Add => wa.wrapping_add(wb),
+                BinOp::Sub => wa.wrapping_sub(wb),
+                BinOp::Mul => wa.wrapping_mul(wb),
+                BinOp::Div => div_u32(wa, wb),
+                BinOp::Rem => rem_u32(wa, wb),
+                BinOp::Min => wa.min(wb),
+                BinOp::Max => wa.max(wb),
+                BinOp::And => wa & wb,
+                BinOp::Or => wa | wb,
+                BinOp::Xor => wa ^ wb,
+                BinOp::Shl => wa.wrapping_shl(wb),
+                BinOp::Shr => wa.wrapping_shr(wb),
+                _ if op.is_comparison() => cmp(wa.cmp(&wb)) as u32,
+                _ => wa,
+            }) as u64
+        }
         Bool => match op {
             BinOp::And => a & b,
             BinOp::Or => a | b,
@@ -350,41 +352,81 @@ mod tests {
     fn shifts_are_masked() {
         let i = ScalarType::I32;
         assert_eq!(binary(BinOp::Shl, i, 1, 33), 2);
-        assert_eq!(binary(BinOp::Shr, i, (-8i32) as u32, 33) as i32, -4);
+        assert_eq!(binary(BinOp::Shr, i, (-8i32) as u32 as u64, 33) as i32, -4);
         assert_eq!(binary(BinOp::Shr, ScalarType::U32, 0x8000_0000, 63), 1);
     }
 
     #[test]
     fn float_to_int_clamps_as_wgsl_and_nan_is_zero() {
         assert_eq!(
-            cast(ScalarType::F32, ScalarType::I32, f32::NAN.to_bits()),
+            cast(ScalarType::F32, ScalarType::I32, f32::NAN.to_bits() as u64),
             0
         );
         assert_eq!(
-            cast(ScalarType::F32, ScalarType::I32, 3e9f32.to_bits()) as i32,
+            cast(ScalarType::F32, ScalarType::I32, 3e9f32.to_bits() as u64) as i32,
             2_147_483_520
         );
         assert_eq!(
-            cast(ScalarType::F32, ScalarType::I32, (-3e9f32).to_bits()) as i32,
+            cast(ScalarType::F32, ScalarType::I32, (-3e9f32).to_bits() as u64) as i32,
             i32::MIN
         );
         assert_eq!(
-            cast(ScalarType::F32, ScalarType::U32, (-1.5f32).to_bits()),
+            cast(ScalarType::F32, ScalarType::U32, (-1.5f32).to_bits() as u64),
             0
         );
         assert_eq!(
-            cast(ScalarType::F32, ScalarType::U32, f32::INFINITY.to_bits()),
+            cast(
+                ScalarType::F32,
+                ScalarType::U32,
+                f32::INFINITY.to_bits() as u64
+            ),
             4_294_967_040
         );
         assert_eq!(
-            cast(ScalarType::F32, ScalarType::I32, (-2.7f32).to_bits()) as i32,
+            cast(ScalarType::F32, ScalarType::I32, (-2.7f32).to_bits() as u64) as i32,
             -2
         );
     }
 
     #[test]
+    fn f64_casts_clamp_to_the_integer_range_and_round_to_f32_evenly() {
+        let c = |to, v: f64| cast(ScalarType::F64, to, v.to_bits());
+        assert_eq!(c(ScalarType::I32, 2_147_483_647.9) as i32, i32::MAX);
+        assert_eq!(c(ScalarType::I32, 3e9) as i32, i32::MAX);
+        assert_eq!(c(ScalarType::I32, -2_147_483_648.9) as i32, i32::MIN);
+        assert_eq!(c(ScalarType::I32, f64::NEG_INFINITY) as i32, i32::MIN);
+        assert_eq!(c(ScalarType::I32, f64::NAN), 0);
+        assert_eq!(c(ScalarType::U32, 4_294_967_295.5), u32::MAX as u64);
+        assert_eq!(c(ScalarType::U32, -0.5), 0);
+        // 1 + 2^-24 is halfway between two f32s: to even, 1.0
+        let tie = 1.0 + 2f64.powi(-24);
+        assert_eq!(f(c(ScalarType::F32, tie)), 1.0);
+        assert_eq!(
+            f(c(ScalarType::F32, 1.0 + 3.0 * 2f64.powi(-24))),
+            1.0 + 2f32.powi(-22)
+        );
+        // f32 to f64 is exact, and the 64 bits are all kept
+        assert_eq!(
+            d(cast(ScalarType::F32, ScalarType::F64, fb(0.1))),
+            0.1f32 as f64
+        );
+        assert_eq!(
+            d(cast(
+                ScalarType::I32,
+                ScalarType::F64,
+                (-7i32) as u32 as u64
+            )),
+            -7.0
+        );
+        assert_eq!(
+            d(binary(BinOp::Add, ScalarType::F64, db(0.1), db(0.2))),
+            0.1 + 0.2
+        );
+    }
+
+    #[test]
     fn float_rules() {
-        let r = |op, a: f32, b: f32| f32::from_bits(binary(op, ScalarType::F32, fb(a), fb(b)));
+        let r = |op, a: f32, b: f32| f(binary(op, ScalarType::F32, fb(a), fb(b)));
         assert_eq!(r(BinOp::Rem, -7.5, 2.0), -1.5);
         assert!(r(BinOp::Pow, -2.0, 2.0).is_nan());
         assert_eq!(f(unary(UnOp::Round, ScalarType::F32, fb(2.5))), 2.0);

@@ -72,7 +72,7 @@ pub trait Scalar: sealed::Sealed + Copy + Send + Sync + fmt::Debug + 'static {
 }
 
 /// A type that can be a kernel's input or output element: `f32`, `i32` or `u32`.
-pub trait Element: Scalar + bytemuck::Pod + PartialEq + Default {
+pub trait Element: Numeric + bytemuck::Pod + PartialEq + Default {
     /// The value's 32-bit pattern.
     fn to_bits(self) -> u32;
     /// The value with the given 32-bit pattern.

@@ -36,7 +36,10 @@ pub(super) fn fuse_mul_add(
                     (BinOp::Add, Some(i), _) => (Some(i), Some(*y)),
                     (BinOp::Add, None, Some(i)) => (Some(i), Some(*x)),
                     (BinOp::Sub, Some(i), _) => match y {
-                        Operand::Const(t, k) => (Some(i), Some(Operand::Const(*t, negate(*t, *k as u32) as u64))),
+                        Operand::Const(t, k) => (
+                            Some(i),
+                            Some(Operand::Const(*t, negate(*t, *k as u32) as u64)),
+                        ),
                         _ => (None, None),
                     },
                     _ => (None, None),

@@ -34,6 +34,11 @@
 //! Every operation rounds exactly as its own step would, so fusion never changes a
 //! result (the tests compare bit patterns).
 //!
+//! A program with a 64-bit value (`f64`) is not planned into steps over 32-bit slots:
+//! `wide` runs it, over 64-bit lanes (see its docs). Kernels that compute in f64 are
+//! rarer and their cost is the arithmetic, so a plain, general evaluator was chosen
+//! over doubling every specialised path above.
+//!
 //! The cut: this file holds the plan's vocabulary (sources, steps, chain links), the
 //! [`Plan`], its per-thread [`Scratch`] and the [`TableRef`]s a call passes. Planning:
 //! `plan` turns a program into steps (slots by liveness), `plan_loop` plans a loop,

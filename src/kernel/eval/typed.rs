@@ -145,7 +145,9 @@ pub(super) fn binary(op: BinOp, ty: ScalarType, a: View<'_>, b: View<'_>, out: &
             BinOp::Max => map2(a, b, out, ops::max_f32),
             BinOp::Pow => map2(a, b, out, ops::pow_f32),
             _ if op.is_comparison() => cmp!(f32),
-            _ => map2(a, b, out, |x: u32, y: u32| ops::binary(op, ty, x as u64, y as u64) as u32),
+            _ => map2(a, b, out, |x: u32, y: u32| {
+                ops::binary(op, ty, x as u64, y as u64) as u32
+            }),
         },
         I32 => int!(i32, ops::div_i32, ops::rem_i32),
         U32 => int!(u32, ops::div_u32, ops::rem_u32),
@@ -293,7 +295,7 @@ mod tests {
                     &mut out,
                 );
                 for (&x, &o) in xs.iter().zip(&out) {
-                    let want = ops::binary(op, ScalarType::U32, x, d);
+                    let want = ops::binary(op, ScalarType::U32, x as u64, d as u64) as u32;
                     assert_eq!(o, want, "{op:?}: {x} by {d} (seed 0x5eed_0001)");
                 }
             }
@@ -311,7 +313,11 @@ mod tests {
         ] {
             cast(from, to, View::Slice(&xs), &mut out);
             for (&x, &o) in xs.iter().zip(&out) {
-                assert_eq!(o, ops::cast(from, to, x), "{from:?} -> {to:?}: {x}");
+                assert_eq!(
+                    o as u64,
+                    ops::cast(from, to, x as u64),
+                    "{from:?} -> {to:?}: {x}"
+                );
             }
         }
     }

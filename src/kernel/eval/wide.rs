@@ -66,7 +66,11 @@ impl Wide {
         for (part, out) in out.chunks_mut(LANES * m).enumerate() {
             let (lo, len) = (part * LANES, out.len() / m);
             ins.clear();
-            ins.extend(inputs.iter().map(|x| &x[lo.min(x.len())..(lo + len).min(x.len())]));
+            ins.extend(
+                inputs
+                    .iter()
+                    .map(|x| &x[lo.min(x.len())..(lo + len).min(x.len())]),
+            );
             let cx = Cx {
                 inputs: &ins,
                 tables,

@@ -309,7 +309,7 @@ mod tests {
             bound.body.iter().any(|i| i.op
                 == Op::Binary(
                     BinOp::Add,
-                    Operand::Const(ScalarType::F32, 7.0f32.to_bits()),
+                    Operand::Const(ScalarType::F32, 7.0f32.to_bits() as u64),
                     Operand::Reg(match i.op {
                         Op::Binary(_, _, Operand::Reg(r)) => r,
                         _ => u32::MAX,

@@ -552,7 +552,7 @@ mod tests {
             == Op::Binary(
                 BinOp::Add,
                 Operand::Reg(0),
-                Operand::Const(ScalarType::F32, 7.0f32.to_bits())
+                Operand::Const(ScalarType::F32, 7.0f32.to_bits() as u64)
             )));
         let k = Kernel::map(|x: Expr<f32>| (x.cast::<u32>() << 40).cast::<f32>());
         let p = program(&k);

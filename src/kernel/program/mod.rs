@@ -164,6 +164,7 @@ impl Program {
     /// The first `f64` operation a GPU has no instruction for, by name: SPIR-V's
     /// extended instructions (GLSL.std.450) give `sin`, `exp`, `log`, `pow` and the
     /// rest for 16- and 32-bit floats only, and Metal and DX12 have none either.
+    #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
     pub(crate) fn wide_math(&self) -> Option<&'static str> {
         fn find(p: &Program, body: &[Instr]) -> Option<&'static str> {
             body.iter().find_map(|i| match &i.op {
@@ -178,8 +179,9 @@ impl Program {
                     _ => None,
                 },
                 Op::Binary(BinOp::Pow, a, _) if p.ty(*a) == ScalarType::F64 => Some("pow"),
-                Op::Loop(l) => find(p, &l.body)
-                    .or_else(|| l.cond.as_ref().and_then(|c| find(p, &c.body))),
+                Op::Loop(l) => {
+                    find(p, &l.body).or_else(|| l.cond.as_ref().and_then(|c| find(p, &c.body)))
+                }
                 _ => None,
             })
         }

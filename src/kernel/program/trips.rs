@@ -60,7 +60,7 @@ impl Env<'_> {
                 }
                 Op::Loop(l) => {
                     let count = match k(l.count) {
-                        Some(Operand::Const(_, c)) => u64::from(c),
+                        Some(Operand::Const(_, c)) => c,
                         _ => 1,
                     };
                     let mut each = 0u64;

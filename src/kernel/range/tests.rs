@@ -325,7 +325,7 @@ impl<'a> Machine<'a> {
     fn get(&self, o: Operand) -> u32 {
         match o {
             Operand::Reg(r) => self.regs[r as usize],
-            Operand::Const(_, b) => b,
+            Operand::Const(_, b) => b as u32,
         }
     }
 
@@ -348,8 +348,10 @@ impl<'a> Machine<'a> {
                     self.salt = self.salt.wrapping_add(1);
                     mix(self.salt ^ ((*table as u64) << 40) ^ bits as u64)
                 }
-                Op::Unary(op, a) => ops::unary(*op, p.ty(*a), self.get(*a)),
-                Op::Binary(op, a, b) => ops::binary(*op, p.ty(*a), self.get(*a), self.get(*b)),
+                Op::Unary(op, a) => ops::unary(*op, p.ty(*a), self.get(*a) as u64) as u32,
+                Op::Binary(op, a, b) => {
+                    ops::binary(*op, p.ty(*a), self.get(*a) as u64, self.get(*b) as u64) as u32
+                }
                 Op::Select(c, a, b) => {
                     if self.get(*c) != 0 {
                         self.get(*a)
@@ -357,9 +359,15 @@ impl<'a> Machine<'a> {
                         self.get(*b)
                     }
                 }
-                Op::Cast(a) => ops::cast(p.ty(*a), ty, self.get(*a)),
-                Op::MulAdd(a, b, c) => ops::mul_add(ty, self.get(*a), self.get(*b), self.get(*c)),
-                Op::Clamp(x, lo, hi) => ops::clamp(ty, self.get(*x), self.get(*lo), self.get(*hi)),
+                Op::Cast(a) => ops::cast(p.ty(*a), ty, self.get(*a) as u64) as u32,
+                Op::MulAdd(a, b, c) => {
+                    let (a, b, c) = (self.get(*a), self.get(*b), self.get(*c));
+                    ops::mul_add(ty, a as u64, b as u64, c as u64) as u32
+                }
+                Op::Clamp(x, lo, hi) => {
+                    let (x, lo, hi) = (self.get(*x), self.get(*lo), self.get(*hi));
+                    ops::clamp(ty, x as u64, lo as u64, hi as u64) as u32
+                }
                 Op::Loop(l) => {
                     self.run_loop(l);
                     continue;

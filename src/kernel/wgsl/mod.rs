@@ -706,4 +706,29 @@ mod tests {
         );
         assert!(!s.contains("@needs"), "{s}");
     }
+
+    /// An f64 kernel is valid WGSL with naga's f64 (a device without it is never given
+    /// one): its literals carry `lf`, non-normal ones come from f32 patterns, and its
+    /// conversions and comparisons use the f64 helpers.
+    #[test]
+    fn an_f64_kernel_validates() {
+        let k = Kernel::map(|x: Expr<f32>| {
+            let d = x.cast::<f64>();
+            let m = (d.clone() * 0.5f64 + 0.0f64).min(1e300f64) % 3.0f64;
+            let q = select(m.clone().ne(d.clone()), m, d.sqrt());
+            q.cast::<i32>().cast::<f32>() + q.cast::<u32>().cast::<f32>() + q.cast::<f32>()
+        });
+        let s = shader(&k);
+        for want in [
+            "f64",
+            "5e-1lf",
+            "fn hy_f64_to_i32",
+            "fn hy_f64_to_u32",
+            "fn hy_min_f64",
+            "fn hy_rem_f64",
+            "fn hy_isnan(",
+        ] {
+            assert!(s.contains(want), "{want}:\n{s}");
+        }
+    }
 }
