@@ -79,8 +79,19 @@ impl Wide {
             };
             self.exec(&self.prog.body, regs, &cx, None);
             for (k, &(_, o)) in self.prog.outputs.iter().enumerate() {
-                for i in 0..len {
-                    out[i * m + k] = value(regs, o, i) as u32;
+                match o {
+                    Operand::Reg(r) => {
+                        let at = r as usize * LANES;
+                        let v = &regs[at..at + len];
+                        for (o, &v) in out.iter_mut().skip(k).step_by(m).zip(v) {
+                            *o = v as u32;
+                        }
+                    }
+                    Operand::Const(_, c) => out
+                        .iter_mut()
+                        .skip(k)
+                        .step_by(m)
+                        .for_each(|o| *o = c as u32),
                 }
             }
         }
@@ -107,13 +118,14 @@ impl Wide {
             below,
             above,
             base: dst as usize + 1,
+            len,
         };
-        let get = |o: Operand, i: usize| src.get(o, i);
+        let l = |o: Operand| src.lanes(o);
         match *op {
             Op::Input(k) => {
                 let x = cx.inputs.get(k as usize).copied().unwrap_or(&[]);
-                for (i, o) in d.iter_mut().enumerate() {
-                    *o = x.get(i).copied().unwrap_or(0) as u64;
+                for (o, &x) in d.iter_mut().zip(x) {
+                    *o = x as u64;
                 }
             }
             Op::Index => {
@@ -136,40 +148,40 @@ impl Wide {
                     len: 0,
                 };
                 let t = cx.tables.get(table as usize).copied().unwrap_or(empty);
+                let (index, default) = (l(index), default.map(l));
                 for (i, o) in d.iter_mut().enumerate() {
-                    let def = default.map(|x| get(x, i) as u32);
-                    *o = load_one(t, signed, get(index, i) as u32, def) as u64;
+                    let def = default.map(|x| x.at(i) as u32);
+                    *o = load_one(t, signed, index.at(i) as u32, def) as u64;
                 }
             }
-            Op::Unary(u, a) => unary(u, p.ty(a), d, |i| get(a, i)),
-            Op::Binary(b, x, y) => binary(b, p.ty(x), d, |i| get(x, i), |i| get(y, i)),
-            Op::Select(c, a, b) => {
-                for (i, o) in d.iter_mut().enumerate() {
-                    *o = if get(c, i) != 0 { get(a, i) } else { get(b, i) };
-                }
-            }
+            Op::Unary(u, a) => unary(u, p.ty(a), d, l(a)),
+            Op::Binary(b, x, y) => binary(b, p.ty(x), d, l(x), l(y)),
+            Op::Select(c, a, b) => map3(l(c), l(a), l(b), d, |c, a, b| if c != 0 { a } else { b }),
             Op::Cast(a) => {
                 let from = p.ty(a);
-                for (i, o) in d.iter_mut().enumerate() {
-                    *o = ops::cast(from, ty, get(a, i));
+                match (from, ty) {
+                    (ScalarType::F32, ScalarType::F64) => {
+                        map1(l(a), d, |x| (f32::from_bits(x as u32) as f64).to_bits())
+                    }
+                    (ScalarType::F64, ScalarType::F32) => {
+                        map1(l(a), d, |x| (f(x) as f32).to_bits() as u64)
+                    }
+                    (ScalarType::I32, ScalarType::F64) => {
+                        map1(l(a), d, |x| (x as u32 as i32 as f64).to_bits())
+                    }
+                    (ScalarType::U32, ScalarType::F64) => {
+                        map1(l(a), d, |x| (x as u32 as f64).to_bits())
+                    }
+                    _ => map1(l(a), d, |x| ops::cast(from, ty, x)),
                 }
             }
-            Op::MulAdd(a, b, c) if ty == ScalarType::F64 => {
-                for (i, o) in d.iter_mut().enumerate() {
-                    let (x, y, z) = (f(get(a, i)), f(get(b, i)), f(get(c, i)));
-                    // two roundings, as the other devices' mul-add
-                    *o = (x * y + z).to_bits();
-                }
-            }
-            Op::MulAdd(a, b, c) => {
-                for (i, o) in d.iter_mut().enumerate() {
-                    *o = ops::mul_add(ty, get(a, i), get(b, i), get(c, i));
-                }
-            }
+            // two roundings, as the other devices' mul-add
+            Op::MulAdd(a, b, c) if ty == ScalarType::F64 => map3(l(a), l(b), l(c), d, |x, y, z| {
+                (f(x) * f(y) + f(z)).to_bits()
+            }),
+            Op::MulAdd(a, b, c) => map3(l(a), l(b), l(c), d, |x, y, z| ops::mul_add(ty, x, y, z)),
             Op::Clamp(x, lo, hi) => {
-                for (i, o) in d.iter_mut().enumerate() {
-                    *o = ops::clamp(ty, get(x, i), get(lo, i), get(hi, i));
-                }
+                map3(l(x), l(lo), l(hi), d, |x, lo, hi| ops::clamp(ty, x, lo, hi))
             }
             Op::Loop(_) => {}
         }
@@ -242,20 +254,104 @@ struct Regs<'a> {
     above: &'a [u64],
     /// The register `above` starts with.
     base: usize,
+    len: usize,
 }
 
-impl Regs<'_> {
-    #[inline(always)]
-    fn get(&self, o: Operand, i: usize) -> u64 {
+impl<'a> Regs<'a> {
+    /// An operand's lanes, or its one value.
+    fn lanes(&self, o: Operand) -> L<'a> {
         match o {
-            Operand::Const(_, v) => v,
+            Operand::Const(_, v) => L::C(v),
             Operand::Reg(r) => {
                 let r = r as usize;
-                if r < self.base - 1 {
-                    self.below[r * LANES + i]
+                let (regs, k) = if r < self.base - 1 {
+                    (self.below, r)
                 } else {
-                    self.above[(r - self.base) * LANES + i]
-                }
+                    (self.above, r - self.base)
+                };
+                L::S(&regs[k * LANES..k * LANES + self.len])
+            }
+        }
+    }
+}
+
+/// An operand over the lanes: a slice, or one value for all.
+#[derive(Clone, Copy)]
+enum L<'a> {
+    S(&'a [u64]),
+    C(u64),
+}
+
+impl L<'_> {
+    #[inline(always)]
+    fn at(self, i: usize) -> u64 {
+        match self {
+            L::S(s) => s[i],
+            L::C(c) => c,
+        }
+    }
+}
+
+#[inline(always)]
+fn map1(a: L<'_>, d: &mut [u64], f: impl Fn(u64) -> u64) {
+    match a {
+        L::S(a) => {
+            for (o, &x) in d.iter_mut().zip(a) {
+                *o = f(x);
+            }
+        }
+        L::C(x) => d.fill(f(x)),
+    }
+}
+
+#[inline(always)]
+fn map2(a: L<'_>, b: L<'_>, d: &mut [u64], f: impl Fn(u64, u64) -> u64) {
+    match (a, b) {
+        (L::S(a), L::S(b)) => {
+            for ((o, &x), &y) in d.iter_mut().zip(a).zip(b) {
+                *o = f(x, y);
+            }
+        }
+        (L::S(a), L::C(y)) => {
+            for (o, &x) in d.iter_mut().zip(a) {
+                *o = f(x, y);
+            }
+        }
+        (L::C(x), L::S(b)) => {
+            for (o, &y) in d.iter_mut().zip(b) {
+                *o = f(x, y);
+            }
+        }
+        (L::C(x), L::C(y)) => d.fill(f(x, y)),
+    }
+}
+
+#[inline(always)]
+fn map3(a: L<'_>, b: L<'_>, c: L<'_>, d: &mut [u64], f: impl Fn(u64, u64, u64) -> u64) {
+    match (a, b, c) {
+        (L::S(a), L::S(b), L::S(c)) => {
+            for (((o, &x), &y), &z) in d.iter_mut().zip(a).zip(b).zip(c) {
+                *o = f(x, y, z);
+            }
+        }
+        (L::S(a), L::C(y), L::S(c)) => {
+            for ((o, &x), &z) in d.iter_mut().zip(a).zip(c) {
+                *o = f(x, y, z);
+            }
+        }
+        (L::S(a), L::S(b), L::C(z)) => {
+            for ((o, &x), &y) in d.iter_mut().zip(a).zip(b) {
+                *o = f(x, y, z);
+            }
+        }
+        (L::S(a), L::C(y), L::C(z)) => {
+            for (o, &x) in d.iter_mut().zip(a) {
+                *o = f(x, y, z);
+            }
+        }
+        _ => {
+            for (i, o) in d.iter_mut().enumerate() {
+                *o = f(a.at(i), b.at(i), c.at(i));
             }
         }
     }
@@ -278,55 +374,33 @@ fn f(bits: u64) -> f64 {
     f64::from_bits(bits)
 }
 
-fn unary(op: UnOp, ty: ScalarType, d: &mut [u64], a: impl Fn(usize) -> u64) {
+fn unary(op: UnOp, ty: ScalarType, d: &mut [u64], a: L<'_>) {
     match (ty, op) {
-        (ScalarType::F64, UnOp::Sqrt) => {
-            for (i, o) in d.iter_mut().enumerate() {
-                *o = f(a(i)).sqrt().to_bits();
-            }
-        }
-        (ScalarType::F64, UnOp::Neg) => {
-            for (i, o) in d.iter_mut().enumerate() {
-                *o = (-f(a(i))).to_bits();
-            }
-        }
-        _ => {
-            for (i, o) in d.iter_mut().enumerate() {
-                *o = ops::unary(op, ty, a(i));
-            }
-        }
+        (ScalarType::F64, UnOp::Sqrt) => map1(a, d, |x| f(x).sqrt().to_bits()),
+        (ScalarType::F64, UnOp::Neg) => map1(a, d, |x| (-f(x)).to_bits()),
+        (ScalarType::F64, UnOp::Abs) => map1(a, d, |x| f(x).abs().to_bits()),
+        _ => map1(a, d, |x| ops::unary(op, ty, x)),
     }
 }
 
-fn binary(
-    op: BinOp,
-    ty: ScalarType,
-    d: &mut [u64],
-    a: impl Fn(usize) -> u64,
-    b: impl Fn(usize) -> u64,
-) {
-    macro_rules! each {
-        ($e:expr) => {
-            for (i, o) in d.iter_mut().enumerate() {
-                let (x, y) = (f(a(i)), f(b(i)));
-                *o = $e(x, y);
-            }
+fn binary(op: BinOp, ty: ScalarType, d: &mut [u64], a: L<'_>, b: L<'_>) {
+    if ty == ScalarType::F64 {
+        macro_rules! g {
+            ($e:expr) => {
+                map2(a, b, d, |x, y| $e(f(x), f(y)))
+            };
+        }
+        return match op {
+            BinOp::Add => g!(|x: f64, y: f64| (x + y).to_bits()),
+            BinOp::Sub => g!(|x: f64, y: f64| (x - y).to_bits()),
+            BinOp::Mul => g!(|x: f64, y: f64| (x * y).to_bits()),
+            BinOp::Div => g!(|x: f64, y: f64| (x / y).to_bits()),
+            BinOp::Lt => g!(|x: f64, y: f64| (x < y) as u64),
+            BinOp::Le => g!(|x: f64, y: f64| (x <= y) as u64),
+            BinOp::Gt => g!(|x: f64, y: f64| (x > y) as u64),
+            BinOp::Ge => g!(|x: f64, y: f64| (x >= y) as u64),
+            _ => map2(a, b, d, |x, y| ops::binary(op, ty, x, y)),
         };
     }
-    if ty == ScalarType::F64 {
-        match op {
-            BinOp::Add => return each!(|x: f64, y: f64| (x + y).to_bits()),
-            BinOp::Sub => return each!(|x: f64, y: f64| (x - y).to_bits()),
-            BinOp::Mul => return each!(|x: f64, y: f64| (x * y).to_bits()),
-            BinOp::Div => return each!(|x: f64, y: f64| (x / y).to_bits()),
-            BinOp::Lt => return each!(|x: f64, y: f64| (x < y) as u64),
-            BinOp::Le => return each!(|x: f64, y: f64| (x <= y) as u64),
-            BinOp::Gt => return each!(|x: f64, y: f64| (x > y) as u64),
-            BinOp::Ge => return each!(|x: f64, y: f64| (x >= y) as u64),
-            _ => {}
-        }
-    }
-    for (i, o) in d.iter_mut().enumerate() {
-        *o = ops::binary(op, ty, a(i), b(i));
-    }
+    map2(a, b, d, |x, y| ops::binary(op, ty, x, y))
 }
