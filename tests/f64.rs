@@ -348,3 +348,104 @@ fn a_table_read_into_an_f64_sum() {
         assert_eq!(got, want, "{t}");
     }
 }
+
+/// The exact f64 operations at their edges, on every device, each written from the
+/// rule: `floor`, `ceil`, `round` (ties to even), `fract` (`x - floor(x)`), `min` and
+/// `max` (a NaN operand, from the data, yields the other), `%` (`a - b * trunc(a /
+/// b)`), and comparisons with NaN (false, but `!=` true). Inputs are f32 (exact in
+/// f64) plus 2^-31, so every value needs f64; each result is cast to f32 exactly or is
+/// a flag.
+#[test]
+fn exact_f64_operations_at_their_edges() {
+    let h = 2f64.powi(-31);
+    let xs = [
+        2.5f32,
+        -2.5,
+        3.5,
+        -0.5,
+        7.0,
+        -7.0,
+        f32::NAN,
+        f32::INFINITY,
+        0.0,
+    ];
+    type Eight = (
+        Expr<f32>,
+        Expr<f32>,
+        Expr<f32>,
+        Expr<f32>,
+        Expr<f32>,
+        Expr<f32>,
+        Expr<u32>,
+        Expr<f32>,
+    );
+    let k = Kernel::new(move |(x,): (Expr<f32>,)| -> Eight {
+        let d = x.cast::<f64>();
+        let e = d.clone() + h; // off the f32 grid: a wrong f32 path rounds it away
+        let back = |v: Expr<f64>| v.cast::<f32>();
+        (
+            back(e.floor()),
+            back(e.ceil()),
+            back(d.round()),
+            back((e.fract() - h) * 2f64.powi(20)),
+            back(d.max(Expr::constant(1.0f64))),
+            back(d.clone() % 2.0f64),
+            d.clone().ne(d.clone()).cast::<u32>() | (d.clone().lt(e).cast::<u32>() << 1u32),
+            back(Expr::constant(1.0f64).min(d.clone() * 0.5f64)),
+        )
+    });
+    let want = |x: f32| {
+        let d = x as f64;
+        let e = d + h;
+        let min = |a: f64, b: f64| {
+            if a.is_nan() {
+                b
+            } else if b.is_nan() {
+                a
+            } else {
+                a.min(b)
+            }
+        };
+        let max = |a: f64, b: f64| {
+            if a.is_nan() {
+                b
+            } else if b.is_nan() {
+                a
+            } else {
+                a.max(b)
+            }
+        };
+        (
+            e.floor() as f32,
+            e.ceil() as f32,
+            d.round_ties_even() as f32,
+            (((e - e.floor()) - h) * 2f64.powi(20)) as f32,
+            max(d, 1.0) as f32,
+            (d - 2.0 * (d / 2.0).trunc()) as f32,
+            (d.is_nan() as u32) | (((d < e) as u32) << 1),
+            min(1.0, d * 0.5) as f32,
+        )
+    };
+    let same = |a: f32, b: f32| a == b || (a.is_nan() && b.is_nan());
+    for t in targets() {
+        let got =
+            t.rt.call(&k, (&xs[..],), t.placement)
+                .unwrap_or_else(|e| panic!("{t}: {e}"));
+        let o = &got.output;
+        for (i, &x) in xs.iter().enumerate() {
+            let w = want(x);
+            let g = (
+                o.0[i], o.1[i], o.2[i], o.3[i], o.4[i], o.5[i], o.6[i], o.7[i],
+            );
+            let ok = same(g.0, w.0)
+                && same(g.1, w.1)
+                && same(g.2, w.2)
+                && same(g.3, w.3)
+                && same(g.4, w.4)
+                && same(g.5, w.5)
+                && g.6 == w.6
+                && same(g.7, w.7);
+            assert!(ok, "{t}: x = {x}: got {g:?}, want {w:?}");
+        }
+    }
+}
