@@ -235,8 +235,8 @@ fn a_device_without_f64_is_left_out() {
 }
 
 /// f64 math a GPU has no instruction for (`sin`, `exp`, `pow`...) runs on the CPU:
-/// `Placement::Gpu` is a typed error naming the function, `Auto` computes it on the
-/// CPU, exactly as Rust's f64 does.
+/// `Placement::Gpu` is a typed error naming the function, `Auto` and a split compute
+/// it on the CPU, exactly as Rust's f64 does, the report saying why.
 #[test]
 fn f64_math_without_a_gpu_instruction_runs_on_the_cpu() {
     let k = Kernel::map(|x: Expr<f32>| x.cast::<f64>().sin().cast::<f32>());
@@ -256,9 +256,16 @@ fn f64_math_without_a_gpu_instruction_runs_on_the_cpu() {
         Err(e @ Error::DeviceCannot { .. }) => assert!(e.to_string().contains("sin"), "{e}"),
         other => panic!("want DeviceCannot, got {:?}", other.map(|r| r.report)),
     }
-    let run = rt.map(&xs, &k, Placement::Auto).expect("auto");
-    assert_eq!(run.output, want);
-    assert_eq!(common::gpu_elements(&run.report), 0, "{}", run.report);
+    for p in [Placement::Auto, Placement::Split(0.5)] {
+        let run = rt.map(&xs, &k, p).expect("on the cpu");
+        assert_eq!(run.output, want, "{p}");
+        assert_eq!(common::gpu_elements(&run.report), 0, "{p}: {}", run.report);
+        assert!(
+            run.report.notes().iter().any(|n| n.contains("f64 sin")),
+            "{p}: the report says why: {}",
+            run.report
+        );
+    }
 }
 
 /// Mandelbrot in f64 (a loop that stops early, so the wide evaluator's masked loop):

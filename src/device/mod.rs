@@ -347,6 +347,23 @@ pub(crate) trait Device: Send + Sync {
     /// returning the range's partial result; no mapped array is written.
     fn reduce(&self, task: &HostTask<'_>, op: Reduce) -> Result<(Partial, Timed)>;
 
+    /// `Err` when the device cannot compute what `kernel` computes: a type it lacks
+    /// (`f64` without wgpu's `SHADER_F64`), an operation it has no instruction for.
+    /// Unlike [`accepts`](Self::accepts), a split that names the device still runs, on
+    /// the others: the kernel, not the call's size, is what the device cannot take.
+    fn computes(&self, kernel: &Bound) -> Result<()> {
+        let wide = kernel.program().map(|p| p.is_wide()).unwrap_or(false);
+        let info = self.info();
+        if wide && !info.types.contains(&ScalarType::F64) {
+            return Err(crate::error::Error::DeviceCannot {
+                device: info.name.clone(),
+                reason: "it computes in no f64 (the adapter lacks wgpu's SHADER_F64 feature)"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
     /// `Err` when the device cannot run `kernel` at all (a map, or a reduction with
     /// `op`) with tables of up to `table_bytes` each: more buffers than it can bind, a
     /// table larger than its buffers. Such a device is left out of the call.

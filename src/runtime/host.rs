@@ -285,7 +285,7 @@ impl Runtime {
         for (d, ok) in self.devices.iter().zip(healthy.iter_mut()) {
             // a device without a type the kernel computes in is named only by a
             // placement that asks for its kind alone: a split runs on the others
-            let typed = lacks_type(kernel, d.info());
+            let typed = d.computes(kernel);
             let typed_only = typed.is_err();
             if let Err(e) = typed.and_then(|_| d.accepts(kernel, op, biggest)) {
                 let named = match placement {
@@ -309,19 +309,6 @@ impl Runtime {
             _ => Ok(()),
         }
     }
-}
-
-/// A device cannot run a kernel that computes in a type it lacks (`f64` on a GPU
-/// without wgpu's `SHADER_F64`).
-fn lacks_type(kernel: &Bound, info: &crate::device::DeviceInfo) -> Result<()> {
-    let wide = kernel.program().map(|p| p.is_wide()).unwrap_or(false);
-    if wide && !info.types.contains(&crate::ScalarType::F64) {
-        return Err(Error::DeviceCannot {
-            device: info.name.clone(),
-            reason: "it computes in no f64 (the adapter lacks wgpu's SHADER_F64 feature)".into(),
-        });
-    }
-    Ok(())
 }
 
 /// How a table whose reads reach as `r` is sent to a device with its own memory.

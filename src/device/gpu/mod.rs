@@ -236,6 +236,27 @@ impl Device for GpuDevice {
         Ok((part, Timed { stats, secs }))
     }
 
+    fn computes(&self, kernel: &crate::kernel::Bound) -> Result<()> {
+        let program = kernel.program()?;
+        if program.is_wide() && !self.info.types.contains(&crate::ScalarType::F64) {
+            return Err(Error::DeviceCannot {
+                device: self.info.name.clone(),
+                reason: "it computes in no f64 (the adapter lacks wgpu's SHADER_F64 feature)"
+                    .into(),
+            });
+        }
+        if let Some(f) = program.wide_math() {
+            return Err(Error::DeviceCannot {
+                device: self.info.name.clone(),
+                reason: format!(
+                    "a GPU has no f64 {f} (SPIR-V's, Metal's and DX12's f64 math stops at \
+                     sqrt, floor and the like)"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     fn accepts(
         &self,
         kernel: &crate::kernel::Bound,
@@ -247,12 +268,6 @@ impl Device for GpuDevice {
             Some(op) => kernel.reduce_shader(op)?,
         };
         self.check_bindings(&shader)?;
-        if let Some(f) = kernel.program()?.wide_math() {
-            return Err(Error::DeviceCannot {
-                device: self.info.name.clone(),
-                reason: format!("a GPU has no f64 {f} (SPIR-V's, Metal's and DX12's f64 math stops at sqrt, floor and the like)"),
-            });
-        }
         if table_bytes > self.max_chunk_bytes {
             return Err(Error::DeviceCannot {
                 device: self.info.name.clone(),
