@@ -117,3 +117,51 @@ fn hy_f64_to_i32(x: f64) -> i32 {
 fn hy_f64_to_u32(x: f64) -> u32 {
     return select(u32(clamp(x, 0.0lf, 4294967295.0lf)), 0u, hy_isnan_f64(x));
 }
+
+// @helper div_i64
+// As div_i32: a / 0 == a, i64::MIN / -1 == i64::MIN.
+fn hy_div_i64(a: i64, b: i64) -> i64 {
+    let keep = b == 0li || (a == (-9223372036854775807li - 1li) && b == -1li);
+    return select(a / select(b, 1li, keep), a, keep);
+}
+
+// @helper rem_i64
+fn hy_rem_i64(a: i64, b: i64) -> i64 {
+    let zero = b == 0li || (a == (-9223372036854775807li - 1li) && b == -1li);
+    return select(a % select(b, 1li, zero), 0li, zero);
+}
+
+// @helper div_u64
+fn hy_div_u64(a: u64, b: u64) -> u64 {
+    return select(a / select(b, 1lu, b == 0lu), a, b == 0lu);
+}
+
+// @helper rem_u64
+fn hy_rem_u64(a: u64, b: u64) -> u64 {
+    return select(a % select(b, 1lu, b == 0lu), 0lu, b == 0lu);
+}
+
+// @helper f32_to_i64
+// @needs isnan
+// WGSL's rule at 64 bits: clamp to the ends an f32 holds, truncate; NaN 0.
+fn hy_f32_to_i64(x: f32) -> i64 {
+    return select(i64(clamp(x, -9223372036854775808.0f, 9223371487098961920.0f)), 0li, hy_isnan(x));
+}
+
+// @helper f32_to_u64
+// @needs isnan
+fn hy_f32_to_u64(x: f32) -> u64 {
+    return select(u64(clamp(x, 0.0f, 18446742974197923840.0f)), 0lu, hy_isnan(x));
+}
+
+// @helper f64_to_i64
+// @needs isnan_f64
+fn hy_f64_to_i64(x: f64) -> i64 {
+    return select(i64(clamp(x, -9223372036854775808.0lf, 9223372036854774784.0lf)), 0li, hy_isnan_f64(x));
+}
+
+// @helper f64_to_u64
+// @needs isnan_f64
+fn hy_f64_to_u64(x: f64) -> u64 {
+    return select(u64(clamp(x, 0.0lf, 18446744073709549568.0lf)), 0lu, hy_isnan_f64(x));
+}

@@ -81,7 +81,8 @@ pub struct DeviceInfo {
     /// Driver name and version, empty when unknown.
     pub driver: String,
     /// The scalar types kernels may compute in on the device: `f32`, `i32`, `u32` and
-    /// `bool` everywhere; `f64` on the CPU and on a GPU with wgpu's `SHADER_F64`. A
+    /// `bool` everywhere; `f64` on the CPU and on a GPU with wgpu's `SHADER_F64`, `i64`
+    /// and `u64` on the CPU and on a GPU with `SHADER_INT64`. A
     /// kernel that computes in a type its device lacks is not run there (`Auto` and
     /// `Split` leave the device out, and the report says why).
     pub types: Vec<ScalarType>,
@@ -96,11 +97,26 @@ impl DeviceInfo {
         ScalarType::Bool,
     ];
 
-    /// The base types and `f64`.
+    /// The base types and the 64-bit ones (`f64`, `i64`, `u64`).
     pub(crate) fn all_types() -> Vec<ScalarType> {
         let mut t = Self::BASE_TYPES.to_vec();
-        t.push(ScalarType::F64);
+        t.extend([ScalarType::F64, ScalarType::I64, ScalarType::U64]);
         t
+    }
+
+    /// The first type `kernel` computes in that the device lacks, with the wgpu
+    /// feature that would give it.
+    pub(crate) fn lacks(&self, kernel: &Bound) -> Option<(ScalarType, &'static str)> {
+        let p = kernel.program().ok()?;
+        let t = p.regs.iter().find(|t| !self.types.contains(t))?;
+        Some((
+            *t,
+            if *t == ScalarType::F64 {
+                "SHADER_F64"
+            } else {
+                "SHADER_INT64"
+            },
+        ))
     }
 }
 
@@ -352,16 +368,15 @@ pub(crate) trait Device: Send + Sync {
     /// Unlike [`accepts`](Self::accepts), a split that names the device still runs, on
     /// the others: the kernel, not the call's size, is what the device cannot take.
     fn computes(&self, kernel: &Bound) -> Result<()> {
-        let wide = kernel.program().map(|p| p.is_wide()).unwrap_or(false);
-        let info = self.info();
-        if wide && !info.types.contains(&ScalarType::F64) {
-            return Err(crate::error::Error::DeviceCannot {
-                device: info.name.clone(),
-                reason: "it computes in no f64 (the adapter lacks wgpu's SHADER_F64 feature)"
-                    .into(),
-            });
+        match self.info().lacks(kernel) {
+            Some((t, feature)) => Err(crate::error::Error::DeviceCannot {
+                device: self.info().name.clone(),
+                reason: format!(
+                    "it computes in no {t} (the adapter lacks wgpu's {feature} feature)"
+                ),
+            }),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// `Err` when the device cannot run `kernel` at all (a map, or a reduction with

@@ -135,11 +135,10 @@ impl SimDevice {
             backend: "sim".into(),
             kind: self.kind,
             driver: "virtual clock".into(),
-            types: if self.no_f64 {
-                DeviceInfo::BASE_TYPES.to_vec()
-            } else {
-                DeviceInfo::all_types()
-            },
+            types: DeviceInfo::all_types()
+                .into_iter()
+                .filter(|&t| !(self.no_f64 && t == crate::ScalarType::F64))
+                .collect(),
         };
         let measured = self.kind.is_gpu().then(|| calibrate(&self.link)).flatten();
         Ok(SimBackend {

@@ -112,7 +112,7 @@ pub(crate) fn show(ty: ScalarType, bits: u32) -> String {
     match ty {
         ScalarType::F32 => format!("{:?}", f32::from_bits(bits)),
         // results are 32-bit: an f64 value never reaches a check
-        ScalarType::F64 => format!("{:?}", f32::from_bits(bits)),
+        ScalarType::F64 | ScalarType::I64 | ScalarType::U64 => format!("{bits:#x}"),
         ScalarType::I32 => (bits as i32).to_string(),
         ScalarType::U32 => bits.to_string(),
         ScalarType::Bool => (bits != 0).to_string(),

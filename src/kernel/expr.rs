@@ -501,14 +501,14 @@ binary_operator!(Rem, rem, Rem, Numeric);
 binary_operator!(BitAnd, bitand, And, Integer);
 binary_operator!(BitOr, bitor, Or, Integer);
 binary_operator!(BitXor, bitxor, Xor, Integer);
-scalar_lhs_operator!(Add, add, Add; f32, f64, i32, u32);
-scalar_lhs_operator!(Sub, sub, Sub; f32, f64, i32, u32);
-scalar_lhs_operator!(Mul, mul, Mul; f32, f64, i32, u32);
-scalar_lhs_operator!(Div, div, Div; f32, f64, i32, u32);
-scalar_lhs_operator!(Rem, rem, Rem; f32, f64, i32, u32);
-scalar_lhs_operator!(BitAnd, bitand, And; i32, u32);
-scalar_lhs_operator!(BitOr, bitor, Or; i32, u32);
-scalar_lhs_operator!(BitXor, bitxor, Xor; i32, u32);
+scalar_lhs_operator!(Add, add, Add; f32, f64, i32, u32, i64, u64);
+scalar_lhs_operator!(Sub, sub, Sub; f32, f64, i32, u32, i64, u64);
+scalar_lhs_operator!(Mul, mul, Mul; f32, f64, i32, u32, i64, u64);
+scalar_lhs_operator!(Div, div, Div; f32, f64, i32, u32, i64, u64);
+scalar_lhs_operator!(Rem, rem, Rem; f32, f64, i32, u32, i64, u64);
+scalar_lhs_operator!(BitAnd, bitand, And; i32, u32, i64, u64);
+scalar_lhs_operator!(BitOr, bitor, Or; i32, u32, i64, u64);
+scalar_lhs_operator!(BitXor, bitxor, Xor; i32, u32, i64, u64);
 
 // Shifts: the amount is u32 and is masked to 0..=31, as WGSL does.
 macro_rules! shift_operator {
@@ -571,7 +571,7 @@ macro_rules! neg_operator {
         }
     )*};
 }
-neg_operator!(f32, f64, i32);
+neg_operator!(f32, f64, i32, i64);
 
 impl<T: Integer> ops::Not for Expr<T> {
     type Output = Expr<T>;

@@ -133,6 +133,44 @@ pub(crate) fn fract_f64(a: f64) -> f64 {
     a - a.floor()
 }
 
+// --- i64 and u64 -------------------------------------------------------------------
+
+/// The largest `f32` and `f64` below 2^63 and 2^64: WGSL's clamp ends for a float
+/// converted to `i64` and `u64` (the same rule as for 32 bits).
+const F32_I64_MAX: f32 = 9_223_371_487_098_961_920.0;
+const F32_U64_MAX: f32 = 18_446_742_974_197_923_840.0;
+const F64_I64_MAX: f64 = 9_223_372_036_854_774_784.0;
+const F64_U64_MAX: f64 = 18_446_744_073_709_549_568.0;
+
+#[inline(always)]
+fn div_i64(a: i64, b: i64) -> i64 {
+    if b == 0 || (a == i64::MIN && b == -1) {
+        a
+    } else {
+        a / b
+    }
+}
+
+#[inline(always)]
+fn rem_i64(a: i64, b: i64) -> i64 {
+    if b == 0 || (a == i64::MIN && b == -1) {
+        0
+    } else {
+        a % b
+    }
+}
+
+/// A float (already as f64: every f32 is one) to `i64` or `u64` by WGSL's rule: clamp
+/// below the top the source type holds, truncate; NaN to 0 (`as` does the rest).
+fn float_to_64(v: f64, top: f64, signed: bool) -> u64 {
+    let v = if v > top { top } else { v };
+    if signed {
+        v as i64 as u64
+    } else {
+        v as u64
+    }
+}
+
 // --- untyped operations on bit patterns, for constant folding --------------------------
 //
 // A value is its bit pattern zero-extended to 64 bits: the low 32 bits for the 32-bit
@@ -190,6 +228,10 @@ pub(crate) fn unary(op: UnOp, ty: ScalarType, a: u64) -> u64 {
         (I32, UnOp::Neg) => (w as i32).wrapping_neg() as u32 as u64,
         (I32, UnOp::Abs) => (w as i32).wrapping_abs() as u32 as u64,
         (I32 | U32, UnOp::Not) => !w as u64,
+        (I64, UnOp::Neg) => (a as i64).wrapping_neg() as u64,
+        (I64, UnOp::Abs) => (a as i64).wrapping_abs() as u64,
+        (I64 | U64, UnOp::Not) => !a,
+        (U64, UnOp::Abs) => a,
         (U32, UnOp::Abs) => a,
         (Bool, UnOp::Not) => (w == 0) as u64,
         // The typed builder never makes these; keep the value.
@@ -269,6 +311,45 @@ pub(crate) fn binary(op: BinOp, ty: ScalarType, a: u64, b: u64) -> u64 {
                 _ => wa,
             }) as u64
         }
+        I64 => {
+            let (x, y) = (a as i64, b as i64);
+            let s = b as u32; // a shift amount is u32
+            (match op {
+                BinOp::Add => x.wrapping_add(y),
+                BinOp::Sub => x.wrapping_sub(y),
+                BinOp::Mul => x.wrapping_mul(y),
+                BinOp::Div => div_i64(x, y),
+                BinOp::Rem => rem_i64(x, y),
+                BinOp::Min => x.min(y),
+                BinOp::Max => x.max(y),
+                BinOp::And => x & y,
+                BinOp::Or => x | y,
+                BinOp::Xor => x ^ y,
+                BinOp::Shl => x.wrapping_shl(s),
+                BinOp::Shr => x.wrapping_shr(s),
+                _ if op.is_comparison() => cmp(x.cmp(&y)) as i64,
+                _ => x,
+            }) as u64
+        }
+        U64 => {
+            let s = b as u32;
+            match op {
+                BinOp::Add => a.wrapping_add(b),
+                BinOp::Sub => a.wrapping_sub(b),
+                BinOp::Mul => a.wrapping_mul(b),
+                BinOp::Div => a.checked_div(b).unwrap_or(a),
+                BinOp::Rem => a.checked_rem(b).unwrap_or(0),
+                BinOp::Min => a.min(b),
+                BinOp::Max => a.max(b),
+                BinOp::And => a & b,
+                BinOp::Or => a | b,
+                BinOp::Xor => a ^ b,
+                BinOp::Shl => a.wrapping_shl(s),
+                BinOp::Shr => a.wrapping_shr(s),
+                _ if op.is_comparison() => cmp(a.cmp(&b)),
+                _ => a,
+            }
+        }
         U32 => {
             (match op {
                 BinOp::Add => wa.wrapping_add(wb),
@@ -317,6 +398,24 @@ pub(crate) fn cast(from: ScalarType, to: ScalarType, a: u64) -> u64 {
         (F32, Bool) => (f(a) != 0.0) as u64,
         (F64, Bool) => (d(a) != 0.0) as u64,
         (I32 | U32, Bool) => (w != 0) as u64,
+        (I64 | U64, Bool) => (a != 0) as u64,
+        // 64-bit integers: from a signed 32-bit one sign-extended, from an unsigned or
+        // a bool zero-extended, between i64 and u64 the same bits, from a float WGSL's
+        // clamp-then-truncate (NaN 0)
+        (I32, I64 | U64) => w as i32 as i64 as u64,
+        (U32 | Bool, I64 | U64) => w as u64,
+        (I64 | U64, I64 | U64) => a,
+        (F32, I64) => float_to_64(f(a) as f64, F32_I64_MAX as f64, true),
+        (F32, U64) => float_to_64(f(a) as f64, F32_U64_MAX as f64, false),
+        (F64, I64) => float_to_64(d(a), F64_I64_MAX, true),
+        (F64, U64) => float_to_64(d(a), F64_U64_MAX, false),
+        // to 32 bits: the low 32 bits
+        (I64 | U64, I32 | U32) => w as u64,
+        // to a float: round to nearest, ties to even
+        (I64, F32) => fb(a as i64 as f32),
+        (U64, F32) => fb(a as f32),
+        (I64, F64) => db(a as i64 as f64),
+        (U64, F64) => db(a as f64),
         // i32 <-> u32 and bool -> integers keep the pattern.
         _ => a,
     }

@@ -2,7 +2,7 @@
 //! [`Scalar`] trait of every value type, and the traits ([`Element`], [`Numeric`],
 //! [`Float`], [`Integer`]) that say which operations an `Expr` has.
 //!
-//! `f64` is a [`Float`] a kernel computes in (cast an input to it, accumulate in it,
+//! `f64`, `i64` and `u64` are types a kernel computes in (cast an input to it, accumulate in it,
 //! cast the result back), not yet an [`Element`]: inputs, tables and results are 32-bit.
 //! Its values are 64-bit patterns in the program's literals ([`Scalar::bits`]).
 
@@ -17,6 +17,11 @@ pub enum ScalarType {
     /// 64-bit IEEE float: a type kernels compute in (inputs and results stay 32-bit in
     /// this version). A GPU runs it only with wgpu's `SHADER_F64`.
     F64,
+    /// 64-bit two's complement integer, wrapping: a type kernels compute in, as `f64`.
+    /// A GPU runs it only with wgpu's `SHADER_INT64`.
+    I64,
+    /// 64-bit unsigned integer, wrapping (as `I64`).
+    U64,
     /// 32-bit two's complement integer, wrapping.
     I32,
     /// 32-bit unsigned integer, wrapping.
@@ -28,7 +33,16 @@ pub enum ScalarType {
 impl ScalarType {
     /// Whether the type is 64 bits wide.
     pub fn is_wide(self) -> bool {
-        self == ScalarType::F64
+        matches!(self, ScalarType::F64 | ScalarType::I64 | ScalarType::U64)
+    }
+
+    /// The mask of a shift amount on this type: `0..=31`, or `0..=63` for 64 bits.
+    pub(crate) fn shift_mask(self) -> u64 {
+        if self.is_wide() {
+            63
+        } else {
+            31
+        }
     }
 
     /// Whether the type is a float.
@@ -41,6 +55,8 @@ impl ScalarType {
         match self {
             ScalarType::F32 => "f32",
             ScalarType::F64 => "f64",
+            ScalarType::I64 => "i64",
+            ScalarType::U64 => "u64",
             ScalarType::I32 => "i32",
             ScalarType::U32 => "u32",
             ScalarType::Bool => "bool",
@@ -58,6 +74,8 @@ mod sealed {
     pub trait Sealed {}
     impl Sealed for f32 {}
     impl Sealed for f64 {}
+    impl Sealed for i64 {}
+    impl Sealed for u64 {}
     impl Sealed for i32 {}
     impl Sealed for u32 {}
     impl Sealed for bool {}
@@ -83,6 +101,8 @@ pub trait Element: Numeric + bytemuck::Pod + PartialEq + Default {
 pub trait Numeric: Scalar {}
 impl Numeric for f32 {}
 impl Numeric for f64 {}
+impl Numeric for i64 {}
+impl Numeric for u64 {}
 impl Numeric for i32 {}
 impl Numeric for u32 {}
 
@@ -91,10 +111,13 @@ pub trait Float: Numeric {}
 impl Float for f32 {}
 impl Float for f64 {}
 
-/// The integer element types, which support bitwise operations and shifts.
-pub trait Integer: Numeric + Element {}
+/// The integer types, which support bitwise operations and shifts: `i32`, `u32`,
+/// `i64`, `u64`.
+pub trait Integer: Numeric {}
 impl Integer for i32 {}
 impl Integer for u32 {}
+impl Integer for i64 {}
+impl Integer for u64 {}
 
 impl Scalar for f32 {
     const TYPE: ScalarType = ScalarType::F32;
@@ -106,6 +129,18 @@ impl Scalar for f64 {
     const TYPE: ScalarType = ScalarType::F64;
     fn bits(self) -> u64 {
         f64::to_bits(self)
+    }
+}
+impl Scalar for i64 {
+    const TYPE: ScalarType = ScalarType::I64;
+    fn bits(self) -> u64 {
+        self as u64
+    }
+}
+impl Scalar for u64 {
+    const TYPE: ScalarType = ScalarType::U64;
+    fn bits(self) -> u64 {
+        self
     }
 }
 impl Scalar for i32 {

@@ -65,10 +65,15 @@ pub(super) fn describe(a: &wgpu::AdapterInfo, features: wgpu::Features) -> Devic
         backend: a.backend.to_str().into(),
         kind,
         driver,
-        types: if features.contains(wgpu::Features::SHADER_F64) {
-            DeviceInfo::all_types()
-        } else {
-            DeviceInfo::BASE_TYPES.to_vec()
+        types: {
+            let mut t = DeviceInfo::BASE_TYPES.to_vec();
+            if features.contains(wgpu::Features::SHADER_F64) {
+                t.push(crate::ScalarType::F64);
+            }
+            if features.contains(wgpu::Features::SHADER_INT64) {
+                t.extend([crate::ScalarType::I64, crate::ScalarType::U64]);
+            }
+            t
         },
     }
 }
@@ -99,7 +104,8 @@ pub(super) fn open(
     // Timestamps inside command encoders time each chunk's copies and compute.
     let stamps = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS;
     // f64 where the adapter has it: kernels that compute in it run here too
-    let features = adapter.features() & (stamps | wgpu::Features::SHADER_F64);
+    let wide = wgpu::Features::SHADER_F64 | wgpu::Features::SHADER_INT64;
+    let features = adapter.features() & (stamps | wide);
     let desc = wgpu::DeviceDescriptor {
         label: Some("hybrid"),
         required_limits: limits.clone(),

@@ -238,11 +238,12 @@ impl Device for GpuDevice {
 
     fn computes(&self, kernel: &crate::kernel::Bound) -> Result<()> {
         let program = kernel.program()?;
-        if program.is_wide() && !self.info.types.contains(&crate::ScalarType::F64) {
+        if let Some((t, feature)) = self.info.lacks(kernel) {
             return Err(Error::DeviceCannot {
                 device: self.info.name.clone(),
-                reason: "it computes in no f64 (the adapter lacks wgpu's SHADER_F64 feature)"
-                    .into(),
+                reason: format!(
+                    "it computes in no {t} (the adapter lacks wgpu's {feature} feature)"
+                ),
             });
         }
         if let Some(f) = program.wide_math() {

@@ -49,7 +49,7 @@ impl Plan {
     /// The plan for `prog`, a program with its parameters bound ([`Program::bind`]) or
     /// with none.
     pub(crate) fn new(prog: &Program) -> crate::error::Result<Plan> {
-        if prog.regs.iter().any(|t| t.is_wide()) {
+        if prog.is_wide() {
             return Ok(Plan {
                 steps: Vec::new(),
                 results: vec![Src::Imm(0); prog.outputs.len()],

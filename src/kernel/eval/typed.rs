@@ -157,7 +157,7 @@ pub(super) fn binary(op: BinOp, ty: ScalarType, a: View<'_>, b: View<'_>, out: &
             _ => int_bits(op, a, b, out),
         },
         // a program with 64-bit values runs on the wide evaluator (eval/wide.rs)
-        F64 => {}
+        F64 | I64 | U64 => {}
     }
 }
 

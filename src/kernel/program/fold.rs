@@ -21,7 +21,7 @@ pub(super) fn fold(op: Op, ty: ScalarType) -> Folded {
         Op::Unary(u, Const(t, x)) => Folded::Literal(Const(ty, ops::unary(u, t, x))),
         Op::Binary(b, x, y) => {
             let y = match (b, y) {
-                (BinOp::Shl | BinOp::Shr, Const(t, v)) => Const(t, v & 31),
+                (BinOp::Shl | BinOp::Shr, Const(t, v)) => Const(t, v & ty.shift_mask()),
                 (_, y) => y,
             };
             match (x, y) {

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use crate::kernel::expr::{BinOp, UnOp};
 use crate::kernel::program::{Instr, Loop, Op, Operand, Program};
-use crate::kernel::scalar::ScalarType::{self, Bool, F32, F64, I32, U32};
+use crate::kernel::scalar::ScalarType::{self, Bool, F32, F64, I32, I64, U32, U64};
 
 /// Writes WGSL statements for a program, noting the helpers they call.
 pub(super) struct Gen<'a> {
@@ -203,7 +203,8 @@ impl<'a> Gen<'a> {
             (UnOp::Not, _) => format!("(~{a})"),
             // Two's complement negation wraps, so abs(i32::MIN) == i32::MIN.
             (UnOp::Abs, I32) => format!("select({a}, -{a}, {a} < 0i)"),
-            (UnOp::Abs, U32 | Bool) => a,
+            (UnOp::Abs, I64) => format!("select({a}, -{a}, {a} < 0li)"),
+            (UnOp::Abs, U32 | U64 | Bool) => a,
             (UnOp::Abs, F32 | F64) => f("abs"),
             (UnOp::Sqrt, _) => f("sqrt"),
             (UnOp::Sin, _) => f("sin"),
@@ -229,6 +230,10 @@ impl<'a> Gen<'a> {
             (BinOp::Mul, _) => infix("*"),
             (BinOp::Div, F32 | F64) => infix("/"),
             (BinOp::Div, I32) => self.helper("div_i32", &[a, b]),
+            (BinOp::Div, I64) => self.helper("div_i64", &[a, b]),
+            (BinOp::Div, U64) => self.helper("div_u64", &[a, b]),
+            (BinOp::Rem, I64) => self.helper("rem_i64", &[a, b]),
+            (BinOp::Rem, U64) => self.helper("rem_u64", &[a, b]),
             (BinOp::Div, _) => self.helper("div_u32", &[a, b]),
             (BinOp::Rem, F32) => self.helper("rem_f32", &[a, b]),
             (BinOp::Rem, F64) => self.helper("rem_f64", &[a, b]),
@@ -249,6 +254,8 @@ impl<'a> Gen<'a> {
             // promises and SPIR-V does not.
             (BinOp::Shl, _) if b_const => infix("<<"),
             (BinOp::Shr, _) if b_const => infix(">>"),
+            (BinOp::Shl, I64 | U64) => format!("({a} << ({b} & 63u))"),
+            (BinOp::Shr, I64 | U64) => format!("({a} >> ({b} & 63u))"),
             (BinOp::Shl, _) => format!("({a} << ({b} & 31u))"),
             (BinOp::Shr, _) => format!("({a} >> ({b} & 31u))"),
             (BinOp::Lt, _) => infix("<"),
@@ -273,6 +280,27 @@ impl<'a> Gen<'a> {
             (I32, Bool) => format!("({a} != 0i)"),
             (U32, Bool) => format!("({a} != 0u)"),
             (I32, U32) | (U32, I32) => format!("bitcast<{to}>({a})"),
+            (F32, I64) => self.helper("f32_to_i64", &[a]),
+            (F32, U64) => self.helper("f32_to_u64", &[a]),
+            (F64, I64) => self.helper("f64_to_i64", &[a]),
+            (F64, U64) => self.helper("f64_to_u64", &[a]),
+            (I64, Bool) => format!("({a} != 0li)"),
+            (U64, Bool) => format!("({a} != 0lu)"),
+            (I64, U64) | (U64, I64) => format!("bitcast<{to}>({a})"),
+            // sign-extended from i32, zero-extended from u32 and bool
+            (I32, I64) => format!("i64({a})"),
+            (I32, U64) => format!("bitcast<u64>(i64({a}))"),
+            // naga converts a u32 to i64 by sign extension (measured on lavapipe):
+            // through u64, which extends with zeros
+            (U32, U64) => format!("u64({a})"),
+            (U32, I64) => format!("bitcast<i64>(u64({a}))"),
+            (Bool, U64) => format!("u64(u32({a}))"),
+            (Bool, I64) => format!("bitcast<i64>(u64(u32({a})))"),
+            // the low 32 bits, converted in range
+            (I64, U32) => format!("u32(bitcast<u64>({a}) & 0xfffffffflu)"),
+            (U64, U32) => format!("u32({a} & 0xfffffffflu)"),
+            (I64, I32) => format!("bitcast<i32>(u32(bitcast<u64>({a}) & 0xfffffffflu))"),
+            (U64, I32) => format!("bitcast<i32>(u32({a} & 0xfffffffflu))"),
             (_, to) if from == to => a,
             // Integer to float rounds to nearest; bool gives 0 or 1.
             (_, to) => format!("{to}({a})"),
@@ -326,6 +354,12 @@ pub(super) fn literal(t: ScalarType, bits64: u64) -> String {
             v => format!("{v}i"),
         },
         U32 => format!("{bits}u"),
+        I64 => match bits64 as i64 {
+            i64::MIN => "(-9223372036854775807li - 1li)".into(),
+            v if v < 0 => format!("({v}li)"),
+            v => format!("{v}li"),
+        },
+        U64 => format!("{bits64}lu"),
         Bool => (if bits != 0 { "true" } else { "false" }).into(),
     }
 }

@@ -366,7 +366,9 @@ pub(crate) fn validate(src: &str) -> std::result::Result<(), String> {
     // f64 is valid where a shader uses it: a device without it never gets one
     naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::default() | naga::valid::Capabilities::FLOAT64,
+        naga::valid::Capabilities::default()
+            | naga::valid::Capabilities::FLOAT64
+            | naga::valid::Capabilities::SHADER_INT64,
     )
     .validate(&module)
     .map_err(|e| e.emit_to_string(src))?;
