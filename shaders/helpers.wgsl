@@ -165,3 +165,24 @@ fn hy_f64_to_i64(x: f64) -> i64 {
 fn hy_f64_to_u64(x: f64) -> u64 {
     return select(u64(clamp(x, 0.0lf, 18446744073709549568.0lf)), 0lu, hy_isnan_f64(x));
 }
+
+// @helper f64_from_bits
+// An f64 from its bit pattern's two words (a parameter's), put together from its
+// fields, as naga has no bitcast to f64: the mantissa is exact in f64, ldexp scales
+// it exactly; zeros keep their sign, infinities come from f32's, a NaN is the quiet
+// NaN (its payload is not kept).
+fn hy_f64_from_bits(lo: u32, hi: u32) -> f64 {
+    let e = i32((hi >> 20u) & 0x7ffu);
+    let m = f64(u64(lo) | (u64(hi & 0xfffffu) << 32u));
+    let s = select(1.0lf, -1.0lf, (hi >> 31u) == 1u);
+    if (e == 0x7ff) {
+        if (m == 0.0lf) {
+            return s * f64(bitcast<f32>(0x7f800000u | params.zero));
+        }
+        return f64(bitcast<f32>(0x7fc00000u | params.zero));
+    }
+    if (e == 0) {
+        return s * ldexp(m, -1074);
+    }
+    return s * ldexp(m + 4503599627370496.0lf, e - 1075);
+}

@@ -456,3 +456,67 @@ fn exact_f64_operations_at_their_edges() {
         }
     }
 }
+
+/// `Param<f64>` and `Param<i64>`: 64-bit values set between calls, every bit of them
+/// reaching every device (the GPU puts an f64 together from its two words), with the
+/// same compiled kernel for every value.
+#[test]
+fn sixty_four_bit_parameters() {
+    let a = hybrid::Param::new(0.1f64);
+    let p = a.clone();
+    // what f32 loses of the value, relative to it, and the value scaled into f32 range
+    let k = Kernel::new(move |(x,): (Expr<f32>,)| {
+        let v = p.expr();
+        let rest = ((v.clone() - v.cast::<f32>().cast::<f64>()) / v.clone()).cast::<f32>();
+        (rest, (v * x.cast::<f64>()).cast::<f32>())
+    });
+    let scales = [1.0f32];
+    let cases: [f64; 5] = [0.1, -1.0 / 3.0, 1e300, -f64::from_bits(1), f64::INFINITY];
+    for t in targets() {
+        for &v in &cases {
+            a.set(v);
+            assert_eq!(a.get().to_bits(), v.to_bits());
+            let (rest, scaled): (Vec<f32>, Vec<f32>) =
+                t.rt.call(&k, (&scales[..],), t.placement)
+                    .unwrap_or_else(|e| panic!("{t}: {e}"))
+                    .output;
+            let want_rest = ((v - v as f32 as f64) / v) as f32;
+            let want_scaled = v as f32;
+            let same = |g: f32, w: f32| g == w || (g.is_nan() && w.is_nan());
+            // a GPU may flush an f64 subnormal (Vulkan makes keeping them optional)
+            let flushed = t.uses_gpu() && v.is_subnormal() && rest[0].is_nan();
+            assert!(
+                flushed || (same(rest[0], want_rest) && same(scaled[0], want_scaled)),
+                "{t}: {v:e}: got ({}, {}), want ({want_rest}, {want_scaled})",
+                rest[0],
+                scaled[0]
+            );
+        }
+    }
+    // an i64 parameter past 32 bits, and i64::MIN
+    let b = hybrid::Param::new(-5_000_000_000i64);
+    let q = b.clone();
+    let k = Kernel::new(move |(x,): (Expr<i32>,)| {
+        let v = x.cast::<i64>() + q.expr();
+        let u = v.cast::<u64>();
+        (u.cast::<u32>(), (u >> 32u32).cast::<u32>())
+    });
+    let xs = [3i32, -3];
+    for t in targets() {
+        for v in [-5_000_000_000i64, i64::MIN, i64::MAX - 3] {
+            b.set(v);
+            let (lo, hi): (Vec<u32>, Vec<u32>) =
+                t.rt.call(&k, (&xs[..],), t.placement)
+                    .unwrap_or_else(|e| panic!("{t}: {e}"))
+                    .output;
+            for (i, &x) in xs.iter().enumerate() {
+                let w = (x as i64).wrapping_add(v) as u64;
+                assert_eq!(
+                    (lo[i], hi[i]),
+                    (w as u32, (w >> 32) as u32),
+                    "{t}: {v} + {x}"
+                );
+            }
+        }
+    }
+}

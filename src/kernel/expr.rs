@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use super::param::{Param, ParamCell};
-use super::scalar::{Element, Float, Integer, Numeric, Scalar, ScalarType};
+use super::scalar::{Float, Integer, Numeric, Scalar, ScalarType};
 
 /// Unary operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -214,14 +214,14 @@ impl<T: Scalar> Expr<T> {
     }
 }
 
-impl<T: Element> Param<T> {
+impl<T: Numeric> Param<T> {
     /// The parameter as a symbolic value inside a kernel.
     pub fn expr(&self) -> Expr<T> {
         Expr::param(self.cell().clone())
     }
 }
 
-impl<T: Element> From<&Param<T>> for Expr<T> {
+impl<T: Numeric> From<&Param<T>> for Expr<T> {
     fn from(p: &Param<T>) -> Expr<T> {
         p.expr()
     }

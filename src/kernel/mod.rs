@@ -61,7 +61,7 @@ pub(crate) struct KernelDef {
     compiled: Arc<Compiled>,
     /// Parameter values fixed for this kernel, as bit patterns in the order of
     /// `Program::params`; `None` for a kernel that reads the current ones.
-    values: Option<Vec<u32>>,
+    values: Option<Vec<u64>>,
 }
 
 /// One call's binding of a kernel: the kernel with its parameters' values read once,
@@ -86,7 +86,7 @@ struct Compiled {
     plan: OnceLock<Result<Arc<eval::Plan>>>,
     /// A kernel with parameters: plans for the last [`BOUND_PLANS`] values used, the
     /// most recent last.
-    bound: Mutex<Vec<(Vec<u32>, Arc<eval::Plan>)>>,
+    bound: Mutex<Vec<(Vec<u64>, Arc<eval::Plan>)>>,
     /// The reduction shaders (sum, min, max), each generated on first need.
     reduce_wgsl: [OnceLock<Result<Arc<wgsl::Shader>>>; 3],
     /// A hand-written kernel's two halves (its `program` then only gives the types).
@@ -171,7 +171,7 @@ impl KernelDef {
     /// The parameter values this kernel runs with (bit patterns, in the order of
     /// `Program::params`): a binding's, else the current ones. Empty without
     /// parameters.
-    pub(crate) fn values(&self) -> Cow<'_, [u32]> {
+    pub(crate) fn values(&self) -> Cow<'_, [u64]> {
         match (&self.values, &self.compiled.program) {
             (Some(v), _) => Cow::Borrowed(v),
             (None, Ok(p)) if !p.params.is_empty() => {
@@ -179,6 +179,27 @@ impl KernelDef {
             }
             _ => Cow::Borrowed(&[]),
         }
+    }
+
+    /// The parameter values as the GPU's uniform block holds them: each value's 32-bit
+    /// words (two for a 64-bit type, low first), in order.
+    #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
+    pub(crate) fn param_words(&self) -> Vec<u32> {
+        let values = self.values();
+        let wide = self
+            .compiled
+            .program
+            .as_ref()
+            .map(|p| p.param_types())
+            .unwrap_or_default();
+        let mut words = Vec::with_capacity(values.len() * 2);
+        for (k, &v) in values.iter().enumerate() {
+            words.push(v as u32);
+            if wide.get(k).is_some_and(|t| t.is_wide()) {
+                words.push((v >> 32) as u32);
+            }
+        }
+        words
     }
 
     /// The WGSL shader for this kernel, generated once (it does not depend on the

@@ -1,7 +1,7 @@
 //! `Param<T>`: a value a kernel reads that can change between calls without
 //! recompiling anything.
 //!
-//! A `Param` is a shared cell (an `Arc` around the value's 32-bit pattern and a
+//! A `Param` is a shared cell (an `Arc` around the value's bit pattern, 64 bits, and a
 //! process-unique id). A kernel's closure captures it with [`Param::expr`]; the
 //! expression tree keeps the cell, not the value. Each call reads every parameter
 //! once, at its start (a snapshot), so all devices of a split see the same value:
@@ -22,10 +22,10 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::scalar::Element;
+use super::scalar::Numeric;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
@@ -34,12 +34,12 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 pub(crate) struct ParamCell {
     /// Process-unique: two cells are the same parameter exactly when their ids are equal.
     pub(crate) id: u64,
-    bits: AtomicU32,
+    bits: AtomicU64,
 }
 
 impl ParamCell {
     /// The current value's bit pattern.
-    pub(crate) fn bits(&self) -> u32 {
+    pub(crate) fn bits(&self) -> u64 {
         self.bits.load(Ordering::Acquire)
     }
 }
@@ -87,13 +87,13 @@ pub struct Param<T> {
     _t: PhantomData<fn() -> T>,
 }
 
-impl<T: Element> Param<T> {
+impl<T: Numeric> Param<T> {
     /// A new parameter with the value `value`.
     pub fn new(value: T) -> Param<T> {
         Param {
             cell: Arc::new(ParamCell {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-                bits: AtomicU32::new(value.to_bits()),
+                bits: AtomicU64::new(value.bits()),
             }),
             _t: PhantomData,
         }
@@ -102,12 +102,12 @@ impl<T: Element> Param<T> {
     /// Sets the value; calls that start afterwards use it. A call already running
     /// keeps the value it started with.
     pub fn set(&self, value: T) {
-        self.cell.bits.store(value.to_bits(), Ordering::Release);
+        self.cell.bits.store(value.bits(), Ordering::Release);
     }
 
     /// The current value.
     pub fn get(&self) -> T {
-        T::from_bits(self.cell.bits())
+        T::from_bits64(self.cell.bits())
     }
 
     /// The shared cell, for the expression tree ([`Param::expr`], in `expr.rs`).
@@ -125,7 +125,7 @@ impl<T> Clone for Param<T> {
     }
 }
 
-impl<T: Element> fmt::Debug for Param<T> {
+impl<T: Numeric> fmt::Debug for Param<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Param")
             .field("id", &self.cell.id)

@@ -87,6 +87,8 @@ pub trait Scalar: sealed::Sealed + Copy + Send + Sync + fmt::Debug + 'static {
     const TYPE: ScalarType;
     /// The value's bit pattern, zero-extended to 64 bits (bool: 0 or 1).
     fn bits(self) -> u64;
+    /// The value with the given bit pattern (the low bits for a 32-bit type).
+    fn from_bits64(bits: u64) -> Self;
 }
 
 /// A type that can be a kernel's input or output element: `f32`, `i32` or `u32`.
@@ -124,11 +126,17 @@ impl Scalar for f32 {
     fn bits(self) -> u64 {
         f32::to_bits(self) as u64
     }
+    fn from_bits64(bits: u64) -> Self {
+        f32::from_bits(bits as u32)
+    }
 }
 impl Scalar for f64 {
     const TYPE: ScalarType = ScalarType::F64;
     fn bits(self) -> u64 {
         f64::to_bits(self)
+    }
+    fn from_bits64(bits: u64) -> Self {
+        f64::from_bits(bits)
     }
 }
 impl Scalar for i64 {
@@ -136,11 +144,17 @@ impl Scalar for i64 {
     fn bits(self) -> u64 {
         self as u64
     }
+    fn from_bits64(bits: u64) -> Self {
+        bits as i64
+    }
 }
 impl Scalar for u64 {
     const TYPE: ScalarType = ScalarType::U64;
     fn bits(self) -> u64 {
         self
+    }
+    fn from_bits64(bits: u64) -> Self {
+        bits
     }
 }
 impl Scalar for i32 {
@@ -148,17 +162,26 @@ impl Scalar for i32 {
     fn bits(self) -> u64 {
         self as u32 as u64
     }
+    fn from_bits64(bits: u64) -> Self {
+        bits as u32 as i32
+    }
 }
 impl Scalar for u32 {
     const TYPE: ScalarType = ScalarType::U32;
     fn bits(self) -> u64 {
         self as u64
     }
+    fn from_bits64(bits: u64) -> Self {
+        bits as u32
+    }
 }
 impl Scalar for bool {
     const TYPE: ScalarType = ScalarType::Bool;
     fn bits(self) -> u64 {
         self as u64
+    }
+    fn from_bits64(bits: u64) -> Self {
+        bits != 0
     }
 }
 impl Element for f32 {

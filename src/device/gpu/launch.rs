@@ -31,7 +31,7 @@ impl GpuDevice {
         let pipeline = self.pipeline(&shader)?;
         let mut sent = ShareStats::default();
         let held = self.hold_tables(tables, &mut sent)?;
-        let mut params = kernel.values().into_owned();
+        let mut params = kernel.param_words();
         params.extend_from_slice(&held.extents);
         let n = out.len() / pipeline.outputs.max(1);
         let mut st = self.launch(
@@ -85,7 +85,7 @@ impl GpuDevice {
         let pipeline = self.pipeline(&shader)?;
         let mut sent = ShareStats::default();
         let held = self.hold_tables(tables, &mut sent)?;
-        let mut params = kernel.values().into_owned();
+        let mut params = kernel.param_words();
         params.extend_from_slice(&held.extents);
         let ratio = REDUCE_PER_GROUP as usize;
         let mut partials = vec![0u32; len.div_ceil(ratio)];

@@ -263,7 +263,7 @@ impl GpuDevice {
         let m = pipeline.outputs.max(1);
         let mut sent = ShareStats::default();
         let held = self.hold_tables(task.tables, &mut sent)?;
-        let mut params = task.kernel.values().into_owned();
+        let mut params = task.kernel.param_words();
         params.extend_from_slice(&held.extents);
         let out_len = out_len(m);
         self.fits(out_len)?;

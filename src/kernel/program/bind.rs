@@ -12,7 +12,7 @@ impl Program {
     /// of [`params`](Self::params)): every `Op::Param` register replaced by a literal,
     /// and what then has only literal operands folded as lowering folds constants. The
     /// copy the CPU evaluates; the parameter list stays, for the record.
-    pub(crate) fn bind(&self, values: &[u32]) -> Program {
+    pub(crate) fn bind(&self, values: &[u64]) -> Program {
         let mut subst: Vec<Option<Operand>> = vec![None; self.regs.len()];
         let body = bind_block(&self.body, &self.regs, Some(values), &mut subst);
         Program {
@@ -101,7 +101,7 @@ fn substitute(o: Operand, subst: &[Option<Operand>]) -> Operand {
 fn bind_block(
     body: &[Instr],
     regs: &[ScalarType],
-    values: Option<&[u32]>,
+    values: Option<&[u64]>,
     subst: &mut [Option<Operand>],
 ) -> Vec<Instr> {
     let mut out = Vec::with_capacity(body.len());
@@ -115,7 +115,7 @@ fn bind_block(
             Op::Param(k) => match values {
                 Some(values) => {
                     let bits = values.get(*k as usize).copied().unwrap_or(0);
-                    subst[ins.dst as usize] = Some(Operand::Const(ty, bits as u64));
+                    subst[ins.dst as usize] = Some(Operand::Const(ty, bits));
                     continue;
                 }
                 None => ins.op.clone(),
@@ -292,7 +292,7 @@ mod tests {
         );
 
         // Bound to values, the parameters are literals and fold as constants do.
-        let bound = p.bind(&[3.0f32.to_bits(), (-1i32) as u32]);
+        let bound = p.bind(&[3.0f32.to_bits() as u64, (-1i32) as u32 as u64]);
         fn has_param(body: &[Instr]) -> bool {
             body.iter().any(|i| match &i.op {
                 Op::Param(_) => true,
@@ -318,7 +318,7 @@ mod tests {
             "a * 2 + 1 folds to 7: {bound:#?}"
         );
         // The same kernel with other values binds to other literals.
-        let other = p.bind(&[0.5f32.to_bits(), 4]);
+        let other = p.bind(&[0.5f32.to_bits() as u64, 4]);
         assert_ne!(other, bound);
     }
 }

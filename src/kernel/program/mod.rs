@@ -156,6 +156,32 @@ impl Program {
             .map_or(Operand::Const(ScalarType::U32, 0), |o| o.1)
     }
 
+    /// Each parameter's type, in the order of `params` (read from the `Op::Param`
+    /// instructions, which lowering puts in the top-level block).
+    pub(crate) fn param_types(&self) -> Vec<ScalarType> {
+        let mut t = vec![ScalarType::U32; self.params.len()];
+        for i in &self.body {
+            if let Op::Param(k) = i.op {
+                if let Some(slot) = t.get_mut(k as usize) {
+                    *slot = self.regs[i.dst as usize];
+                }
+            }
+        }
+        t
+    }
+
+    /// Where each parameter's words start in the uniform block's user words, and the
+    /// words all parameters take (two for a 64-bit type).
+    pub(crate) fn param_layout(&self) -> (Vec<usize>, usize) {
+        let mut at = Vec::with_capacity(self.params.len());
+        let mut next = 0;
+        for t in self.param_types() {
+            at.push(next);
+            next += if t.is_wide() { 2 } else { 1 };
+        }
+        (at, next)
+    }
+
     /// Whether any value of the program is 64 bits wide (`f64`).
     pub(crate) fn is_wide(&self) -> bool {
         self.regs.iter().any(|t| t.is_wide())

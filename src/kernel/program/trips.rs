@@ -16,7 +16,7 @@ impl Program {
     /// runs `b` counts `c · b`, loops one after another add, and a kernel with no loop
     /// counts 1. `values` are the parameters' values (bit patterns, in the order of
     /// [`params`](Self::params)), `tables` the tables' lengths.
-    pub(crate) fn trips(&self, values: &[u32], tables: &[usize]) -> u64 {
+    pub(crate) fn trips(&self, values: &[u64], tables: &[usize]) -> u64 {
         let mut known = vec![None; self.regs.len()];
         let env = Env {
             regs: &self.regs,
@@ -31,7 +31,7 @@ impl Program {
 /// lengths.
 struct Env<'a> {
     regs: &'a [ScalarType],
-    values: &'a [u32],
+    values: &'a [u64],
     tables: &'a [usize],
 }
 
@@ -49,7 +49,7 @@ impl Env<'_> {
             let op = match &ins.op {
                 Op::Param(p) => {
                     let bits = self.values.get(*p as usize).copied().unwrap_or(0);
-                    known[ins.dst as usize] = Some(Operand::Const(ty, bits as u64));
+                    known[ins.dst as usize] = Some(Operand::Const(ty, bits));
                     continue;
                 }
                 Op::TableLen(t) => {

@@ -105,7 +105,7 @@ impl<'a> Gen<'a> {
         depth: usize,
     ) {
         let info = |k: usize| {
-            let at = self.p.params.len() + 3 * table as usize + k;
+            let at = self.p.param_layout().1 + 3 * table as usize + k;
             format!("params.user[{}][{}]", at / 4, at % 4)
         };
         let (len, start, held) = (info(0), info(1), info(2));
@@ -147,10 +147,17 @@ impl<'a> Gen<'a> {
             },
             Op::Index => "index".into(),
             Op::Param(k) => {
-                let v = format!("params.user[{}][{}]", k / 4, k % 4);
+                let at = self.p.param_layout().0[*k as usize];
+                let word = |at: usize| format!("params.user[{}][{}]", at / 4, at % 4);
+                let (lo, hi) = (word(at), word(at + 1));
                 match ty {
-                    U32 => v,
-                    _ => format!("bitcast<{ty}>({v})"),
+                    U32 => lo,
+                    // a 64-bit value in two words, low first: naga has no bitcast
+                    // between vec2<u32> and a 64-bit type, so it is put together
+                    U64 => format!("(u64({lo}) | (u64({hi}) << 32u))"),
+                    I64 => format!("bitcast<i64>(u64({lo}) | (u64({hi}) << 32u))"),
+                    F64 => self.helper("f64_from_bits", &[lo, hi]),
+                    _ => format!("bitcast<{ty}>({lo})"),
                 }
             }
             Op::Unary(u, a) => self.unary(*u, self.p.ty(*a), self.operand(*a)),
@@ -187,7 +194,7 @@ impl<'a> Gen<'a> {
                 }
             }
             Op::TableLen(t) => {
-                let at = self.p.params.len() + 3 * *t as usize;
+                let at = self.p.param_layout().1 + 3 * *t as usize;
                 format!("params.user[{}][{}]", at / 4, at % 4)
             }
             // Loops and table reads are emitted as statements by `instr`.

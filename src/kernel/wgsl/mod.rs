@@ -209,7 +209,7 @@ fn params_struct() -> &'static str {
 /// three per table (its length, the global index of the first element this device
 /// holds, and how many it holds).
 pub(crate) fn user_words(p: &Program) -> usize {
-    p.params.len() + 3 * p.tables.len()
+    p.param_layout().1 + 3 * p.tables.len()
 }
 
 /// The uniform block's field holding the kernel's parameters and table extents (none
@@ -219,7 +219,8 @@ fn params_field(p: &Program) -> String {
     match user_words(p) {
         0 => String::new(),
         words => format!(
-            "\n    // The kernel's {n} parameter(s), as bit patterns, then for each of its\n    \
+            "\n    // The kernel's {n} parameter(s), as bit patterns (a 64-bit one in two words,\n    \
+             // low first), then for each of its\n    \
              // {t} table(s): length, first element held, elements held. Word k is\n    \
              // user[k / 4][k % 4].\n    user: array<vec4<u32>, {}>,",
             words.div_ceil(4)
