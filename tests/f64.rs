@@ -520,3 +520,166 @@ fn sixty_four_bit_parameters() {
         }
     }
 }
+
+/// A random f64 expression over integer values, each kept within ±1e6 (products are
+/// clamped), so every operation is exact on every device and contraction cannot
+/// matter: what differs is the code generated for random shapes, not rounding.
+#[derive(Debug, Clone)]
+enum Ast {
+    In(usize),
+    Lit(f64),
+    Add(Box<Ast>, Box<Ast>),
+    Sub(Box<Ast>, Box<Ast>),
+    /// `clamp(a * b, -1e6, 1e6)`
+    Mul(Box<Ast>, Box<Ast>),
+    /// `clamp(a.mul_add(b, c), -1e6, 1e6)`
+    Mad(Box<Ast>, Box<Ast>, Box<Ast>),
+    Min(Box<Ast>, Box<Ast>),
+    Max(Box<Ast>, Box<Ast>),
+    Abs(Box<Ast>),
+    Neg(Box<Ast>),
+    /// `floor`, `ceil` or `round` (0, 1, 2) of half the value: halves are exact
+    Half(u8, Box<Ast>),
+    /// `a % max(|b|, 1)`
+    Rem(Box<Ast>, Box<Ast>),
+    /// `a < b ? c : d`
+    Sel(Box<Ast>, Box<Ast>, Box<Ast>, Box<Ast>),
+    /// through `i64` and back, or through `i32` and back
+    Int(bool, Box<Ast>),
+}
+
+const BOUND: f64 = 1e6;
+
+fn gen(rng: &mut ChaCha8Rng, depth: u32) -> Ast {
+    let b = |rng: &mut ChaCha8Rng| Box::new(gen(rng, depth - 1));
+    if depth == 0 || rng.random_bool(0.2) {
+        return if rng.random_bool(0.7) {
+            Ast::In(rng.random_range(0..3))
+        } else {
+            Ast::Lit(rng.random_range(-50i32..50) as f64)
+        };
+    }
+    match rng.random_range(0..13) {
+        0 => Ast::Add(b(rng), b(rng)),
+        1 => Ast::Sub(b(rng), b(rng)),
+        2 => Ast::Mul(b(rng), b(rng)),
+        3 => Ast::Mad(b(rng), b(rng), b(rng)),
+        4 => Ast::Min(b(rng), b(rng)),
+        5 => Ast::Max(b(rng), b(rng)),
+        6 => Ast::Abs(b(rng)),
+        7 => Ast::Neg(b(rng)),
+        8 => Ast::Half(rng.random_range(0..3), b(rng)),
+        9 => Ast::Rem(b(rng), b(rng)),
+        10 => Ast::Sel(b(rng), b(rng), b(rng), b(rng)),
+        _ => Ast::Int(rng.random_bool(0.5), b(rng)),
+    }
+}
+
+fn build(a: &Ast, ins: &[Expr<f64>]) -> Expr<f64> {
+    let c = |v: Expr<f64>| v.clamp(-BOUND, BOUND);
+    match a {
+        Ast::In(k) => ins[*k].clone(),
+        Ast::Lit(v) => Expr::constant(*v),
+        Ast::Add(x, y) => build(x, ins) + build(y, ins),
+        Ast::Sub(x, y) => build(x, ins) - build(y, ins),
+        Ast::Mul(x, y) => c(build(x, ins) * build(y, ins)),
+        Ast::Mad(x, y, z) => c(build(x, ins).mul_add(build(y, ins), build(z, ins))),
+        Ast::Min(x, y) => build(x, ins).min(build(y, ins)),
+        Ast::Max(x, y) => build(x, ins).max(build(y, ins)),
+        Ast::Abs(x) => build(x, ins).abs(),
+        Ast::Neg(x) => -build(x, ins),
+        Ast::Half(f, x) => {
+            let h = build(x, ins) * 0.5f64;
+            match f {
+                0 => h.floor(),
+                1 => h.ceil(),
+                _ => h.round(),
+            }
+        }
+        Ast::Rem(x, y) => build(x, ins) % build(y, ins).abs().max(Expr::constant(1.0f64)),
+        Ast::Sel(p, q, x, y) => hybrid::select(
+            build(p, ins).lt(build(q, ins)),
+            build(x, ins),
+            build(y, ins),
+        ),
+        Ast::Int(true, x) => build(x, ins).cast::<i64>().cast::<f64>(),
+        Ast::Int(false, x) => build(x, ins).cast::<i32>().cast::<f64>(),
+    }
+}
+
+fn eval(a: &Ast, ins: &[f64]) -> f64 {
+    let c = |v: f64| v.clamp(-BOUND, BOUND);
+    match a {
+        Ast::In(k) => ins[*k],
+        Ast::Lit(v) => *v,
+        Ast::Add(x, y) => eval(x, ins) + eval(y, ins),
+        Ast::Sub(x, y) => eval(x, ins) - eval(y, ins),
+        Ast::Mul(x, y) => c(eval(x, ins) * eval(y, ins)),
+        Ast::Mad(x, y, z) => c(eval(x, ins) * eval(y, ins) + eval(z, ins)),
+        Ast::Min(x, y) => eval(x, ins).min(eval(y, ins)),
+        Ast::Max(x, y) => eval(x, ins).max(eval(y, ins)),
+        Ast::Abs(x) => eval(x, ins).abs(),
+        Ast::Neg(x) => -eval(x, ins),
+        Ast::Half(f, x) => {
+            let h = eval(x, ins) * 0.5;
+            match f {
+                0 => h.floor(),
+                1 => h.ceil(),
+                _ => h.round_ties_even(),
+            }
+        }
+        Ast::Rem(x, y) => {
+            let (a, b) = (eval(x, ins), eval(y, ins).abs().max(1.0));
+            a - b * (a / b).trunc()
+        }
+        Ast::Sel(p, q, x, y) => {
+            if eval(p, ins) < eval(q, ins) {
+                eval(x, ins)
+            } else {
+                eval(y, ins)
+            }
+        }
+        Ast::Int(true, x) => eval(x, ins) as i64 as f64,
+        Ast::Int(false, x) => eval(x, ins) as i32 as f64,
+    }
+}
+
+/// 40 random f64 kernels of three i32 inputs (seeded), each bit for bit equal to the
+/// same expression in Rust's f64 on every placement: the values stay integers or
+/// halves within ±1e6 (2^20), so every operation is exact and any difference is a
+/// code generation or evaluator error. Sums of values near 1e6 stay far below 2^53.
+#[test]
+fn random_integer_valued_f64_kernels_are_exact_everywhere() {
+    let mut rng = ChaCha8Rng::seed_from_u64(0xf64);
+    let n = 2_000;
+    let cols: Vec<Vec<i32>> = (0..3)
+        .map(|_| (0..n).map(|_| rng.random_range(-1000..1000)).collect())
+        .collect();
+    for case in 0..40 {
+        let ast = gen(&mut rng, 5);
+        let a = ast.clone();
+        let k = Kernel::new(move |(x, y, z): (Expr<i32>, Expr<i32>, Expr<i32>)| {
+            let ins = [x.cast::<f64>(), y.cast::<f64>(), z.cast::<f64>()];
+            // the value doubled is an integer within 2^21: exact as i32
+            (build(&a, &ins) * 2.0f64).cast::<i32>()
+        });
+        let want: Vec<i32> = (0..n)
+            .map(|i| {
+                let ins = [cols[0][i] as f64, cols[1][i] as f64, cols[2][i] as f64];
+                (eval(&ast, &ins) * 2.0) as i32
+            })
+            .collect();
+        for t in targets() {
+            let got: Vec<i32> =
+                t.rt.call(&k, (&cols[0][..], &cols[1][..], &cols[2][..]), t.placement)
+                    .unwrap_or_else(|e| panic!("{t}: case {case}: {e}\n{ast:?}"))
+                    .output;
+            if let Some(i) = (0..n).find(|&i| got[i] != want[i]) {
+                panic!(
+                    "{t}: case {case}, element {i} ({}, {}, {}): got {}, want {}\n{ast:?}",
+                    cols[0][i], cols[1][i], cols[2][i], got[i], want[i]
+                );
+            }
+        }
+    }
+}
