@@ -25,6 +25,10 @@ use crate::kernel::scalar::ScalarType;
 #[derive(Debug)]
 pub(crate) struct Wide {
     prog: Program,
+    /// For each register, the input it holds when the instructions read it straight
+    /// from the input's words (no lanes written for it): an input read only as an
+    /// operand, not as a loop's count, initial, next value or test, nor as a result.
+    direct: Vec<Option<u8>>,
 }
 
 /// What the instructions read besides the registers.
@@ -37,7 +41,35 @@ struct Cx<'a> {
 
 impl Wide {
     pub(super) fn new(prog: &Program) -> Wide {
-        Wide { prog: prog.clone() }
+        // the operands read lane by lane from the registers (`value`)
+        fn by_value(body: &[Instr], out: &mut Vec<Operand>) {
+            for i in body {
+                if let Op::Loop(l) = &i.op {
+                    out.push(l.count);
+                    out.extend(&l.inits);
+                    out.extend(&l.nexts);
+                    if let Some(c) = &l.cond {
+                        out.push(c.test);
+                        by_value(&c.body, out);
+                    }
+                    by_value(&l.body, out);
+                }
+            }
+        }
+        let mut read = prog.outputs.iter().map(|o| o.1).collect();
+        by_value(&prog.body, &mut read);
+        let mut direct = vec![None; prog.regs.len()];
+        for i in &prog.body {
+            if let Op::Input(k) = i.op {
+                if !read.contains(&Operand::Reg(i.dst)) {
+                    direct[i.dst as usize] = Some(k);
+                }
+            }
+        }
+        Wide {
+            prog: prog.clone(),
+            direct,
+        }
     }
 
     /// Registers' memory for one worker: one block of lanes per register.
@@ -101,6 +133,7 @@ impl Wide {
         for ins in body {
             match &ins.op {
                 Op::Loop(l) => self.run_loop(ins.dst, l, r, cx, active),
+                Op::Input(_) if self.direct[ins.dst as usize].is_some() => {}
                 op => self.instr(ins.dst, op, r, cx),
             }
         }
@@ -119,6 +152,8 @@ impl Wide {
             above,
             base: dst as usize + 1,
             len,
+            direct: &self.direct,
+            inputs: cx.inputs,
         };
         let l = |o: Operand| src.lanes(o);
         match *op {
@@ -255,6 +290,8 @@ struct Regs<'a> {
     /// The register `above` starts with.
     base: usize,
     len: usize,
+    direct: &'a [Option<u8>],
+    inputs: &'a [&'a [u32]],
 }
 
 impl<'a> Regs<'a> {
@@ -264,6 +301,10 @@ impl<'a> Regs<'a> {
             Operand::Const(_, v) => L::C(v),
             Operand::Reg(r) => {
                 let r = r as usize;
+                if let Some(k) = self.direct[r] {
+                    let x = self.inputs.get(k as usize).copied().unwrap_or(&[]);
+                    return L::W(&x[..self.len.min(x.len())]);
+                }
                 let (regs, k) = if r < self.base - 1 {
                     (self.below, r)
                 } else {
@@ -280,6 +321,8 @@ impl<'a> Regs<'a> {
 enum L<'a> {
     S(&'a [u64]),
     C(u64),
+    /// An input's words, read in place (zero-extended).
+    W(&'a [u32]),
 }
 
 impl L<'_> {
@@ -288,6 +331,7 @@ impl L<'_> {
         match self {
             L::S(s) => s[i],
             L::C(c) => c,
+            L::W(w) => w[i] as u64,
         }
     }
 }
@@ -301,6 +345,11 @@ fn map1(a: L<'_>, d: &mut [u64], f: impl Fn(u64) -> u64) {
             }
         }
         L::C(x) => d.fill(f(x)),
+        L::W(a) => {
+            for (o, &x) in d.iter_mut().zip(a) {
+                *o = f(x as u64);
+            }
+        }
     }
 }
 
@@ -323,6 +372,11 @@ fn map2(a: L<'_>, b: L<'_>, d: &mut [u64], f: impl Fn(u64, u64) -> u64) {
             }
         }
         (L::C(x), L::C(y)) => d.fill(f(x, y)),
+        _ => {
+            for (i, o) in d.iter_mut().enumerate() {
+                *o = f(a.at(i), b.at(i));
+            }
+        }
     }
 }
 
