@@ -683,3 +683,34 @@ fn random_integer_valued_f64_kernels_are_exact_everywhere() {
         }
     }
 }
+
+/// A reduction over a kernel that computes in f64: the per-element values, each an
+/// integer below 2^24 after the f64 work, summed exactly on every placement (the sum
+/// stays below 2^24, so f32 holds every partial), and the minimum and maximum.
+#[test]
+fn reductions_over_an_f64_kernel() {
+    let k = Kernel::map(|x: Expr<i32>| {
+        let d = x.cast::<f64>();
+        ((d.clone() * d * 1e-6f64).floor() + 1.0f64).cast::<f32>()
+    });
+    let xs: Vec<i32> = (0..20_000).map(|i| (i * 37) % 4001 - 2000).collect();
+    let vals: Vec<f32> = xs
+        .iter()
+        .map(|&x| ((x as f64 * x as f64 * 1e-6).floor() + 1.0) as f32)
+        .collect();
+    let sum: f32 = vals.iter().sum();
+    assert!(sum < (1 << 24) as f32);
+    let (lo, hi) = vals
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    for t in targets() {
+        let r = |op| {
+            t.rt.reduce(&xs[..], &k, op, t.placement)
+                .unwrap_or_else(|e| panic!("{t}: {op}: {e}"))
+                .output
+        };
+        assert_eq!(r(hybrid::Reduce::Sum), sum, "{t}: sum");
+        assert_eq!(r(hybrid::Reduce::Min), lo, "{t}: min");
+        assert_eq!(r(hybrid::Reduce::Max), hi, "{t}: max");
+    }
+}
