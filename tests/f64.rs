@@ -714,3 +714,24 @@ fn reductions_over_an_f64_kernel() {
         assert_eq!(r(hybrid::Reduce::Max), hi, "{t}: max");
     }
 }
+
+/// Throughput models are per kernel, and an f64 kernel is not its f32 twin: after the
+/// f32 kernel's models are measured, the f64 one is measured anew under `Auto` (its
+/// rate is not assumed to be the f32 one's), then reuses its own.
+#[test]
+fn an_f64_kernel_has_models_of_its_own() {
+    let rt = common::sim_runtime(1e8, 1e9, 1e-5, 1e10);
+    let k32 = Kernel::map(|x: Expr<f32>| x * 3.0f32 + 0.25f32);
+    let k64 = f64_kernel();
+    let xs: Vec<f32> = vec![1.5; 1 << 18];
+    let probed = |k: &Kernel<f32, f32>| {
+        let run = rt
+            .map(&xs, k, Placement::Auto)
+            .unwrap_or_else(|e| panic!("{e}"));
+        run.report.notes().iter().any(|n| n.contains("probed"))
+    };
+    assert!(probed(&k32), "the first call measures the devices");
+    assert!(!probed(&k32), "the f32 kernel reuses its models");
+    assert!(probed(&k64), "the f64 twin is measured anew");
+    assert!(!probed(&k64), "and then reuses its own");
+}
