@@ -159,7 +159,7 @@ pub use error::{Error, Result};
 pub use kernel::{
     fold, fold_while, fold_with, index, select, Arg, Args, Carry, Element, Expr, Float, InType,
     InTypes, Integer, Kernel, Numeric, OutTypes, Param, Reduce, Results, Scalar, ScalarType, Table,
-    TableIndex,
+    TableIndex, Value,
 };
 pub use placement::Placement;
 pub use report::{Forecast, InputMove, Recovery, Report, Sent, Share};

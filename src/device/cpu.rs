@@ -99,8 +99,9 @@ fn run_task(
         let start = offset + b * BLOCK;
         let len = o.len() / m;
         let mut ins: [&[u32]; MAX_INPUTS] = [&[]; MAX_INPUTS];
-        for (slot, x) in ins.iter_mut().zip(inputs) {
-            *slot = &x[start..start + len];
+        for (k, (slot, x)) in ins.iter_mut().zip(inputs).enumerate() {
+            let w = plan.input_words(k);
+            *slot = &x[start * w..(start + len) * w];
         }
         let ins = &ins[..inputs.len().min(MAX_INPUTS)];
         if tables.is_empty() && m == 1 {

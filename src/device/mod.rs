@@ -266,6 +266,28 @@ impl<B> HeldTables<B> {
     }
 }
 
+/// The element-wise inputs' words for elements `range`, each input `words[k]` words
+/// per element (1 when not given).
+pub(crate) fn slice_inputs<'a>(
+    inputs: &[&'a [u32]],
+    words: &[usize],
+    range: std::ops::Range<usize>,
+) -> Vec<&'a [u32]> {
+    inputs
+        .iter()
+        .enumerate()
+        .map(|(k, x)| {
+            let w = words.get(k).copied().unwrap_or(1);
+            &x[range.start * w..range.end * w]
+        })
+        .collect()
+}
+
+/// Why a GPU does not take a kernel with a 64-bit input or result.
+pub(crate) const WIDE_IO: &str =
+    "64-bit inputs and results run on the CPU in this version (a GPU computes in 64 \
+     bits inside a kernel, but its buffers are 32-bit words)";
+
 /// One range of one call, as a device receives it.
 #[derive(Clone, Copy)]
 pub(crate) struct Task<'a, I> {
@@ -368,6 +390,12 @@ pub(crate) trait Device: Send + Sync {
     /// Unlike [`accepts`](Self::accepts), a split that names the device still runs, on
     /// the others: the kernel, not the call's size, is what the device cannot take.
     fn computes(&self, kernel: &Bound) -> Result<()> {
+        if kernel.wide_io() && self.info().kind.is_gpu() {
+            return Err(crate::error::Error::DeviceCannot {
+                device: self.info().name.clone(),
+                reason: WIDE_IO.into(),
+            });
+        }
         match self.info().lacks(kernel) {
             Some((t, feature)) => Err(crate::error::Error::DeviceCannot {
                 device: self.info().name.clone(),

@@ -291,7 +291,7 @@ impl Device for SimBackend {
         let m = out.len() / n;
         let (kernel, inputs, first) = (task.kernel, task.inputs, task.first_index);
         if let Some(ok) = self.fails_within(n) {
-            let ins: Vec<&[u32]> = inputs.iter().map(|x| &x[..ok]).collect();
+            let ins = super::slice_inputs(inputs, &kernel.input_words(), 0..ok);
             self.host
                 .map_tables(kernel, &ins, task.tables, first, &mut out[..ok * m])?;
             return Err(self.failure());

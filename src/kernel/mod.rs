@@ -36,7 +36,7 @@ pub use loops::{fold_while, fold_with, Carry};
 pub use param::Param;
 use program::Program;
 pub use reduce::Reduce;
-pub use scalar::{Element, Float, Integer, Numeric, Scalar, ScalarType};
+pub use scalar::{Element, Float, Integer, Numeric, Scalar, ScalarType, Value};
 pub use sig::{Arg, Args, InType, InTypes, OutTypes, Results};
 pub use table::{Table, TableIndex};
 
@@ -179,6 +179,42 @@ impl KernelDef {
             }
             _ => Cow::Borrowed(&[]),
         }
+    }
+
+    /// Words per element of each element-wise input: 1, or 2 for a 64-bit type.
+    pub(crate) fn input_words(&self) -> Vec<usize> {
+        self.compiled.program.as_ref().map_or_else(
+            |_| Vec::new(),
+            |p| {
+                p.inputs
+                    .iter()
+                    .map(|t| if t.is_wide() { 2 } else { 1 })
+                    .collect()
+            },
+        )
+    }
+
+    /// Words per element of the results together (a 64-bit result takes 2), at least 1.
+    pub(crate) fn out_words(&self) -> usize {
+        self.compiled.program.as_ref().map_or(1, |p| {
+            let w: usize = p
+                .outputs
+                .iter()
+                .map(|o| if o.0.is_wide() { 2 } else { 1 })
+                .sum();
+            w.max(1)
+        })
+    }
+
+    /// Whether an element-wise input or a result is 64 bits wide (such a call runs on
+    /// the CPU in this version).
+    pub(crate) fn wide_io(&self) -> bool {
+        self.compiled.program.as_ref().is_ok_and(|p| {
+            p.inputs
+                .iter()
+                .chain(p.outputs.iter().map(|o| &o.0))
+                .any(|t| t.is_wide())
+        })
     }
 
     /// The parameter values as the GPU's uniform block holds them: each value's 32-bit

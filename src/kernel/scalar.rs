@@ -2,9 +2,12 @@
 //! [`Scalar`] trait of every value type, and the traits ([`Element`], [`Numeric`],
 //! [`Float`], [`Integer`]) that say which operations an `Expr` has.
 //!
-//! `f64`, `i64` and `u64` are types a kernel computes in (cast an input to it, accumulate in it,
-//! cast the result back), not yet an [`Element`]: inputs, tables and results are 32-bit.
-//! Its values are 64-bit patterns in the program's literals ([`Scalar::bits`]).
+//! `f64`, `i64` and `u64` are types a kernel computes in (cast an input to it,
+//! accumulate in it, cast the result back) on every device that has them, and
+//! [`Value`]s: a kernel's element-wise inputs and lone result may have them, on host
+//! data, run on the CPU in this version. They are not [`Element`]s: arrays and tables
+//! hold 32-bit elements. Their values are 64-bit patterns in the program's literals
+//! ([`Scalar::bits`]) and two 32-bit words each in a call's buffers, low first.
 
 use std::fmt;
 
@@ -98,6 +101,38 @@ pub trait Element: Numeric + bytemuck::Pod + PartialEq + Default {
     /// The value with the given 32-bit pattern.
     fn from_bits(bits: u32) -> Self;
 }
+
+/// A type a kernel's element-wise inputs and lone result may have on host data: the
+/// [`Element`]s (32-bit, which arrays and tables also hold) and `f64`, `i64`, `u64`.
+/// A 64-bit input or result runs on the CPU in this version (a GPU is left out of
+/// such calls, the report saying why). Sealed.
+pub trait Value: Numeric + bytemuck::Pod + PartialEq + Default {
+    /// One element as the runtime holds it: `u32`, or `u64` for a 64-bit type.
+    #[doc(hidden)]
+    type Word: bytemuck::Pod + Default + Send + Sync;
+    /// The value of one element.
+    #[doc(hidden)]
+    fn from_word(w: Self::Word) -> Self;
+}
+
+impl<T: Element> Value for T {
+    type Word = u32;
+    fn from_word(w: u32) -> T {
+        T::from_bits(w)
+    }
+}
+
+macro_rules! wide_value {
+    ($($t:ty),*) => {$(
+        impl Value for $t {
+            type Word = u64;
+            fn from_word(w: u64) -> $t {
+                <$t as Scalar>::from_bits64(w)
+            }
+        }
+    )*};
+}
+wide_value!(f64, i64, u64);
 
 /// The numeric types, which support arithmetic: `f32`, `f64`, `i32`, `u32`.
 pub trait Numeric: Scalar {}

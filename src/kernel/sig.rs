@@ -11,7 +11,7 @@
 //! Up to 12 arguments and 8 results.
 
 use super::expr::{Expr, NodeRef};
-use super::scalar::{Element, ScalarType};
+use super::scalar::{Element, ScalarType, Value};
 use super::table::Table;
 
 mod sealed {
@@ -40,9 +40,9 @@ pub trait InType: sealed::In {
     const KIND: ArgKind;
 }
 
-impl<T: Element> sealed::In for T {}
-impl<T: Element> sealed::Outs for T {}
-impl<T: Element> InType for T {
+impl<T: Value> sealed::In for T {}
+impl<T: Value> sealed::Outs for T {}
+impl<T: Value> InType for T {
     const KIND: ArgKind = ArgKind::Each(T::TYPE);
 }
 impl<T: Element> sealed::In for Table<T> {}
@@ -66,9 +66,9 @@ pub trait Arg: sealed::Arg {
     fn make(each: &mut u8, whole: &mut u8) -> Self;
 }
 
-impl<T: Element> sealed::Arg for Expr<T> {}
-impl<T: Element> sealed::Results for Expr<T> {}
-impl<T: Element> Arg for Expr<T> {
+impl<T: Value> sealed::Arg for Expr<T> {}
+impl<T: Value> sealed::Results for Expr<T> {}
+impl<T: Value> Arg for Expr<T> {
     type Type = T;
     fn make(each: &mut u8, _: &mut u8) -> Self {
         *each += 1;
@@ -106,12 +106,12 @@ pub trait OutTypes: sealed::Outs {
     fn from_rows(rows: Vec<Self::Row>) -> Self::Host;
 }
 
-impl<T: Element> OutTypes for T {
-    type Row = u32;
+impl<T: Value> OutTypes for T {
+    type Row = T::Word;
     type Host = Vec<T>;
     const TYPES: &'static [ScalarType] = &[T::TYPE];
-    fn from_rows(rows: Vec<u32>) -> Vec<T> {
-        rows.into_iter().map(T::from_bits).collect()
+    fn from_rows(rows: Vec<T::Word>) -> Vec<T> {
+        rows.into_iter().map(T::from_word).collect()
     }
 }
 
@@ -123,7 +123,7 @@ pub trait Results: sealed::Results {
     fn into_nodes(self) -> Vec<NodeRef>;
 }
 
-impl<T: Element> Results for Expr<T> {
+impl<T: Value> Results for Expr<T> {
     type Types = T;
     fn into_nodes(self) -> Vec<NodeRef> {
         vec![self.into_node()]

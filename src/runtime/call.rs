@@ -30,7 +30,7 @@ use crate::array::{Array, ArrayRef};
 use crate::error::{Error, Result};
 use crate::kernel::reduce::Reduce;
 use crate::kernel::sig::ArgKind;
-use crate::kernel::{Element, InType, InTypes, Kernel, OutTypes, Table};
+use crate::kernel::{Element, InType, InTypes, Kernel, OutTypes, Table, Value};
 use crate::placement::Placement;
 
 /// One argument's data, as the runtime sees it.
@@ -38,17 +38,27 @@ use crate::placement::Placement;
 pub struct ArgView<'a>(View<'a>);
 
 enum View<'a> {
-    Host(&'a [u32]),
+    /// Host data as 32-bit words, and the words per element (2 for a 64-bit type).
+    Host(&'a [u32], usize),
     Array(ArrayRef<'a>),
 }
 
 impl View<'_> {
+    /// Elements.
     fn len(&self) -> usize {
         match self {
-            View::Host(d) => d.len(),
+            View::Host(d, w) => d.len() / w,
             View::Array(a) => a.len,
         }
     }
+}
+
+/// Host data of `T` as the runtime sees it.
+fn host<T: bytemuck::Pod>(d: &[T]) -> ArgView<'_> {
+    ArgView(View::Host(
+        bytemuck::cast_slice(d),
+        std::mem::size_of::<T>() / 4,
+    ))
 }
 
 /// The data of one argument of type `A` (an element type, or `Table<T>`): a slice,
@@ -61,14 +71,14 @@ pub trait ArgData<A> {
 
 macro_rules! arg_data {
     ($($ty:ty),*) => {$(
-        impl<T: Element> ArgData<T> for $ty {
+        impl<T: Value> ArgData<T> for $ty {
             fn view(&self) -> ArgView<'_> {
-                ArgView(View::Host(bytemuck::cast_slice(&self[..])))
+                host(&self[..])
             }
         }
         impl<T: Element> ArgData<Table<T>> for $ty {
             fn view(&self) -> ArgView<'_> {
-                ArgView(View::Host(bytemuck::cast_slice(&self[..])))
+                host(&self[..])
             }
         }
     )*};
@@ -76,15 +86,15 @@ macro_rules! arg_data {
 
 arg_data!(&[T], &Vec<T>, &mut [T], Vec<T>);
 
-impl<T: Element, const N: usize> ArgData<T> for &[T; N] {
+impl<T: Value, const N: usize> ArgData<T> for &[T; N] {
     fn view(&self) -> ArgView<'_> {
-        ArgView(View::Host(bytemuck::cast_slice(&self[..])))
+        host(&self[..])
     }
 }
 
 impl<T: Element, const N: usize> ArgData<Table<T>> for &[T; N] {
     fn view(&self) -> ArgView<'_> {
-        ArgView(View::Host(bytemuck::cast_slice(&self[..])))
+        host(&self[..])
     }
 }
 
@@ -157,6 +167,27 @@ impl<T: Element> ResultArrays for T {
     }
 }
 
+macro_rules! wide_result {
+    ($($t:ty),*) => {$(
+        /// A 64-bit result is host data only in this version: arrays hold 32-bit
+        /// elements, and `call_arrays` on such a kernel is `Error::Unsupported`.
+        impl ResultArrays for $t {
+            type Arrays = Vec<$t>;
+            fn from_arrays(_: Vec<Array<u32>>) -> Vec<$t> {
+                Vec::new()
+            }
+            fn from_columns(results: Vec<Vec<u32>>) -> Vec<$t> {
+                let words = results.into_iter().next().unwrap_or_default();
+                words
+                    .chunks_exact(2)
+                    .map(|w| <$t as Value>::from_word(w[0] as u64 | (w[1] as u64) << 32))
+                    .collect()
+            }
+        }
+    )*};
+}
+wide_result!(f64, i64, u64);
+
 /// One result's values from their bit patterns (none: empty).
 fn column<T: Element>(c: Option<Vec<u32>>) -> Vec<T> {
     c.unwrap_or_default()
@@ -202,6 +233,21 @@ call_data!(A0 D0 0, A1 D1 1, A2 D2 2, A3 D3 3, A4 D4 4, A5 D5 5, A6 D6 6, A7 D7 
 call_data!(A0 D0 0, A1 D1 1, A2 D2 2, A3 D3 3, A4 D4 4, A5 D5 5, A6 D6 6, A7 D7 7, A8 D8 8, A9 D9 9);
 call_data!(A0 D0 0, A1 D1 1, A2 D2 2, A3 D3 3, A4 D4 4, A5 D5 5, A6 D6 6, A7 D7 7, A8 D8 8, A9 D9 9, A10 D10 10);
 call_data!(A0 D0 0, A1 D1 1, A2 D2 2, A3 D3 3, A4 D4 4, A5 D5 5, A6 D6 6, A7 D7 7, A8 D8 8, A9 D9 9, A10 D10 10, A11 D11 11);
+
+/// A kernel with a 64-bit input or result runs on host data only in this version:
+/// arrays hold 32-bit elements.
+fn host_only(kernel: &crate::kernel::KernelDef) -> Result<()> {
+    let p = kernel.program()?;
+    let wide = p.inputs.iter().chain(p.outputs.iter().map(|o| &o.0));
+    if wide.into_iter().any(|t| t.is_wide()) {
+        return Err(Error::Unsupported {
+            what: "a kernel with a 64-bit input or result over arrays (arrays hold 32-bit \
+                   elements in this version; pass host data)"
+                .into(),
+        });
+    }
+    Ok(())
+}
 
 /// The call's length: the element-wise inputs' common one (`given`, when the caller
 /// said it, must agree), and every table indexable by `u32`.
@@ -263,7 +309,7 @@ impl<'a> Data<'a> {
             let host = |v: Vec<ArgView<'a>>| -> Vec<&'a [u32]> {
                 v.into_iter()
                     .filter_map(|v| match v.0 {
-                        View::Host(d) => Some(d),
+                        View::Host(d, _) => Some(d),
                         View::Array(_) => None,
                     })
                     .collect()
@@ -274,7 +320,7 @@ impl<'a> Data<'a> {
         let each = each
             .into_iter()
             .map(|v| match v.0 {
-                View::Host(d) => {
+                View::Host(d, _) => {
                     made.push(Array::from_slice(d));
                     None
                 }
@@ -304,7 +350,7 @@ impl<'a> Data<'a> {
         let tables = tables
             .iter()
             .map(|t| match t {
-                View::Host(d) => TableSrc::Host(d),
+                View::Host(d, _) => TableSrc::Host(d),
                 View::Array(a) => TableSrc::Array(*a),
             })
             .collect();
@@ -383,6 +429,7 @@ impl Runtime {
                 })
             }
             arrays => {
+                host_only(kernel.inner())?;
                 let Run { output, mut report } =
                     self.arrays_of(&arrays, kernel.inner(), n, placement, I::KINDS)?;
                 let mut cols = Vec::with_capacity(output.len());
@@ -454,6 +501,7 @@ impl Runtime {
         data: D,
         placement: Placement,
     ) -> Result<Run<O::Arrays>> {
+        host_only(kernel.inner())?;
         let (each, whole) = data.split();
         let n = length(&each, &whole, given)?;
         let data = Data::of(each, whole, true);
@@ -503,6 +551,7 @@ impl Runtime {
                 self.reduce_host(kernel.inner(), op, &each, &whole, n, placement, I::KINDS)?
             }
             arrays => {
+                host_only(kernel.inner())?;
                 let (inputs, tables) = arrays.refs();
                 self.array_call_reduce(
                     kernel.inner(),

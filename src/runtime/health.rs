@@ -56,7 +56,8 @@ impl Runtime {
         op: Option<Reduce>,
         notes: &mut Vec<String>,
     ) -> Vec<bool> {
-        let outputs = kernel.program().map_or(1, |p| p.outputs.len().max(1));
+        let outputs = kernel.out_words();
+        let words = kernel.input_words();
         let mut ok = Vec::with_capacity(self.devices.len());
         for (d, h) in self.devices.iter().zip(&self.health) {
             let mut sick = lock(h);
@@ -75,7 +76,7 @@ impl Runtime {
                 continue;
             }
             let m = n.min(HEALTH_PROBE);
-            let ins: Vec<&[u32]> = inputs.iter().map(|x| &x[..m]).collect();
+            let ins = crate::device::slice_inputs(inputs, &words, 0..m);
             let task = Task::new(kernel, &ins, 0, m).with_tables(tables);
             let probe = match op {
                 None => d.run(&task, &mut vec![0u32; m * outputs]).map(|_| ()),

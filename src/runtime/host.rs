@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::{Run, Runtime};
-use crate::device::{TableArg, Task, Timed};
+use crate::device::{slice_inputs, TableArg, Task, Timed};
 use crate::error::{Error, Result};
 use crate::kernel::range::{reach, Reach};
 use crate::kernel::reduce::{Partial, Reduce};
@@ -198,8 +198,9 @@ impl Runtime {
         self.refusals(kernel, None, biggest, placement, &mut healthy, &mut notes)?;
         let call = self.call_with(kernel, inputs, &tables.whole, &tables.once, None, &healthy);
         let mut output: Vec<R> = vec![R::default(); n];
+        let words = kernel.input_words();
         let runner = |dev: usize, range: &Range<usize>, out: &mut [R]| -> Result<Timed> {
-            let ins: Vec<&[u32]> = inputs.iter().map(|x| &x[range.clone()]).collect();
+            let ins = slice_inputs(inputs, &words, range.clone());
             let linked = self.devices[dev].host_link().is_some();
             let tabs = tables.windows(range, linked);
             let task = Task::new(kernel, &ins, range.start as u64, range.len()).with_tables(&tabs);
@@ -249,8 +250,9 @@ impl Runtime {
         // a reduction writes no output: its "elements" are zero-sized
         let mut none = vec![(); n];
         let partials = Partials::default();
+        let words = kernel.input_words();
         let runner = |dev: usize, range: &Range<usize>, _: &mut [()]| -> Result<Timed> {
-            let ins: Vec<&[u32]> = inputs.iter().map(|x| &x[range.clone()]).collect();
+            let ins = slice_inputs(inputs, &words, range.clone());
             let linked = self.devices[dev].host_link().is_some();
             let tabs = tables.windows(range, linked);
             let task = Task::new(kernel, &ins, range.start as u64, range.len()).with_tables(&tabs);

@@ -238,6 +238,12 @@ impl Device for GpuDevice {
 
     fn computes(&self, kernel: &crate::kernel::Bound) -> Result<()> {
         let program = kernel.program()?;
+        if kernel.wide_io() {
+            return Err(Error::DeviceCannot {
+                device: self.info.name.clone(),
+                reason: super::WIDE_IO.into(),
+            });
+        }
         if let Some((t, feature)) = self.info.lacks(kernel) {
             return Err(Error::DeviceCannot {
                 device: self.info.name.clone(),

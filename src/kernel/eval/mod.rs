@@ -280,6 +280,9 @@ pub(crate) struct Plan {
     tables: usize,
     /// A program with 64-bit values: run by `wide`, not by the steps.
     wide: Option<Box<wide::Wide>>,
+    /// Words per element of each element-wise input, where one is 64-bit (else empty:
+    /// one word each).
+    input_words: Vec<usize>,
 }
 
 /// Per-thread working memory for a plan.
@@ -317,10 +320,15 @@ impl Plan {
         }
     }
 
-    /// The number of results per element (`M`): [`run`](Self::run) writes element
-    /// `i`'s result `k` at `out[i * M + k]`.
+    /// The number of result words per element (`M`: one per result, two for a 64-bit
+    /// one): [`run`](Self::run) writes element `i`'s results from `out[i * M]` on.
     pub(crate) fn outputs(&self) -> usize {
         self.results.len()
+    }
+
+    /// Words per element of element-wise input `k`: 1, or 2 for a 64-bit type.
+    pub(crate) fn input_words(&self, k: usize) -> usize {
+        self.input_words.get(k).copied().unwrap_or(1)
     }
 
     /// Whether the plan runs a loop: its work per element is then the loop's trip

@@ -50,9 +50,17 @@ impl Plan {
     /// with none.
     pub(crate) fn new(prog: &Program) -> crate::error::Result<Plan> {
         if prog.is_wide() {
+            let words = |t: &ScalarType| if t.is_wide() { 2 } else { 1 };
+            let out_words: usize = prog.outputs.iter().map(|o| words(&o.0)).sum();
+            let input_words: Vec<usize> = prog.inputs.iter().map(words).collect();
             return Ok(Plan {
                 steps: Vec::new(),
-                results: vec![Src::Imm(0); prog.outputs.len()],
+                results: vec![Src::Imm(0); out_words],
+                input_words: if input_words.iter().any(|&w| w > 1) {
+                    input_words
+                } else {
+                    Vec::new()
+                },
                 slots: 0,
                 unis: 0,
                 uni_carries: 0,
@@ -116,6 +124,7 @@ impl Plan {
             direct,
             tables: prog.tables.len(),
             wide: None,
+            input_words: Vec::new(),
         })
     }
 }

@@ -9,6 +9,9 @@
 //! the constant folder's to the bit. Loops are always masked: each element has an
 //! active flag, its own count and trips; carried values change only where active, and
 //! an inner loop starts only where its outer loop is active.
+//!
+//! A 64-bit input or result is two 32-bit words per element in the call's buffers,
+//! low first; a 32-bit input read only as an operand is read in place (no lanes).
 
 use super::gather::load_one;
 use super::TableRef;
@@ -61,7 +64,7 @@ impl Wide {
         let mut direct = vec![None; prog.regs.len()];
         for i in &prog.body {
             if let Op::Input(k) = i.op {
-                if !read.contains(&Operand::Reg(i.dst)) {
+                if !read.contains(&Operand::Reg(i.dst)) && !prog.regs[i.dst as usize].is_wide() {
                     direct[i.dst as usize] = Some(k);
                 }
             }
@@ -87,7 +90,9 @@ impl Wide {
         first: u64,
         out: &mut [u32],
     ) {
-        let m = self.prog.outputs.len();
+        // words per element: a 64-bit result takes two, low first
+        let wide = |t: ScalarType| if t.is_wide() { 2 } else { 1 };
+        let m: usize = self.prog.outputs.iter().map(|o| wide(o.0)).sum();
         if m == 0 {
             return;
         }
@@ -98,11 +103,10 @@ impl Wide {
         for (part, out) in out.chunks_mut(LANES * m).enumerate() {
             let (lo, len) = (part * LANES, out.len() / m);
             ins.clear();
-            ins.extend(
-                inputs
-                    .iter()
-                    .map(|x| &x[lo.min(x.len())..(lo + len).min(x.len())]),
-            );
+            ins.extend(inputs.iter().enumerate().map(|(k, x)| {
+                let w = self.prog.inputs.get(k).map_or(1, |&t| wide(t));
+                &x[(lo * w).min(x.len())..((lo + len) * w).min(x.len())]
+            }));
             let cx = Cx {
                 inputs: &ins,
                 tables,
@@ -110,21 +114,20 @@ impl Wide {
                 len,
             };
             self.exec(&self.prog.body, regs, &cx, None);
-            for (k, &(_, o)) in self.prog.outputs.iter().enumerate() {
-                match o {
-                    Operand::Reg(r) => {
-                        let at = r as usize * LANES;
-                        let v = &regs[at..at + len];
-                        for (o, &v) in out.iter_mut().skip(k).step_by(m).zip(v) {
-                            *o = v as u32;
-                        }
+            let mut at = 0;
+            for &(t, o) in &self.prog.outputs {
+                let v = match o {
+                    Operand::Reg(r) => L::S(&regs[r as usize * LANES..r as usize * LANES + len]),
+                    Operand::Const(_, c) => L::C(c),
+                };
+                for (i, row) in out.chunks_exact_mut(m).enumerate() {
+                    let x = v.at(i);
+                    row[at] = x as u32;
+                    if t.is_wide() {
+                        row[at + 1] = (x >> 32) as u32;
                     }
-                    Operand::Const(_, c) => out
-                        .iter_mut()
-                        .skip(k)
-                        .step_by(m)
-                        .for_each(|o| *o = c as u32),
                 }
+                at += wide(t);
             }
         }
     }
@@ -159,8 +162,14 @@ impl Wide {
         match *op {
             Op::Input(k) => {
                 let x = cx.inputs.get(k as usize).copied().unwrap_or(&[]);
-                for (o, &x) in d.iter_mut().zip(x) {
-                    *o = x as u64;
+                if ty.is_wide() {
+                    for (o, w) in d.iter_mut().zip(x.chunks_exact(2)) {
+                        *o = w[0] as u64 | (w[1] as u64) << 32;
+                    }
+                } else {
+                    for (o, &x) in d.iter_mut().zip(x) {
+                        *o = x as u64;
+                    }
                 }
             }
             Op::Index => {

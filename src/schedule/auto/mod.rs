@@ -108,15 +108,17 @@ impl Call<'_> {
         self.work(n) >= SMALL_FLOOR as u64
     }
 
+    /// Input words per element (a 64-bit input takes two).
     fn arity(&self) -> usize {
-        self.kernel
-            .program()
-            .map_or(self.inputs.len(), |p| p.inputs.len())
+        match self.kernel.program() {
+            Ok(_) => self.kernel.input_words().iter().sum(),
+            Err(_) => self.inputs.len(),
+        }
     }
 
-    /// Results per element.
+    /// Result words per element (a 64-bit result takes two).
     pub(crate) fn outputs(&self) -> usize {
-        self.kernel.program().map_or(1, |p| p.outputs.len().max(1))
+        self.kernel.out_words()
     }
 
     /// The id the models know this call's work by: its shader's hash, and the length

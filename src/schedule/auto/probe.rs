@@ -22,7 +22,7 @@ pub(super) fn unmodelled(call: &Call<'_>, hash: u64, n: usize) -> Result<Vec<Str
             continue;
         }
         if call.devices[dev].is_virtual() {
-            probe(call, hash, dev, &sample(call.inputs, n), n.min(PROBE_MAX))?;
+            probe(call, hash, dev, &sample(call, n), n.min(PROBE_MAX))?;
             notes.push(format!("probed {} (off the clock)", call.infos[dev].name));
         } else if call.models.start_probe(hash, dev) {
             // On this thread, before the call goes on. A probe on a thread of its own
@@ -32,7 +32,7 @@ pub(super) fn unmodelled(call: &Call<'_>, hash: u64, n: usize) -> Result<Vec<Str
             // right after its first Auto call. The cost is paid once per kernel and
             // device, by the first call large enough to plan for.
             let t = std::time::Instant::now();
-            let data = sample(call.inputs, n);
+            let data = sample(call, n);
             let r = probe(call, hash, dev, &data, n.min(PROBE_MAX));
             // A probe that failed is not tried again for this kernel: every later
             // call would pay for it again and still give the device nothing. The
@@ -59,9 +59,13 @@ pub(super) fn unmodelled(call: &Call<'_>, hash: u64, n: usize) -> Result<Vec<Str
 }
 
 /// A copy of the call's first elements, at most [`PROBE_MAX`], for probing.
-fn sample(inputs: &[&[u32]], n: usize) -> Vec<Vec<u32>> {
+fn sample(call: &Call<'_>, n: usize) -> Vec<Vec<u32>> {
     let m = n.min(PROBE_MAX);
-    inputs.iter().map(|x| x[..m].to_vec()).collect()
+    let words = call.kernel.input_words();
+    crate::device::slice_inputs(call.inputs, &words, 0..m)
+        .into_iter()
+        .map(<[u32]>::to_vec)
+        .collect()
 }
 
 fn probe(call: &Call<'_>, hash: u64, dev: usize, data: &[Vec<u32>], m: usize) -> Result<()> {
@@ -93,7 +97,8 @@ fn probe_as(
     let link = d.link();
     let (i, o) = call.bytes();
     for (k, &s) in sizes.iter().enumerate() {
-        let ins: Vec<&[u32]> = data.iter().map(|x| &x[..s]).collect();
+        let data: Vec<&[u32]> = data.iter().map(Vec::as_slice).collect();
+        let ins = crate::device::slice_inputs(&data, &kernel.input_words(), 0..s);
         let task = Task::new(kernel, &ins, 0, s).with_tables(call.tables);
         let Timed { stats, secs } = match call.op {
             None => d.run(&task, &mut out[..s * outputs])?,

@@ -1,0 +1,160 @@
+//! 64-bit inputs and results (`f64`, `i64`, `u64`) on host data: `Kernel::new` with
+//! 64-bit arguments or a lone 64-bit result, called with `Runtime::call`. They run on
+//! the CPU in this version: a GPU is left out of `Auto` and `Split` (the report says
+//! why) and `Placement::Gpu` is `Error::DeviceCannot`. Arrays hold 32-bit elements, so
+//! an array call of such a kernel is `Error::Unsupported`.
+
+mod common;
+
+use common::{cpu_runtime, shared_gpu};
+use hybrid::{Array, Error, Expr, Kernel, Placement, Reduce, Runtime, SimDevice};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn runtimes() -> Vec<&'static Runtime> {
+    let mut v: Vec<&'static Runtime> = vec![common::shared_cpu()];
+    if let Some(g) = shared_gpu() {
+        v.push(g);
+    }
+    v
+}
+
+/// `x * x + 0.1` and a mix of an f64, an i64 and a u32, bit for bit as Rust computes
+/// them, on every placement that can run them; the GPU's share is none.
+#[test]
+fn f64_and_i64_in_and_out_match_rust_bit_for_bit() {
+    let mut rng = ChaCha8Rng::seed_from_u64(6464);
+    let n = 100_003;
+    let xs: Vec<f64> = (0..n).map(|_| rng.random_range(-1e3..1e3)).collect();
+    let is: Vec<i64> = (0..n).map(|_| rng.random()).collect();
+    let us: Vec<u32> = (0..n).map(|_| rng.random()).collect();
+    let square = Kernel::new(|(x,): (Expr<f64>,)| x.clone() * x + 0.1f64);
+    let mix = Kernel::new(|(x, i, u): (Expr<f64>, Expr<i64>, Expr<u32>)| {
+        (x.cast::<i64>() ^ i) + u.cast::<i64>() * 3i64
+    });
+    let want_sq: Vec<f64> = xs.iter().map(|x| x * x + 0.1).collect();
+    let want_mix: Vec<i64> = (0..n)
+        .map(|k| ((xs[k] as i64) ^ is[k]).wrapping_add(us[k] as i64 * 3))
+        .collect();
+    for (g, rt) in runtimes().into_iter().enumerate() {
+        let mut placements = vec![Placement::Cpu, Placement::Auto];
+        if g > 0 {
+            placements.push(Placement::Split(0.5));
+        }
+        for p in placements {
+            let run = rt
+                .call(&square, (&xs,), p)
+                .unwrap_or_else(|e| panic!("{p}: {e}"));
+            assert!(run.output == want_sq, "{p}: f64 square differs");
+            assert_eq!(common::gpu_elements(&run.report), 0, "{p}");
+            let run = rt
+                .call(&mix, (&xs, &is, &us), p)
+                .unwrap_or_else(|e| panic!("{p}: {e}"));
+            assert_eq!(run.output, want_mix, "{p}: mix");
+        }
+    }
+    // empty input: an empty result
+    let none: Vec<f64> = Vec::new();
+    let run = common::shared_cpu()
+        .call(&square, (&none,), Placement::Auto)
+        .expect("empty");
+    assert!(run.output.is_empty());
+}
+
+/// A GPU does not take 64-bit inputs or results: `Placement::Gpu` is a typed error
+/// saying so, and a split's GPU share goes to the CPU with a note. The simulated GPU
+/// is refused the same way, so this runs without a GPU too.
+#[test]
+fn a_gpu_is_left_out_of_64_bit_io() {
+    let sim = Runtime::builder()
+        .no_default_devices()
+        .device(SimDevice::cpu("sim-cpu", 1e8))
+        .device(SimDevice::gpu("sim-gpu", 1e10))
+        .build()
+        .expect("sim");
+    let k = Kernel::new(|(x,): (Expr<f64>,)| x * 2.0f64);
+    let xs: Vec<f64> = (0..10_000).map(|i| i as f64 / 3.0).collect();
+    let mut rts: Vec<&Runtime> = vec![&sim];
+    if let Some(g) = shared_gpu() {
+        rts.push(g);
+    }
+    for rt in rts {
+        match rt.call(&k, (&xs,), Placement::Gpu) {
+            Err(e @ Error::DeviceCannot { .. }) => {
+                assert!(e.to_string().contains("64-bit"), "{e}");
+                common::assert_lowercase(&e);
+            }
+            other => panic!("want DeviceCannot, got {:?}", other.map(|r| r.report)),
+        }
+        let run = rt.call(&k, (&xs,), Placement::Split(0.5)).expect("split");
+        assert_eq!(run.output, xs.iter().map(|x| x * 2.0).collect::<Vec<_>>());
+        assert!(
+            run.report.notes().iter().any(|n| n.contains("64-bit")),
+            "{}",
+            run.report
+        );
+    }
+}
+
+/// Lengths are counted in elements, not words: an f64 input of 10 elements beside an
+/// f32 input of 20 is a length mismatch of 10 and 20.
+#[test]
+fn lengths_count_elements() {
+    let k = Kernel::new(|(x, y): (Expr<f64>, Expr<f32>)| x + y.cast::<f64>());
+    let xs = vec![1.0f64; 10];
+    let ys = vec![1.0f32; 20];
+    match cpu_runtime().call(&k, (&xs, &ys), Placement::Cpu) {
+        Err(Error::LengthMismatch { left, right }) => assert_eq!((left, right), (10, 20)),
+        other => panic!("want LengthMismatch, got {:?}", other.map(|r| r.report)),
+    }
+    let ys = vec![0.5f32; 10];
+    let run = cpu_runtime()
+        .call(&k, (&xs, &ys), Placement::Cpu)
+        .expect("equal");
+    assert_eq!(run.output, vec![1.5f64; 10]);
+}
+
+/// Arrays hold 32-bit elements: an array call of a kernel with a 64-bit result, or a
+/// call mixing an array with a 64-bit input, is `Error::Unsupported`, not a wrong
+/// answer.
+#[test]
+fn arrays_with_64_bit_io_are_refused() {
+    let rt = cpu_runtime();
+    let k = Kernel::new(|(x,): (Expr<f32>,)| x.cast::<f64>() * 0.5f64);
+    let a = Array::from_vec(vec![1.0f32, 2.0]);
+    match rt.call_arrays(&k, (&a,), Placement::Cpu) {
+        Err(e @ Error::Unsupported { .. }) => common::assert_lowercase(&e),
+        other => panic!("want Unsupported, got {:?}", other.map(|r| r.report)),
+    }
+    let mixed = Kernel::new(|(x, y): (Expr<f32>, Expr<f64>)| x + y.cast::<f32>());
+    let ys = vec![1.0f64, 2.0];
+    assert!(matches!(
+        rt.call(&mixed, (&a, &ys), Placement::Cpu),
+        Err(Error::Unsupported { .. })
+    ));
+    // host data works, and gives f64 back
+    let xs = vec![1.0f32, 3.0];
+    assert_eq!(
+        rt.call(&k, (&xs,), Placement::Cpu).expect("host").output,
+        [0.5, 1.5]
+    );
+}
+
+/// A reduction over 64-bit inputs: the sum of `i64 % 1000` as u32, exact, and a dot
+/// product of two f64 inputs accumulated per element in f64 and summed in f32.
+#[test]
+fn reductions_over_64_bit_inputs() {
+    let mut rng = ChaCha8Rng::seed_from_u64(6465);
+    let is: Vec<i64> = (0..50_000).map(|_| rng.random()).collect();
+    let k = Kernel::new(|(i,): (Expr<i64>,)| (i % 1000i64).abs().cast::<u32>());
+    let want: u32 = is.iter().map(|i| (i % 1000).unsigned_abs() as u32).sum();
+    for rt in runtimes() {
+        for p in [Placement::Cpu, Placement::Auto] {
+            let got = rt
+                .call_reduce(&k, (&is,), Reduce::Sum, p)
+                .expect("sum")
+                .output;
+            assert_eq!(got, want, "{p}");
+        }
+    }
+}
