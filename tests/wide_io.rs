@@ -158,3 +158,48 @@ fn reductions_over_64_bit_inputs() {
         }
     }
 }
+
+/// 64-bit reductions on host data: an f64 sum is compensated (Neumaier's, per block and
+/// across blocks and threads: error within 2 ulp of the sum plus n·u² of the sum of
+/// magnitudes), so `[1e16, 1, -1e16, 1]` repeated sums to exactly 2 per group where a
+/// plain f64 loop loses the ones; f64 min and max, an i64 sum that wraps, a u64 max.
+#[test]
+fn reductions_with_64_bit_results() {
+    let groups = 50_000;
+    let xs: Vec<f64> = (0..groups).flat_map(|_| [1e16, 1.0, -1e16, 1.0]).collect();
+    let plain: f64 = xs.iter().sum();
+    assert_ne!(plain, 2.0 * groups as f64, "a plain sum loses the ones");
+    let id = Kernel::new(|(x,): (Expr<f64>,)| x);
+    let mut rng = ChaCha8Rng::seed_from_u64(6466);
+    let is: Vec<i64> = (0..100_000).map(|_| rng.random()).collect();
+    let ik = Kernel::new(|(i,): (Expr<i64>,)| i);
+    let uk = Kernel::new(|(i,): (Expr<i64>,)| i.cast::<u64>() >> 1u32);
+    let isum = is.iter().fold(0i64, |a, &b| a.wrapping_add(b));
+    let umax = is.iter().map(|&i| (i as u64) >> 1).max().unwrap_or(0);
+    for (g, rt) in runtimes().into_iter().enumerate() {
+        let mut placements = vec![Placement::Cpu, Placement::Auto];
+        if g > 0 {
+            placements.push(Placement::Split(0.5));
+        }
+        for p in placements {
+            let r = |op| rt.call_reduce(&id, (&xs,), op, p).expect("f64").output;
+            assert_eq!(r(Reduce::Sum), 2.0 * groups as f64, "{p}: compensated sum");
+            assert_eq!(r(Reduce::Min), -1e16, "{p}");
+            assert_eq!(r(Reduce::Max), 1e16, "{p}");
+            let s = rt
+                .call_reduce(&ik, (&is,), Reduce::Sum, p)
+                .expect("i64")
+                .output;
+            assert_eq!(s, isum, "{p}: i64 sum wraps");
+            let m = rt
+                .call_reduce(&uk, (&is,), Reduce::Max, p)
+                .expect("u64")
+                .output;
+            assert_eq!(m, umax, "{p}: u64 max");
+        }
+    }
+    // an empty input gives the identity
+    let none: Vec<f64> = Vec::new();
+    let run = common::shared_cpu().call_reduce(&id, (&none,), Reduce::Sum, Placement::Cpu);
+    assert_eq!(run.expect("empty").output, 0.0);
+}

@@ -145,7 +145,8 @@ fn reduce_task(
         let part = match direct {
             Some(k) => reduce_block(op, ty, &inputs[k][at..at + m]),
             None => {
-                let o = &mut tmp[..m];
+                // a 64-bit value takes two words
+                let o = &mut tmp[..m * if ty.is_wide() { 2 } else { 1 }];
                 eval(at, o);
                 reduce_block(op, ty, o)
             }
@@ -306,7 +307,11 @@ impl CpuDevice {
             reduce_task(op, ty, inputs, direct, &mut eval, tmp, at, m)
         };
         let new_state = || {
-            let tmp = if direct.is_some() { 0 } else { BLOCK };
+            let tmp = match direct {
+                Some(_) => 0,
+                None if ty.is_wide() => 2 * BLOCK,
+                None => BLOCK,
+            };
             (plan.as_ref().map(|p| p.scratch()), vec![0u32; tmp])
         };
         let part = if len <= task {
@@ -404,7 +409,7 @@ mod tests {
                 let v = (0..3u32).fold(x, |a, j| (a.wrapping_mul(3).wrapping_add(i)) ^ j);
                 s.wrapping_add(v)
             });
-            assert_eq!(part.bits(), want, "{n} elements");
+            assert_eq!(part.bits(), want as u64, "{n} elements");
         }
     }
 

@@ -52,13 +52,18 @@ impl Reduce {
     }
 
     /// The identity's bit pattern for values of type `ty`.
-    pub(crate) fn identity_bits(self, ty: ScalarType) -> u32 {
+    pub(crate) fn identity_bits(self, ty: ScalarType) -> u64 {
+        use ScalarType::*;
         match (self, ty) {
             (Reduce::Sum, _) => 0,
-            (_, ScalarType::F32) => f32::NAN.to_bits(),
-            (Reduce::Min, ScalarType::I32) => i32::MAX as u32,
-            (Reduce::Max, ScalarType::I32) => i32::MIN as u32,
-            (Reduce::Min, _) => u32::MAX,
+            (_, F32) => f32::NAN.to_bits() as u64,
+            (_, F64) => f64::NAN.to_bits(),
+            (Reduce::Min, I32) => i32::MAX as u32 as u64,
+            (Reduce::Max, I32) => i32::MIN as u32 as u64,
+            (Reduce::Min, I64) => i64::MAX as u64,
+            (Reduce::Max, I64) => i64::MIN as u64,
+            (Reduce::Min, U64) => u64::MAX,
+            (Reduce::Min, _) => u32::MAX as u64,
             (Reduce::Max, _) => 0,
         }
     }
@@ -67,6 +72,7 @@ impl Reduce {
     pub(crate) fn identity(self, ty: ScalarType) -> Partial {
         match (self, ty) {
             (Reduce::Sum, ScalarType::F32) => Partial::F64(0.0),
+            (Reduce::Sum, ScalarType::F64) => Partial::Comp(0.0, 0.0),
             _ => Partial::Bits(self.identity_bits(ty)),
         }
     }
@@ -78,12 +84,21 @@ impl fmt::Display for Reduce {
     }
 }
 
-/// A device's result for a range: an `f64` running sum for `f32` sums, else the
-/// element-typed value's bit pattern.
+/// A device's result for a range: an `f64` running sum for `f32` sums, a compensated
+/// `f64` sum (Neumaier's: the sum and the rounding errors it dropped) for `f64` sums,
+/// else the value's bit pattern (64 bits wide for a 64-bit type).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Partial {
     F64(f64),
-    Bits(u32),
+    Comp(f64, f64),
+    Bits(u64),
+}
+
+/// `a + b` and the rounding error it made (Knuth's two-sum: exact).
+fn two_sum(a: f64, b: f64) -> (f64, f64) {
+    let s = a + b;
+    let bb = s - a;
+    (s, (a - (s - bb)) + (b - bb))
 }
 
 impl Partial {
@@ -91,67 +106,101 @@ impl Partial {
     pub(crate) fn combine(self, other: Partial, op: Reduce, ty: ScalarType) -> Partial {
         match (self, other) {
             (Partial::F64(a), Partial::F64(b)) => Partial::F64(a + b),
+            (Partial::Comp(a, ca), Partial::Comp(b, cb)) => {
+                let (s, e) = two_sum(a, b);
+                Partial::Comp(s, ca + cb + e)
+            }
             (Partial::Bits(a), Partial::Bits(b)) => Partial::Bits(combine_bits(op, ty, a, b)),
             // mixed forms never meet (one reduction, one type); keep the sum's form
             (Partial::F64(a), Partial::Bits(b)) | (Partial::Bits(b), Partial::F64(a)) => {
-                Partial::F64(a + f32::from_bits(b) as f64)
+                Partial::F64(a + f32::from_bits(b as u32) as f64)
             }
+            (Partial::Comp(a, c), _) | (_, Partial::Comp(a, c)) => Partial::Comp(a, c),
         }
     }
 
     /// The partial of one value (bit pattern of type `ty`): how a GPU's per-workgroup
     /// results come back.
     #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
-    pub(crate) fn of_value(op: Reduce, ty: ScalarType, bits: u32) -> Partial {
+    pub(crate) fn of_value(op: Reduce, ty: ScalarType, bits: u64) -> Partial {
         match (op, ty) {
-            (Reduce::Sum, ScalarType::F32) => Partial::F64(f32::from_bits(bits) as f64),
+            (Reduce::Sum, ScalarType::F32) => Partial::F64(f32::from_bits(bits as u32) as f64),
+            (Reduce::Sum, ScalarType::F64) => Partial::Comp(f64::from_bits(bits), 0.0),
             _ => Partial::Bits(bits),
         }
     }
 
     /// The final value's bit pattern.
-    pub(crate) fn bits(self) -> u32 {
+    pub(crate) fn bits(self) -> u64 {
         match self {
-            Partial::F64(v) => (v as f32).to_bits(),
+            Partial::F64(v) => (v as f32).to_bits() as u64,
+            Partial::Comp(s, c) => (s + c).to_bits(),
             Partial::Bits(b) => b,
         }
     }
 }
 
 /// `op(a, b)` on bit patterns of type `ty`, with WGSL's meaning.
-pub(crate) fn combine_bits(op: Reduce, ty: ScalarType, a: u32, b: u32) -> u32 {
+pub(crate) fn combine_bits(op: Reduce, ty: ScalarType, a: u64, b: u64) -> u64 {
+    use ScalarType::*;
+    let (f, g) = (f32::from_bits(a as u32), f32::from_bits(b as u32));
+    let (x, y) = (f64::from_bits(a), f64::from_bits(b));
     match (op, ty) {
-        (Reduce::Sum, ScalarType::F32) => (f32::from_bits(a) + f32::from_bits(b)).to_bits(),
-        (Reduce::Sum, _) => a.wrapping_add(b),
-        (Reduce::Min, ScalarType::F32) => f32::from_bits(a).min(f32::from_bits(b)).to_bits(),
-        (Reduce::Max, ScalarType::F32) => f32::from_bits(a).max(f32::from_bits(b)).to_bits(),
-        (Reduce::Min, ScalarType::I32) => (a as i32).min(b as i32) as u32,
-        (Reduce::Max, ScalarType::I32) => (a as i32).max(b as i32) as u32,
+        (Reduce::Sum, F32) => (f + g).to_bits() as u64,
+        (Reduce::Sum, F64) => (x + y).to_bits(),
+        (Reduce::Sum, I64 | U64) => a.wrapping_add(b),
+        (Reduce::Sum, _) => (a as u32).wrapping_add(b as u32) as u64,
+        (Reduce::Min, F32) => f.min(g).to_bits() as u64,
+        (Reduce::Max, F32) => f.max(g).to_bits() as u64,
+        (Reduce::Min, F64) => x.min(y).to_bits(),
+        (Reduce::Max, F64) => x.max(y).to_bits(),
+        (Reduce::Min, I32) => (a as i32).min(b as i32) as u32 as u64,
+        (Reduce::Max, I32) => (a as i32).max(b as i32) as u32 as u64,
+        (Reduce::Min, I64) => (a as i64).min(b as i64) as u64,
+        (Reduce::Max, I64) => (a as i64).max(b as i64) as u64,
         (Reduce::Min, _) => a.min(b),
         (Reduce::Max, _) => a.max(b),
     }
 }
 
-/// Reduces a block of values (bit patterns of type `ty`) on the CPU. Eight
-/// independent lanes, so the loop vectorises; `f32` sums accumulate in `f64`.
+/// Reduces a block of values (bit patterns of type `ty`; two words each, low first,
+/// for a 64-bit type) on the CPU. Eight independent lanes, so the loop vectorises;
+/// `f32` sums accumulate in `f64`, `f64` sums are compensated.
 pub(crate) fn reduce_block(op: Reduce, ty: ScalarType, xs: &[u32]) -> Partial {
+    if ty.is_wide() {
+        let vals = xs
+            .chunks_exact(2)
+            .map(|w| w[0] as u64 | (w[1] as u64) << 32);
+        return match (op, ty) {
+            (Reduce::Sum, ScalarType::F64) => {
+                let (mut s, mut c) = (0.0f64, 0.0f64);
+                for v in vals {
+                    let (t, e) = two_sum(s, f64::from_bits(v));
+                    s = t;
+                    c += e;
+                }
+                Partial::Comp(s, c)
+            }
+            _ => Partial::Bits(vals.fold(op.identity_bits(ty), |a, b| combine_bits(op, ty, a, b))),
+        };
+    }
     match (op, ty) {
         (Reduce::Sum, ScalarType::F32) => Partial::F64(sum_f32(xs)),
-        (Reduce::Sum, _) => Partial::Bits(lanes(xs, 0, u32::wrapping_add)),
+        (Reduce::Sum, _) => Partial::Bits(lanes(xs, 0, u32::wrapping_add) as u64),
         (Reduce::Min, ScalarType::F32) => {
-            Partial::Bits(lanes_f32(xs, f32::NAN, f32::min).to_bits())
+            Partial::Bits(lanes_f32(xs, f32::NAN, f32::min).to_bits() as u64)
         }
         (Reduce::Max, ScalarType::F32) => {
-            Partial::Bits(lanes_f32(xs, f32::NAN, f32::max).to_bits())
+            Partial::Bits(lanes_f32(xs, f32::NAN, f32::max).to_bits() as u64)
         }
-        (Reduce::Min, ScalarType::I32) => Partial::Bits(lanes(xs, i32::MAX as u32, |a, b| {
-            (a as i32).min(b as i32) as u32
-        })),
-        (Reduce::Max, ScalarType::I32) => Partial::Bits(lanes(xs, i32::MIN as u32, |a, b| {
-            (a as i32).max(b as i32) as u32
-        })),
-        (Reduce::Min, _) => Partial::Bits(lanes(xs, u32::MAX, u32::min)),
-        (Reduce::Max, _) => Partial::Bits(lanes(xs, 0, u32::max)),
+        (Reduce::Min, ScalarType::I32) => {
+            Partial::Bits(lanes(xs, i32::MAX as u32, |a, b| (a as i32).min(b as i32) as u32) as u64)
+        }
+        (Reduce::Max, ScalarType::I32) => {
+            Partial::Bits(lanes(xs, i32::MIN as u32, |a, b| (a as i32).max(b as i32) as u32) as u64)
+        }
+        (Reduce::Min, _) => Partial::Bits(lanes(xs, u32::MAX, u32::min) as u64),
+        (Reduce::Max, _) => Partial::Bits(lanes(xs, 0, u32::max) as u64),
     }
 }
 
@@ -235,31 +284,40 @@ mod tests {
             let lo = f.iter().copied().fold(f32::NAN, f32::min);
             let hi = f.iter().copied().fold(f32::NAN, f32::max);
             assert_eq!(
-                reduce_block(Reduce::Min, F32, &bits(&f)).bits(),
+                reduce_block(Reduce::Min, F32, &bits(&f)).bits() as u32,
                 lo.to_bits()
             );
             assert_eq!(
-                reduce_block(Reduce::Max, F32, &bits(&f)).bits(),
+                reduce_block(Reduce::Max, F32, &bits(&f)).bits() as u32,
                 hi.to_bits()
             );
 
             let i: Vec<i32> = (0..n as i32).map(|k| k.wrapping_mul(0x3b9a_ca07)).collect();
             let s = i.iter().fold(0i32, |a, &b| a.wrapping_add(b));
-            assert_eq!(reduce_block(Reduce::Sum, I32, &bits(&i)).bits(), s as u32);
+            assert_eq!(
+                reduce_block(Reduce::Sum, I32, &bits(&i)).bits() as u32,
+                s as u32
+            );
             let lo = i.iter().copied().min().unwrap_or(i32::MAX);
             let hi = i.iter().copied().max().unwrap_or(i32::MIN);
-            assert_eq!(reduce_block(Reduce::Min, I32, &bits(&i)).bits(), lo as u32);
-            assert_eq!(reduce_block(Reduce::Max, I32, &bits(&i)).bits(), hi as u32);
+            assert_eq!(
+                reduce_block(Reduce::Min, I32, &bits(&i)).bits() as u32,
+                lo as u32
+            );
+            assert_eq!(
+                reduce_block(Reduce::Max, I32, &bits(&i)).bits() as u32,
+                hi as u32
+            );
 
             let u: Vec<u32> = (0..n as u32).map(|k| k.wrapping_mul(0x9e37_79b9)).collect();
             let s = u.iter().fold(0u32, |a, &b| a.wrapping_add(b));
-            assert_eq!(reduce_block(Reduce::Sum, U32, &u).bits(), s);
+            assert_eq!(reduce_block(Reduce::Sum, U32, &u).bits() as u32, s);
             assert_eq!(
-                reduce_block(Reduce::Min, U32, &u).bits(),
+                reduce_block(Reduce::Min, U32, &u).bits() as u32,
                 u.iter().copied().min().unwrap_or(u32::MAX)
             );
             assert_eq!(
-                reduce_block(Reduce::Max, U32, &u).bits(),
+                reduce_block(Reduce::Max, U32, &u).bits() as u32,
                 u.iter().copied().max().unwrap_or(0)
             );
         }
@@ -280,15 +338,17 @@ mod tests {
             f32::NAN,
         ];
         assert_eq!(
-            f32::from_bits(reduce_block(Reduce::Min, F32, &bits(&xs)).bits()),
+            f32::from_bits(reduce_block(Reduce::Min, F32, &bits(&xs)).bits() as u32),
             -2.0
         );
         assert_eq!(
-            f32::from_bits(reduce_block(Reduce::Max, F32, &bits(&xs)).bits()),
+            f32::from_bits(reduce_block(Reduce::Max, F32, &bits(&xs)).bits() as u32),
             9.0
         );
         let nans = [f32::NAN; 11];
-        assert!(f32::from_bits(reduce_block(Reduce::Min, F32, &bits(&nans)).bits()).is_nan());
+        assert!(
+            f32::from_bits(reduce_block(Reduce::Min, F32, &bits(&nans)).bits() as u32).is_nan()
+        );
         // the identity is neutral
         let id = Reduce::Min.identity(F32);
         let p = reduce_block(Reduce::Min, F32, &bits(&xs));
@@ -297,15 +357,29 @@ mod tests {
 
     #[test]
     fn combining_is_the_operation() {
-        let a = Partial::Bits(u32::MAX);
-        assert_eq!(a.combine(Partial::Bits(2), Reduce::Sum, U32).bits(), 1);
-        let a = Partial::Bits((-5i32) as u32);
+        let a = Partial::Bits(u32::MAX as u64);
         assert_eq!(
-            a.combine(Partial::Bits(3), Reduce::Min, I32).bits(),
+            a.combine(Partial::Bits(2), Reduce::Sum, U32).bits() as u32,
+            1
+        );
+        let a = Partial::Bits((-5i32) as u32 as u64);
+        assert_eq!(
+            a.combine(Partial::Bits(3), Reduce::Min, I32).bits() as u32,
             (-5i32) as u32
         );
-        assert_eq!(a.combine(Partial::Bits(3), Reduce::Min, U32).bits(), 3);
+        assert_eq!(
+            a.combine(Partial::Bits(3), Reduce::Min, U32).bits() as u32,
+            3
+        );
         let s = Partial::F64(1.5).combine(Partial::F64(2.25), Reduce::Sum, F32);
-        assert_eq!(f32::from_bits(s.bits()), 3.75);
+        assert_eq!(f32::from_bits(s.bits() as u32), 3.75);
+        // f64 sums are compensated: 1e16 + 1 + 1 - 1e16 is 2, across partials too
+        let blocks = [[1e16f64, 1.0], [1.0, -1e16]].map(|b| {
+            let words: Vec<u32> = bytemuck::cast_slice(&b).to_vec();
+            reduce_block(Reduce::Sum, F64, &words)
+        });
+        let s = blocks[0].combine(blocks[1], Reduce::Sum, F64);
+        assert_eq!(f64::from_bits(s.bits()), 2.0);
+        assert_eq!(1e16f64 + 1.0 + 1.0 - 1e16, 0.0, "where a plain sum gives 0");
     }
 }

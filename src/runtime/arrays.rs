@@ -348,7 +348,7 @@ impl Runtime {
         op: Reduce,
         inputs: &[ArrayRef<'_>],
         placement: Placement,
-    ) -> Result<Run<u32>> {
+    ) -> Result<Run<u64>> {
         let n = inputs.first().map_or(0, |a| a.len);
         self.array_call_reduce(kernel, op, inputs, &[], n, placement, &[])
     }
@@ -364,7 +364,7 @@ impl Runtime {
         n: usize,
         placement: Placement,
         kinds: &[ArgKind],
-    ) -> Result<Run<u32>> {
+    ) -> Result<Run<u64>> {
         let start = Instant::now();
         let ty = kernel.output_type()?;
         let kernel = &kernel.bind();

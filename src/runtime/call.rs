@@ -537,7 +537,7 @@ impl Runtime {
     /// arrays) and combines the values with `op` (see [`Reduce`]), in one pass: a dot
     /// product of inputs of two types, a sum over a kernel of three inputs, a
     /// reduction over a table read.
-    pub fn call_reduce<I: InTypes, O: Element, D: CallData<I>>(
+    pub fn call_reduce<I: InTypes, O: Value, D: CallData<I>>(
         &self,
         kernel: &Kernel<I, O>,
         data: D,
@@ -565,7 +565,7 @@ impl Runtime {
             }
         };
         Ok(Run {
-            output: O::from_bits(run.output),
+            output: O::from_bits64(run.output),
             report: run.report,
         })
     }

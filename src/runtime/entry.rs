@@ -241,7 +241,7 @@ impl Runtime {
             }
         };
         Ok(Run {
-            output: O::from_bits(run.output),
+            output: O::from_bits64(run.output),
             report: run.report,
         })
     }

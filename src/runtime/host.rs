@@ -223,7 +223,7 @@ impl Runtime {
         n: usize,
         placement: Placement,
         kinds: &[ArgKind],
-    ) -> Result<Run<u32>> {
+    ) -> Result<Run<u64>> {
         let start = Instant::now();
         let ty = kernel.output_type()?;
         let kernel = &kernel.bind();

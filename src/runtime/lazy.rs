@@ -61,8 +61,8 @@ impl<I: Element, T: Element> Lazy<'_, I, T> {
     pub fn reduce(self, rt: &Runtime, op: Reduce, placement: Placement) -> Result<Run<T>> {
         self.check()?;
         let n = self.stages.len();
-        let bits = |run: Run<u32>| Run {
-            output: T::from_bits(run.output),
+        let bits = |run: Run<u64>| Run {
+            output: T::from_bits64(run.output),
             report: run.report,
         };
         if let Some(k) = self.fused()? {
@@ -89,7 +89,7 @@ impl<I: Element, T: Element> Lazy<'_, I, T> {
             placement,
         )?;
         Ok(Run {
-            output: T::from_bits(run.output),
+            output: T::from_bits64(run.output),
             report: mapped.report.then(run.report),
         })
     }

@@ -207,7 +207,7 @@ fn failure(
 /// as the streamed and resident reductions both read them back.
 fn fold_partials(op: Reduce, ty: ScalarType, bits: &[u32]) -> Partial {
     bits.iter().fold(op.identity(ty), |acc, &b| {
-        acc.combine(Partial::of_value(op, ty, b), op, ty)
+        acc.combine(Partial::of_value(op, ty, b as u64), op, ty)
     })
 }
 

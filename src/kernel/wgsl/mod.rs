@@ -130,7 +130,7 @@ pub(crate) fn generate_reduce(p: &Program, op: Reduce, user: Option<&str>) -> Sh
         ("result", result),
         ("op", op.name().to_string()),
         ("ty", ty.name().to_string()),
-        ("identity", literal(ty, op.identity_bits(ty) as u64)),
+        ("identity", literal(ty, op.identity_bits(ty))),
         ("combine", combine),
         ("per_thread", GPU_PER_THREAD.to_string()),
         ("per_group", REDUCE_PER_GROUP.to_string()),
