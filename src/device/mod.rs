@@ -283,6 +283,24 @@ pub(crate) fn slice_inputs<'a>(
         .collect()
 }
 
+/// What every device's [`Device::computes`] checks from its [`DeviceInfo`]: 64-bit
+/// inputs or results (the CPU only, in this version), and the types it has.
+pub(crate) fn computes_by_info(info: &DeviceInfo, kernel: &Bound) -> Result<()> {
+    let cannot = |reason: String| crate::error::Error::DeviceCannot {
+        device: info.name.clone(),
+        reason,
+    };
+    if kernel.wide_io() && info.kind.is_gpu() {
+        return Err(cannot(WIDE_IO.into()));
+    }
+    match info.lacks(kernel) {
+        Some((t, feature)) => Err(cannot(format!(
+            "it computes in no {t} (the adapter lacks wgpu's {feature} feature)"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Why a GPU does not take a kernel with a 64-bit input or result.
 pub(crate) const WIDE_IO: &str =
     "64-bit inputs and results run on the CPU in this version (a GPU computes in 64 \
@@ -390,21 +408,7 @@ pub(crate) trait Device: Send + Sync {
     /// Unlike [`accepts`](Self::accepts), a split that names the device still runs, on
     /// the others: the kernel, not the call's size, is what the device cannot take.
     fn computes(&self, kernel: &Bound) -> Result<()> {
-        if kernel.wide_io() && self.info().kind.is_gpu() {
-            return Err(crate::error::Error::DeviceCannot {
-                device: self.info().name.clone(),
-                reason: WIDE_IO.into(),
-            });
-        }
-        match self.info().lacks(kernel) {
-            Some((t, feature)) => Err(crate::error::Error::DeviceCannot {
-                device: self.info().name.clone(),
-                reason: format!(
-                    "it computes in no {t} (the adapter lacks wgpu's {feature} feature)"
-                ),
-            }),
-            None => Ok(()),
-        }
+        computes_by_info(self.info(), kernel)
     }
 
     /// `Err` when the device cannot run `kernel` at all (a map, or a reduction with

@@ -115,7 +115,15 @@ impl Partial {
             (Partial::F64(a), Partial::Bits(b)) | (Partial::Bits(b), Partial::F64(a)) => {
                 Partial::F64(a + f32::from_bits(b as u32) as f64)
             }
-            (Partial::Comp(a, c), _) | (_, Partial::Comp(a, c)) => Partial::Comp(a, c),
+            // likewise: a value in another form joins the compensated sum as an f64
+            (Partial::Comp(a, c), Partial::F64(b)) | (Partial::F64(b), Partial::Comp(a, c)) => {
+                let (s, e) = two_sum(a, b);
+                Partial::Comp(s, c + e)
+            }
+            (Partial::Comp(a, c), Partial::Bits(b)) | (Partial::Bits(b), Partial::Comp(a, c)) => {
+                let (s, e) = two_sum(a, f64::from_bits(b));
+                Partial::Comp(s, c + e)
+            }
         }
     }
 

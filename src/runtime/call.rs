@@ -237,9 +237,8 @@ call_data!(A0 D0 0, A1 D1 1, A2 D2 2, A3 D3 3, A4 D4 4, A5 D5 5, A6 D6 6, A7 D7 
 /// A kernel with a 64-bit input or result runs on host data only in this version:
 /// arrays hold 32-bit elements.
 fn host_only(kernel: &crate::kernel::KernelDef) -> Result<()> {
-    let p = kernel.program()?;
-    let wide = p.inputs.iter().chain(p.outputs.iter().map(|o| &o.0));
-    if wide.into_iter().any(|t| t.is_wide()) {
+    kernel.program()?;
+    if kernel.wide_io() {
         return Err(Error::Unsupported {
             what: "a kernel with a 64-bit input or result over arrays (arrays hold 32-bit \
                    elements in this version; pass host data)"

@@ -237,22 +237,8 @@ impl Device for GpuDevice {
     }
 
     fn computes(&self, kernel: &crate::kernel::Bound) -> Result<()> {
-        let program = kernel.program()?;
-        if kernel.wide_io() {
-            return Err(Error::DeviceCannot {
-                device: self.info.name.clone(),
-                reason: super::WIDE_IO.into(),
-            });
-        }
-        if let Some((t, feature)) = self.info.lacks(kernel) {
-            return Err(Error::DeviceCannot {
-                device: self.info.name.clone(),
-                reason: format!(
-                    "it computes in no {t} (the adapter lacks wgpu's {feature} feature)"
-                ),
-            });
-        }
-        if let Some(f) = program.wide_math() {
+        super::computes_by_info(&self.info, kernel)?;
+        if let Some(f) = kernel.program()?.wide_math() {
             return Err(Error::DeviceCannot {
                 device: self.info.name.clone(),
                 reason: format!(
