@@ -1,8 +1,11 @@
 //! 64-bit inputs and results (`f64`, `i64`, `u64`) on host data: `Kernel::new` with
-//! 64-bit arguments or a lone 64-bit result, called with `Runtime::call`. They run on
-//! the CPU in this version: a GPU is left out of `Auto` and `Split` (the report says
-//! why) and `Placement::Gpu` is `Error::DeviceCannot`. Arrays hold 32-bit elements, so
-//! an array call of such a kernel is `Error::Unsupported`.
+//! 64-bit arguments or results, called with `Runtime::call`, on every placement: a
+//! GPU's shader puts each element together from its two words and takes results apart
+//! the same way, through `u64`, so a GPU without `SHADER_INT64` is left out of `Auto`
+//! and `Split` (the report says why) and `Placement::Gpu` on it is
+//! `Error::DeviceCannot`. A reduction to a 64-bit value runs on the CPU (its f64 sum is
+//! compensated there). Arrays hold 32-bit elements, so an array call of such a kernel
+//! is `Error::Unsupported`.
 
 mod common;
 
@@ -19,38 +22,75 @@ fn runtimes() -> Vec<&'static Runtime> {
     v
 }
 
-/// `x * x + 0.1` and a mix of an f64, an i64 and a u32, bit for bit as Rust computes
-/// them, on every placement that can run them; the GPU's share is none.
+/// `x * x + 0.1`, a mix of an f64, an i64 and a u32, and a tuple of an f64, an f32 and
+/// a u64 result, bit for bit as Rust computes them, on every placement; the GPU takes
+/// its share where it is asked to.
 #[test]
 fn f64_and_i64_in_and_out_match_rust_bit_for_bit() {
     let mut rng = ChaCha8Rng::seed_from_u64(6464);
     let n = 100_003;
-    let xs: Vec<f64> = (0..n).map(|_| rng.random_range(-1e3..1e3)).collect();
+    let mut xs: Vec<f64> = (0..n).map(|_| rng.random_range(-1e3..1e3)).collect();
+    // the edges of the format travel too: subnormals, infinities, a NaN, -0
+    xs[..6].copy_from_slice(&[
+        5e-324,
+        -2.2e-308,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        -0.0,
+        1e308,
+    ]);
     let is: Vec<i64> = (0..n).map(|_| rng.random()).collect();
     let us: Vec<u32> = (0..n).map(|_| rng.random()).collect();
     let square = Kernel::new(|(x,): (Expr<f64>,)| x.clone() * x + 0.1f64);
     let mix = Kernel::new(|(x, i, u): (Expr<f64>, Expr<i64>, Expr<u32>)| {
         (x.cast::<i64>() ^ i) + u.cast::<i64>() * 3i64
     });
-    let want_sq: Vec<f64> = xs.iter().map(|x| x * x + 0.1).collect();
+    let tuple = Kernel::new(|(x, i): (Expr<f64>, Expr<i64>)| {
+        (
+            x.clone() * 0.5f64,
+            x.cast::<f32>() + 1.0f32,
+            i.cast::<u64>() >> 3u32,
+        )
+    });
+    let want_sq: Vec<u64> = xs.iter().map(|x| (x * x + 0.1).to_bits()).collect();
+    // f64 -> i64 as WGSL casts: clamped to the largest i64 an f64 holds, 2^63 - 1024
+    let to_i64 = |x: f64| (x.min(9_223_372_036_854_774_784.0) as i64);
     let want_mix: Vec<i64> = (0..n)
-        .map(|k| ((xs[k] as i64) ^ is[k]).wrapping_add(us[k] as i64 * 3))
+        .map(|k| (to_i64(xs[k]) ^ is[k]).wrapping_add(us[k] as i64 * 3))
         .collect();
+    let want_half: Vec<u64> = xs.iter().map(|x| (x * 0.5).to_bits()).collect();
+    let want_f32: Vec<u32> = xs.iter().map(|&x| (x as f32 + 1.0).to_bits()).collect();
+    let want_shift: Vec<u64> = is.iter().map(|&i| (i as u64) >> 3).collect();
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<u64>>();
     for (g, rt) in runtimes().into_iter().enumerate() {
         let mut placements = vec![Placement::Cpu, Placement::Auto];
         if g > 0 {
-            placements.push(Placement::Split(0.5));
+            placements.extend([Placement::Gpu, Placement::Split(0.5)]);
         }
         for p in placements {
             let run = rt
                 .call(&square, (&xs,), p)
                 .unwrap_or_else(|e| panic!("{p}: {e}"));
-            assert!(run.output == want_sq, "{p}: f64 square differs");
-            assert_eq!(common::gpu_elements(&run.report), 0, "{p}");
+            assert!(bits(&run.output) == want_sq, "{p}: f64 square differs");
+            if matches!(p, Placement::Gpu | Placement::Split(_)) {
+                assert!(common::gpu_elements(&run.report) > 0, "{p}: {}", run.report);
+                // two words up and two down per element on the GPU's share
+                let gpu = common::gpu_elements(&run.report) as u64;
+                assert!(run.report.bytes_to_devices() >= 8 * gpu, "{}", run.report);
+                assert!(run.report.bytes_from_devices() >= 8 * gpu, "{}", run.report);
+            }
             let run = rt
                 .call(&mix, (&xs, &is, &us), p)
                 .unwrap_or_else(|e| panic!("{p}: {e}"));
             assert_eq!(run.output, want_mix, "{p}: mix");
+            let (half, single, shift) = rt
+                .call(&tuple, (&xs, &is), p)
+                .unwrap_or_else(|e| panic!("{p}: {e}"))
+                .output;
+            assert!(bits(&half) == want_half, "{p}: f64 result of a tuple");
+            let single: Vec<u32> = single.iter().map(|x| x.to_bits()).collect();
+            assert!(single == want_f32, "{p}: f32 result beside 64-bit ones");
+            assert!(shift == want_shift, "{p}: u64 result of a tuple");
         }
     }
     // empty input: an empty result
@@ -61,39 +101,66 @@ fn f64_and_i64_in_and_out_match_rust_bit_for_bit() {
     assert!(run.output.is_empty());
 }
 
-/// A GPU does not take 64-bit inputs or results: `Placement::Gpu` is a typed error
-/// saying so, and a split's GPU share goes to the CPU with a note. The simulated GPU
-/// is refused the same way, so this runs without a GPU too.
+/// A GPU without 64-bit integers does not take 64-bit inputs or results (its shader
+/// would move them as `u64`): `Placement::Gpu` is a typed error naming the feature, and
+/// a split's GPU share goes to the CPU with a note. A GPU with them takes its share.
 #[test]
-fn a_gpu_is_left_out_of_64_bit_io() {
-    let sim = Runtime::builder()
-        .no_default_devices()
-        .device(SimDevice::cpu("sim-cpu", 1e8))
-        .device(SimDevice::gpu("sim-gpu", 1e10))
-        .build()
-        .expect("sim");
+fn a_gpu_without_int64_is_left_out_of_64_bit_io() {
+    let sim = |gpu: SimDevice| {
+        Runtime::builder()
+            .no_default_devices()
+            .device(SimDevice::cpu("sim-cpu", 1e8))
+            .device(gpu)
+            .build()
+            .expect("sim")
+    };
     let k = Kernel::new(|(x,): (Expr<f64>,)| x * 2.0f64);
     let xs: Vec<f64> = (0..10_000).map(|i| i as f64 / 3.0).collect();
-    let mut rts: Vec<&Runtime> = vec![&sim];
-    if let Some(g) = shared_gpu() {
-        rts.push(g);
-    }
-    for rt in rts {
-        match rt.call(&k, (&xs,), Placement::Gpu) {
-            Err(e @ Error::DeviceCannot { .. }) => {
-                assert!(e.to_string().contains("64-bit"), "{e}");
-                common::assert_lowercase(&e);
-            }
-            other => panic!("want DeviceCannot, got {:?}", other.map(|r| r.report)),
+    let twice: Vec<f64> = xs.iter().map(|x| x * 2.0).collect();
+    let without = sim(SimDevice::gpu("sim-gpu", 1e10).without_int64());
+    match without.call(&k, (&xs,), Placement::Gpu) {
+        Err(e @ Error::DeviceCannot { .. }) => {
+            assert!(e.to_string().contains("SHADER_INT64"), "{e}");
+            common::assert_lowercase(&e);
         }
-        let run = rt.call(&k, (&xs,), Placement::Split(0.5)).expect("split");
-        assert_eq!(run.output, xs.iter().map(|x| x * 2.0).collect::<Vec<_>>());
-        assert!(
-            run.report.notes().iter().any(|n| n.contains("64-bit")),
-            "{}",
-            run.report
-        );
+        other => panic!("want DeviceCannot, got {:?}", other.map(|r| r.report)),
     }
+    let run = without
+        .call(&k, (&xs,), Placement::Split(0.5))
+        .expect("split");
+    assert_eq!(run.output, twice);
+    assert_eq!(common::gpu_elements(&run.report), 0);
+    assert!(
+        run.report
+            .notes()
+            .iter()
+            .any(|n| n.contains("SHADER_INT64")),
+        "{}",
+        run.report
+    );
+    // the same GPU with 64-bit integers takes half
+    let with = sim(SimDevice::gpu("sim-gpu", 1e10));
+    let run = with.call(&k, (&xs,), Placement::Split(0.5)).expect("split");
+    assert_eq!(run.output, twice);
+    assert_eq!(common::gpu_elements(&run.report), 5_000, "{}", run.report);
+}
+
+/// A reduction to a 64-bit value runs on the CPU: on a real GPU, `Placement::Gpu` is a
+/// typed error saying why, and a split gives the CPU everything.
+#[test]
+fn a_reduction_to_64_bits_keeps_to_the_cpu() {
+    let Some(rt) = shared_gpu() else { return };
+    let k = Kernel::new(|(x,): (Expr<f64>,)| x);
+    let xs: Vec<f64> = (0..10_000).map(|i| i as f64).collect();
+    match rt.call_reduce(&k, (&xs,), Reduce::Sum, Placement::Gpu) {
+        Err(e @ Error::DeviceCannot { .. }) => assert!(e.to_string().contains("64-bit"), "{e}"),
+        other => panic!("want DeviceCannot, got {:?}", other.map(|r| r.report)),
+    }
+    let run = rt
+        .call_reduce(&k, (&xs,), Reduce::Sum, Placement::Split(0.5))
+        .expect("split");
+    assert_eq!(run.output, 49_995_000.0);
+    assert_eq!(common::gpu_elements(&run.report), 0, "{}", run.report);
 }
 
 /// Lengths are counted in elements, not words: an f64 input of 10 elements beside an

@@ -283,15 +283,21 @@ pub(crate) fn slice_inputs<'a>(
         .collect()
 }
 
-/// What every device's [`Device::computes`] checks from its [`DeviceInfo`]: 64-bit
-/// inputs or results (the CPU only, in this version), and the types it has.
+/// What every device's [`Device::computes`] checks from its [`DeviceInfo`]: the types
+/// the kernel computes in, and for a GPU's 64-bit inputs or results, `u64` (a shader
+/// puts a 64-bit element together from its two words, and takes one apart, through
+/// `u64`: naga has no bitcast between a 64-bit type and `vec2<u32>`).
 pub(crate) fn computes_by_info(info: &DeviceInfo, kernel: &Bound) -> Result<()> {
     let cannot = |reason: String| crate::error::Error::DeviceCannot {
         device: info.name.clone(),
         reason,
     };
-    if kernel.wide_io() && info.kind.is_gpu() {
-        return Err(cannot(WIDE_IO.into()));
+    if kernel.wide_io() && info.kind.is_gpu() && !info.types.contains(&ScalarType::U64) {
+        return Err(cannot(
+            "its 64-bit inputs and results travel as u64 in a shader, and the adapter \
+             lacks wgpu's SHADER_INT64 feature"
+                .into(),
+        ));
     }
     match info.lacks(kernel) {
         Some((t, feature)) => Err(cannot(format!(
@@ -300,11 +306,6 @@ pub(crate) fn computes_by_info(info: &DeviceInfo, kernel: &Bound) -> Result<()> 
         None => Ok(()),
     }
 }
-
-/// Why a GPU does not take a kernel with a 64-bit input or result.
-pub(crate) const WIDE_IO: &str =
-    "64-bit inputs and results run on the CPU in this version (a GPU computes in 64 \
-     bits inside a kernel, but its buffers are 32-bit words)";
 
 /// One range of one call, as a device receives it.
 #[derive(Clone, Copy)]
@@ -403,11 +404,12 @@ pub(crate) trait Device: Send + Sync {
     /// returning the range's partial result; no mapped array is written.
     fn reduce(&self, task: &HostTask<'_>, op: Reduce) -> Result<(Partial, Timed)>;
 
-    /// `Err` when the device cannot compute what `kernel` computes: a type it lacks
-    /// (`f64` without wgpu's `SHADER_F64`), an operation it has no instruction for.
+    /// `Err` when the device cannot compute what `kernel` computes (a map, or a
+    /// reduction with `op`): a type it lacks (`f64` without wgpu's `SHADER_F64`), an
+    /// operation it has no instruction for.
     /// Unlike [`accepts`](Self::accepts), a split that names the device still runs, on
     /// the others: the kernel, not the call's size, is what the device cannot take.
-    fn computes(&self, kernel: &Bound) -> Result<()> {
+    fn computes(&self, kernel: &Bound, _op: Option<Reduce>) -> Result<()> {
         computes_by_info(self.info(), kernel)
     }
 

@@ -42,6 +42,7 @@ pub struct SimDevice {
     fail_after: Option<u64>,
     max_table_bytes: Option<u64>,
     no_f64: bool,
+    no_int64: bool,
 }
 
 /// Default link of a simulated GPU: PCIe 3.0 x16-like, 10 us and 12 GB/s each way.
@@ -66,6 +67,7 @@ impl SimDevice {
             fail_after: None,
             max_table_bytes: None,
             no_f64: false,
+            no_int64: false,
         }
     }
 
@@ -124,6 +126,14 @@ impl SimDevice {
         self
     }
 
+    /// The device computes in no `i64` or `u64`, as a GPU without wgpu's
+    /// `SHADER_INT64`: kernels that do, or that take or give 64-bit elements on a GPU
+    /// (a shader moves them as `u64`), are not run on it.
+    pub fn without_int64(mut self) -> SimDevice {
+        self.no_int64 = true;
+        self
+    }
+
     /// The device's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -138,6 +148,7 @@ impl SimDevice {
             types: DeviceInfo::all_types()
                 .into_iter()
                 .filter(|&t| !(self.no_f64 && t == crate::ScalarType::F64))
+                .filter(|&t| !(self.no_int64 && t.is_wide() && t != crate::ScalarType::F64))
                 .collect(),
         };
         let measured = self.kind.is_gpu().then(|| calibrate(&self.link)).flatten();

@@ -194,20 +194,16 @@ impl KernelDef {
         )
     }
 
-    /// Words per element of the results together (a 64-bit result takes 2), at least 1.
+    /// Words of an element's row of results ([`Program::out_words`]), at least 1.
     pub(crate) fn out_words(&self) -> usize {
-        self.compiled.program.as_ref().map_or(1, |p| {
-            let w: usize = p
-                .outputs
-                .iter()
-                .map(|o| if o.0.is_wide() { 2 } else { 1 })
-                .sum();
-            w.max(1)
-        })
+        self.compiled
+            .program
+            .as_ref()
+            .map_or(1, |p| p.out_words().max(1))
     }
 
-    /// Whether an element-wise input or a result is 64 bits wide (such a call runs on
-    /// the CPU in this version).
+    /// Whether an element-wise input or a result is 64 bits wide (arrays, of 32-bit
+    /// elements, refuse such a kernel; a GPU needs `u64` for it).
     pub(crate) fn wide_io(&self) -> bool {
         self.compiled.program.as_ref().is_ok_and(|p| {
             p.inputs

@@ -104,15 +104,41 @@ pub trait Element: Numeric + bytemuck::Pod + PartialEq + Default {
 
 /// A type a kernel's element-wise inputs and lone result may have on host data: the
 /// [`Element`]s (32-bit, which arrays and tables also hold) and `f64`, `i64`, `u64`.
-/// A 64-bit input or result runs on the CPU in this version (a GPU is left out of
-/// such calls, the report saying why). Sealed.
+/// A 64-bit input or result travels as two 32-bit words, low first (a GPU's shader
+/// puts it together and takes it apart through `u64`, so it needs `SHADER_INT64`); a
+/// row of results with a 64-bit one gives each result two words. Sealed.
 pub trait Value: Numeric + bytemuck::Pod + PartialEq + Default {
     /// One element as the runtime holds it: `u32`, or `u64` for a 64-bit type.
     #[doc(hidden)]
-    type Word: bytemuck::Pod + Default + Send + Sync;
+    type Word: Word;
     /// The value of one element.
     #[doc(hidden)]
     fn from_word(w: Self::Word) -> Self;
+}
+
+/// How the runtime holds one value on the host: `u32`, or `u64` for a 64-bit type.
+/// Sealed.
+#[doc(hidden)]
+pub trait Word: sealed::Sealed + bytemuck::Pod + Default + Send + Sync {
+    /// The wider of this word and `W`: a row of results holds each in the widest
+    /// word among them.
+    type Max<W: Word>: Word;
+    /// The bits, zero-extended to 64.
+    fn to_u64(self) -> u64;
+}
+
+impl Word for u32 {
+    type Max<W: Word> = W;
+    fn to_u64(self) -> u64 {
+        self as u64
+    }
+}
+
+impl Word for u64 {
+    type Max<W: Word> = u64;
+    fn to_u64(self) -> u64 {
+        self
+    }
 }
 
 impl<T: Element> Value for T {

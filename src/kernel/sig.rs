@@ -11,7 +11,7 @@
 //! Up to 12 arguments and 8 results.
 
 use super::expr::{Expr, NodeRef};
-use super::scalar::{Element, ScalarType, Value};
+use super::scalar::{Element, ScalarType, Value, Word};
 use super::table::Table;
 
 mod sealed {
@@ -174,22 +174,30 @@ arg_tuple!(A, B, C, D, E, F, G, H, I, J);
 arg_tuple!(A, B, C, D, E, F, G, H, I, J, K);
 arg_tuple!(A, B, C, D, E, F, G, H, I, J, K, L);
 
+/// The widest word among the given types' words: a row's element type.
+macro_rules! widest {
+    ($T:ident) => { $T::Word };
+    ($T:ident, $($R:ident),+) => { <$T::Word as Word>::Max<widest!($($R),+)> };
+}
+
 macro_rules! out_tuple {
     ($m:expr; $($T:ident $k:tt),+) => {
-        impl<$($T: Element),+> sealed::Results for ($(Expr<$T>,)+) {}
-        impl<$($T: Element),+> sealed::Outs for ($($T,)+) {}
-        impl<$($T: Element),+> Results for ($(Expr<$T>,)+) {
+        impl<$($T: Value),+> sealed::Results for ($(Expr<$T>,)+) {}
+        impl<$($T: Value),+> sealed::Outs for ($($T,)+) {}
+        impl<$($T: Value),+> Results for ($(Expr<$T>,)+) {
             type Types = ($($T,)+);
             fn into_nodes(self) -> Vec<NodeRef> {
                 vec![$(self.$k.into_node()),+]
             }
         }
-        impl<$($T: Element),+> OutTypes for ($($T,)+) {
-            type Row = [u32; $m];
+        /// A row holds each result in the widest word among them (`[u32; M]`, or
+        /// `[u64; M]` when one is 64-bit: a 32-bit result in its low half).
+        impl<$($T: Value),+> OutTypes for ($($T,)+) {
+            type Row = [widest!($($T),+); $m];
             type Host = ($(Vec<$T>,)+);
             const TYPES: &'static [ScalarType] = &[$($T::TYPE),+];
-            fn from_rows(rows: Vec<[u32; $m]>) -> Self::Host {
-                ($(rows.iter().map(|r| $T::from_bits(r[$k])).collect::<Vec<$T>>(),)+)
+            fn from_rows(rows: Vec<Self::Row>) -> Self::Host {
+                ($(rows.iter().map(|r| $T::from_bits64(r[$k].to_u64())).collect::<Vec<$T>>(),)+)
             }
         }
     };

@@ -153,7 +153,9 @@ pub trait ResultArrays: OutTypes {
     fn from_columns(results: Vec<Vec<u32>>) -> Self::Host;
 }
 
-impl<T: Element> ResultArrays for T {
+/// A 64-bit result (`Array<f64>`, ...) is host data only in this version: arrays hold
+/// 32-bit elements, and `call_arrays` on such a kernel is `Error::Unsupported`.
+impl<T: Value> ResultArrays for T {
     type Arrays = Array<T>;
     fn from_arrays(results: Vec<Array<u32>>) -> Array<T> {
         results
@@ -167,38 +169,25 @@ impl<T: Element> ResultArrays for T {
     }
 }
 
-macro_rules! wide_result {
-    ($($t:ty),*) => {$(
-        /// A 64-bit result is host data only in this version: arrays hold 32-bit
-        /// elements, and `call_arrays` on such a kernel is `Error::Unsupported`.
-        impl ResultArrays for $t {
-            type Arrays = Vec<$t>;
-            fn from_arrays(_: Vec<Array<u32>>) -> Vec<$t> {
-                Vec::new()
-            }
-            fn from_columns(results: Vec<Vec<u32>>) -> Vec<$t> {
-                let words = results.into_iter().next().unwrap_or_default();
-                words
-                    .chunks_exact(2)
-                    .map(|w| <$t as Value>::from_word(w[0] as u64 | (w[1] as u64) << 32))
-                    .collect()
-            }
-        }
-    )*};
-}
-wide_result!(f64, i64, u64);
-
-/// One result's values from their bit patterns (none: empty).
-fn column<T: Element>(c: Option<Vec<u32>>) -> Vec<T> {
-    c.unwrap_or_default()
-        .into_iter()
-        .map(T::from_bits)
-        .collect()
+/// One result's values from their bit patterns, two words (low first) for a 64-bit
+/// type (none: empty).
+fn column<T: Value>(c: Option<Vec<u32>>) -> Vec<T> {
+    let words = c.unwrap_or_default();
+    match T::TYPE.is_wide() {
+        true => words
+            .chunks_exact(2)
+            .map(|w| T::from_bits64(w[0] as u64 | (w[1] as u64) << 32))
+            .collect(),
+        false => words
+            .into_iter()
+            .map(|w| T::from_bits64(w as u64))
+            .collect(),
+    }
 }
 
 macro_rules! result_arrays {
     ($($T:ident),+) => {
-        impl<$($T: Element),+> ResultArrays for ($($T,)+) {
+        impl<$($T: Value),+> ResultArrays for ($($T,)+) {
             type Arrays = ($(Array<$T>,)+);
             fn from_arrays(results: Vec<Array<u32>>) -> Self::Arrays {
                 let mut it = results.into_iter();

@@ -287,7 +287,7 @@ impl Runtime {
         for (d, ok) in self.devices.iter().zip(healthy.iter_mut()) {
             // a device without a type the kernel computes in is named only by a
             // placement that asks for its kind alone: a split runs on the others
-            let typed = d.computes(kernel);
+            let typed = d.computes(kernel, op);
             let typed_only = typed.is_err();
             if let Err(e) = typed.and_then(|_| d.accepts(kernel, op, biggest)) {
                 let named = match placement {

@@ -178,8 +178,12 @@ impl GpuDevice {
         if n == 0 {
             return Ok(ShareStats::default());
         }
+        let words = |k: usize| p.input_words.get(k).copied().unwrap_or(1);
         if inputs.len() != p.inputs
-            || inputs.iter().any(|x| x.len() != n)
+            || inputs
+                .iter()
+                .enumerate()
+                .any(|(k, x)| x.len() != n * words(k))
             || tables.len() != p.tables
         {
             return Err(Error::WrongArity {
@@ -188,8 +192,10 @@ impl GpuDevice {
             });
         }
         let (chunk, ring, link) = self.plan(n);
+        // a chunk of 64-bit inputs takes as many bytes as one of 32-bit ones
+        let widest = p.input_words.iter().copied().max().unwrap_or(1).max(1);
         // a chunk's outputs start where its inputs do, divided by the ratio
-        let chunk = (chunk / out_ratio).max(1) * out_ratio;
+        let chunk = (chunk / widest / out_ratio).max(1) * out_ratio;
         let timed = self.timed(chunk, link.as_ref());
         let tables: Vec<&wgpu::Buffer> = tables.iter().collect();
         let outputs = if out_ratio == 1 { p.outputs } else { 1 };
@@ -208,6 +214,7 @@ impl GpuDevice {
                     params,
                     outputs,
                     tables: &tables,
+                    words: &p.input_words,
                 }),
                 len: n,
                 chunk,

@@ -236,8 +236,16 @@ impl Device for GpuDevice {
         Ok((part, Timed { stats, secs }))
     }
 
-    fn computes(&self, kernel: &crate::kernel::Bound) -> Result<()> {
+    fn computes(&self, kernel: &crate::kernel::Bound, op: Option<Reduce>) -> Result<()> {
         super::computes_by_info(&self.info, kernel)?;
+        if op.is_some() && kernel.output_type()?.is_wide() {
+            return Err(Error::DeviceCannot {
+                device: self.info.name.clone(),
+                reason: "a reduction to a 64-bit value runs on the CPU in this version (its \
+                         f64 sum is compensated there; a workgroup's partials are 32-bit)"
+                    .into(),
+            });
+        }
         if let Some(f) = kernel.program()?.wide_math() {
             return Err(Error::DeviceCannot {
                 device: self.info.name.clone(),

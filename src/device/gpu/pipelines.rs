@@ -26,8 +26,10 @@ pub(crate) struct Pipeline {
     pub(super) inputs: usize,
     /// Whole-array inputs, bound after the inputs.
     pub(super) tables: usize,
-    /// Results per element.
+    /// Words of an element's row of results.
     pub(super) outputs: usize,
+    /// Words per element of each element-wise input.
+    pub(super) input_words: Vec<usize>,
     /// Bytes of the uniform block: the header, then the kernel's parameter values.
     pub(super) uniform_bytes: u64,
 }
@@ -181,6 +183,7 @@ impl GpuDevice {
             inputs,
             tables,
             outputs: shader.outputs.max(1) as usize,
+            input_words: shader.input_words.clone(),
             uniform_bytes: shader.uniform_bytes.max(PARAMS_BYTES),
         })
     }

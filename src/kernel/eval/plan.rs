@@ -51,7 +51,7 @@ impl Plan {
     pub(crate) fn new(prog: &Program) -> crate::error::Result<Plan> {
         if prog.is_wide() {
             let words = |t: &ScalarType| if t.is_wide() { 2 } else { 1 };
-            let out_words: usize = prog.outputs.iter().map(|o| words(&o.0)).sum();
+            let out_words = prog.out_words();
             let input_words: Vec<usize> = prog.inputs.iter().map(words).collect();
             return Ok(Plan {
                 steps: Vec::new(),

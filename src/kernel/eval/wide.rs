@@ -90,9 +90,10 @@ impl Wide {
         first: u64,
         out: &mut [u32],
     ) {
-        // words per element: a 64-bit result takes two, low first
+        // words per element: two per result when one is 64-bit (low word first; a
+        // 32-bit result's high word is 0), else one
         let wide = |t: ScalarType| if t.is_wide() { 2 } else { 1 };
-        let m: usize = self.prog.outputs.iter().map(|o| wide(o.0)).sum();
+        let (m, slot) = (self.prog.out_words(), self.prog.out_slot());
         if m == 0 {
             return;
         }
@@ -114,8 +115,8 @@ impl Wide {
                 len,
             };
             self.exec(&self.prog.body, regs, &cx, None);
-            let mut at = 0;
-            for &(t, o) in &self.prog.outputs {
+            for (k, &(t, o)) in self.prog.outputs.iter().enumerate() {
+                let at = k * slot;
                 let v = match o {
                     Operand::Reg(r) => L::S(&regs[r as usize * LANES..r as usize * LANES + len]),
                     Operand::Const(_, c) => L::C(c),
@@ -123,11 +124,10 @@ impl Wide {
                 for (i, row) in out.chunks_exact_mut(m).enumerate() {
                     let x = v.at(i);
                     row[at] = x as u32;
-                    if t.is_wide() {
-                        row[at + 1] = (x >> 32) as u32;
+                    if slot == 2 {
+                        row[at + 1] = if t.is_wide() { (x >> 32) as u32 } else { 0 };
                     }
                 }
-                at += wide(t);
             }
         }
     }

@@ -182,9 +182,26 @@ impl Program {
         (at, next)
     }
 
-    /// Whether any value of the program is 64 bits wide (`f64`).
+    /// Words each result takes in an element's row: 2 when any result is 64 bits
+    /// wide (a 32-bit result then sits in the low word of its two), else 1. Rows of one
+    /// width keep a row a Rust array (`[u32; M]` or `[u64; M]`) on the host.
+    pub(crate) fn out_slot(&self) -> usize {
+        if self.outputs.iter().any(|o| o.0.is_wide()) {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Words of an element's row of results: [`out_slot`](Self::out_slot) per result.
+    pub(crate) fn out_words(&self) -> usize {
+        self.outputs.len() * self.out_slot()
+    }
+
+    /// Whether any value of the program is 64 bits wide (`f64`), a constant result
+    /// included.
     pub(crate) fn is_wide(&self) -> bool {
-        self.regs.iter().any(|t| t.is_wide())
+        self.regs.iter().any(|t| t.is_wide()) || self.out_slot() == 2
     }
 
     /// The first `f64` operation a GPU has no instruction for, by name: SPIR-V's

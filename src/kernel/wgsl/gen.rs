@@ -141,10 +141,16 @@ impl<'a> Gen<'a> {
 
     fn expr(&mut self, ty: ScalarType, op: &Op) -> String {
         match op {
-            Op::Input(k) => match ty {
-                U32 => format!("in{k}[li]"),
-                _ => format!("bitcast<{ty}>(in{k}[li])"),
-            },
+            Op::Input(k) => {
+                // a 64-bit element in two words, low first, put together through u64
+                let wide = format!("(u64(in{k}[2u * li]) | (u64(in{k}[2u * li + 1u]) << 32u))");
+                match ty {
+                    U32 => format!("in{k}[li]"),
+                    U64 => wide,
+                    I64 | F64 => format!("bitcast<{ty}>{wide}"),
+                    _ => format!("bitcast<{ty}>(in{k}[li])"),
+                }
+            }
             Op::Index => "index".into(),
             Op::Param(k) => {
                 let at = self.p.param_layout().0[*k as usize];

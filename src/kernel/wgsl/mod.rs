@@ -27,7 +27,7 @@ use std::fmt::Write;
 
 use super::program::{Operand, Program};
 use super::reduce::{Reduce, GPU_PER_THREAD};
-use super::scalar::ScalarType::F32;
+use super::scalar::ScalarType::{self, F32};
 use gen::{literal, Gen};
 
 /// Threads per workgroup of every generated kernel.
@@ -65,9 +65,12 @@ pub(crate) struct Shader {
     pub(crate) inputs: u32,
     /// Number of table bindings.
     pub(crate) tables: u32,
-    /// Results per element: the output holds element `i`'s result `k` at
-    /// `i * outputs + k`.
+    /// Words of an element's row of results ([`Program::out_words`]): element `i`'s
+    /// result `k` starts at `out[i * outputs + k * slot]`, two words (low first) in a
+    /// row with a 64-bit result.
     pub(crate) outputs: u32,
+    /// Words per element of each element-wise input: 1, or 2 for a 64-bit type.
+    pub(crate) input_words: Vec<usize>,
     /// Bytes of the uniform block: [`HEADER_BYTES`], then the kernel's parameter
     /// values ([`uniform_bytes`]).
     pub(crate) uniform_bytes: u64,
@@ -83,6 +86,7 @@ impl Shader {
             inputs,
             tables: 0,
             outputs: 1,
+            input_words: vec![1; inputs as usize],
             uniform_bytes: HEADER_BYTES,
         }
     }
@@ -93,19 +97,44 @@ impl Shader {
 /// Element `i`'s results go to `out[i * M + k]` for `M` results.
 pub(crate) fn generate(p: &Program, user: Option<&str>) -> Shader {
     let parts = prepare(p, "elements", user);
-    let m = p.outputs.len();
+    let (m, slot) = (p.out_words(), p.out_slot());
     let mut store = String::new();
-    for (k, &(_, o)) in p.outputs.iter().enumerate() {
-        // Results are stored as their bit patterns: a constant needs no conversion.
-        let value = match o {
-            Operand::Const(_, bits) => format!("{bits:#010x}u"),
-            o => format!("bitcast<u32>({})", parts.gen.operand(o)),
+    for (k, &(t, o)) in p.outputs.iter().enumerate() {
+        let at = |w: usize| match (m, k * slot + w) {
+            (1, _) => "li".to_string(),
+            (_, 0) => format!("li * {m}u"),
+            (_, j) => format!("li * {m}u + {j}u"),
         };
-        let at = match m {
-            1 => "li".to_string(),
-            _ => format!("li * {m}u + {k}u"),
+        // Results are stored as their bit patterns, low word first: a constant needs
+        // no conversion; a 64-bit value is taken apart through u64 (naga has no
+        // bitcast between it and vec2<u32>); a 32-bit one in a row of 64-bit slots
+        // has a zero high word.
+        let (lo, hi) = match (o, t) {
+            (Operand::Const(_, bits), _) => (
+                format!("{:#010x}u", bits as u32),
+                format!("{:#010x}u", (bits >> 32) as u32),
+            ),
+            (o, ScalarType::U64 | ScalarType::I64 | ScalarType::F64) => {
+                let v = parts.gen.operand(o);
+                let b = match t {
+                    ScalarType::U64 => v,
+                    _ => format!("bitcast<u64>({v})"),
+                };
+                let _ = writeln!(store, "    let w{k} = {b};");
+                (
+                    format!("u32(w{k} & 0xfffffffflu)"),
+                    format!("u32(w{k} >> 32u)"),
+                )
+            }
+            (o, _) => (
+                format!("bitcast<u32>({})", parts.gen.operand(o)),
+                "0u".into(),
+            ),
         };
-        let _ = writeln!(store, "    out[{at}] = {value};");
+        let _ = writeln!(store, "    out[{}] = {lo};", at(0));
+        if slot == 2 {
+            let _ = writeln!(store, "    out[{}] = {hi};", at(1));
+        }
     }
     let store = store.trim_end().to_string();
     instantiate(TEMPLATE, p, parts, &[("store", store)])
@@ -169,7 +198,12 @@ fn instantiate(template: &str, p: &Program, parts: Parts<'_>, own: &[(&str, Stri
     let source = fill(&template.replace("{{params}}", params_struct()), &values);
     let mut shader = Shader::from_source(source, p.inputs.len() as u32);
     shader.tables = p.tables.len() as u32;
-    shader.outputs = p.outputs.len() as u32;
+    shader.outputs = p.out_words() as u32;
+    shader.input_words = p
+        .inputs
+        .iter()
+        .map(|t| if t.is_wide() { 2 } else { 1 })
+        .collect();
     shader.uniform_bytes = uniform_bytes(user_words(p));
     shader
 }
@@ -569,6 +603,28 @@ mod tests {
             }
             e
         }));
+    }
+
+    /// 64-bit inputs come as two words put together through u64, and a row with a
+    /// 64-bit result gives every result two words: an f32 beside an f64 has a zero high
+    /// word, the f64 is taken apart through u64.
+    #[test]
+    fn wide_inputs_and_results_move_as_word_pairs() {
+        let k = Kernel::new(|(x, i): (Expr<f64>, Expr<i64>)| {
+            (x.clone() * 2.0f64, x.cast::<f32>(), i.cast::<u64>())
+        });
+        let s = k.inner().shader().expect("shader");
+        validate(&s.source).unwrap_or_else(|e| panic!("{e}\n{}", s.source));
+        assert_eq!((s.outputs, s.input_words.clone()), (6, vec![2, 2]));
+        for want in [
+            "bitcast<f64>(u64(in0[2u * li]) | (u64(in0[2u * li + 1u]) << 32u))",
+            "out[li * 6u] = u32(w0 & 0xfffffffflu);",
+            "out[li * 6u + 1u] = u32(w0 >> 32u);",
+            "out[li * 6u + 3u] = 0u;",
+            "out[li * 6u + 5u] = u32(w2 >> 32u);",
+        ] {
+            assert!(s.source.contains(want), "{want}\n{}", s.source);
+        }
     }
 
     /// Found by the fuzz test: a mul_add of two constants whose product overflows

@@ -73,6 +73,8 @@ pub(crate) struct Compute<'a> {
     pub(crate) outputs: usize,
     /// The kernel's whole-array inputs, already on the device, bound after the inputs.
     pub(crate) tables: &'a [&'a wgpu::Buffer],
+    /// Words per element of each input: 1, or 2 for a 64-bit type (empty: all 1).
+    pub(crate) words: &'a [usize],
 }
 
 impl Compute<'_> {
@@ -104,6 +106,21 @@ pub(crate) struct Job<'a, 'b> {
     pub(crate) ring: usize,
     /// The link model, for the predictions in the receipt.
     pub(crate) link: Option<Link>,
+}
+
+impl Job<'_, '_> {
+    /// Words per element of input `k`: 1 but for a kernel's 64-bit input.
+    fn words(&self, k: usize) -> usize {
+        self.compute
+            .as_ref()
+            .and_then(|c| c.words.get(k).copied())
+            .unwrap_or(1)
+    }
+
+    /// Bytes of a chunk of `len` elements of each input, in order.
+    fn input_bytes(&self, len: usize) -> impl Iterator<Item = u64> + '_ {
+        (0..self.inputs.len()).map(move |k| (len * self.words(k)) as u64 * 4)
+    }
 }
 
 /// What a stream did: the share's stage times and the transfer details.

@@ -55,14 +55,12 @@ impl Ctx<'_> {
         (0..job.ring)
             .map(|_| {
                 let up = job
-                    .inputs
-                    .iter()
-                    .map(|_| self.pool.take(self.device, Kind::Upload, bytes))
+                    .input_bytes(job.chunk)
+                    .map(|b| self.pool.take(self.device, Kind::Upload, b))
                     .collect();
                 let dev_in: Vec<wgpu::Buffer> = job
-                    .inputs
-                    .iter()
-                    .map(|_| self.pool.take(self.device, Kind::Input, bytes))
+                    .input_bytes(job.chunk)
+                    .map(|b| self.pool.take(self.device, Kind::Input, b))
                     .collect();
                 let dev_out = (job.compute.is_some() || job.inputs.is_empty())
                     .then(|| self.pool.take(self.device, Kind::Output, out_bytes));

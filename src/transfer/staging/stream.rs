@@ -61,19 +61,22 @@ impl Ctx<'_> {
         downloads: bool,
         st: &mut Streamed,
     ) -> Result<()> {
-        let bytes = len as u64 * 4;
         let (out_start, out_len) = match &job.compute {
             Some(c) => (c.out_start(start), c.out_len(len)),
             None => (start, len),
         };
         let down_bytes = out_len as u64 * 4;
         let t = Instant::now();
-        for (buf, x) in slot.up.iter().zip(job.inputs) {
+        let mut up_bytes = 0;
+        for (k, (buf, x)) in slot.up.iter().zip(job.inputs).enumerate() {
+            let w = job.words(k);
+            let bytes = (len * w) as u64 * 4;
+            up_bytes += bytes;
             let mut view = buf
                 .slice(..bytes)
                 .get_mapped_range_mut()
                 .map_err(|e| self.fail("upload", e))?;
-            view.copy_from_slice(bytemuck::cast_slice(&x[start..start + len]));
+            view.copy_from_slice(bytemuck::cast_slice(&x[start * w..(start + len) * w]));
             drop(view);
             buf.unmap();
         }
@@ -92,7 +95,7 @@ impl Ctx<'_> {
                 }
             };
             stamp(&mut enc, 0);
-            for (up, dev) in slot.up.iter().zip(&slot.dev_in) {
+            for ((up, dev), bytes) in slot.up.iter().zip(&slot.dev_in).zip(job.input_bytes(len)) {
                 enc.copy_buffer_to_buffer(up, 0, dev, 0, bytes);
             }
             stamp(&mut enc, 1);
@@ -142,13 +145,13 @@ impl Ctx<'_> {
         if slot.queries.is_none() {
             st.compute_s += t.elapsed().as_secs_f64();
         }
-        st.transfer.bytes_up += bytes * job.inputs.len() as u64;
+        st.transfer.bytes_up += up_bytes;
         if downloads {
             st.transfer.bytes_down += down_bytes;
         }
         if let Some(l) = &job.link {
             if !job.inputs.is_empty() {
-                st.transfer.predicted_up_s += l.up.time_s(bytes * job.inputs.len() as u64);
+                st.transfer.predicted_up_s += l.up.time_s(up_bytes);
             }
             if downloads {
                 st.transfer.predicted_down_s += l.down.time_s(down_bytes);
