@@ -54,7 +54,7 @@ fn f64_and_i64_in_and_out_match_rust_bit_for_bit() {
     });
     let want_sq: Vec<u64> = xs.iter().map(|x| (x * x + 0.1).to_bits()).collect();
     // f64 -> i64 as WGSL casts: clamped to the largest i64 an f64 holds, 2^63 - 1024
-    let to_i64 = |x: f64| (x.min(9_223_372_036_854_774_784.0) as i64);
+    let to_i64 = |x: f64| x.min(9_223_372_036_854_774_784.0) as i64;
     let want_mix: Vec<i64> = (0..n)
         .map(|k| (to_i64(xs[k]) ^ is[k]).wrapping_add(us[k] as i64 * 3))
         .collect();
