@@ -10,7 +10,9 @@
 mod common;
 
 use common::{cpu_runtime, shared_gpu};
-use hybrid::{Array, Error, Expr, Kernel, Placement, Reduce, Runtime, SimDevice};
+use hybrid::{
+    index, Array, Error, Expr, Kernel, Placement, Reduce, Runtime, Sent, SimDevice, Table,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -161,6 +163,106 @@ fn a_reduction_to_64_bits_keeps_to_the_cpu() {
         .expect("split");
     assert_eq!(run.output, 49_995_000.0);
     assert_eq!(common::gpu_elements(&run.report), 0, "{}", run.report);
+}
+
+/// Tables of f64 and i64: reads at random indices (clamped with `at`, a default
+/// outside with `at_or`, a negative i32 index), and a three-point stencil over an f64
+/// table that moves as a halo, bit for bit as Rust computes them on every placement.
+#[test]
+fn tables_of_64_bit_elements() {
+    let mut rng = ChaCha8Rng::seed_from_u64(6467);
+    let n = 50_001;
+    let t: Vec<f64> = (0..1_000).map(|_| rng.random_range(-1e6..1e6)).collect();
+    let ti: Vec<i64> = (0..777).map(|_| rng.random()).collect();
+    let idx: Vec<i32> = (0..n).map(|_| rng.random_range(-50..1_100)).collect();
+    let gather = Kernel::new(|(i, t, ti): (Expr<i32>, Table<f64>, Table<i64>)| {
+        (
+            t.at(i.clone()) * 2.0f64,
+            t.at_or(i.clone(), -1.5f64),
+            ti.at(i.clone()) ^ ti.at_or(i, 7i64),
+            t.len(),
+        )
+    });
+    let clamp = |i: i32, len: usize| i.clamp(0, len as i32 - 1) as usize;
+    let inside = |i: i32, len: usize| i >= 0 && (i as usize) < len;
+    let want0: Vec<u64> = idx
+        .iter()
+        .map(|&i| (t[clamp(i, t.len())] * 2.0).to_bits())
+        .collect();
+    let want1: Vec<u64> = idx
+        .iter()
+        .map(|&i| {
+            if inside(i, t.len()) {
+                t[i as usize]
+            } else {
+                -1.5
+            }
+            .to_bits()
+        })
+        .collect();
+    let want2: Vec<i64> = idx
+        .iter()
+        .map(|&i| {
+            let d = if inside(i, ti.len()) {
+                ti[i as usize]
+            } else {
+                7
+            };
+            ti[clamp(i, ti.len())] ^ d
+        })
+        .collect();
+    let xs: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let stencil = Kernel::new(|(t,): (Table<f64>,)| {
+        let i = index().cast::<i32>();
+        t.at(i.clone() - 1i32) + t.at(i.clone()) * 2.0f64 + t.at(i + 1i32)
+    });
+    let want_st: Vec<u64> = (0..n)
+        .map(|i| {
+            let at = |j: i64| xs[j.clamp(0, n as i64 - 1) as usize];
+            let i = i as i64;
+            (at(i - 1) + at(i) * 2.0 + at(i + 1)).to_bits()
+        })
+        .collect();
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<u64>>();
+    for (g, rt) in runtimes().into_iter().enumerate() {
+        let mut placements = vec![Placement::Cpu, Placement::Auto];
+        if g > 0 {
+            placements.extend([Placement::Gpu, Placement::Split(0.5)]);
+        }
+        for p in placements {
+            let (a, b, c, len) = rt
+                .call(&gather, (&idx, &t, &ti), p)
+                .unwrap_or_else(|e| panic!("{p}: {e}"))
+                .output;
+            assert!(bits(&a) == want0, "{p}: at");
+            assert!(bits(&b) == want1, "{p}: at_or");
+            assert!(c == want2, "{p}: i64 table");
+            assert!(len.iter().all(|&l| l == 1_000), "{p}: len counts elements");
+            let run = rt
+                .call_over(n, &stencil, (&xs,), p)
+                .unwrap_or_else(|e| panic!("{p}: {e}"));
+            assert!(bits(&run.output) == want_st, "{p}: stencil");
+            let halo = run.report.inputs()[0].sent();
+            assert_eq!(
+                halo,
+                Sent::Halo {
+                    before: 1,
+                    after: 1
+                },
+                "{p}"
+            );
+            if let Placement::Split(_) = p {
+                // the GPU's half and a halo of two elements, 8 bytes each
+                let gpu = common::gpu_elements(&run.report) as u64;
+                assert!(gpu > 0, "{}", run.report);
+                let bytes = run.report.inputs()[0].bytes();
+                assert!(
+                    bytes >= 8 * gpu && bytes <= 8 * (gpu + 2),
+                    "{bytes} for {gpu}"
+                );
+            }
+        }
+    }
 }
 
 /// Lengths are counted in elements, not words: an f64 input of 10 elements beside an

@@ -188,7 +188,8 @@ pub(crate) const MAX_TABLES: usize = 12;
 /// table that is an [`crate::Array`], already in the device's memory.
 #[derive(Clone, Copy)]
 pub(crate) struct TableArg<'a> {
-    /// The table's elements `start..start + data.len()` (empty when `held`).
+    /// The table's elements `start..start + elements()`, `words` each (empty when
+    /// `held`).
     pub(crate) data: &'a [u32],
     /// The elements `start..start + held.len()` in the memory of the device the task
     /// runs on: bound where they are, nothing sent.
@@ -202,6 +203,15 @@ pub(crate) struct TableArg<'a> {
     /// share cut into several runs sends a table once.
     pub(crate) call: u64,
     pub(crate) index: usize,
+    /// Words per element: 1, or 2 for a 64-bit type (low word first).
+    pub(crate) words: usize,
+}
+
+impl TableArg<'_> {
+    /// The elements `data` holds.
+    pub(crate) fn elements(&self) -> usize {
+        self.data.len() / self.words.max(1)
+    }
 }
 
 /// The table windows a device holds for the rest of one call: a share cut into
@@ -241,7 +251,7 @@ impl<B> HeldTables<B> {
         t: &TableArg<'_>,
         send: impl FnOnce() -> Result<B>,
     ) -> Result<(&B, usize, usize, bool)> {
-        let end = t.start + t.data.len();
+        let end = t.start + t.elements();
         let have = self
             .held
             .iter()

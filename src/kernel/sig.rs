@@ -11,7 +11,7 @@
 //! Up to 12 arguments and 8 results.
 
 use super::expr::{Expr, NodeRef};
-use super::scalar::{Element, ScalarType, Value, Word};
+use super::scalar::{ScalarType, Value, Word};
 use super::table::Table;
 
 mod sealed {
@@ -45,9 +45,9 @@ impl<T: Value> sealed::Outs for T {}
 impl<T: Value> InType for T {
     const KIND: ArgKind = ArgKind::Each(T::TYPE);
 }
-impl<T: Element> sealed::In for Table<T> {}
-impl<T: Element> sealed::Arg for Table<T> {}
-impl<T: Element> InType for Table<T> {
+impl<T: Value> sealed::In for Table<T> {}
+impl<T: Value> sealed::Arg for Table<T> {}
+impl<T: Value> InType for Table<T> {
     const KIND: ArgKind = ArgKind::Whole(T::TYPE);
 }
 
@@ -76,7 +76,7 @@ impl<T: Value> Arg for Expr<T> {
     }
 }
 
-impl<T: Element> Arg for Table<T> {
+impl<T: Value> Arg for Table<T> {
     type Type = Table<T>;
     fn make(_: &mut u8, whole: &mut u8) -> Self {
         *whole += 1;

@@ -19,7 +19,7 @@
 use std::marker::PhantomData;
 
 use super::expr::{node, typed, Expr, Node};
-use super::scalar::{Element, Integer, ScalarType};
+use super::scalar::{Integer, ScalarType, Value};
 
 /// A whole-array input of a kernel: any element can be read, at an index computed in
 /// the kernel. Made by [`Kernel::new`](crate::Kernel::new) for an argument declared as
@@ -48,7 +48,7 @@ pub trait TableIndex: Integer {}
 impl TableIndex for i32 {}
 impl TableIndex for u32 {}
 
-impl<T: Element> Table<T> {
+impl<T: Value> Table<T> {
     pub(crate) fn new(slot: u8) -> Self {
         Table {
             slot,

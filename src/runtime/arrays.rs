@@ -221,6 +221,8 @@ impl<'a> CallTables<'a> {
                     len,
                     call: self.call,
                     index,
+                    // arrays hold 32-bit elements
+                    words: 1,
                 }
             })
             .collect()

@@ -76,7 +76,7 @@ macro_rules! arg_data {
                 host(&self[..])
             }
         }
-        impl<T: Element> ArgData<Table<T>> for $ty {
+        impl<T: Value> ArgData<Table<T>> for $ty {
             fn view(&self) -> ArgView<'_> {
                 host(&self[..])
             }
@@ -92,7 +92,7 @@ impl<T: Value, const N: usize> ArgData<T> for &[T; N] {
     }
 }
 
-impl<T: Element, const N: usize> ArgData<Table<T>> for &[T; N] {
+impl<T: Value, const N: usize> ArgData<Table<T>> for &[T; N] {
     fn view(&self) -> ArgView<'_> {
         host(&self[..])
     }

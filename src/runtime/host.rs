@@ -108,16 +108,24 @@ impl<'a> Tables<'a> {
     pub(super) fn new(kernel: &Bound, data: &'a [&'a [u32]], n: usize) -> Result<Tables<'a>> {
         let call = next_call();
         let reach = reaches(kernel, data.len(), n)?;
+        let types = &kernel.program()?.tables;
         let whole: Vec<TableArg<'a>> = data
             .iter()
             .enumerate()
-            .map(|(index, d)| TableArg {
-                data: d,
-                held: None,
-                start: 0,
-                len: d.len(),
-                call,
-                index,
+            .map(|(index, d)| {
+                let words = match types.get(index) {
+                    Some(t) if t.is_wide() => 2,
+                    _ => 1,
+                };
+                TableArg {
+                    data: d,
+                    held: None,
+                    start: 0,
+                    len: d.len() / words,
+                    call,
+                    index,
+                    words,
+                }
             })
             .collect();
         let once = data
@@ -149,7 +157,7 @@ impl<'a> Tables<'a> {
                 }
                 let w = window(r, t.len, range);
                 TableArg {
-                    data: &self.data[t.index][w.clone()],
+                    data: &self.data[t.index][w.start * t.words..w.end * t.words],
                     start: w.start,
                     ..*t
                 }
@@ -166,7 +174,7 @@ impl<'a> Tables<'a> {
     fn biggest(&self) -> u64 {
         self.whole
             .iter()
-            .map(|t| 4 * t.len as u64)
+            .map(|t| 4 * (t.len * t.words) as u64)
             .max()
             .unwrap_or(0)
     }

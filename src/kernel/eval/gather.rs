@@ -48,6 +48,27 @@ fn one<const SIGNED: bool>(t: TableRef<'_>, i: u32, default: Option<u32>) -> u32
     }
 }
 
+/// One read of a table of 64-bit elements (two words each in `data`, low first), with
+/// the meaning of [`load_one`].
+pub(super) fn load_wide(t: TableRef<'_>, signed: bool, i: u32, default: Option<u64>) -> u64 {
+    let held = t.data.len() / 2;
+    let at = |g: u32| {
+        let l = (g as usize).wrapping_sub(t.start).min(held - 1);
+        t.data[2 * l] as u64 | (t.data[2 * l + 1] as u64) << 32
+    };
+    let (inside, clamped): (bool, fn(u32, u32) -> u32) = match signed {
+        true => (inside::<true>(i, t.len), clamped::<true>),
+        false => (inside::<false>(i, t.len), clamped::<false>),
+    };
+    match default {
+        Some(d) if !inside => d,
+        Some(_) if held == 0 => 0,
+        Some(_) => at(i),
+        None if t.len == 0 || held == 0 => 0,
+        None => at(clamped(i, t.len)),
+    }
+}
+
 /// A gather: element `index` of `t` for every element of the block.
 pub(super) fn load(
     t: TableRef<'_>,

@@ -13,7 +13,7 @@
 //! A 64-bit input or result is two 32-bit words per element in the call's buffers,
 //! low first; a 32-bit input read only as an operand is read in place (no lanes).
 
-use super::gather::load_one;
+use super::gather::{load_one, load_wide};
 use super::TableRef;
 
 /// Elements evaluated together: 4 KiB per register, so a long program's registers stay
@@ -193,9 +193,16 @@ impl Wide {
                 };
                 let t = cx.tables.get(table as usize).copied().unwrap_or(empty);
                 let (index, default) = (l(index), default.map(l));
-                for (i, o) in d.iter_mut().enumerate() {
-                    let def = default.map(|x| x.at(i) as u32);
-                    *o = load_one(t, signed, index.at(i) as u32, def) as u64;
+                if ty.is_wide() {
+                    for (i, o) in d.iter_mut().enumerate() {
+                        let def = default.map(|x| x.at(i));
+                        *o = load_wide(t, signed, index.at(i) as u32, def);
+                    }
+                } else {
+                    for (i, o) in d.iter_mut().enumerate() {
+                        let def = default.map(|x| x.at(i) as u32);
+                        *o = load_one(t, signed, index.at(i) as u32, def) as u64;
+                    }
                 }
             }
             Op::Unary(u, a) => unary(u, p.ty(a), d, l(a)),

@@ -122,6 +122,16 @@ impl<'a> Gen<'a> {
         let word = format!("tbl{table}[{local}]");
         let value = match ty {
             U32 => word,
+            U64 | I64 | F64 => {
+                // a 64-bit element in two words, low first, put together through u64
+                self.line(depth, &format!("let l{dst}: u32 = 2u * {local};"));
+                let v =
+                    format!("(u64(tbl{table}[l{dst}]) | (u64(tbl{table}[l{dst} + 1u]) << 32u))");
+                match ty {
+                    U64 => v,
+                    _ => format!("bitcast<{ty}>{v}"),
+                }
+            }
             _ => format!("bitcast<{ty}>({word})"),
         };
         let (fallback, ok) = match default {
