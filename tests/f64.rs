@@ -13,7 +13,9 @@
 mod common;
 
 use common::{shared_cpu, targets, Target};
-use hybrid::{fold, fold_while, fold_with, Error, Expr, Kernel, Placement, Runtime, SimDevice};
+use hybrid::{
+    fold, fold_while, fold_with, Error, Expr, Kernel, Placement, Runtime, SimDevice, Table,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -61,6 +63,46 @@ fn an_f64_accumulation_matches_rust_bit_for_bit_on_every_placement() {
                 xs[i],
                 got[i],
                 want[i]
+            );
+        }
+    }
+}
+
+/// A loop whose carried values swap (`(a, b) -> (b, a + b)`, a Fibonacci recurrence in
+/// f64) and read a table at the trip number: every element's carries are updated from
+/// the previous trip's values, bit for bit as Rust computes them, on every placement.
+#[test]
+fn carried_f64_values_swap_and_read_a_table_per_trip() {
+    let k = Kernel::new(|(x, t): (Expr<f32>, Table<f64>)| {
+        let x = x.cast::<f64>();
+        let (a, b) = fold_with(t.len(), (x.clone(), Expr::constant(1.0f64)), |(a, b), j| {
+            (b.clone(), a + b * t.at(j))
+        });
+        (a, b.cast::<f32>())
+    });
+    let mut rng = ChaCha8Rng::seed_from_u64(6468);
+    let xs: Vec<f32> = (0..5_000).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let ts: Vec<f64> = (0..40).map(|_| rng.random_range(0.5..1.5)).collect();
+    let want: Vec<(u64, u32)> = xs
+        .iter()
+        .map(|&x| {
+            let (mut a, mut b) = (x as f64, 1.0f64);
+            for &w in &ts {
+                (a, b) = (b, a + b * w);
+            }
+            (a.to_bits(), (b as f32).to_bits())
+        })
+        .collect();
+    for t in targets() {
+        let (a, b) =
+            t.rt.call(&k, (&xs, &ts), t.placement)
+                .unwrap_or_else(|e| panic!("{t}: {e}"))
+                .output;
+        for i in 0..xs.len() {
+            assert_eq!(
+                (a[i].to_bits(), b[i].to_bits()),
+                want[i],
+                "{t}: element {i}"
             );
         }
     }

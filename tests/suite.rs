@@ -107,6 +107,67 @@ fn nbody_matches_the_f64_direct_sum_and_conserves_momentum() {
     }
 }
 
+/// Issue 15: n-body in f64, one step (`workloads::nbody_step_in::<f64>`: positions and
+/// velocities element-wise and 64-bit, positions and masses as f64 tables, six f64
+/// results) against the f64 step by hand (`suite::nbody_step_f64`) on every placement:
+/// velocities and positions within 1e-12 of the largest, relative. (The two differ
+/// in how each term is rounded and in the order of the sum: about 1e-15.) The f32
+/// step is far outside that bound: the test tells f64 from f32.
+#[test]
+fn nbody_in_f64_matches_the_f64_step_within_1e_12() {
+    let soft = suite::NBODY_SOFTENING2 as f64;
+    let dt = 1e-3f64;
+    let k = workloads::nbody_step_in::<f64>(soft, dt);
+    let b = suite::bodies(500, 13);
+    let mut want = suite::NBody64::at_rest(&b);
+    let s = suite::NBody64::at_rest(&b);
+    suite::nbody_step_f64(&mut want, soft, dt);
+    let largest = |v: [&Vec<f64>; 3]| {
+        (0..v[0].len())
+            .map(|i| (v[0][i].powi(2) + v[1][i].powi(2) + v[2][i].powi(2)).sqrt())
+            .fold(0.0f64, f64::max)
+    };
+    let error = |got: [&Vec<f64>; 3], want: [&Vec<f64>; 3]| {
+        let d: Vec<Vec<f64>> = (0..3)
+            .map(|c| got[c].iter().zip(want[c]).map(|(g, w)| g - w).collect())
+            .collect();
+        largest([&d[0], &d[1], &d[2]]) / largest(want)
+    };
+    // the same step in f32
+    let k32 = workloads::nbody_step(suite::NBODY_SOFTENING2, dt as f32);
+    let z32 = vec![0.0f32; b.x.len()];
+    let f32_run = common::shared_cpu()
+        .call(
+            &k32,
+            (&b.x, &b.y, &b.z, &z32, &z32, &z32, &b.x, &b.y, &b.z, &b.m),
+            Placement::Cpu,
+        )
+        .expect("f32 step")
+        .output;
+    let widen = |v: &Vec<f32>| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+    let (v32x, v32y, v32z) = (widen(&f32_run.3), widen(&f32_run.4), widen(&f32_run.5));
+    let f32_error = error([&v32x, &v32y, &v32z], [&want.vx, &want.vy, &want.vz]);
+    assert!(f32_error > 1e-9, "the f32 step is {f32_error} off");
+    for t in targets_with_splits(&[0.5]) {
+        let args = (
+            &s.x, &s.y, &s.z, &s.vx, &s.vy, &s.vz, &s.x, &s.y, &s.z, &s.m,
+        );
+        let run =
+            t.rt.call(&k, args, t.placement)
+                .unwrap_or_else(|e| panic!("{t}: {e}"));
+        if t.uses_gpu() {
+            assert!(common::gpu_elements(&run.report) > 0, "{t}: {}", run.report);
+        }
+        let (x, y, z, vx, vy, vz) = run.output;
+        let ev = error([&vx, &vy, &vz], [&want.vx, &want.vy, &want.vz]);
+        let ex = error([&x, &y, &z], [&want.x, &want.y, &want.z]);
+        assert!(
+            ev <= 1e-12 && ex <= 1e-12,
+            "{t}: velocities {ev}, positions {ex}"
+        );
+    }
+}
+
 #[test]
 fn nbody_momentum_is_conserved_over_steps() {
     let soft = suite::NBODY_SOFTENING2;

@@ -360,7 +360,7 @@ pub fn black_scholes_rayon(
 // n-body
 // ---------------------------------------------------------------------------------------
 
-fn widen<T: Copy + Into<f64>>(v: &[T]) -> Vec<f64> {
+pub fn widen<T: Copy + Into<f64>>(v: &[T]) -> Vec<f64> {
     v.iter().map(|&a| a.into()).collect()
 }
 
@@ -451,28 +451,59 @@ pub fn nbody_step_f64(s: &mut NBody64, softening2: f64, dt: f64) {
     }
 }
 
-/// n-body accelerations by hand with rayon, in f32: one parallel task per body, an
+/// A float the hand-written loops compute in: f32 or f64.
+pub trait Real:
+    Copy
+    + Send
+    + Sync
+    + Default
+    + Into<f64>
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+    + std::ops::AddAssign
+{
+    fn sqrt(self) -> Self;
+}
+
+impl Real for f32 {
+    fn sqrt(self) -> f32 {
+        f32::sqrt(self)
+    }
+}
+
+impl Real for f64 {
+    fn sqrt(self) -> f64 {
+        f64::sqrt(self)
+    }
+}
+
+/// n-body accelerations by hand with rayon, in `T` (f32, or f64): one parallel task per
+/// body, an
 /// inner loop over all bodies including itself (its term is 0 because r_i - r_i = 0,
 /// as in GPU kernels, so `softening2` must be positive). Returns `(ax, ay, az)`.
-pub fn nbody_accel_rayon(
-    x: &[f32],
-    y: &[f32],
-    z: &[f32],
-    m: &[f32],
-    softening2: f32,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+#[allow(clippy::type_complexity)]
+pub fn nbody_accel_rayon<T: Real>(
+    x: &[T],
+    y: &[T],
+    z: &[T],
+    m: &[T],
+    softening2: T,
+) -> (Vec<T>, Vec<T>, Vec<T>) {
     let n = x.len();
     assert!(
         y.len() == n && z.len() == n && m.len() == n,
         "body fields differ in length"
     );
-    let (mut ax, mut ay, mut az) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    let zeros = || vec![T::default(); n];
+    let (mut ax, mut ay, mut az) = (zeros(), zeros(), zeros());
     (&mut ax, &mut ay, &mut az)
         .into_par_iter()
         .enumerate()
         .for_each(|(i, (ax, ay, az))| {
             let (xi, yi, zi) = (x[i], y[i], z[i]);
-            let (mut sx, mut sy, mut sz) = (0.0, 0.0, 0.0);
+            let (mut sx, mut sy, mut sz) = (T::default(), T::default(), T::default());
             for j in 0..n {
                 let (dx, dy, dz) = (x[j] - xi, y[j] - yi, z[j] - zi);
                 let d2 = dx * dx + dy * dy + dz * dz + softening2;

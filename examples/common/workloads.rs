@@ -6,7 +6,7 @@
 
 #![allow(dead_code)]
 
-use hybrid::{fold_while, fold_with, index, Expr, Kernel, Table};
+use hybrid::{fold_while, fold_with, index, Expr, Float, Kernel, Table, Value};
 
 /// The standard normal CDF, Abramowitz & Stegun 26.2.17 (as NVIDIA's CUDA SDK
 /// Black-Scholes sample computes it): absolute error below 7.5e-8 in exact
@@ -40,48 +40,52 @@ pub fn black_scholes(r: f32, v: f32) -> Kernel<(f32, f32, f32), (f32, f32)> {
     })
 }
 
-/// n-body's kernel: three positions element-wise, three positions and the masses as
-/// tables; three results.
-pub type NBodyKernel = Kernel<
-    (
-        f32,
-        f32,
-        f32,
-        Table<f32>,
-        Table<f32>,
-        Table<f32>,
-        Table<f32>,
-    ),
-    (f32, f32, f32),
->;
+/// n-body's kernel in `T` (f32, or f64 with `--f64`): three positions element-wise,
+/// three positions and the masses as tables; three results.
+pub type NBodyKernelOf<T> = Kernel<(T, T, T, Table<T>, Table<T>, Table<T>, Table<T>), (T, T, T)>;
+
+/// n-body's kernel in f32.
+pub type NBodyKernel = NBodyKernelOf<f32>;
+
+/// The n-body step's kernel in `T`: position and velocity element-wise, positions and
+/// masses as tables; the new position and velocity.
+pub type NBodyStepOf<T> =
+    Kernel<(T, T, T, T, T, T, Table<T>, Table<T>, Table<T>, Table<T>), (T, T, T, T, T, T)>;
 
 /// All-pairs n-body, softened: each body's acceleration from every body of the
 /// tables (`G = 1`): `a_i = Σ_j m_j (r_j - r_i) / (|r_j - r_i|² + ε²)^{3/2}`. The body's
 /// own position comes element-wise; all positions and masses as tables.
-#[allow(clippy::type_complexity)]
 pub fn nbody(softening2: f32) -> NBodyKernel {
+    nbody_in(softening2)
+}
+
+/// [`nbody`] computing in `T`: f32, or f64 (the same kernel, every value 64-bit).
+#[allow(clippy::type_complexity)]
+pub fn nbody_in<T: Float + Value>(softening2: T) -> NBodyKernelOf<T> {
     Kernel::new(
         move |(x, y, z, px, py, pz, m): (
-            Expr<f32>,
-            Expr<f32>,
-            Expr<f32>,
-            Table<f32>,
-            Table<f32>,
-            Table<f32>,
-            Table<f32>,
+            Expr<T>,
+            Expr<T>,
+            Expr<T>,
+            Table<T>,
+            Table<T>,
+            Table<T>,
+            Table<T>,
         )| { accel([x, y, z], [px, py, pz, m], softening2) },
     )
 }
 
 /// The acceleration of the body at `r` from every body of the tables (x, y, z, mass).
-fn accel(
-    r: [Expr<f32>; 3],
-    t: [Table<f32>; 4],
-    softening2: f32,
-) -> (Expr<f32>, Expr<f32>, Expr<f32>) {
+fn accel<T: Float + Value>(
+    r: [Expr<T>; 3],
+    t: [Table<T>; 4],
+    softening2: T,
+) -> (Expr<T>, Expr<T>, Expr<T>) {
     let [x, y, z] = r;
     let [px, py, pz, m] = t;
-    let zero = Expr::constant(0.0f32);
+    let zero = Expr::constant(T::default());
+    // folded to a literal of T
+    let one = Expr::constant(1.0f32).cast::<T>();
     fold_with(
         px.len(),
         (zero.clone(), zero.clone(), zero),
@@ -92,8 +96,8 @@ fn accel(
             let d2 = dx.clone() * dx.clone()
                 + dy.clone() * dy.clone()
                 + dz.clone() * dz.clone()
-                + softening2;
-            let inv = 1.0f32 / d2.sqrt();
+                + Expr::constant(softening2);
+            let inv = one / d2.sqrt();
             let s = m.at(j) * inv.clone() * inv.clone() * inv;
             (ax + dx * s.clone(), ay + dy * s.clone(), az + dz * s)
         },
@@ -104,47 +108,40 @@ fn accel(
 /// position and velocity element-wise, every body's position and mass as tables; the
 /// new position and velocity. Stepped over arrays (`Runtime::call_arrays`), the state
 /// stays on the device that computed it and the position tables are its own parts.
+pub fn nbody_step(softening2: f32, dt: f32) -> NBodyStepOf<f32> {
+    nbody_step_in(softening2, dt)
+}
+
+/// [`nbody_step`] computing in `T`.
 #[allow(clippy::type_complexity)]
-pub fn nbody_step(
-    softening2: f32,
-    dt: f32,
-) -> Kernel<
-    (
-        f32,
-        f32,
-        f32,
-        f32,
-        f32,
-        f32,
-        Table<f32>,
-        Table<f32>,
-        Table<f32>,
-        Table<f32>,
-    ),
-    (f32, f32, f32, f32, f32, f32),
-> {
+pub fn nbody_step_in<T: Float + Value>(softening2: T, dt: T) -> NBodyStepOf<T> {
     Kernel::new(
         move |(x, y, z, vx, vy, vz, px, py, pz, m): (
-            Expr<f32>,
-            Expr<f32>,
-            Expr<f32>,
-            Expr<f32>,
-            Expr<f32>,
-            Expr<f32>,
-            Table<f32>,
-            Table<f32>,
-            Table<f32>,
-            Table<f32>,
+            Expr<T>,
+            Expr<T>,
+            Expr<T>,
+            Expr<T>,
+            Expr<T>,
+            Expr<T>,
+            Table<T>,
+            Table<T>,
+            Table<T>,
+            Table<T>,
         )| {
             let (ax, ay, az) = accel(
                 [x.clone(), y.clone(), z.clone()],
                 [px, py, pz, m],
                 softening2,
             );
-            let (vx, vy, vz) = (vx + ax * dt, vy + ay * dt, vz + az * dt);
+            let dt = Expr::constant(dt);
+            let (vx, vy, vz) = (
+                vx + ax * dt.clone(),
+                vy + ay * dt.clone(),
+                vz + az * dt.clone(),
+            );
             (
-                x + vx.clone() * dt,
-                y + vy.clone() * dt,
+                x + vx.clone() * dt.clone(),
+                y + vy.clone() * dt.clone(),
                 z + vz.clone() * dt,
                 vx,
                 vy,

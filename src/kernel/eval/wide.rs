@@ -32,6 +32,43 @@ pub(crate) struct Wide {
     /// from the input's words (no lanes written for it): an input read only as an
     /// operand, not as a loop's count, initial, next value or test, nor as a result.
     direct: Vec<Option<u8>>,
+    /// For each register, whether it holds one value for every element of a block (a
+    /// loop's counter, a parameter, a table's length, a read at such an index, and
+    /// what is computed from those alone): it is computed once, in lane 0, and read as
+    /// a constant. n-body's `px.at(j)` is one read per trip, not one per element.
+    uniform: Vec<bool>,
+}
+
+/// Marks the registers of `body` that hold one value for all elements (see
+/// [`Wide::uniform`]). Carried values and trip counts differ per element.
+fn mark_uniform(body: &[Instr], u: &mut [bool]) {
+    fn all(u: &[bool], ops: &[Operand]) -> bool {
+        ops.iter().all(|o| match o {
+            Operand::Const(..) => true,
+            Operand::Reg(r) => u[*r as usize],
+        })
+    }
+    for i in body {
+        let d = i.dst as usize;
+        u[d] = match &i.op {
+            Op::Loop(l) => {
+                u[l.counter as usize] = true;
+                if let Some(c) = &l.cond {
+                    mark_uniform(&c.body, u);
+                }
+                mark_uniform(&l.body, u);
+                false
+            }
+            Op::Input(_) | Op::Index => false,
+            Op::Param(_) | Op::TableLen(_) => true,
+            Op::Load { index, default, .. } => {
+                all(u, &[*index]) && default.is_none_or(|o| all(u, &[o]))
+            }
+            Op::Unary(_, a) | Op::Cast(a) => all(u, &[*a]),
+            Op::Binary(_, a, b) => all(u, &[*a, *b]),
+            Op::Select(a, b, c) | Op::MulAdd(a, b, c) | Op::Clamp(a, b, c) => all(u, &[*a, *b, *c]),
+        };
+    }
 }
 
 /// What the instructions read besides the registers.
@@ -69,9 +106,12 @@ impl Wide {
                 }
             }
         }
+        let mut uniform = vec![false; prog.regs.len()];
+        mark_uniform(&prog.body, &mut uniform);
         Wide {
             prog: prog.clone(),
             direct,
+            uniform,
         }
     }
 
@@ -118,6 +158,7 @@ impl Wide {
             for (k, &(t, o)) in self.prog.outputs.iter().enumerate() {
                 let at = k * slot;
                 let v = match o {
+                    Operand::Reg(r) if self.uniform[r as usize] => L::C(regs[r as usize * LANES]),
                     Operand::Reg(r) => L::S(&regs[r as usize * LANES..r as usize * LANES + len]),
                     Operand::Const(_, c) => L::C(c),
                 };
@@ -145,7 +186,12 @@ impl Wide {
     fn instr(&self, dst: u32, op: &Op, r: &mut [u64], cx: &Cx<'_>) {
         let p = &self.prog;
         let ty = p.regs[dst as usize];
-        let len = cx.len;
+        // a uniform register is computed in lane 0 alone, from uniform operands
+        let len = if self.uniform[dst as usize] {
+            1
+        } else {
+            cx.len
+        };
         // the destination's lanes, apart from the operands' (SSA: never one of them)
         let (below, rest) = r.split_at_mut(dst as usize * LANES);
         let (d, above) = rest.split_at_mut(LANES);
@@ -156,6 +202,7 @@ impl Wide {
             base: dst as usize + 1,
             len,
             direct: &self.direct,
+            uniform: &self.uniform,
             inputs: cx.inputs,
         };
         let l = |o: Operand| src.lanes(o);
@@ -242,15 +289,24 @@ impl Wide {
     fn run_loop(&self, dst: u32, l: &Loop, r: &mut [u64], cx: &Cx<'_>, outer: Option<&[bool]>) {
         let _ = dst;
         let len = cx.len;
+        let uniform_count = match l.count {
+            Operand::Const(..) => true,
+            Operand::Reg(c) => self.uniform[c as usize],
+        };
+        if uniform_count && outer.is_none() && l.cond.is_none() {
+            return self.run_loop_unmasked(l, r, cx);
+        }
         let mut active: Vec<bool> = match outer {
             Some(o) => o[..len].to_vec(),
             None => vec![true; len],
         };
-        let count: Vec<u64> = (0..len).map(|i| value(r, l.count, i)).collect();
+        let count: Vec<u64> = (0..len)
+            .map(|i| value(r, &self.uniform, l.count, i))
+            .collect();
         let inits: Vec<Vec<u64>> = l
             .inits
             .iter()
-            .map(|&o| (0..len).map(|i| value(r, o, i)).collect())
+            .map(|&o| (0..len).map(|i| value(r, &self.uniform, o, i)).collect())
             .collect();
         for (c, init) in l.carries.iter().zip(&inits) {
             lanes(r, *c, len).copy_from_slice(init);
@@ -269,7 +325,7 @@ impl Wide {
             if let Some(c) = &l.cond {
                 self.exec(&c.body, r, cx, Some(&active));
                 for (i, a) in active.iter_mut().enumerate() {
-                    *a = *a && value(r, c.test, i) != 0;
+                    *a = *a && value(r, &self.uniform, c.test, i) != 0;
                 }
                 if !active.iter().any(|&a| a) {
                     break;
@@ -279,7 +335,7 @@ impl Wide {
             // all carried values at once: read every next value before writing any
             for (n, &o) in next.iter_mut().zip(&l.nexts) {
                 for (i, v) in n.iter_mut().enumerate() {
-                    *v = value(r, o, i);
+                    *v = value(r, &self.uniform, o, i);
                 }
             }
             for (c, n) in l.carries.iter().zip(&next) {
@@ -299,6 +355,52 @@ impl Wide {
     }
 }
 
+impl Wide {
+    /// A loop every element runs the same number of times (a count uniform over the
+    /// block, no condition, no outer mask): no flags, the carried values copied whole.
+    fn run_loop_unmasked(&self, l: &Loop, r: &mut [u64], cx: &Cx<'_>) {
+        let len = cx.len;
+        let count = value(r, &self.uniform, l.count, 0);
+        for (&c, &init) in l.carries.iter().zip(&l.inits) {
+            self.copy_into(r, c, init, len);
+        }
+        let mut next: Vec<Vec<u64>> = vec![vec![0; len]; l.carries.len()];
+        let counter = l.counter as usize * LANES;
+        for it in 0..count {
+            r[counter] = it;
+            self.exec(&l.body, r, cx, None);
+            // all carried values at once: read every next value before writing any
+            for (n, &o) in next.iter_mut().zip(&l.nexts) {
+                match o {
+                    Operand::Reg(k) if !self.uniform[k as usize] => {
+                        let at = k as usize * LANES;
+                        n.copy_from_slice(&r[at..at + len]);
+                    }
+                    o => n.fill(value(r, &self.uniform, o, 0)),
+                }
+            }
+            for (&c, n) in l.carries.iter().zip(&next) {
+                lanes(r, c, len).copy_from_slice(n);
+            }
+        }
+        lanes(r, l.trips, len).fill(count);
+    }
+
+    /// Register `dst`'s lanes set to operand `o`'s.
+    fn copy_into(&self, r: &mut [u64], dst: u32, o: Operand, len: usize) {
+        match o {
+            Operand::Reg(k) if !self.uniform[k as usize] => {
+                let (from, to) = (k as usize * LANES, dst as usize * LANES);
+                r.copy_within(from..from + len, to);
+            }
+            o => {
+                let v = value(r, &self.uniform, o, 0);
+                lanes(r, dst, len).fill(v);
+            }
+        }
+    }
+}
+
 /// The registers other than the one being written.
 struct Regs<'a> {
     below: &'a [u64],
@@ -307,6 +409,7 @@ struct Regs<'a> {
     base: usize,
     len: usize,
     direct: &'a [Option<u8>],
+    uniform: &'a [bool],
     inputs: &'a [&'a [u32]],
 }
 
@@ -326,6 +429,9 @@ impl<'a> Regs<'a> {
                 } else {
                     (self.above, r - self.base)
                 };
+                if self.uniform[r] {
+                    return L::C(regs[k * LANES]);
+                }
                 L::S(&regs[k * LANES..k * LANES + self.len])
             }
         }
@@ -427,9 +533,11 @@ fn map3(a: L<'_>, b: L<'_>, c: L<'_>, d: &mut [u64], f: impl Fn(u64, u64, u64) -
     }
 }
 
-fn value(r: &[u64], o: Operand, i: usize) -> u64 {
+/// Lane `i` of operand `o` (lane 0 of a uniform register).
+fn value(r: &[u64], uniform: &[bool], o: Operand, i: usize) -> u64 {
     match o {
         Operand::Const(_, v) => v,
+        Operand::Reg(k) if uniform[k as usize] => r[k as usize * LANES],
         Operand::Reg(k) => r[k as usize * LANES + i],
     }
 }
