@@ -124,6 +124,7 @@ impl Dec<'_> {
                 Ty::I => Lit::I(w as i32),
                 Ty::U => Lit::U(w),
                 Ty::B => Lit::B(w & 1 == 1),
+                _ => unreachable!("proptest kernels are 32-bit"),
             };
         }
         match ty {
@@ -131,6 +132,7 @@ impl Dec<'_> {
             Ty::I => Lit::I(I_TAME[b % 12]),
             Ty::U => Lit::U(U_TAME[b % 12]),
             Ty::B => Lit::B(b & 1 == 1),
+            _ => unreachable!("proptest kernels are 32-bit"),
         }
     }
 

@@ -3,6 +3,10 @@
 //! The generator keeps its own typed AST ([`Ast`]), prints it as the Rust that builds the
 //! kernel, builds the `Expr` from it through the public API only ([`build`]), and is
 //! evaluated independently by [`super::reference`].
+//!
+//! Inputs and results are f32, i32 or u32. With [`Opts::wide`] (see [`case_with`]) a
+//! kernel also computes in f64, i64 and u64 in between: casts up, operations there,
+//! casts back down; [`case`] gives the 32-bit kernels it always gave, seed for seed.
 
 use std::fmt;
 
@@ -19,6 +23,11 @@ pub enum Ty {
     I,
     U,
     B,
+    /// `f64`, `i64`, `u64`: types a kernel computes in between its 32-bit inputs and
+    /// result (generated only with [`Opts::wide`]).
+    D,
+    L,
+    Q,
 }
 
 impl Ty {
@@ -28,7 +37,15 @@ impl Ty {
             Ty::I => "i32",
             Ty::U => "u32",
             Ty::B => "bool",
+            Ty::D => "f64",
+            Ty::L => "i64",
+            Ty::Q => "u64",
         }
+    }
+
+    /// Whether the type is 64 bits wide.
+    pub fn is_wide(self) -> bool {
+        matches!(self, Ty::D | Ty::L | Ty::Q)
     }
 }
 
@@ -39,6 +56,9 @@ pub enum Lit {
     I(i32),
     U(u32),
     B(bool),
+    D(f64),
+    L(i64),
+    Q(u64),
 }
 
 impl fmt::Display for Lit {
@@ -49,6 +69,10 @@ impl fmt::Display for Lit {
             Lit::I(x) => write!(f, "({x}i32)"),
             Lit::U(x) => write!(f, "{x}u32"),
             Lit::B(x) => write!(f, "{x}"),
+            Lit::D(x) if x.is_finite() => write!(f, "{x:?}f64"),
+            Lit::D(x) => write!(f, "f64::from_bits({:#x})", x.to_bits()),
+            Lit::L(x) => write!(f, "({x}i64)"),
+            Lit::Q(x) => write!(f, "{x}u64"),
         }
     }
 }
@@ -180,6 +204,9 @@ impl Ast {
             Lit::I(_) => Ty::I,
             Lit::U(_) => Ty::U,
             Lit::B(_) => Ty::B,
+            Lit::D(_) => Ty::D,
+            Lit::L(_) => Ty::L,
+            Lit::Q(_) => Ty::Q,
         };
         Ast::new(ty, Node::Lit(l))
     }
@@ -348,8 +375,25 @@ impl fmt::Display for Case {
 
 const ELEMENT_TYS: [Ty; 3] = [Ty::F, Ty::I, Ty::U];
 
+/// What a generated kernel may contain beyond the 32-bit types.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Opts {
+    /// 64-bit work between the 32-bit inputs and result: casts up to `f64`, `i64` and
+    /// `u64`, operations in them (and comparisons of them), casts back down. Most such
+    /// kernels compute their result through a 64-bit value.
+    pub wide: bool,
+    /// With `wide`, also `f64` `sin`, `cos`, `tan`, `exp`, `exp2`, `ln`, `log2` and
+    /// `pow`, which a GPU has no instruction for (`Device::computes` leaves it out).
+    pub wide_math: bool,
+}
+
 /// The kernel for `seed`: shape chosen at random unless given.
 pub fn case(seed: u64, shape: Option<Shape>) -> Case {
+    case_with(seed, shape, Opts::default())
+}
+
+/// [`case`] with options; `Opts::default()` gives exactly the kernels [`case`] gives.
+pub fn case_with(seed: u64, shape: Option<Shape>, opts: Opts) -> Case {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let shape = shape.unwrap_or_else(|| Shape {
         input: ELEMENT_TYS[rng.random_range(0..3)],
@@ -362,8 +406,13 @@ pub fn case(seed: u64, shape: Option<Shape>) -> Case {
         shape,
         folds: Vec::new(),
         budget: 40,
+        opts,
     };
-    let ast = g.expr(shape.output, max_depth);
+    let ast = if opts.wide && g.p(0.8) {
+        g.down(shape.output, max_depth)
+    } else {
+        g.expr(shape.output, max_depth)
+    };
     Case { seed, shape, ast }
 }
 
@@ -373,6 +422,7 @@ struct Gen<'r> {
     /// Accumulator types of the enclosing folds.
     folds: Vec<Ty>,
     budget: i32,
+    opts: Opts,
 }
 
 const F_CONSTS: [f32; 14] = [
@@ -414,6 +464,57 @@ const U_CONSTS: [u32; 15] = [
     0xffff,
 ];
 const SHIFTS: [u32; 8] = [0, 1, 3, 8, 31, 32, 33, 255];
+/// f64 constants: exact small ones, ones no f32 holds (0.1, 1/3, 2^24 + 1) and large
+/// and small magnitudes that make f64 and f32 arithmetic differ (`(x + 1e8) - 1e8`).
+const D_CONSTS: [f64; 16] = [
+    0.5,
+    2.0,
+    -1.5,
+    3.0,
+    0.1,
+    1.0 / 3.0,
+    1e8,
+    -1e8,
+    4_294_967_296.0,
+    16_777_217.0,
+    1e15,
+    9.313_225_746_154_785e-10, // 2^-30
+    0.0,
+    7.25,
+    -1e-5,
+    1.0,
+];
+const L_CONSTS: [i64; 14] = [
+    0,
+    1,
+    -1,
+    3,
+    -7,
+    63,
+    64,
+    65,
+    1000,
+    1 << 32,
+    -(1 << 40),
+    i64::MIN,
+    i64::MAX,
+    0x5555_5555_5555,
+];
+const Q_CONSTS: [u64; 12] = [
+    0,
+    1,
+    3,
+    63,
+    64,
+    1000,
+    1 << 32,
+    0xffff_ffff,
+    1 << 63,
+    u64::MAX,
+    0xdead_beef_0000_0001,
+    255,
+];
+const SHIFTS64: [u32; 8] = [0, 1, 8, 31, 32, 33, 63, 64];
 
 impl Gen<'_> {
     fn p(&mut self, prob: f64) -> bool {
@@ -430,7 +531,23 @@ impl Gen<'_> {
             Ty::I => Lit::I(self.pick(&I_CONSTS)),
             Ty::U => Lit::U(self.pick(&U_CONSTS)),
             Ty::B => Lit::B(self.p(0.5)),
+            Ty::D => Lit::D(self.pick(&D_CONSTS)),
+            Ty::L => Lit::L(self.pick(&L_CONSTS)),
+            Ty::Q => Lit::Q(self.pick(&Q_CONSTS)),
         }
+    }
+
+    /// A 32-bit value computed through a 64-bit one: `expr64.cast::<ty>()`.
+    fn down(&mut self, ty: Ty, depth: u32) -> Ast {
+        let from = if self.opts.wide_math && self.p(0.5) {
+            Ty::D
+        } else if ty == Ty::F {
+            self.pick(&[Ty::D, Ty::D, Ty::D, Ty::L, Ty::Q])
+        } else {
+            self.pick(&[Ty::D, Ty::D, Ty::L, Ty::Q])
+        };
+        let a = Box::new(self.expr(from, depth));
+        Ast::new(ty, Node::Cast(a))
     }
 
     fn input(&mut self) -> Ast {
@@ -488,9 +605,13 @@ impl Gen<'_> {
         if depth == 0 || self.budget <= 0 || self.p(0.12) {
             return self.leaf(ty);
         }
+        if self.opts.wide && matches!(ty, Ty::F | Ty::I | Ty::U) && self.p(0.15) {
+            return self.down(ty, depth - 1);
+        }
         match ty {
             Ty::F => self.float(depth),
-            Ty::I | Ty::U => self.int(ty, depth),
+            Ty::D => self.double(depth),
+            Ty::I | Ty::U | Ty::L | Ty::Q => self.int(ty, depth),
             Ty::B => self.boolean(depth),
         }
     }
@@ -507,7 +628,7 @@ impl Gen<'_> {
             let mut l = self.lit(ty);
             if matches!(op, Bin::Div | Bin::Rem) && self.p(0.8) {
                 // a literal zero divisor makes a float result unknown: keep it rare
-                while matches!(l, Lit::F(x) if x == 0.0) {
+                while matches!(l, Lit::F(x) if x == 0.0) || matches!(l, Lit::D(x) if x == 0.0) {
                     l = self.lit(ty);
                 }
             }
@@ -532,6 +653,18 @@ impl Gen<'_> {
 
     fn un(&mut self, op: Un, a: Box<Ast>) -> Ast {
         Ast::new(a.ty, Node::Un(op, a))
+    }
+
+    /// `clamp_lits` for an f64 operand.
+    fn clamp_lits_d(&mut self, a: Box<Ast>, lo: f64, hi: f64) -> Box<Ast> {
+        Box::new(Ast::new(
+            Ty::D,
+            Node::Clamp(
+                a,
+                Box::new(Ast::lit(Lit::D(lo))),
+                Box::new(Ast::lit(Lit::D(hi))),
+            ),
+        ))
     }
 
     fn clamp_lits(&mut self, a: Box<Ast>, lo: f32, hi: f32) -> Box<Ast> {
@@ -571,12 +704,14 @@ impl Gen<'_> {
             let acc = Box::new(Ast::new(ty, Node::Acc(level)));
             let rest = self.sub(ty, depth);
             let op = match ty {
-                Ty::F => self.pick(&[Bin::Add, Bin::Sub, Bin::Mul, Bin::Min, Bin::Max]),
+                Ty::F | Ty::D => self.pick(&[Bin::Add, Bin::Sub, Bin::Mul, Bin::Min, Bin::Max]),
                 _ => self.pick(&[Bin::Add, Bin::Sub, Bin::Mul, Bin::Xor, Bin::Max]),
             };
             // Keep a float accumulator from growing without bound under `*`.
             let rest = if ty == Ty::F && op == Bin::Mul {
                 self.clamp_lits(rest, -1.5, 1.5)
+            } else if ty == Ty::D && op == Bin::Mul {
+                self.clamp_lits_d(rest, -1.5, 1.5)
             } else {
                 rest
             };
@@ -718,6 +853,116 @@ impl Gen<'_> {
         }
     }
 
+    /// An f64 expression: the f32 operations, with the transcendental ones only under
+    /// `Opts::wide_math` (their arguments kept in range as for f32).
+    fn double(&mut self, depth: u32) -> Ast {
+        use Un::*;
+        let d = Ty::D;
+        let math = self.opts.wide_math;
+        // with math, a third of f64 operations are functions a GPU has no f64 for
+        let r = if math && self.p(0.25) {
+            self.rng.random_range(9..13)
+        } else {
+            self.rng.random_range(0..30)
+        };
+        match r {
+            0 | 1 => self.binary(Bin::Add, d, depth, true),
+            2 => self.binary(Bin::Sub, d, depth, true),
+            3 | 4 => self.binary(Bin::Mul, d, depth, true),
+            5 => self.binary(Bin::Div, d, depth, true),
+            6 => self.binary(Bin::Rem, d, depth, true),
+            7 => {
+                let a = self.sub(d, depth);
+                self.un(Neg, a)
+            }
+            8 => {
+                let a = self.sub(d, depth);
+                let a = if self.p(0.8) {
+                    Box::new(self.un(Abs, a))
+                } else {
+                    a
+                };
+                self.un(Sqrt, a)
+            }
+            9 if math => {
+                let op = self.pick(&[Sin, Cos]);
+                let a = self.sub(d, depth);
+                let a = self.clamp_lits_d(a, -3.0, 3.0);
+                self.un(op, a)
+            }
+            10 if math => {
+                let op = self.pick(&[Exp, Exp2, Tan]);
+                let a = self.sub(d, depth);
+                let a = self.clamp_lits_d(a, -1.4, 1.4);
+                self.un(op, a)
+            }
+            11 if math => {
+                let op = self.pick(&[Ln, Log2]);
+                let a = self.sub(d, depth);
+                let abs = Box::new(self.un(Abs, a));
+                let c = Box::new(Ast::lit(Lit::D(self.pick(&[0.5, 1e-3, 1.0]))));
+                let a = Box::new(Ast::new(d, Node::Bin(Bin::Add, Form::EN, abs, c)));
+                self.un(op, a)
+            }
+            12 if math => {
+                let base = self.sub(d, depth);
+                let base = Box::new(self.un(Abs, base));
+                if self.p(0.4) {
+                    let l = Ast::lit(Lit::D(self.pick(&[2.0, 0.5, -1.0, 3.0, 1.5, 0.0])));
+                    Ast::new(d, Node::Bin(Bin::Pow, Form::EN, base, Box::new(l)))
+                } else {
+                    let e = self.sub(d, depth);
+                    let e = self.clamp_lits_d(e, -3.0, 3.0);
+                    Ast::new(d, Node::Bin(Bin::Pow, Form::EE, base, e))
+                }
+            }
+            13 => {
+                let a = self.sub(d, depth);
+                self.un(Abs, a)
+            }
+            14 | 15 => {
+                let op = self.pick(&[Floor, Ceil, Round, Fract]);
+                let a = self.sub(d, depth);
+                self.un(op, a)
+            }
+            16 => self.binary(Bin::Min, d, depth, false),
+            17 => self.binary(Bin::Max, d, depth, false),
+            18 => {
+                let x = self.sub(d, depth);
+                if self.p(0.7) {
+                    let lo = self.pick(&[-2.0, -1e8, 0.0, -0.5]);
+                    let hi = self.pick(&[0.5, 1e8, 2.5]);
+                    *self.clamp_lits_d(x, lo, hi)
+                } else {
+                    let (lo, hi) = (self.sub(d, depth), self.sub(d, depth));
+                    Ast::new(d, Node::Clamp(x, lo, hi))
+                }
+            }
+            19 | 20 => {
+                let (a, b, c) = (self.sub(d, depth), self.sub(d, depth), self.sub(d, depth));
+                Ast::new(d, Node::MulAdd(a, b, c))
+            }
+            21 | 22 => {
+                let (c, a, b) = (
+                    self.sub(Ty::B, depth),
+                    self.sub(d, depth),
+                    self.sub(d, depth),
+                );
+                Ast::new(d, Node::Select(c, a, b))
+            }
+            23..=25 => {
+                let from = self.pick(&[Ty::F, Ty::F, Ty::I, Ty::U, Ty::L, Ty::Q, Ty::B]);
+                let a = self.sub(from, depth);
+                Ast::new(d, Node::Cast(a))
+            }
+            26 if self.folds.len() < 2 => self.fold(d, depth),
+            _ => {
+                let op = self.pick(&[Bin::Add, Bin::Mul, Bin::Sub]);
+                self.binary(op, d, depth, true)
+            }
+        }
+    }
+
     fn int(&mut self, ty: Ty, depth: u32) -> Ast {
         match self.rng.random_range(0..26) {
             0 => self.binary(Bin::Add, ty, depth, true),
@@ -725,7 +970,7 @@ impl Gen<'_> {
             2 => self.binary(Bin::Mul, ty, depth, true),
             3 => self.binary(Bin::Div, ty, depth, true),
             4 => self.binary(Bin::Rem, ty, depth, true),
-            5 if ty == Ty::I => {
+            5 if matches!(ty, Ty::I | Ty::L) => {
                 let a = self.sub(ty, depth);
                 self.un(Un::Neg, a)
             }
@@ -740,6 +985,11 @@ impl Gen<'_> {
                 let (lo, hi) = if self.p(0.5) {
                     let (lo, hi) = match ty {
                         Ty::I => (Lit::I(-100), Lit::I(self.pick(&[0, 100, 1 << 20]))),
+                        Ty::L => (Lit::L(-100), Lit::L(self.pick(&[0, 100, 1 << 40]))),
+                        Ty::Q => (
+                            Lit::Q(self.pick(&[0, 10])),
+                            Lit::Q(self.pick(&[100, 1 << 40])),
+                        ),
                         _ => (
                             Lit::U(self.pick(&[0, 10])),
                             Lit::U(self.pick(&[100, 1 << 20])),
@@ -770,7 +1020,8 @@ impl Gen<'_> {
                 let op = if self.p(0.5) { Bin::Shl } else { Bin::Shr };
                 let a = self.sub(ty, depth);
                 if self.p(0.5) {
-                    let s = Ast::lit(Lit::U(self.pick(&SHIFTS)));
+                    let shifts = if ty.is_wide() { &SHIFTS64 } else { &SHIFTS };
+                    let s = Ast::lit(Lit::U(self.pick(shifts)));
                     Ast::new(ty, Node::Bin(op, Form::EN, a, Box::new(s)))
                 } else {
                     let s = self.sub(Ty::U, depth);
@@ -784,6 +1035,12 @@ impl Gen<'_> {
                     self.sub(ty, depth),
                 );
                 Ast::new(ty, Node::Select(c, a, b))
+            }
+            19..=21 if ty.is_wide() => {
+                let other = if ty == Ty::L { Ty::Q } else { Ty::L };
+                let from = self.pick(&[Ty::D, Ty::D, other, Ty::I, Ty::U, Ty::F, Ty::B]);
+                let a = self.sub(from, depth);
+                Ast::new(ty, Node::Cast(a))
             }
             19..=21 => {
                 let other = if ty == Ty::I { Ty::U } else { Ty::I };
@@ -803,7 +1060,11 @@ impl Gen<'_> {
     fn boolean(&mut self, depth: u32) -> Ast {
         match self.rng.random_range(0..10) {
             0..=5 => {
-                let ty = self.pick(&[Ty::F, Ty::F, Ty::I, Ty::U]);
+                let ty = if self.opts.wide && self.p(0.4) {
+                    self.pick(&[Ty::D, Ty::D, Ty::L, Ty::Q])
+                } else {
+                    self.pick(&[Ty::F, Ty::F, Ty::I, Ty::U])
+                };
                 let op = self.pick(&[Bin::Lt, Bin::Le, Bin::Gt, Bin::Ge, Bin::Eq, Bin::Ne]);
                 self.binary(op, ty, depth, false)
             }
@@ -833,6 +1094,9 @@ pub enum Dyn {
     I(Expr<i32>),
     U(Expr<u32>),
     B(Expr<bool>),
+    D(Expr<f64>),
+    L(Expr<i64>),
+    Q(Expr<u64>),
 }
 
 /// The element types, with their `Dyn` wrapping and test-input generation.
@@ -938,6 +1202,9 @@ fn dup(d: &Dyn) -> Dyn {
         Dyn::I(e) => Dyn::I(e.clone()),
         Dyn::U(e) => Dyn::U(e.clone()),
         Dyn::B(e) => Dyn::B(e.clone()),
+        Dyn::D(e) => Dyn::D(e.clone()),
+        Dyn::L(e) => Dyn::L(e.clone()),
+        Dyn::Q(e) => Dyn::Q(e.clone()),
     }
 }
 
@@ -1017,6 +1284,9 @@ fn constant(l: Lit) -> Dyn {
         Lit::I(x) => Dyn::I(Expr::constant(x)),
         Lit::U(x) => Dyn::U(Expr::constant(x)),
         Lit::B(x) => Dyn::B(Expr::constant(x)),
+        Lit::D(x) => Dyn::D(Expr::constant(x)),
+        Lit::L(x) => Dyn::L(Expr::constant(x)),
+        Lit::Q(x) => Dyn::Q(Expr::constant(x)),
     }
 }
 
@@ -1038,6 +1308,28 @@ fn build(a: &Ast, cx: &mut Cx) -> Dyn {
                 (Un::Abs, Dyn::F(x)) => Dyn::F(x.abs()),
                 (Un::Abs, Dyn::I(x)) => Dyn::I(x.abs()),
                 (Un::Abs, Dyn::U(x)) => Dyn::U(x.abs()),
+                (Un::Neg, Dyn::D(x)) => Dyn::D(-x),
+                (Un::Neg, Dyn::L(x)) => Dyn::L(-x),
+                (Un::Not, Dyn::L(x)) => Dyn::L(!x),
+                (Un::Not, Dyn::Q(x)) => Dyn::Q(!&x),
+                (Un::Abs, Dyn::D(x)) => Dyn::D(x.abs()),
+                (Un::Abs, Dyn::L(x)) => Dyn::L(x.abs()),
+                (Un::Abs, Dyn::Q(x)) => Dyn::Q(x.abs()),
+                (op, Dyn::D(x)) => Dyn::D(match op {
+                    Un::Sqrt => x.sqrt(),
+                    Un::Sin => x.sin(),
+                    Un::Cos => x.cos(),
+                    Un::Tan => x.tan(),
+                    Un::Exp => x.exp(),
+                    Un::Exp2 => x.exp2(),
+                    Un::Ln => x.ln(),
+                    Un::Log2 => x.log2(),
+                    Un::Floor => x.floor(),
+                    Un::Ceil => x.ceil(),
+                    Un::Round => x.round(),
+                    Un::Fract => x.fract(),
+                    op => panic!("generator bug: {op:?} on f64"),
+                }),
                 (op, Dyn::F(x)) => Dyn::F(match op {
                     Un::Sqrt => x.sqrt(),
                     Un::Sin => x.sin(),
@@ -1070,6 +1362,10 @@ fn build(a: &Ast, cx: &mut Cx) -> Dyn {
                 (Dyn::I(x), Dyn::I(y)) => Dyn::I(select(c, x, y)),
                 (Dyn::U(x), Dyn::U(y)) => Dyn::U(select(c, &x, &y)),
                 (Dyn::B(x), Dyn::B(y)) => Dyn::B(select(c, x, y)),
+                (Dyn::D(x), Dyn::D(y)) if method => Dyn::D(c.select(x, y)),
+                (Dyn::D(x), Dyn::D(y)) => Dyn::D(select(c, x, y)),
+                (Dyn::L(x), Dyn::L(y)) => Dyn::L(select(c, &x, &y)),
+                (Dyn::Q(x), Dyn::Q(y)) => Dyn::Q(select(c, x, y)),
                 _ => panic!("generator bug: select branch types"),
             }
         }
@@ -1082,6 +1378,9 @@ fn build(a: &Ast, cx: &mut Cx) -> Dyn {
                         Dyn::I(x) => x.cast::<$t>(),
                         Dyn::U(x) => x.cast::<$t>(),
                         Dyn::B(x) => x.cast::<$t>(),
+                        Dyn::D(x) => x.cast::<$t>(),
+                        Dyn::L(x) => x.cast::<$t>(),
+                        Dyn::Q(x) => x.cast::<$t>(),
                     }
                 };
             }
@@ -1089,6 +1388,9 @@ fn build(a: &Ast, cx: &mut Cx) -> Dyn {
                 Ty::F => Dyn::F(to!(f32)),
                 Ty::I => Dyn::I(to!(i32)),
                 Ty::U => Dyn::U(to!(u32)),
+                Ty::D => Dyn::D(to!(f64)),
+                Ty::L => Dyn::L(to!(i64)),
+                Ty::Q => Dyn::Q(to!(u64)),
                 Ty::B => panic!("generator bug: cast to bool"),
             }
         }
@@ -1096,6 +1398,9 @@ fn build(a: &Ast, cx: &mut Cx) -> Dyn {
             (Dyn::F(x), Dyn::F(y), Dyn::F(z)) => Dyn::F(x.mul_add(y, z)),
             (Dyn::I(x), Dyn::I(y), Dyn::I(z)) => Dyn::I(x.mul_add(y, z)),
             (Dyn::U(x), Dyn::U(y), Dyn::U(z)) => Dyn::U(x.mul_add(y, z)),
+            (Dyn::D(x), Dyn::D(y), Dyn::D(z)) => Dyn::D(x.mul_add(y, z)),
+            (Dyn::L(x), Dyn::L(y), Dyn::L(z)) => Dyn::L(x.mul_add(y, z)),
+            (Dyn::Q(x), Dyn::Q(y), Dyn::Q(z)) => Dyn::Q(x.mul_add(y, z)),
             _ => panic!("generator bug: mul_add types"),
         },
         Node::Clamp(x, lo, hi) => {
@@ -1104,10 +1409,16 @@ fn build(a: &Ast, cx: &mut Cx) -> Dyn {
                 (Dyn::F(x), Some(Lit::F(l)), Some(Lit::F(h))) => Dyn::F(x.clamp(l, h)),
                 (Dyn::I(x), Some(Lit::I(l)), Some(Lit::I(h))) => Dyn::I(x.clamp(l, h)),
                 (Dyn::U(x), Some(Lit::U(l)), Some(Lit::U(h))) => Dyn::U(x.clamp(l, h)),
+                (Dyn::D(x), Some(Lit::D(l)), Some(Lit::D(h))) => Dyn::D(x.clamp(l, h)),
+                (Dyn::L(x), Some(Lit::L(l)), Some(Lit::L(h))) => Dyn::L(x.clamp(l, h)),
+                (Dyn::Q(x), Some(Lit::Q(l)), Some(Lit::Q(h))) => Dyn::Q(x.clamp(l, h)),
                 (x, _, _) => match (x, build(lo, cx), build(hi, cx)) {
                     (Dyn::F(x), Dyn::F(l), Dyn::F(h)) => Dyn::F(x.clamp(l, h)),
                     (Dyn::I(x), Dyn::I(l), Dyn::I(h)) => Dyn::I(x.clamp(l, h)),
                     (Dyn::U(x), Dyn::U(l), Dyn::U(h)) => Dyn::U(x.clamp(&l, &h)),
+                    (Dyn::D(x), Dyn::D(l), Dyn::D(h)) => Dyn::D(x.clamp(l, h)),
+                    (Dyn::L(x), Dyn::L(l), Dyn::L(h)) => Dyn::L(x.clamp(&l, &h)),
+                    (Dyn::Q(x), Dyn::Q(l), Dyn::Q(h)) => Dyn::Q(x.clamp(l, h)),
                     _ => panic!("generator bug: clamp types"),
                 },
             }
@@ -1132,6 +1443,9 @@ fn build(a: &Ast, cx: &mut Cx) -> Dyn {
                 Dyn::I(e) => fold_as!(I, e),
                 Dyn::U(e) => fold_as!(U, e),
                 Dyn::B(e) => fold_as!(B, e),
+                Dyn::D(e) => fold_as!(D, e),
+                Dyn::L(e) => fold_as!(L, e),
+                Dyn::Q(e) => fold_as!(Q, e),
             }
         }
     }
@@ -1146,18 +1460,27 @@ fn build_bin(op: Bin, form: Form, x: &Ast, y: &Ast, cx: &mut Cx) -> Dyn {
                 (D::F(a), D::F(b)) => D::F(arith!(op, a, b)),
                 (D::I(a), D::I(b)) => D::I(arith!(op, &a, &b)),
                 (D::U(a), D::U(b)) => D::U(arith!(op, a, &b)),
+                (D::D(a), D::D(b)) => D::D(arith!(op, a, &b)),
+                (D::L(a), D::L(b)) => D::L(arith!(op, &a, b)),
+                (D::Q(a), D::Q(b)) => D::Q(arith!(op, a, b)),
                 _ => panic!("generator bug: arithmetic types"),
             },
             Form::EN => match (build(x, cx), lit_of(y)) {
                 (D::F(a), L::F(b)) => D::F(arith!(op, a, b)),
                 (D::I(a), L::I(b)) => D::I(arith!(op, &a, b)),
                 (D::U(a), L::U(b)) => D::U(arith!(op, a, b)),
+                (D::D(a), L::D(b)) => D::D(arith!(op, &a, b)),
+                (D::L(a), L::L(b)) => D::L(arith!(op, a, b)),
+                (D::Q(a), L::Q(b)) => D::Q(arith!(op, a, b)),
                 _ => panic!("generator bug: arithmetic types"),
             },
             Form::NE => match (lit_of(x), build(y, cx)) {
                 (L::F(a), D::F(b)) => D::F(arith!(op, a, b)),
                 (L::I(a), D::I(b)) => D::I(arith!(op, a, &b)),
                 (L::U(a), D::U(b)) => D::U(arith!(op, a, b)),
+                (L::D(a), D::D(b)) => D::D(arith!(op, a, b)),
+                (L::L(a), D::L(b)) => D::L(arith!(op, a, &b)),
+                (L::Q(a), D::Q(b)) => D::Q(arith!(op, a, b)),
                 _ => panic!("generator bug: arithmetic types"),
             },
         },
@@ -1170,16 +1493,22 @@ fn build_bin(op: Bin, form: Form, x: &Ast, y: &Ast, cx: &mut Cx) -> Dyn {
             Form::EE => match (build(x, cx), build(y, cx)) {
                 (D::I(a), D::I(b)) => D::I(bits!(op, a, b)),
                 (D::U(a), D::U(b)) => D::U(bits!(op, &a, &b)),
+                (D::L(a), D::L(b)) => D::L(bits!(op, a, &b)),
+                (D::Q(a), D::Q(b)) => D::Q(bits!(op, &a, b)),
                 _ => panic!("generator bug: bitwise types"),
             },
             Form::EN => match (build(x, cx), lit_of(y)) {
                 (D::I(a), L::I(b)) => D::I(bits!(op, a, b)),
                 (D::U(a), L::U(b)) => D::U(bits!(op, &a, b)),
+                (D::L(a), L::L(b)) => D::L(bits!(op, &a, b)),
+                (D::Q(a), L::Q(b)) => D::Q(bits!(op, a, b)),
                 _ => panic!("generator bug: bitwise types"),
             },
             Form::NE => match (lit_of(x), build(y, cx)) {
                 (L::I(a), D::I(b)) => D::I(bits!(op, a, b)),
                 (L::U(a), D::U(b)) => D::U(bits!(op, a, &b)),
+                (L::L(a), D::L(b)) => D::L(bits!(op, a, &b)),
+                (L::Q(a), D::Q(b)) => D::Q(bits!(op, a, b)),
                 _ => panic!("generator bug: bitwise types"),
             },
         },
@@ -1203,10 +1532,36 @@ fn build_bin(op: Bin, form: Form, x: &Ast, y: &Ast, cx: &mut Cx) -> Dyn {
                     L::U(s) => D::U(shift!(&a, s)),
                     _ => panic!("generator bug: shift amount"),
                 },
+                (Form::EN, D::L(a)) => match lit_of(y) {
+                    L::U(s) => D::L(shift!(a, s)),
+                    _ => panic!("generator bug: shift amount"),
+                },
+                (Form::EN, D::Q(a)) => match lit_of(y) {
+                    L::U(s) => D::Q(shift!(&a, s)),
+                    _ => panic!("generator bug: shift amount"),
+                },
                 (_, a) => match (a, build(y, cx)) {
                     (D::I(a), D::U(s)) => D::I(shift!(a, s)),
                     (D::U(a), D::U(s)) => D::U(shift!(a, &s)),
+                    (D::L(a), D::U(s)) => D::L(shift!(&a, &s)),
+                    (D::Q(a), D::U(s)) => D::Q(shift!(a, s)),
                     _ => panic!("generator bug: shift types"),
+                },
+            }
+        }
+        Bin::Pow if x.ty == Ty::D => {
+            let a = match build(x, cx) {
+                D::D(a) => a,
+                _ => panic!("generator bug: pow base"),
+            };
+            match form {
+                Form::EN => match lit_of(y) {
+                    L::D(b) => D::D(a.pow(b)),
+                    _ => panic!("generator bug: pow exponent"),
+                },
+                _ => match build(y, cx) {
+                    D::D(b) => D::D(a.pow(b)),
+                    _ => panic!("generator bug: pow exponent"),
                 },
             }
         }
@@ -1234,12 +1589,18 @@ fn build_bin(op: Bin, form: Form, x: &Ast, y: &Ast, cx: &mut Cx) -> Dyn {
                     (D::F(a), L::F(b)) => method!(op, a, b, D::F),
                     (D::I(a), L::I(b)) => method!(op, a, b, D::I),
                     (D::U(a), L::U(b)) => method!(op, a, b, D::U),
+                    (D::D(a), L::D(b)) => method!(op, a, b, D::D),
+                    (D::L(a), L::L(b)) => method!(op, a, b, D::L),
+                    (D::Q(a), L::Q(b)) => method!(op, a, b, D::Q),
                     _ => panic!("generator bug: method types"),
                 },
                 _ => match (a, build(y, cx)) {
                     (D::F(a), D::F(b)) => method!(op, a, b, D::F),
                     (D::I(a), D::I(b)) => method!(op, a, &b, D::I),
                     (D::U(a), D::U(b)) => method!(op, a, b, D::U),
+                    (D::D(a), D::D(b)) => method!(op, a, &b, D::D),
+                    (D::L(a), D::L(b)) => method!(op, a, b, D::L),
+                    (D::Q(a), D::Q(b)) => method!(op, a, &b, D::Q),
                     _ => panic!("generator bug: method types"),
                 },
             }

@@ -146,6 +146,7 @@ pub struct Refs<'a, I> {
     b: &'a [I],
     cpu: Option<Vec<V>>,
     gpu: Option<Vec<V>>,
+    gpu_table: &'static Table,
 }
 
 impl<'a, I: Elem> Refs<'a, I> {
@@ -156,12 +157,22 @@ impl<'a, I: Elem> Refs<'a, I> {
             b,
             cpu: None,
             gpu: None,
+            gpu_table: &reference::GPU,
+        }
+    }
+
+    /// The references with `table` for what a GPU computed (in place of
+    /// [`reference::GPU`]).
+    pub fn with_gpu_table(self, table: &'static Table) -> Self {
+        Refs {
+            gpu_table: table,
+            ..self
         }
     }
 
     pub fn get(&mut self, gpu: bool) -> &[V] {
         let (slot, table) = if gpu {
-            (&mut self.gpu, &reference::GPU)
+            (&mut self.gpu, self.gpu_table)
         } else {
             (&mut self.cpu, &reference::CPU)
         };
@@ -222,8 +233,9 @@ pub fn check_output<I: Elem, O: Elem>(
         }
         let _ = writeln!(
             msg,
-            "reproduce: HYBRID_PARITY_SEED={} cargo test --test parity",
-            case.seed
+            "reproduce: HYBRID_PARITY_SEED={} cargo test --test {}",
+            case.seed,
+            env!("CARGO_CRATE_NAME")
         );
         let _ = writeln!(
             msg,

@@ -10,6 +10,13 @@
 //! discontinuity, or where a device's result is unspecified (WGSL: NaN and infinities,
 //! min/max of NaN, sin/cos outside [-pi, pi], division by a tiny divisor), the result
 //! is `Unknown`: the element is skipped, and counted.
+//!
+//! f64, i64 and u64 values (kernels that compute in 64 bits between 32-bit inputs and
+//! results) follow the same rules: 64-bit integers exactly, f64 with a second table
+//! per device ([`Table::wide`]). An f64 operation is computed in f64 too, but the
+//! reference also finds its own rounding error exactly (two-sum for `+ -`, an fma for
+//! `*`, the remainder of `/` and `sqrt`), so an exact result is known to be exact and
+//! an inexact one is bounded by the device's allowance plus the reference's own.
 
 use super::gen::{Ast, Bin, Lit, Node, Un};
 
@@ -82,7 +89,47 @@ pub struct Table {
     /// `m`), and a sum on such a device allows (k - 1) ULPs of `m` once, in place of
     /// its operands' allowances.
     pub reassociates: bool,
+    /// 32 for an f32 table, 64 for an f64 one: the precision of [`Table::ulp`], and how
+    /// a result's exactness is known (f32: the f64 value is representable in f32; f64:
+    /// the reference's own rounding error, found exactly, is zero).
+    pub bits: u32,
+    /// The table for this device's f64 operations (`None` on an f64 table).
+    pub wide: Option<&'static Table>,
 }
+
+impl Table {
+    /// An upper bound on one ULP at magnitude `m` in this table's precision (at most
+    /// twice the true ULP).
+    pub fn ulp(&self, m: f64) -> f64 {
+        if self.bits == 64 {
+            (m.abs() * F64_EPS).max(F64_MIN_SUB)
+        } else {
+            ulp(m)
+        }
+    }
+
+    fn big(&self) -> f64 {
+        if self.bits == 64 {
+            1e300
+        } else {
+            BIG
+        }
+    }
+}
+
+/// The table for f64 operations on the device of `t`.
+fn wide(t: &Table) -> &Table {
+    t.wide.unwrap_or(t)
+}
+
+/// 2^-52: f64's ULP at 1.
+const F64_EPS: f64 = f64::EPSILON;
+/// 2^-1074, the least f64 subnormal.
+const F64_MIN_SUB: f64 = f64::from_bits(1);
+const F64_MIN_NORMAL: f64 = f64::MIN_POSITIVE;
+/// Relative slack on every inexact f64 result for the reference's own arithmetic on
+/// bounds (the images `f(v ± e)` of monotone functions, `e` itself): 4 ULPs.
+const F64_FUDGE: f64 = 4.0 * F64_EPS;
 
 const TWO_M11: f64 = 1.0 / 2048.0;
 const TWO_M21: f64 = 1.0 / 2_097_152.0;
@@ -90,6 +137,12 @@ const TWO_M21: f64 = 1.0 / 2_097_152.0;
 /// The CPU device: Rust's f32 arithmetic (IEEE, correctly rounded) and the platform libm
 /// (glibc: under 1 ULP; we allow 4).
 pub const CPU: Table = Table {
+    wide: Some(&CPU64),
+    ..CPU32
+};
+
+/// [`CPU`] without its f64 table.
+const CPU32: Table = Table {
     name: "cpu",
     add: Allow::Rounded,
     sub: Allow::Rounded,
@@ -111,10 +164,18 @@ pub const CPU: Table = Table {
     nonfinite: true,
     clamp_is_min_max: true,
     reassociates: false,
+    bits: 32,
+    wide: None,
 };
 
 /// A GPU: WGSL's accuracy table (https://www.w3.org/TR/WGSL/#floating-point-accuracy).
 pub const GPU: Table = Table {
+    wide: Some(&GPU64),
+    ..GPU32
+};
+
+/// [`GPU`] without its f64 table.
+const GPU32: Table = Table {
     name: "gpu",
     add: Allow::Rounded,
     sub: Allow::Rounded,
@@ -156,6 +217,67 @@ pub const GPU: Table = Table {
     nonfinite: false,
     clamp_is_min_max: false,
     reassociates: true,
+    bits: 32,
+    wide: None,
+};
+
+/// The CPU's f64: Rust's f64 arithmetic (IEEE, correctly rounded, so `+ - * /` and
+/// `sqrt` are exact whenever the result is representable) and the platform libm for
+/// the rest (glibc: under 1 ULP; we allow 4, as for f32). The reference computes each
+/// operation in f64 too, but knows its own rounding error exactly (two-sum, an fma
+/// for products, the remainder of a quotient or root), so it is more exact than f64
+/// where that matters: an exact result is exact, an inexact one is bounded by the
+/// device's rounding plus the reference's.
+pub const CPU64: Table = Table {
+    name: "cpu f64",
+    div_range: (0.0, f64::INFINITY),
+    subnormal: F64_MIN_SUB,
+    bits: 64,
+    wide: None,
+    ..CPU32
+};
+
+/// A GPU's f64 (Vulkan's `Float64`, which wgpu's `SHADER_F64` asks for). Vulkan
+/// requires correctly rounded `+ - *` and conversions; it allows `/` 2.5 ULP (for
+/// divisors in 2^-1022..2^1022, by analogy with f32's range) and gives `sqrt` as
+/// `1 / inverseSqrt` (4.5 ULP), as for f32; it may flush subnormals, and WGSL's rules
+/// for NaN, infinities, `clamp` and reassociation are those of f32. The transcendental
+/// functions never run on a GPU in f64 (`Device::computes` refuses a kernel with
+/// one): one that reaches it was folded into a constant on the host, by Rust's libm,
+/// so they have the CPU's allowances. Lavapipe measures better: see [`GPU64_EXACT`].
+pub const GPU64: Table = Table {
+    name: "gpu f64",
+    div: Allow::Ulp(2.5),
+    div_range: (F64_MIN_NORMAL, f64::from_bits(2045 << 52)), // 2^-1022, 2^1022
+    sqrt: Allow::Ulp(4.5),
+    sin: Allow::Ulp(4.0),
+    cos: Allow::Ulp(4.0),
+    tan: Allow::Ulp(4.0),
+    exp: Allow::Ulp(4.0),
+    exp2: Allow::Ulp(4.0),
+    ln: Allow::Ulp(4.0),
+    log2: Allow::Ulp(4.0),
+    pow: Allow::Inherited,
+    subnormal: F64_MIN_NORMAL,
+    bits: 64,
+    wide: None,
+    ..GPU32
+};
+
+/// [`GPU64`] with `/` and `sqrt` correctly rounded, as measured on Mesa's lavapipe
+/// (llvmpipe: LLVM's `fdiv` and `llvm.sqrt` on x86-64, bit for bit what Rust gives;
+/// `tests/parity_f64.rs` checks it on every run).
+pub const GPU64_EXACT: Table = Table {
+    name: "gpu f64 (correctly rounded / and sqrt)",
+    div: Allow::Rounded,
+    sqrt: Allow::Rounded,
+    ..GPU64
+};
+
+/// [`GPU`] whose f64 operations follow [`GPU64_EXACT`].
+pub const GPU_F64_EXACT: Table = Table {
+    wide: Some(&GPU64_EXACT),
+    ..GPU
 };
 
 /// A float's reference: a value and a bound, or a non-finite value, or unknown.
@@ -183,6 +305,10 @@ pub enum V {
     I(Option<i32>),
     U(Option<u32>),
     B(Option<bool>),
+    /// An f64, bounded in the device's f64 table ([`Table::wide`]).
+    D(FV),
+    L(Option<i64>),
+    Q(Option<u64>),
 }
 
 /// Magnitudes above this are too close to f32 overflow to predict.
@@ -259,6 +385,9 @@ pub fn eval(ast: &Ast, env: &mut Env<'_>) -> V {
             Lit::I(x) => V::I(Some(x)),
             Lit::U(x) => V::U(Some(x)),
             Lit::B(x) => V::B(Some(x)),
+            Lit::D(x) => V::D(if x.is_finite() { exact(x) } else { FV::Unknown }),
+            Lit::L(x) => V::L(Some(x)),
+            Lit::Q(x) => V::Q(Some(x)),
         },
         Node::Acc(l) => env.folds[*l].0,
         Node::Counter(l) => V::U(Some(env.folds[*l].1)),
@@ -296,6 +425,20 @@ pub fn eval(ast: &Ast, env: &mut Env<'_>) -> V {
                         .zip(c)
                         .map(|((a, b), c)| a.wrapping_mul(b).wrapping_add(c)),
                 ),
+                (V::D(a), V::D(b), V::D(c)) => {
+                    let w = wide(t);
+                    V::D(add(w, w.add, mul(w, a, b), c))
+                }
+                (V::L(a), V::L(b), V::L(c)) => V::L(
+                    a.zip(b)
+                        .zip(c)
+                        .map(|((a, b), c)| a.wrapping_mul(b).wrapping_add(c)),
+                ),
+                (V::Q(a), V::Q(b), V::Q(c)) => V::Q(
+                    a.zip(b)
+                        .zip(c)
+                        .map(|((a, b), c)| a.wrapping_mul(b).wrapping_add(c)),
+                ),
                 _ => panic!("reference: mul_add types"),
             }
         }
@@ -308,6 +451,13 @@ pub fn eval(ast: &Ast, env: &mut Env<'_>) -> V {
                 }
                 (V::U(x), V::U(l), V::U(h)) => {
                     V::U(x.zip(l).zip(h).map(|((x, l), h)| x.max(l).min(h)))
+                }
+                (V::D(x), V::D(lo), V::D(hi)) => V::D(clamp_f(wide(t), x, lo, hi)),
+                (V::L(x), V::L(l), V::L(h)) => {
+                    V::L(x.zip(l).zip(h).map(|((x, l), h)| x.max(l).min(h)))
+                }
+                (V::Q(x), V::Q(l), V::Q(h)) => {
+                    V::Q(x.zip(l).zip(h).map(|((x, l), h)| x.max(l).min(h)))
                 }
                 _ => panic!("reference: clamp types"),
             }
@@ -327,6 +477,12 @@ pub fn eval(ast: &Ast, env: &mut Env<'_>) -> V {
 /// The value either branch of a select on an unknown condition may give.
 fn merge(a: V, b: V) -> V {
     match (a, b) {
+        (V::D(x), V::D(y)) => match merge(V::F(x), V::F(y)) {
+            V::F(r) => V::D(r),
+            _ => unreachable!(),
+        },
+        (V::L(x), V::L(y)) => V::L(if x == y { x } else { None }),
+        (V::Q(x), V::Q(y)) => V::Q(if x == y { x } else { None }),
         (V::F(FV::Num { v: va, e: ea, .. }), V::F(FV::Num { v: vb, e: eb, .. })) => {
             let lo = (va - ea).min(vb - eb);
             let hi = (va + ea).max(vb + eb);
@@ -354,24 +510,33 @@ fn merge(a: V, b: V) -> V {
 
 /// The result of an operation whose exact value is `v`, whose operands' errors
 /// propagate to `e_prop`, and which adds `allow` of its own.
-fn finish(t: &Table, v: f64, e_prop: f64, allow: Allow, arg: (f64, f64)) -> FV {
+///
+/// `rerr` bounds the reference's own rounding of `v` (0 when `v` is exact), in an f64
+/// table; an f32 table computes in f64 far below its own precision and ignores it.
+fn finish(t: &Table, v: f64, e_prop: f64, allow: Allow, arg: (f64, f64), rerr: f64) -> FV {
     if !v.is_finite() {
         return FV::Unknown;
     }
     let m = v.abs() + e_prop;
-    if m > BIG {
+    if m > t.big() {
         return FV::Unknown;
     }
     let argmax = arg.0.abs().max(arg.1.abs());
+    let wide = t.bits == 64;
     let own = match allow {
         Allow::Rounded => {
-            if e_prop == 0.0 && representable(v) {
+            let exact_here = if wide {
+                rerr == 0.0 && (v == 0.0 || v.abs() >= F64_MIN_NORMAL)
+            } else {
+                representable(v)
+            };
+            if e_prop == 0.0 && exact_here {
                 return exact(v);
             }
-            ulp(m)
+            t.ulp(m)
         }
-        Allow::Ulp(k) => k * ulp(m),
-        Allow::UlpPlusArg(a, b) => (a + b * argmax) * ulp(m),
+        Allow::Ulp(k) => k * t.ulp(m),
+        Allow::UlpPlusArg(a, b) => (a + b * argmax) * t.ulp(m),
         Allow::AbsOn { abs, lo, hi } => {
             if arg.0 < lo || arg.1 > hi {
                 return FV::Unknown;
@@ -388,13 +553,45 @@ fn finish(t: &Table, v: f64, e_prop: f64, allow: Allow, arg: (f64, f64)) -> FV {
             let outside = arg.1 < lo || arg.0 > hi;
             match (inside, outside) {
                 (true, _) => abs,
-                (_, true) => k * ulp(m),
-                _ => abs + k * ulp(m),
+                (_, true) => k * t.ulp(m),
+                _ => abs + k * t.ulp(m),
             }
         }
         Allow::Inherited => panic!("reference: table entry is inherited; compose instead"),
     };
+    if wide {
+        let e = e_prop + own + rerr + t.subnormal + v.abs() * F64_FUDGE;
+        return fnum(v, e * (1.0 + F64_FUDGE));
+    }
     fnum(v, e_prop + own + t.subnormal + v.abs() * 1e-15)
+}
+
+/// The exact rounding error of `a + b` in f64 (Knuth's two-sum).
+fn two_sum_err(a: f64, b: f64) -> f64 {
+    let s = a + b;
+    let bb = s - a;
+    ((a - (s - bb)) + (b - bb)).abs()
+}
+
+/// The rounding error of `a * b` in f64, exact unless it underflows (the table's
+/// subnormal allowance covers that).
+fn two_prod_err(a: f64, b: f64) -> f64 {
+    a.mul_add(b, -(a * b)).abs()
+}
+
+/// A bound on the rounding error of `q = a / b` in f64: 0 when the remainder
+/// `a - q * b` (exact, by an fma) is 0, else half an ULP of `q` (with slack).
+fn div_err(a: f64, b: f64, q: f64) -> f64 {
+    if (-q).mul_add(b, a) == 0.0 {
+        0.0
+    } else {
+        q.abs() * F64_EPS
+    }
+}
+
+/// Two ULPs of a libm result (glibc's f64 functions are within 1).
+fn libm_err(v: f64) -> f64 {
+    2.0 * (v.abs() * F64_EPS).max(F64_MIN_SUB)
 }
 
 /// NaN in, NaN out (IEEE); an infinity or unknown operand gives unknown.
@@ -429,17 +626,18 @@ fn add(t: &Table, allow: Allow, a: FV, b: FV) -> FV {
         return r;
     }
     let ((va, ea), (vb, eb)) = (num(a), num(b));
+    let rerr = two_sum_err(va, vb);
     if !t.reassociates {
-        return finish(t, va + vb, ea + eb, allow, (0.0, 0.0));
+        return finish(t, va + vb, ea + eb, allow, (0.0, 0.0), rerr);
     }
     // The bound of the order written, without the operands' own reassociation
     // allowances: the chain's one allowance replaces them.
-    let (ea, eb) = ((ea - slack(a)).max(0.0), (eb - slack(b)).max(0.0));
-    let r = finish(t, va + vb, ea + eb, allow, (0.0, 0.0));
+    let (ea, eb) = ((ea - slack(t, a)).max(0.0), (eb - slack(t, b)).max(0.0));
+    let r = finish(t, va + vb, ea + eb, allow, (0.0, 0.0), rerr);
     match (r, a, b) {
         (FV::Num { v, e, .. }, FV::Num { m: ma, k: ka, .. }, FV::Num { m: mb, k: kb, .. }) => {
             let (m, k) = (ma + mb, ka + kb);
-            let e = e + slack(FV::Num { v, e, m, k });
+            let e = e + slack(t, FV::Num { v, e, m, k });
             FV::Num { v, e, m, k }
         }
         _ => r,
@@ -447,9 +645,9 @@ fn add(t: &Table, allow: Allow, a: FV, b: FV) -> FV {
 }
 
 /// The allowance for summing a chain of `k` terms of total magnitude `m` in any order.
-fn slack(x: FV) -> f64 {
+fn slack(t: &Table, x: FV) -> f64 {
     match x {
-        FV::Num { m, k, .. } => f64::from(k - 1) * ulp(m),
+        FV::Num { m, k, .. } => f64::from(k - 1) * t.ulp(m),
         _ => 0.0,
     }
 }
@@ -472,6 +670,7 @@ fn mul(t: &Table, a: FV, b: FV) -> FV {
         va.abs() * eb + vb.abs() * ea + ea * eb,
         t.mul,
         (0.0, 0.0),
+        two_prod_err(va, vb),
     )
 }
 
@@ -485,7 +684,8 @@ fn div(t: &Table, a: FV, b: FV) -> FV {
         return FV::Unknown;
     }
     let e = (ea * vb.abs() + va.abs() * eb) / (vb.abs() * blo);
-    finish(t, va / vb, e, t.div, (0.0, 0.0))
+    let q = va / vb;
+    finish(t, q, e, t.div, (0.0, 0.0), div_err(va, vb, q))
 }
 
 /// A monotone step function of a float (floor, ceil, round, trunc): known when the
@@ -530,7 +730,7 @@ fn exp_like(t: &Table, allow: Allow, x: FV, f: fn(f64) -> f64) -> FV {
         return r;
     }
     let (v, e, arg) = monotone(x, f);
-    finish(t, v, e, allow, arg)
+    finish(t, v, e, allow, arg, libm_err(v))
 }
 
 fn log_like(t: &Table, allow: Allow, x: FV, f: fn(f64) -> f64) -> FV {
@@ -548,7 +748,7 @@ fn log_like(t: &Table, allow: Allow, x: FV, f: fn(f64) -> f64) -> FV {
         return FV::Unknown;
     }
     let (fv, fe, arg) = monotone(x, f);
-    finish(t, fv, fe, allow, arg)
+    finish(t, fv, fe, allow, arg, libm_err(fv))
 }
 
 fn sin_cos(t: &Table, allow: Allow, x: FV, f: fn(f64) -> f64) -> FV {
@@ -556,7 +756,7 @@ fn sin_cos(t: &Table, allow: Allow, x: FV, f: fn(f64) -> f64) -> FV {
         return r;
     }
     let (v, e) = num(x);
-    finish(t, f(v), e.min(2.0), allow, (v - e, v + e))
+    finish(t, f(v), e.min(2.0), allow, (v - e, v + e), libm_err(f(v)))
 }
 
 fn tan(t: &Table, x: FV) -> FV {
@@ -577,7 +777,7 @@ fn tan(t: &Table, x: FV) -> FV {
         return FV::Unknown;
     }
     let (fv, fe, arg) = monotone(x, f64::tan);
-    finish(t, fv, fe, t.tan, arg)
+    finish(t, fv, fe, t.tan, arg, libm_err(fv))
 }
 
 fn sqrt(t: &Table, x: FV) -> FV {
@@ -596,7 +796,13 @@ fn sqrt(t: &Table, x: FV) -> FV {
         return FV::Unknown;
     }
     let (fv, fe, arg) = monotone(x, f64::sqrt);
-    finish(t, fv, fe, t.sqrt, arg)
+    // the root's own rounding: 0 when its square is exactly the argument
+    let rerr = if (-fv).mul_add(fv, v) == 0.0 {
+        0.0
+    } else {
+        fv * F64_EPS
+    };
+    finish(t, fv, fe, t.sqrt, arg, rerr)
 }
 
 fn pow(t: &Table, x: FV, y: FV) -> FV {
@@ -686,43 +892,66 @@ fn cmp(t: &Table, op: Bin, a: FV, b: FV) -> Option<bool> {
 
 fn unary(t: &Table, op: Un, a: V) -> V {
     match a {
-        V::F(x) => V::F(match op {
-            // a negated sum is still a sum (of the negated terms) to a compiler
-            Un::Neg => match x {
-                FV::Num { v, e, m, k } => FV::Num { v: -v, e, m, k },
-                FV::Inf(n) => FV::Inf(!n),
-                other => other,
-            },
-            Un::Abs => match x {
-                FV::Num { v, e, .. } => fnum(v.abs(), e),
-                FV::Inf(_) => FV::Inf(false),
-                other => other,
-            },
-            Un::Sqrt => sqrt(t, x),
-            Un::Sin => sin_cos(t, t.sin, x, f64::sin),
-            Un::Cos => sin_cos(t, t.cos, x, f64::cos),
-            Un::Tan => tan(t, x),
-            Un::Exp => exp_like(t, t.exp, x, f64::exp),
-            Un::Exp2 => exp_like(t, t.exp2, x, f64::exp2),
-            Un::Ln => log_like(t, t.ln, x, f64::ln),
-            Un::Log2 => log_like(t, t.log2, x, f64::log2),
-            Un::Floor | Un::Ceil | Un::Round | Un::Fract => {
-                if let Some(r) = nonfinite_operand(t, &[x]) {
-                    return V::F(r);
-                }
-                let f: fn(f64) -> f64 = match op {
-                    Un::Ceil => f64::ceil,
-                    Un::Round => f64::round_ties_even,
-                    _ => f64::floor,
-                };
-                match step(x, f) {
-                    None => FV::Unknown,
-                    Some(r) if op == Un::Fract => sub(t, x, exact(r)),
-                    Some(r) => exact(r),
-                }
+        V::F(x) => V::F(unary_f(t, op, x)),
+        V::D(x) => V::D(unary_f(wide(t), op, x)),
+        V::L(x) => V::L(x.map(|x| match op {
+            Un::Neg => x.wrapping_neg(),
+            Un::Abs => x.wrapping_abs(),
+            Un::Not => !x,
+            _ => panic!("reference: {op:?} on i64"),
+        })),
+        V::Q(x) => V::Q(x.map(|x| match op {
+            Un::Abs => x,
+            Un::Not => !x,
+            _ => panic!("reference: {op:?} on u64"),
+        })),
+        _ => unary_int(op, a),
+    }
+}
+
+/// A float operation, in the precision of `t`.
+fn unary_f(t: &Table, op: Un, x: FV) -> FV {
+    match op {
+        // a negated sum is still a sum (of the negated terms) to a compiler
+        Un::Neg => match x {
+            FV::Num { v, e, m, k } => FV::Num { v: -v, e, m, k },
+            FV::Inf(n) => FV::Inf(!n),
+            other => other,
+        },
+        Un::Abs => match x {
+            FV::Num { v, e, .. } => fnum(v.abs(), e),
+            FV::Inf(_) => FV::Inf(false),
+            other => other,
+        },
+        Un::Sqrt => sqrt(t, x),
+        Un::Sin => sin_cos(t, t.sin, x, f64::sin),
+        Un::Cos => sin_cos(t, t.cos, x, f64::cos),
+        Un::Tan => tan(t, x),
+        Un::Exp => exp_like(t, t.exp, x, f64::exp),
+        Un::Exp2 => exp_like(t, t.exp2, x, f64::exp2),
+        Un::Ln => log_like(t, t.ln, x, f64::ln),
+        Un::Log2 => log_like(t, t.log2, x, f64::log2),
+        Un::Floor | Un::Ceil | Un::Round | Un::Fract => {
+            if let Some(r) = nonfinite_operand(t, &[x]) {
+                return r;
             }
-            Un::Not => panic!("reference: ! on f32"),
-        }),
+            let f: fn(f64) -> f64 = match op {
+                Un::Ceil => f64::ceil,
+                Un::Round => f64::round_ties_even,
+                _ => f64::floor,
+            };
+            match step(x, f) {
+                None => FV::Unknown,
+                Some(r) if op == Un::Fract => sub(t, x, exact(r)),
+                Some(r) => exact(r),
+            }
+        }
+        Un::Not => panic!("reference: ! on a float"),
+    }
+}
+
+fn unary_int(op: Un, a: V) -> V {
+    match a {
         V::I(x) => V::I(x.map(|x| match op {
             Un::Neg => x.wrapping_neg(),
             Un::Abs => x.wrapping_abs(),
@@ -738,6 +967,7 @@ fn unary(t: &Table, op: Un, a: V) -> V {
             Un::Not => !x,
             _ => panic!("reference: {op:?} on bool"),
         })),
+        _ => unreachable!(),
     }
 }
 
@@ -773,19 +1003,64 @@ fn binary(t: &Table, op: Bin, a: V, b: V) -> V {
             _ => o != Equal,
         }
     };
+    let float = |t: &Table, x: FV, y: FV| match op {
+        Bin::Add => add(t, t.add, x, y),
+        Bin::Sub => sub(t, x, y),
+        Bin::Mul => mul(t, x, y),
+        Bin::Div => div(t, x, y),
+        Bin::Rem => rem(t, x, y),
+        Bin::Min => min_max(x, y, false),
+        Bin::Max => min_max(x, y, true),
+        Bin::Pow => pow(t, x, y),
+        _ => panic!("reference: {op:?} on a float"),
+    };
     match (a, b) {
         (V::F(x), V::F(y)) if is_cmp => V::B(cmp(t, op, x, y)),
-        (V::F(x), V::F(y)) => V::F(match op {
-            Bin::Add => add(t, t.add, x, y),
-            Bin::Sub => sub(t, x, y),
-            Bin::Mul => mul(t, x, y),
-            Bin::Div => div(t, x, y),
-            Bin::Rem => rem(t, x, y),
-            Bin::Min => min_max(x, y, false),
-            Bin::Max => min_max(x, y, true),
-            Bin::Pow => pow(t, x, y),
-            _ => panic!("reference: {op:?} on f32"),
-        }),
+        (V::F(x), V::F(y)) => V::F(float(t, x, y)),
+        (V::D(x), V::D(y)) if is_cmp => V::B(cmp(wide(t), op, x, y)),
+        (V::D(x), V::D(y)) => V::D(float(wide(t), x, y)),
+        (V::L(x), V::L(y)) if is_cmp => V::B(x.zip(y).map(|(x, y)| icmp(x.cmp(&y)))),
+        (V::Q(x), V::Q(y)) if is_cmp => V::B(x.zip(y).map(|(x, y)| icmp(x.cmp(&y)))),
+        // 64-bit shifts: the amount masked to 0..=63, `>>` arithmetic on i64
+        (V::L(x), V::U(s)) => V::L(x.zip(s).map(|(x, s)| match op {
+            Bin::Shl => x.wrapping_shl(s & 63),
+            Bin::Shr => x >> (s & 63),
+            _ => panic!("reference: {op:?} on i64, u32"),
+        })),
+        (V::Q(x), V::U(s)) => V::Q(x.zip(s).map(|(x, s)| match op {
+            Bin::Shl => x << (s & 63),
+            Bin::Shr => x >> (s & 63),
+            _ => panic!("reference: {op:?} on u64, u32"),
+        })),
+        // WGSL's division rules at 64 bits: x / 0 == x, MIN / -1 == MIN, x % 0 == 0
+        (V::L(x), V::L(y)) => V::L(x.zip(y).map(|(x, y)| match op {
+            Bin::Add => x.wrapping_add(y),
+            Bin::Sub => x.wrapping_sub(y),
+            Bin::Mul => x.wrapping_mul(y),
+            Bin::Div if y == 0 => x,
+            Bin::Div => x.wrapping_div(y),
+            Bin::Rem if y == 0 => 0,
+            Bin::Rem => x.wrapping_rem(y),
+            Bin::Min => x.min(y),
+            Bin::Max => x.max(y),
+            Bin::And => x & y,
+            Bin::Or => x | y,
+            Bin::Xor => x ^ y,
+            _ => panic!("reference: {op:?} on i64"),
+        })),
+        (V::Q(x), V::Q(y)) => V::Q(x.zip(y).map(|(x, y)| match op {
+            Bin::Add => x.wrapping_add(y),
+            Bin::Sub => x.wrapping_sub(y),
+            Bin::Mul => x.wrapping_mul(y),
+            Bin::Div => x.checked_div(y).unwrap_or(x),
+            Bin::Rem => x.checked_rem(y).unwrap_or(0),
+            Bin::Min => x.min(y),
+            Bin::Max => x.max(y),
+            Bin::And => x & y,
+            Bin::Or => x | y,
+            Bin::Xor => x ^ y,
+            _ => panic!("reference: {op:?} on u64"),
+        })),
         (V::I(x), V::I(y)) if is_cmp => V::B(x.zip(y).map(|(x, y)| icmp(x.cmp(&y)))),
         (V::U(x), V::U(y)) if is_cmp => V::B(x.zip(y).map(|(x, y)| icmp(x.cmp(&y)))),
         (V::I(x), V::U(s)) => V::I(x.zip(s).map(|(x, s)| match op {
@@ -840,45 +1115,87 @@ fn binary(t: &Table, op: Bin, a: V, b: V) -> V {
 
 fn cast(t: &Table, a: V, to: super::gen::Ty) -> V {
     use super::gen::Ty;
-    let int_to_float = |x: f64| V::F(finish(t, x, 0.0, t.int_to_float, (0.0, 0.0)));
-    match (a, to) {
-        (V::F(x), Ty::I | Ty::U) => {
-            // WGSL's conversion: clamped to the largest f32 below 2^31 (2^32), then
-            // truncated (Rust's `as` saturates below, and at i32::MIN an f32 is exact)
-            let f = |v: f64| {
-                if to == Ty::I {
-                    v.min(2_147_483_520.0) as i32 as f64
-                } else {
-                    v.min(4_294_967_040.0) as u32 as f64
-                }
+    let tw = wide(t);
+    // an integer as a float of type `to`: rounded to nearest (`x as f64` is exact below
+    // 2^53; above, its error is found exactly and carried)
+    let int_to_float = |x: i128| {
+        let v = x as f64;
+        let rerr = (x - v as i128).unsigned_abs() as f64;
+        if to == Ty::D {
+            V::D(finish(tw, v, 0.0, tw.int_to_float, (0.0, 0.0), rerr))
+        } else {
+            V::F(finish(t, v, rerr, t.int_to_float, (0.0, 0.0), 0.0))
+        }
+    };
+    let int = |x: Option<i128>| match to {
+        Ty::I => V::I(x.map(|x| x as i32)),
+        Ty::U => V::U(x.map(|x| x as u32)),
+        Ty::L => V::L(x.map(|x| x as i64)),
+        Ty::Q => V::Q(x.map(|x| x as u64)),
+        Ty::F | Ty::D => x.map_or(V::F(FV::Unknown), int_to_float),
+        Ty::B => panic!("reference: cast to bool"),
+    };
+    // integers keep their two's-complement bits: i32 sign-extends, u32 and bool
+    // zero-extend, 64 bits to 32 keep the low half (what `as` gives through i128)
+    let fix = |v: V| match (v, to) {
+        (V::F(FV::Unknown), Ty::D) => V::D(FV::Unknown),
+        (v, _) => v,
+    };
+    match a {
+        V::I(x) => fix(int(x.map(i128::from))),
+        V::U(x) => fix(int(x.map(i128::from))),
+        V::L(x) => fix(int(x.map(i128::from))),
+        V::Q(x) => fix(int(x.map(i128::from))),
+        V::B(x) => match to {
+            Ty::F => V::F(x.map_or(FV::Unknown, |b| exact(b as u8 as f64))),
+            Ty::D => V::D(x.map_or(FV::Unknown, |b| exact(b as u8 as f64))),
+            _ => int(x.map(|b| b as i128)),
+        },
+        V::F(x) if to == Ty::F => V::F(x),
+        V::D(x) if to == Ty::D => V::D(x),
+        // every f32 is an f64; the value's reassociable chain ends at the cast
+        V::F(x) if to == Ty::D => V::D(match x {
+            FV::Num { v, e, .. } => fnum(v, e),
+            other => other,
+        }),
+        // f64 to f32: rounded to nearest
+        V::D(x) if to == Ty::F => V::F(match x {
+            FV::Num { v, e, .. } => finish(t, v, e, Allow::Rounded, (0.0, 0.0), 0.0),
+            other => other,
+        }),
+        V::F(x) | V::D(x) => {
+            let (src, from_f64) = match a {
+                V::D(_) => (tw, true),
+                _ => (t, false),
             };
+            // WGSL's conversion: clamped to the largest value of the source type below
+            // the destination's top (2^31, 2^32, 2^63, 2^64), and below at its bottom
+            // (-2^31, 0, -2^63, 0, all exact), then truncated; NaN gives 0
+            let (lo, hi): (f64, f64) = match (to, from_f64) {
+                (Ty::I, false) => (-2_147_483_648.0, 2_147_483_520.0),
+                (Ty::U, false) => (0.0, 4_294_967_040.0),
+                (Ty::L, false) => (-9.223_372_036_854_776e18, 9_223_371_487_098_961_920.0),
+                (Ty::Q, false) => (0.0, 18_446_742_974_197_923_840.0),
+                (Ty::I, true) => (-2_147_483_648.0, 2_147_483_647.0),
+                (Ty::U, true) => (0.0, 4_294_967_295.0),
+                (Ty::L, true) => (-9.223_372_036_854_776e18, 9_223_372_036_854_774_784.0),
+                (Ty::Q, true) => (0.0, 18_446_744_073_709_549_568.0),
+                _ => panic!("reference: cast to {to:?}"),
+            };
+            let f = |v: f64| v.clamp(lo, hi).trunc();
             let r = match x {
                 FV::Num { .. } => step(x, f),
                 // NaN gives 0, infinities clamp: defined by the library on every
                 // device, but a GPU need not keep NaN and infinities at all
-                FV::Nan if t.nonfinite => Some(0.0),
-                FV::Inf(n) if t.nonfinite => {
+                FV::Nan if src.nonfinite => Some(0.0),
+                FV::Inf(n) if src.nonfinite => {
                     Some(f(if n { f64::NEG_INFINITY } else { f64::INFINITY }))
                 }
                 _ => None,
             };
-            if to == Ty::I {
-                V::I(r.map(|r| r as i32))
-            } else {
-                V::U(r.map(|r| r as u32))
-            }
+            // r is an integer within the destination's range: `as` is exact
+            int(r.map(|r| r as i128))
         }
-        (V::F(x), Ty::F) => V::F(x),
-        (V::I(x), Ty::F) => x.map_or(V::F(FV::Unknown), |x| int_to_float(x as f64)),
-        (V::U(x), Ty::F) => x.map_or(V::F(FV::Unknown), |x| int_to_float(x as f64)),
-        (V::B(x), Ty::F) => V::F(x.map_or(FV::Unknown, |b| exact(b as u8 as f64))),
-        (V::I(x), Ty::I) => V::I(x),
-        (V::U(x), Ty::U) => V::U(x),
-        (V::I(x), Ty::U) => V::U(x.map(|x| x as u32)),
-        (V::U(x), Ty::I) => V::I(x.map(|x| x as i32)),
-        (V::B(x), Ty::I) => V::I(x.map(|b| b as i32)),
-        (V::B(x), Ty::U) => V::U(x.map(|b| b as u32)),
-        (_, Ty::B) => panic!("reference: cast to bool"),
     }
 }
 
