@@ -112,67 +112,6 @@ fn gpu_table() -> &'static Table {
     }
 }
 
-/// Whether the GPU under test orders i64 values against constants wrongly. Lavapipe
-/// (Mesa 22.3.6, LLVM 15) does: `i64(x) < 0li` is false for every negative i32 `x`,
-/// `i64(x) >= -2li` true for all (also inside `abs`, which the WGSL computes as
-/// `select(v, -v, v < 0li)`), while the same comparisons of two data values, `==`,
-/// `!=`, `min`, `max`, u64 and constants past 32 bits are right; the generated WGSL
-/// is right. Probed once per run, so the random tests cover these kernels on a GPU
-/// again as soon as the library (or the driver) gets them right.
-fn gpu_misorders_i64() -> bool {
-    static BUG: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *BUG.get_or_init(|| {
-        let Some(rt) = wide_gpu() else {
-            return false;
-        };
-        let k = Kernel::map(|x: Expr<i32>| {
-            x.cast::<i64>().lt(0i64).cast::<u32>() | (x.cast::<i64>().abs().cast::<u32>() << 1u32)
-        });
-        let got = rt
-            .map(&[-3i32, 3][..], &k, Placement::Gpu)
-            .expect("the i64 probe runs on the gpu")
-            .output;
-        let bug = got != [1 | 3 << 1, 3 << 1];
-        if bug {
-            eprintln!(
-                "known gpu bug: i64 ordered against a constant gives {got:?} for [-3, 3] \
-                 (want [7, 6]); kernels with i64 `<`, `<=`, `>`, `>=` or `abs` run on the \
-                 cpu only (i64_order_against_constants_on_every_placement shows it)"
-            );
-        }
-        bug
-    })
-}
-
-/// Whether an AST orders i64 values: `<`, `<=`, `>`, `>=` or `abs` on i64.
-fn orders_i64(a: &Ast) -> bool {
-    let here = match &a.node {
-        Node::Un(Un::Abs, x) => x.ty == Ty::L,
-        Node::Bin(op, _, x, _) => {
-            x.ty == Ty::L
-                && matches!(
-                    op,
-                    gen::Bin::Lt | gen::Bin::Le | gen::Bin::Gt | gen::Bin::Ge
-                )
-        }
-        _ => false,
-    };
-    here || match &a.node {
-        Node::Un(_, x) | Node::Cast(x) => orders_i64(x),
-        Node::Bin(_, _, x, y) => orders_i64(x) || orders_i64(y),
-        Node::Select(x, y, z) | Node::MulAdd(x, y, z) | Node::Clamp(x, y, z) => {
-            orders_i64(x) || orders_i64(y) || orders_i64(z)
-        }
-        Node::Fold { init, body, .. } => orders_i64(init) || orders_i64(body),
-        _ => false,
-    }
-}
-
-/// Whether the case stays off the GPU for the bug [`gpu_misorders_i64`] probes.
-fn held_back(case: &Case) -> bool {
-    orders_i64(&case.ast) && gpu_misorders_i64()
-}
-
 /// Whether an AST computes in a 64-bit type anywhere.
 fn is_wide(a: &Ast) -> bool {
     a.ty.is_wide()
@@ -278,21 +217,14 @@ fn random_wide_kernels(base: u64, arity: usize) {
     let gpu = targets.iter().any(|t| t.uses_gpu());
     let mut tally = [Tally::default(); 2];
     let seeds = seeds(base, DEFAULT_CASES / 2);
-    let (mut wide, mut held) = (0, 0);
+    let mut wide = 0;
     for &seed in &seeds {
         let case = wide_case(seed, arity, false);
         wide += is_wide(&case.ast) as usize;
-        let targets = if held_back(&case) {
-            held += 1;
-            &targets[..1]
-        } else {
-            &targets[..]
-        };
-        dispatch!(case, run_case(&case, targets, &mut tally));
+        dispatch!(case, run_case(&case, &targets, &mut tally));
     }
     eprintln!(
-        "{} cases, {wide} computing in 64 bits, {held} on the cpu only (a known gpu bug); \
-         gpu table: {}",
+        "{} cases, {wide} computing in 64 bits; gpu table: {}",
         seeds.len(),
         gpu_table().wide.map_or("-", |t| t.name)
     );
@@ -331,8 +263,6 @@ struct MathCount {
     refused: usize,
     /// Of those, taken by the GPU: the functions were folded into constants.
     folded: usize,
-    /// Cases kept off the GPU for a known bug ([`gpu_misorders_i64`]).
-    held_back: usize,
 }
 
 /// One math case: on the CPU against the CPU's tables; on the GPU, refused (and left
@@ -354,10 +284,6 @@ fn run_math_case<I: Elem, O: Elem>(case: &Case, tally: &mut [Tally; 2], count: &
     let Some(rt) = wide_gpu() else {
         return;
     };
-    if held_back(case) {
-        count.held_back += 1;
-        return;
-    }
     count.tried += !fns.is_empty() as usize;
     let arity = case.shape.arity;
     match call(rt, &k, &a, &b, arity, Placement::Gpu) {
@@ -443,13 +369,12 @@ fn random_f64_math_kernels_run_on_the_cpu() {
     }
 }
 
-/// The bug [`gpu_misorders_i64`] probes, on every placement: an i32 sign-extended to
-/// i64, ordered against constants that fit in 32 bits and put through `abs`, against
-/// the same in Rust. Fails on lavapipe (Mesa 22.3.6) today, so it is ignored; run it
-/// with `--ignored` to see whether a fix (a workaround in the generated WGSL, or a
-/// newer driver) holds.
+/// Found by the random kernels above: lavapipe (Mesa 22.3.6, LLVM 15) orders an i32
+/// sign-extended to i64 against a constant wrongly (`i64(x) < 0li` false for every
+/// negative `x`, also inside `abs`), so the generated WGSL orders i64 values as u64
+/// with the sign bit flipped. On every placement: an i32 widened to i64, ordered
+/// against constants that fit in 32 bits and put through `abs`, against Rust.
 #[test]
-#[ignore = "lavapipe (Mesa 22.3.6) orders a sign-extended i64 against a constant wrongly"]
 fn i64_order_against_constants_on_every_placement() {
     let k = Kernel::map(|x: Expr<i32>| {
         let v = x.cast::<i64>();

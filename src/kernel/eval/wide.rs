@@ -162,13 +162,7 @@ impl Wide {
                     Operand::Reg(r) => L::S(&regs[r as usize * LANES..r as usize * LANES + len]),
                     Operand::Const(_, c) => L::C(c),
                 };
-                for (i, row) in out.chunks_exact_mut(m).enumerate() {
-                    let x = v.at(i);
-                    row[at] = x as u32;
-                    if slot == 2 {
-                        row[at + 1] = if t.is_wide() { (x >> 32) as u32 } else { 0 };
-                    }
-                }
+                store(v, out, m, at, slot == 2, t.is_wide());
             }
         }
     }
@@ -433,6 +427,42 @@ impl<'a> Regs<'a> {
                     return L::C(regs[k * LANES]);
                 }
                 L::S(&regs[k * LANES..k * LANES + self.len])
+            }
+        }
+    }
+}
+
+/// Writes `v` as result column `at` of rows of `m` words: the low word, and with
+/// `pair` the high word too (zero for a 32-bit value: `wide` false). One loop per kind
+/// of operand, so the common ones (a lone 32-bit or 64-bit result) vectorise.
+fn store(v: L<'_>, out: &mut [u32], m: usize, at: usize, pair: bool, wide: bool) {
+    match (v, m, pair) {
+        (L::S(s), 1, false) => {
+            for (o, &x) in out.iter_mut().zip(s) {
+                *o = x as u32;
+            }
+        }
+        (L::S(s), 2, true) if wide => {
+            for (o, &x) in out.chunks_exact_mut(2).zip(s) {
+                o[0] = x as u32;
+                o[1] = (x >> 32) as u32;
+            }
+        }
+        (L::S(s), _, _) => {
+            for (row, &x) in out.chunks_exact_mut(m).zip(s) {
+                row[at] = x as u32;
+                if pair {
+                    row[at + 1] = if wide { (x >> 32) as u32 } else { 0 };
+                }
+            }
+        }
+        (v, _, _) => {
+            for (i, row) in out.chunks_exact_mut(m).enumerate() {
+                let x = v.at(i);
+                row[at] = x as u32;
+                if pair {
+                    row[at + 1] = if wide { (x >> 32) as u32 } else { 0 };
+                }
             }
         }
     }

@@ -226,7 +226,11 @@ impl<'a> Gen<'a> {
             (UnOp::Not, _) => format!("(~{a})"),
             // Two's complement negation wraps, so abs(i32::MIN) == i32::MIN.
             (UnOp::Abs, I32) => format!("select({a}, -{a}, {a} < 0i)"),
-            (UnOp::Abs, I64) => format!("select({a}, -{a}, {a} < 0li)"),
+            // ordered as the i64 order in `binary` does (lavapipe)
+            (UnOp::Abs, I64) => format!(
+                "select({a}, -{a}, (bitcast<u64>({a}) ^ 0x8000000000000000lu) < \
+                 0x8000000000000000lu)"
+            ),
             (UnOp::Abs, U32 | U64 | Bool) => a,
             (UnOp::Abs, F32 | F64) => f("abs"),
             (UnOp::Sqrt, _) => f("sqrt"),
@@ -281,6 +285,20 @@ impl<'a> Gen<'a> {
             (BinOp::Shr, I64 | U64) => format!("({a} >> ({b} & 63u))"),
             (BinOp::Shl, _) => format!("({a} << ({b} & 31u))"),
             (BinOp::Shr, _) => format!("({a} >> ({b} & 31u))"),
+            // An i64 is ordered as a u64 with its sign bit flipped: lavapipe (Mesa
+            // 22.3, LLVM 15) orders an i32 sign-extended to i64 against a constant
+            // wrongly (`i64(x) < 0li` false for every x; found by tests/parity_f64.rs),
+            // and the unsigned order of flipped values is the signed order.
+            (BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge, I64) => {
+                let sym = match op {
+                    BinOp::Lt => "<",
+                    BinOp::Le => "<=",
+                    BinOp::Gt => ">",
+                    _ => ">=",
+                };
+                let flip = |v: &str| format!("(bitcast<u64>({v}) ^ 0x8000000000000000lu)");
+                format!("({} {sym} {})", flip(&a), flip(&b))
+            }
             (BinOp::Lt, _) => infix("<"),
             (BinOp::Le, _) => infix("<="),
             (BinOp::Gt, _) => infix(">"),
