@@ -91,6 +91,16 @@ fn hy_rem_f64(a: f64, b: f64) -> f64 {
     return a - b * trunc(a / b);
 }
 
+// @helper sum2_f64
+// Two compensated sums (value, rounding error) added: Knuth's two-sum of the values
+// (exact: its error is found, not lost), the errors added; as the CPU's partials.
+fn hy_sum2_f64(a: vec2<f64>, b: vec2<f64>) -> vec2<f64> {
+    let s = a.x + b.x;
+    let bb = s - a.x;
+    let e = (a.x - (s - bb)) + (b.x - bb);
+    return vec2<f64>(s, a.y + b.y + e);
+}
+
 // @helper min_f64
 // @needs isnan_f64
 // IEEE minNum: a NaN operand yields the other one.

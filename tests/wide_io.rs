@@ -3,8 +3,8 @@
 //! GPU's shader puts each element together from its two words and takes results apart
 //! the same way, through `u64`, so a GPU without `SHADER_INT64` is left out of `Auto`
 //! and `Split` (the report says why) and `Placement::Gpu` on it is
-//! `Error::DeviceCannot`. A reduction to a 64-bit value runs on the CPU (its f64 sum is
-//! compensated there). Arrays hold 32-bit elements, so an array call of such a kernel
+//! `Error::DeviceCannot`. A reduction to a 64-bit value runs everywhere, an f64 sum
+//! compensated on every device. Arrays hold 32-bit elements, so an array call of such a kernel
 //! is `Error::Unsupported`.
 
 mod common;
@@ -147,22 +147,68 @@ fn a_gpu_without_int64_is_left_out_of_64_bit_io() {
     assert_eq!(common::gpu_elements(&run.report), 5_000, "{}", run.report);
 }
 
-/// A reduction to a 64-bit value runs on the CPU: on a real GPU, `Placement::Gpu` is a
-/// typed error saying why, and a split gives the CPU everything.
+/// An f64 sum on the GPU is compensated as the CPU's (each thread's values with
+/// Knuth's two-sum, the workgroup's pairs combined the same way, the partials on the
+/// host): over random dyadic values whose exact sum an i128 holds, within 2 ulp of the
+/// exact sum plus n·u²·Σ|x| on every placement, the GPU taking its share; and the
+/// GPU's partials of an i64 sum, a u64 max and an f64 min come back whole.
 #[test]
-fn a_reduction_to_64_bits_keeps_to_the_cpu() {
+fn sixty_four_bit_reductions_on_the_gpu_keep_their_bound() {
+    let mut rng = ChaCha8Rng::seed_from_u64(6469);
+    let n = 300_001;
+    // k * 2^e with |k| < 2^52 (exact in f64) and e in -40..0: magnitudes spread over
+    // 2^40, so the sum rounds
+    let xs: Vec<f64> = (0..n)
+        .map(|_| {
+            let k: i64 = rng.random_range(-(1i64 << 52)..(1i64 << 52));
+            k as f64 * 2f64.powi(rng.random_range(-40..0))
+        })
+        .collect();
+    // exact: every value is a multiple of 2^-40 below 2^52, so their sum in units of
+    // 2^-40 fits in an i128; rounded once to f64
+    let exact: i128 = xs.iter().map(|&x| (x * 2f64.powi(40)) as i128).sum();
+    let exact = exact as f64 * 2f64.powi(-40);
+    let mags: f64 = xs.iter().map(|x| x.abs()).sum();
+    let u = f64::EPSILON / 2.0;
+    let bound = 2.0 * exact.abs() * f64::EPSILON + n as f64 * u * u * mags;
+    let plain: f64 = xs.iter().sum();
+    assert!(
+        (plain - exact).abs() > bound,
+        "a plain sum keeps the bound: no test"
+    );
+    let id = Kernel::new(|(x,): (Expr<f64>,)| x);
     let Some(rt) = shared_gpu() else { return };
-    let k = Kernel::new(|(x,): (Expr<f64>,)| x);
-    let xs: Vec<f64> = (0..10_000).map(|i| i as f64).collect();
-    match rt.call_reduce(&k, (&xs,), Reduce::Sum, Placement::Gpu) {
-        Err(e @ Error::DeviceCannot { .. }) => assert!(e.to_string().contains("64-bit"), "{e}"),
-        other => panic!("want DeviceCannot, got {:?}", other.map(|r| r.report)),
+    for p in [Placement::Gpu, Placement::Split(0.5), Placement::Cpu] {
+        let run = rt.call_reduce(&id, (&xs,), Reduce::Sum, p).expect("sum");
+        assert!(
+            (run.output - exact).abs() <= bound,
+            "{p}: {} off the exact sum, bound {bound}",
+            (run.output - exact).abs()
+        );
+        if p != Placement::Cpu {
+            assert!(common::gpu_elements(&run.report) > 0, "{p}: {}", run.report);
+        }
     }
-    let run = rt
-        .call_reduce(&k, (&xs,), Reduce::Sum, Placement::Split(0.5))
-        .expect("split");
-    assert_eq!(run.output, 49_995_000.0);
-    assert_eq!(common::gpu_elements(&run.report), 0, "{}", run.report);
+    let is: Vec<i64> = (0..n).map(|_| rng.random()).collect();
+    let ik = Kernel::new(|(i,): (Expr<i64>,)| i);
+    let uk = Kernel::new(|(i,): (Expr<i64>,)| i.cast::<u64>());
+    let gpu = |k: &Kernel<(i64,), _>, op| rt.call_reduce(k, (&is,), op, Placement::Gpu);
+    let sum = is.iter().fold(0i64, |a, &b| a.wrapping_add(b));
+    assert_eq!(gpu(&ik, Reduce::Sum).expect("i64 sum").output, sum);
+    assert_eq!(
+        gpu(&ik, Reduce::Min).expect("i64 min").output,
+        *is.iter().min().expect("n > 0")
+    );
+    let umax = is.iter().map(|&i| i as u64).max().expect("n > 0");
+    let got: u64 = rt
+        .call_reduce(&uk, (&is,), Reduce::Max, Placement::Gpu)
+        .expect("u64 max")
+        .output;
+    assert_eq!(got, umax);
+    let min = rt
+        .call_reduce(&id, (&xs,), Reduce::Min, Placement::Gpu)
+        .expect("f64 min");
+    assert_eq!(min.output, xs.iter().copied().fold(f64::INFINITY, f64::min));
 }
 
 /// Tables of f64 and i64: reads at random indices (clamped with `at`, a default
@@ -348,7 +394,7 @@ fn reductions_with_64_bit_results() {
     for (g, rt) in runtimes().into_iter().enumerate() {
         let mut placements = vec![Placement::Cpu, Placement::Auto];
         if g > 0 {
-            placements.push(Placement::Split(0.5));
+            placements.extend([Placement::Gpu, Placement::Split(0.5)]);
         }
         for p in placements {
             let r = |op| rt.call_reduce(&id, (&xs,), op, p).expect("f64").output;

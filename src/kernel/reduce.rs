@@ -22,6 +22,12 @@
 //!   every element is NaN. `-0.0` and `+0.0` compare equal, so either may be returned.
 //! - An empty input reduces to the operation's identity: `0` for `Sum`; for `Min`,
 //!   `f32` NaN (no value), `i32::MAX`, `u32::MAX`; for `Max`, NaN, `i32::MIN`, `0`.
+//! - 64-bit values: `i64`/`u64` sums wrap; `Min`/`Max` as for 32 bits. An `f64` sum is
+//!   compensated on every device: each running sum carries the rounding errors it
+//!   made, found exactly by Knuth's two-sum (the CPU's blocks, a GPU's threads and
+//!   workgroup tree, the host's combination of partials, four words each from a GPU);
+//!   error `|sum - S| <= 2 ulp(S) + n u^2 sum |y_i|` with `u = 2^-53` (tested on random
+//!   data against an exact sum, where a plain sum misses the bound).
 
 use std::fmt;
 
@@ -85,7 +91,7 @@ impl fmt::Display for Reduce {
 }
 
 /// A device's result for a range: an `f64` running sum for `f32` sums, a compensated
-/// `f64` sum (Neumaier's: the sum and the rounding errors it dropped) for `f64` sums,
+/// `f64` sum (the sum and the rounding errors two-sum found) for `f64` sums,
 /// else the value's bit pattern (64 bits wide for a 64-bit type).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Partial {

@@ -88,7 +88,8 @@ impl GpuDevice {
         let mut params = kernel.param_words();
         params.extend_from_slice(&held.extents);
         let ratio = REDUCE_PER_GROUP as usize;
-        let mut partials = vec![0u32; len.div_ceil(ratio)];
+        let words = crate::kernel::wgsl::partial_words(op, ty);
+        let mut partials = vec![0u32; len.div_ceil(ratio) * words];
         let mut stats = self.launch(
             &pipeline,
             &params,
@@ -101,7 +102,7 @@ impl GpuDevice {
             REDUCE_PER_GROUP,
         )?;
         stats.add(&sent);
-        let part = fold_partials(op, ty, &partials);
+        let part = fold_partials(op, ty, &partials, words);
         Ok((part, stats))
     }
 
@@ -198,7 +199,8 @@ impl GpuDevice {
         let chunk = (chunk / widest / out_ratio).max(1) * out_ratio;
         let timed = self.timed(chunk, link.as_ref());
         let tables: Vec<&wgpu::Buffer> = tables.iter().collect();
-        let outputs = if out_ratio == 1 { p.outputs } else { 1 };
+        // words per output element: a map's row of results, a reduction's partial
+        let outputs = p.outputs;
         let st: Streamed = self.with_ctx(timed, |ctx| {
             ctx.stream(Job {
                 inputs,

@@ -205,10 +205,17 @@ fn failure(
 
 /// Combines a reduction's per-workgroup results (bit patterns of type `ty`) in order,
 /// as the streamed and resident reductions both read them back.
-fn fold_partials(op: Reduce, ty: ScalarType, bits: &[u32]) -> Partial {
-    bits.iter().fold(op.identity(ty), |acc, &b| {
-        acc.combine(Partial::of_value(op, ty, b as u64), op, ty)
-    })
+fn fold_partials(op: Reduce, ty: ScalarType, bits: &[u32], words: usize) -> Partial {
+    let word = |w: &[u32], k: usize| w[k] as u64 | (w[k + 1] as u64) << 32;
+    bits.chunks_exact(words.max(1))
+        .fold(op.identity(ty), |acc, w| {
+            let p = match w.len() {
+                4 => Partial::Comp(f64::from_bits(word(w, 0)), f64::from_bits(word(w, 2))),
+                2 => Partial::of_value(op, ty, word(w, 0)),
+                _ => Partial::of_value(op, ty, w[0] as u64),
+            };
+            acc.combine(p, op, ty)
+        })
 }
 
 impl Device for GpuDevice {
@@ -238,14 +245,7 @@ impl Device for GpuDevice {
 
     fn computes(&self, kernel: &crate::kernel::Bound, op: Option<Reduce>) -> Result<()> {
         super::computes_by_info(&self.info, kernel)?;
-        if op.is_some() && kernel.output_type()?.is_wide() {
-            return Err(Error::DeviceCannot {
-                device: self.info.name.clone(),
-                reason: "a reduction to a 64-bit value runs on the CPU in this version (its \
-                         f64 sum is compensated there; a workgroup's partials are 32-bit)"
-                    .into(),
-            });
-        }
+        let _ = op;
         if let Some(f) = kernel.program()?.wide_math() {
             return Err(Error::DeviceCannot {
                 device: self.info.name.clone(),

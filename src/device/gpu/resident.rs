@@ -236,14 +236,15 @@ impl GpuDevice {
         }
         let shader = task.kernel.reduce_shader(op)?;
         let groups = len.div_ceil(REDUCE_PER_GROUP as usize);
+        let words = crate::kernel::wgsl::partial_words(op, ty);
         let (partials, mut stats, _) =
-            self.dispatch_task(task, &shader, REDUCE_PER_GROUP, |_| groups)?;
-        // one value per workgroup comes back: the data itself stays
-        let mut bits = vec![0u32; groups];
+            self.dispatch_task(task, &shader, REDUCE_PER_GROUP, |_| groups * words)?;
+        // one partial per workgroup comes back: the data itself stays
+        let mut bits = vec![0u32; groups * words];
         let down = partials.download(&mut bits)?;
         stats.bytes_from_device = down.bytes_from_device;
         stats.download_s = down.download_s;
-        let part = fold_partials(op, ty, &bits);
+        let part = fold_partials(op, ty, &bits, words);
         Ok((part, stats, t.elapsed().as_secs_f64()))
     }
 

@@ -27,7 +27,7 @@ use std::fmt::Write;
 
 use super::program::{Operand, Program};
 use super::reduce::{Reduce, GPU_PER_THREAD};
-use super::scalar::ScalarType::{self, F32};
+use super::scalar::ScalarType::{self, F32, F64};
 use gen::{literal, Gen};
 
 /// Threads per workgroup of every generated kernel.
@@ -148,23 +148,79 @@ pub(crate) fn generate_reduce(p: &Program, op: Reduce, user: Option<&str>) -> Sh
     let ty = p.output();
     let g = &mut parts.gen;
     let result = g.operand(p.result());
+    let ab = ["a".to_string(), "b".to_string()];
     let combine = match (op, ty) {
+        (Reduce::Sum, F64) => g.helper("sum2_f64", &ab),
         (Reduce::Sum, _) => "a + b".to_string(),
-        (Reduce::Min, F32) => g.helper("min_f32", &["a".into(), "b".into()]),
-        (Reduce::Max, F32) => g.helper("max_f32", &["a".into(), "b".into()]),
+        (Reduce::Min, F32) => g.helper("min_f32", &ab),
+        (Reduce::Max, F32) => g.helper("max_f32", &ab),
+        (Reduce::Min, F64) => g.helper("min_f64", &ab),
+        (Reduce::Max, F64) => g.helper("max_f64", &ab),
         (Reduce::Min, _) => "min(a, b)".to_string(),
         (Reduce::Max, _) => "max(a, b)".to_string(),
+    };
+    let words = partial_words(op, ty);
+    let identity = literal(ty, op.identity_bits(ty));
+    // what a partial is, how a value becomes one, and how it is stored: its words at
+    // `out[g * words]`, low first (a 64-bit value taken apart through u64)
+    let (acc, lift, identity, store) = match (words, ty) {
+        (4, _) => (
+            "vec2<f64>".to_string(),
+            "vec2<f64>(x, 0.0lf)".to_string(),
+            "vec2<f64>(0.0lf, 0.0lf)".to_string(),
+            "        let s = bitcast<u64>(v.x);\n        let c = bitcast<u64>(v.y);\n        \
+             out[4u * g] = u32(s & 0xfffffffflu);\n        out[4u * g + 1u] = u32(s >> 32u);\n        \
+             out[4u * g + 2u] = u32(c & 0xfffffffflu);\n        out[4u * g + 3u] = u32(c >> 32u);"
+                .to_string(),
+        ),
+        (2, _) => {
+            let w = match ty {
+                ScalarType::U64 => "v".to_string(),
+                _ => "bitcast<u64>(v)".to_string(),
+            };
+            (
+                ty.name().to_string(),
+                "x".to_string(),
+                identity,
+                format!(
+                    "        let w = {w};\n        out[2u * g] = u32(w & 0xfffffffflu);\n        \
+                     out[2u * g + 1u] = u32(w >> 32u);"
+                ),
+            )
+        }
+        _ => (
+            ty.name().to_string(),
+            "x".to_string(),
+            identity,
+            "        out[g] = bitcast<u32>(v);".to_string(),
+        ),
     };
     let own = [
         ("result", result),
         ("op", op.name().to_string()),
         ("ty", ty.name().to_string()),
-        ("identity", literal(ty, op.identity_bits(ty))),
+        ("acc", acc),
+        ("lift", lift),
+        ("identity", identity),
         ("combine", combine),
+        ("store", store),
+        ("partial_words", words.to_string()),
         ("per_thread", GPU_PER_THREAD.to_string()),
         ("per_group", REDUCE_PER_GROUP.to_string()),
     ];
-    instantiate(REDUCE_TEMPLATE, p, parts, &own)
+    let mut shader = instantiate(REDUCE_TEMPLATE, p, parts, &own);
+    shader.outputs = words as u32;
+    shader
+}
+
+/// Words of one workgroup's partial of a reduction with `op` over values of `ty`: 1,
+/// 2 for a 64-bit value, 4 for an f64 sum (the sum and its rounding error).
+pub(crate) fn partial_words(op: Reduce, ty: ScalarType) -> usize {
+    match (op, ty) {
+        (Reduce::Sum, F64) => 4,
+        (_, t) if t.is_wide() => 2,
+        _ => 1,
+    }
 }
 
 /// What every kernel's template is filled with, besides what its kind adds.
@@ -625,6 +681,31 @@ mod tests {
         ] {
             assert!(s.source.contains(want), "{want}\n{}", s.source);
         }
+    }
+
+    /// A reduction to a 64-bit value writes its partial in words: four for an f64 sum
+    /// (the sum and its error, combined by two-sum), two for the rest.
+    #[test]
+    fn wide_reductions_write_partials_in_words() {
+        let f = Kernel::new(|(x,): (Expr<f64>,)| x * 2.0f64);
+        let i = Kernel::new(|(x,): (Expr<i64>,)| x);
+        for (k, op, words) in [
+            (f.inner().reduce_shader(Reduce::Sum), Reduce::Sum, 4),
+            (f.inner().reduce_shader(Reduce::Min), Reduce::Min, 2),
+            (i.inner().reduce_shader(Reduce::Max), Reduce::Max, 2),
+        ] {
+            let s = k.expect("shader");
+            validate(&s.source).unwrap_or_else(|e| panic!("{op:?}: {e}\n{}", s.source));
+            assert_eq!(s.outputs, words, "{op:?}");
+            assert!(
+                s.source
+                    .contains(&format!("out[{words}u * g + {}u]", words - 1)),
+                "{}",
+                s.source
+            );
+        }
+        let s = f.inner().reduce_shader(Reduce::Sum).expect("sum");
+        assert!(s.source.contains("hy_sum2_f64(a, b)"), "{}", s.source);
     }
 
     /// Found by the fuzz test: a mul_add of two constants whose product overflows
