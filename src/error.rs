@@ -77,12 +77,6 @@ pub enum Error {
         /// What it lacks.
         reason: String,
     },
-    /// What the call asks is not offered in this version (the message says what).
-    #[error("not supported: {what}")]
-    Unsupported {
-        /// What was asked.
-        what: String,
-    },
     /// The element-wise inputs of a kernel have different lengths.
     #[error("input lengths differ: {left} and {right}")]
     LengthMismatch {

@@ -10,7 +10,7 @@ use super::coherence::Coherence;
 use super::part::{ArrayRef, Part};
 use crate::device::ShareStats;
 use crate::error::Result;
-use crate::kernel::Element;
+use crate::kernel::Value;
 use crate::sync::lock;
 
 /// A handle to elements that stay where they were computed: see the
@@ -63,8 +63,9 @@ impl<T> Array<T> {
         }
     }
 
-    /// The same parts seen as elements of another type (every element type is 32
-    /// bits; a chain's stages change the type, not the data's layout).
+    /// The same parts seen as elements of another type (of the same width: a chain's
+    /// stages change the type, not the data's layout; a part knows its words per
+    /// element).
     pub(crate) fn retype<U>(self) -> Array<U> {
         Array {
             len: self.len,
@@ -76,18 +77,19 @@ impl<T> Array<T> {
     pub(crate) fn view(&self) -> ArrayRef<'_> {
         ArrayRef {
             len: self.len,
+            words: self.parts.first().map_or(1, |p| lock(p).words),
             parts: &self.parts,
         }
     }
 }
 
-impl<T: Element> Array<T> {
-    /// An array of `data`, on the host.
+impl<T: Value> Array<T> {
+    /// An array of `data`, on the host (a 64-bit element as two words, low first).
     pub fn from_vec(data: Vec<T>) -> Array<T> {
         let len = data.len();
-        // the same allocation, seen as bit patterns (every element type is 32 bits)
+        // a 32-bit type: the same allocation, seen as bit patterns
         let bits: Vec<u32> = bytemuck::allocation::try_cast_vec(data)
-            .unwrap_or_else(|(_, v)| v.into_iter().map(Element::to_bits).collect());
+            .unwrap_or_else(|(_, v)| bytemuck::cast_slice(&v).to_vec());
         Array::from_parts(len, vec![Part::on_host(0..len, bits)])
     }
 
@@ -129,7 +131,7 @@ impl<T: Element> Array<T> {
             .iter()
             .map(|p| lock(p))
             .filter(|p| p.copies.host().is_none())
-            .map(|p| p.range.len() as u64 * 4)
+            .map(|p| p.bytes())
             .sum()
     }
 
@@ -145,7 +147,13 @@ impl<T: Element> Array<T> {
         let mut stats = ShareStats::default();
         for p in &self.parts {
             let h = lock(p).host(&mut stats)?;
-            out.extend(h.iter().map(|&b| T::from_bits(b)));
+            match T::TYPE.is_wide() {
+                true => out.extend(
+                    h.chunks_exact(2)
+                        .map(|w| T::from_bits64(w[0] as u64 | (w[1] as u64) << 32)),
+                ),
+                false => out.extend(h.iter().map(|&b| T::from_bits64(b as u64))),
+            }
         }
         Ok((out, stats.bytes_from_device))
     }
@@ -162,7 +170,7 @@ impl<T: Element> Array<T> {
     }
 }
 
-impl<T: Element> From<Vec<T>> for Array<T> {
+impl<T: Value> From<Vec<T>> for Array<T> {
     fn from(v: Vec<T>) -> Self {
         Array::from_vec(v)
     }

@@ -1,6 +1,7 @@
 //! Arrays that stay where they were computed, and lazy chains that fuse.
 //!
-//! An [`Array`] is a handle to `len` elements cut into parts; each part has up to two
+//! An [`Array`] is a handle to `len` elements (32-bit, or 64-bit as two words each,
+//! low first) cut into parts; each part has up to two
 //! copies, one in host memory and one in a GPU's memory, and a coherence record per
 //! copy in the style of StarPU's per-handle MSI states ([`State`]):
 //!

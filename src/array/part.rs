@@ -46,26 +46,46 @@ impl Copies {
     }
 }
 
-/// One part of an array.
+/// One part of an array: elements `range`, `words` 32-bit words each (2 for a 64-bit
+/// type, low first) in every copy.
 #[derive(Clone)]
 pub(crate) struct Part {
     pub(crate) range: Range<usize>,
+    pub(crate) words: usize,
     pub(crate) copies: Copies,
 }
 
+/// Words per element of a copy of `words` words holding the elements of `range`.
+fn per_element(range: &Range<usize>, words: usize) -> usize {
+    match range.len() {
+        0 => 1,
+        n => (words / n).max(1),
+    }
+}
+
 impl Part {
+    /// Elements `range` in host memory: `data` holds their words (as many per element
+    /// as `data.len() / range.len()`).
     pub(crate) fn on_host(range: Range<usize>, data: Vec<u32>) -> Part {
         Part {
+            words: per_element(&range, data.len()),
             range,
             copies: Copies::Host(Arc::new(data)),
         }
     }
 
+    /// Elements `range` in a device's memory (`data.len()` words).
     pub(crate) fn on_device(range: Range<usize>, data: Arc<dyn Resident>) -> Part {
         Part {
+            words: per_element(&range, data.len()),
             range,
             copies: Copies::Device(data),
         }
+    }
+
+    /// Bytes of one copy.
+    pub(crate) fn bytes(&self) -> u64 {
+        (self.range.len() * self.words) as u64 * 4
     }
 
     /// The host copy, read back first when only the device has one (the device copy
@@ -75,7 +95,7 @@ impl Part {
             Copies::Host(h) | Copies::Both(h, _) => return Ok(h.clone()),
             Copies::Device(d) => d.clone(),
         };
-        let mut data = vec![0u32; self.range.len()];
+        let mut data = vec![0u32; self.range.len() * self.words];
         stats.add(&dev.download(&mut data)?);
         let h = Arc::new(data);
         self.copies = Copies::Both(h.clone(), dev);
@@ -104,8 +124,8 @@ pub(crate) struct PartAt {
     pub(crate) device_bytes: u64,
 }
 
-/// Elements of an array on the host for one range: borrowed from one part's host
-/// copy when the range lies within it, else gathered.
+/// Elements of an array on the host for one range (their words): borrowed from one
+/// part's host copy when the range lies within it, else gathered.
 pub(crate) enum HostData {
     Within(Arc<Vec<u32>>, Range<usize>),
     Gathered(Vec<u32>),
@@ -120,10 +140,12 @@ impl HostData {
     }
 }
 
-/// The type-erased view of an array that the runtime works on.
+/// The type-erased view of an array that the runtime works on: `len` elements of
+/// `words` words each.
 #[derive(Clone, Copy)]
 pub(crate) struct ArrayRef<'a> {
     pub(crate) len: usize,
+    pub(crate) words: usize,
     pub(crate) parts: &'a [Arc<Mutex<Part>>],
 }
 
@@ -141,7 +163,7 @@ impl ArrayRef<'_> {
             .map(|p| {
                 let p = lock(p);
                 let (owner, device_bytes) = match &p.copies {
-                    Copies::Device(d) => (d.owner(), p.range.len() as u64 * 4),
+                    Copies::Device(d) => (d.owner(), p.bytes()),
                     _ => (0, 0),
                 };
                 PartAt {
@@ -162,7 +184,7 @@ impl ArrayRef<'_> {
                 let p = lock(p);
                 match p.copies.device() {
                     Some(d) if d.owner() == dev => 0,
-                    _ => 4 * p.range.len() as u64,
+                    _ => p.bytes(),
                 }
             })
             .sum()
@@ -183,14 +205,15 @@ impl ArrayRef<'_> {
                 continue;
             }
             let h = g.host(stats)?;
-            let lo = range.start.max(r.start) - r.start;
-            let hi = range.end.min(r.end) - r.start;
+            let w = g.words;
+            let lo = (range.start.max(r.start) - r.start) * w;
+            let hi = (range.end.min(r.end) - r.start) * w;
             if r.start <= range.start && range.end <= r.end {
                 return Ok(HostData::Within(h, lo..hi));
             }
             pieces.push((h, lo..hi));
         }
-        let mut out = Vec::with_capacity(range.len());
+        let mut out = Vec::with_capacity(range.len() * self.words);
         for (h, r) in pieces {
             out.extend_from_slice(&h[r]);
         }

@@ -202,8 +202,8 @@ impl KernelDef {
             .map_or(1, |p| p.out_words().max(1))
     }
 
-    /// Whether an element-wise input, a table or a result is 64 bits wide (arrays, of
-    /// 32-bit elements, refuse such a kernel; a GPU needs `u64` for it).
+    /// Whether an element-wise input, a table or a result is 64 bits wide (a GPU needs
+    /// `u64` for it).
     pub(crate) fn wide_io(&self) -> bool {
         self.compiled.program.as_ref().is_ok_and(|p| {
             p.inputs

@@ -4,8 +4,9 @@
 //!
 //! `f64`, `i64` and `u64` are types a kernel computes in (cast an input to it,
 //! accumulate in it, cast the result back) on every device that has them, and
-//! [`Value`]s: a kernel's element-wise inputs, tables and results may have them, on
-//! host data. They are not [`Element`]s: arrays hold 32-bit elements. Their values are
+//! [`Value`]s: a kernel's element-wise inputs, tables and results may have them, as
+//! host data or [`Array`](crate::Array)s (`Array<f64>`). They are not [`Element`]s:
+//! the `map`/`map2` entry points and lazy chains take 32-bit elements. Their values are
 //! 64-bit patterns in the program's literals ([`Scalar::bits`]) and two 32-bit words
 //! each in a call's buffers, low first; a row of results with a 64-bit one gives each
 //! result two words ([`Word::Max`]).

@@ -43,17 +43,32 @@ enum Made<D, H> {
 /// What one range of an array call made, piece by piece, and what it cost.
 type Pieces<D, H> = (Vec<(Range<usize>, Made<D, H>)>, Timed);
 
-/// A whole-array input of an array call: host data, or an array.
+/// A whole-array input of an array call: host data (its words, and the words per
+/// element), or an array.
 pub(crate) enum TableSrc<'a> {
-    Host(&'a [u32]),
+    Host(&'a [u32], usize),
     Array(ArrayRef<'a>),
 }
 
 impl TableSrc<'_> {
+    /// Elements.
     fn len(&self) -> usize {
+        self.words_all() / self.words()
+    }
+
+    /// Words per element: 1, or 2 for a 64-bit type.
+    fn words(&self) -> usize {
         match self {
-            TableSrc::Host(d) => d.len(),
-            TableSrc::Array(a) => a.len,
+            TableSrc::Host(_, w) => (*w).max(1),
+            TableSrc::Array(a) => a.words.max(1),
+        }
+    }
+
+    /// Words of the whole table.
+    fn words_all(&self) -> usize {
+        match self {
+            TableSrc::Host(d, _) => d.len(),
+            TableSrc::Array(a) => a.len * a.words.max(1),
         }
     }
 }
@@ -103,7 +118,7 @@ impl<'a> CallTables<'a> {
     /// bytes go into `stats`).
     fn host(&self, t: usize, stats: &mut ShareStats) -> Result<Got<'a>> {
         let a = match &self.srcs[t] {
-            TableSrc::Host(d) => return Ok(Got::Slice(d, 0)),
+            TableSrc::Host(d, _) => return Ok(Got::Slice(d, 0)),
             TableSrc::Array(a) => a,
         };
         if let Some(h) = &lock(&self.host)[t] {
@@ -135,7 +150,7 @@ impl<'a> CallTables<'a> {
         for (t, (src, r)) in self.srcs.iter().zip(&self.reach).enumerate() {
             let w = window(r, src.len(), range);
             got.push(match src {
-                TableSrc::Host(d) => Got::Slice(&d[w.clone()], w.start),
+                TableSrc::Host(d, k) => Got::Slice(&d[w.start * k..w.end * k], w.start),
                 TableSrc::Array(_) if w.is_empty() => Got::Slice(&[], 0),
                 TableSrc::Array(a) => self.held_on(t, a, w, m, stats)?,
             });
@@ -221,8 +236,7 @@ impl<'a> CallTables<'a> {
                     len,
                     call: self.call,
                     index,
-                    // arrays hold 32-bit elements
-                    words: 1,
+                    words: self.srcs[index].words(),
                 }
             })
             .collect()
@@ -238,7 +252,7 @@ impl<'a> CallTables<'a> {
             .map(|(src, r)| match (src, r) {
                 (_, Reach::Near { .. }) => None,
                 (_, Reach::None) => Some(0),
-                (TableSrc::Host(d), Reach::Whole) => Some(4 * d.len() as u64),
+                (TableSrc::Host(d, _), Reach::Whole) => Some(4 * d.len() as u64),
                 (TableSrc::Array(a), Reach::Whole) => Some(
                     devices
                         .iter()
@@ -254,7 +268,7 @@ impl<'a> CallTables<'a> {
     fn biggest(&self) -> u64 {
         self.srcs
             .iter()
-            .map(|s| 4 * s.len() as u64)
+            .map(|s| 4 * s.words_all() as u64)
             .max()
             .unwrap_or(0)
     }
@@ -290,7 +304,12 @@ impl Runtime {
         kinds: &[ArgKind],
     ) -> Result<Run<Vec<Vec<Part>>>> {
         let start = Instant::now();
-        let results = kernel.program()?.outputs.len().max(1);
+        let prog = kernel.program()?;
+        let results = prog.outputs.len().max(1);
+        // an element's row of results: `row` words, `slot` per result (a 32-bit one
+        // in the low word of a pair beside a 64-bit one)
+        let (row, slot) = (prog.out_words().max(1), prog.out_slot());
+        let wide: Vec<bool> = prog.outputs.iter().map(|o| o.0.is_wide()).collect();
         let kernel = &kernel.bind();
         let tabs = CallTables::new(kernel, tables, n)?;
         let moved = Moved::new(inputs.len());
@@ -303,10 +322,10 @@ impl Runtime {
                 inputs,
                 &tabs,
                 &moved,
-                results,
+                row,
                 |m, task| m.run(task),
                 |d, task| {
-                    let mut out = vec![0u32; task.len * results];
+                    let mut out = vec![0u32; task.len * row];
                     let t = d.run(task, &mut out)?;
                     Ok((out, t))
                 },
@@ -320,7 +339,7 @@ impl Runtime {
                         }
                     }
                     Made::Host(rows) => {
-                        for (k, col) in columns(rows, results).into_iter().enumerate() {
+                        for (k, col) in columns(rows, row, slot, &wide).into_iter().enumerate() {
                             produced[k].push(Part::on_host(r.clone(), col));
                         }
                     }
@@ -418,7 +437,7 @@ impl Runtime {
         inputs: &[ArrayRef<'_>],
         tables: &CallTables<'_>,
         moved: &Moved,
-        results: usize,
+        row: usize,
         on_device: impl Fn(&dyn Memory, &Task<'_, &dyn Resident>) -> Result<(D, Timed)>,
         on_host: impl Fn(&dyn Device, &Task<'_, &[u32]>) -> Result<(H, Timed)>,
     ) -> Result<Pieces<D, H>> {
@@ -428,7 +447,9 @@ impl Runtime {
         let mut made = Vec::new();
         let mut virtual_s = 0.0;
         if let Some(m) = d.memory() {
-            for piece in pieces(range.clone(), m.max_resident() / results) {
+            // a resident part holds at most `max_resident` words
+            let widest = inputs.iter().map(|a| a.words).fold(row, usize::max);
+            for piece in pieces(range.clone(), m.max_resident() / widest.max(1)) {
                 let mut ins: Vec<Arc<dyn Resident>> = Vec::with_capacity(inputs.len());
                 for (k, a) in inputs.iter().enumerate() {
                     let before = stats.bytes_to_device + stats.bytes_from_device;
@@ -616,14 +637,25 @@ impl Moved {
     }
 }
 
-/// Each element's `m` results together (`rows[i * m + k]`), parted into one vector
-/// per result.
-fn columns(rows: Vec<u32>, m: usize) -> Vec<Vec<u32>> {
+/// Each element's results together in rows of `m` words (result `k` from `rows[i * m +
+/// k * slot]`), parted into one vector per result: a 64-bit result's two words, a
+/// 32-bit one's low word.
+fn columns(rows: Vec<u32>, m: usize, slot: usize, wide: &[bool]) -> Vec<Vec<u32>> {
     if m == 1 {
         return vec![rows];
     }
-    (0..m)
-        .map(|k| rows.iter().skip(k).step_by(m).copied().collect())
+    wide.iter()
+        .enumerate()
+        .map(|(k, &w)| {
+            let at = k * slot;
+            match w {
+                true => rows
+                    .chunks_exact(m)
+                    .flat_map(|r| [r[at], r[at + 1]])
+                    .collect(),
+                false => rows.iter().skip(at).step_by(m).copied().collect(),
+            }
+        })
         .collect()
 }
 

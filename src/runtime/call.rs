@@ -26,11 +26,11 @@
 
 use super::arrays::TableSrc;
 use super::{Run, Runtime};
-use crate::array::{Array, ArrayRef};
+use crate::array::{Array, ArrayRef, Part};
 use crate::error::{Error, Result};
 use crate::kernel::reduce::Reduce;
 use crate::kernel::sig::ArgKind;
-use crate::kernel::{Element, InType, InTypes, Kernel, OutTypes, Table, Value};
+use crate::kernel::{InType, InTypes, Kernel, OutTypes, Table, Value};
 use crate::placement::Placement;
 
 /// One argument's data, as the runtime sees it.
@@ -98,13 +98,13 @@ impl<T: Value, const N: usize> ArgData<Table<T>> for &[T; N] {
     }
 }
 
-impl<T: Element> ArgData<T> for &Array<T> {
+impl<T: Value> ArgData<T> for &Array<T> {
     fn view(&self) -> ArgView<'_> {
         ArgView(View::Array(Array::view(self)))
     }
 }
 
-impl<T: Element> ArgData<Table<T>> for &Array<T> {
+impl<T: Value> ArgData<Table<T>> for &Array<T> {
     fn view(&self) -> ArgView<'_> {
         ArgView(View::Array(Array::view(self)))
     }
@@ -153,8 +153,6 @@ pub trait ResultArrays: OutTypes {
     fn from_columns(results: Vec<Vec<u32>>) -> Self::Host;
 }
 
-/// A 64-bit result (`Array<f64>`, ...) is host data only in this version: arrays hold
-/// 32-bit elements, and `call_arrays` on such a kernel is `Error::Unsupported`.
 impl<T: Value> ResultArrays for T {
     type Arrays = Array<T>;
     fn from_arrays(results: Vec<Array<u32>>) -> Array<T> {
@@ -222,20 +220,6 @@ call_data!(A0 D0 0, A1 D1 1, A2 D2 2, A3 D3 3, A4 D4 4, A5 D5 5, A6 D6 6, A7 D7 
 call_data!(A0 D0 0, A1 D1 1, A2 D2 2, A3 D3 3, A4 D4 4, A5 D5 5, A6 D6 6, A7 D7 7, A8 D8 8, A9 D9 9);
 call_data!(A0 D0 0, A1 D1 1, A2 D2 2, A3 D3 3, A4 D4 4, A5 D5 5, A6 D6 6, A7 D7 7, A8 D8 8, A9 D9 9, A10 D10 10);
 call_data!(A0 D0 0, A1 D1 1, A2 D2 2, A3 D3 3, A4 D4 4, A5 D5 5, A6 D6 6, A7 D7 7, A8 D8 8, A9 D9 9, A10 D10 10, A11 D11 11);
-
-/// A kernel with a 64-bit input or result runs on host data only in this version:
-/// arrays hold 32-bit elements.
-fn host_only(kernel: &crate::kernel::KernelDef) -> Result<()> {
-    kernel.program()?;
-    if kernel.wide_io() {
-        return Err(Error::Unsupported {
-            what: "a kernel with a 64-bit input or result over arrays (arrays hold 32-bit \
-                   elements in this version; pass host data)"
-                .into(),
-        });
-    }
-    Ok(())
-}
 
 /// The call's length: the element-wise inputs' common one (`given`, when the caller
 /// said it, must agree), and every table indexable by `u32`.
@@ -308,8 +292,10 @@ impl<'a> Data<'a> {
         let each = each
             .into_iter()
             .map(|v| match v.0 {
-                View::Host(d, _) => {
-                    made.push(Array::from_slice(d));
+                View::Host(d, w) => {
+                    // one part of the host data's words, as many per element as it has
+                    let n = d.len() / w.max(1);
+                    made.push(Array::from_parts(n, vec![Part::on_host(0..n, d.to_vec())]));
                     None
                 }
                 View::Array(a) => Some(a),
@@ -338,7 +324,7 @@ impl<'a> Data<'a> {
         let tables = tables
             .iter()
             .map(|t| match t {
-                View::Host(d, _) => TableSrc::Host(d),
+                View::Host(d, w) => TableSrc::Host(d, *w),
                 View::Array(a) => TableSrc::Array(*a),
             })
             .collect();
@@ -417,7 +403,6 @@ impl Runtime {
                 })
             }
             arrays => {
-                host_only(kernel.inner())?;
                 let Run { output, mut report } =
                     self.arrays_of(&arrays, kernel.inner(), n, placement, I::KINDS)?;
                 let mut cols = Vec::with_capacity(output.len());
@@ -489,7 +474,6 @@ impl Runtime {
         data: D,
         placement: Placement,
     ) -> Result<Run<O::Arrays>> {
-        host_only(kernel.inner())?;
         let (each, whole) = data.split();
         let n = length(&each, &whole, given)?;
         let data = Data::of(each, whole, true);
@@ -539,7 +523,6 @@ impl Runtime {
                 self.reduce_host(kernel.inner(), op, &each, &whole, n, placement, I::KINDS)?
             }
             arrays => {
-                host_only(kernel.inner())?;
                 let (inputs, tables) = arrays.refs();
                 self.array_call_reduce(
                     kernel.inner(),

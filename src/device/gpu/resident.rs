@@ -213,9 +213,20 @@ impl GpuDevice {
         let len = task.len;
         let shader = task.kernel.shader()?;
         let (out, mut stats, m) = self.dispatch_task(task, &shader, WORKGROUP_SIZE, |m| len * m)?;
-        let outs = match m {
-            1 => vec![Arc::new(out) as Arc<dyn Resident>],
-            _ => self.columns(&out, len, m, &mut stats)?,
+        let prog = task.kernel.program()?;
+        let outs = match prog.outputs.len() {
+            0 | 1 => vec![Arc::new(out) as Arc<dyn Resident>],
+            _ => {
+                // result k from word k * slot of each row: both words of a 64-bit one
+                let slot = prog.out_slot();
+                let cols: Vec<(usize, usize)> = prog
+                    .outputs
+                    .iter()
+                    .enumerate()
+                    .map(|(k, o)| (k * slot, if o.0.is_wide() { 2 } else { 1 }))
+                    .collect();
+                self.columns(&out, len, m, &cols, &mut stats)?
+            }
         };
         let secs = t.elapsed().as_secs_f64();
         Ok((outs, Timed { stats, secs }))
@@ -283,31 +294,33 @@ impl GpuDevice {
         Ok((out, stats, m))
     }
 
-    /// The `m` results of `len` elements written together (`src[i * m + k]`), parted
-    /// on the device into one resident buffer per result: one dispatch per result of
-    /// a fixed shader, no byte crosses the link.
+    /// The results of `len` elements written together in rows of `m` words, parted
+    /// on the device into one resident buffer per result (`cols`: where each starts in
+    /// a row, and its words): one dispatch per result of a fixed shader, no byte
+    /// crosses the link.
     fn columns(
         &self,
         src: &GpuData,
         len: usize,
         m: usize,
+        cols: &[(usize, usize)],
         stats: &mut ShareStats,
     ) -> Result<Vec<Arc<dyn Resident>>> {
         let mut shader = Shader::from_source(COLUMNS.to_string(), 1);
         shader.uniform_bytes = COLUMNS_UNIFORM;
         let pipeline = self.pipeline(&shader)?;
-        let mut outs = Vec::with_capacity(m);
-        for k in 0..m {
+        let mut outs = Vec::with_capacity(cols.len());
+        for &(k, w) in cols {
             let (col, st) = self.run_on(&Dispatch {
                 pipeline: &pipeline,
-                params: &[m as u32, k as u32],
+                params: &[m as u32, k as u32, w as u32],
                 inputs: &[src],
                 in_len: len * m,
                 tables: &[],
                 first_index: 0,
-                threads: len,
+                threads: len * w,
                 group_elems: WORKGROUP_SIZE,
-                out_len: len,
+                out_len: len * w,
             })?;
             stats.compute_s += st.compute_s;
             outs.push(Arc::new(col) as Arc<dyn Resident>);
@@ -387,13 +400,19 @@ impl GpuDevice {
             .iter()
             .map(|r| self.own(*r))
             .collect::<Result<_>>()?;
-        if let Some(x) = ins.iter().find(|x| x.len != d.in_len) {
+        // each input holds `in_len` elements of its own words
+        let words = |k: usize| p.input_words.get(k).copied().unwrap_or(1);
+        if let Some((k, x)) = ins
+            .iter()
+            .enumerate()
+            .find(|(k, x)| x.len != d.in_len * words(*k))
+        {
             return Err(Error::LengthMismatch {
-                left: d.in_len,
+                left: d.in_len * words(k),
                 right: x.len,
             });
         }
-        self.fits(d.in_len)?;
+        self.fits(d.in_len * p.input_words.iter().copied().max().unwrap_or(1))?;
         self.spend_fault()?;
         let out = self
             .pool
@@ -471,7 +490,7 @@ struct Dispatch<'a> {
     pipeline: &'a Pipeline,
     /// The uniform block's words after its header.
     params: &'a [u32],
-    /// Element-wise inputs, each `in_len` elements.
+    /// Element-wise inputs, each `in_len` elements (of the pipeline's words each).
     inputs: &'a [&'a dyn Resident],
     in_len: usize,
     /// The tables' buffers, bound after the inputs.
@@ -484,10 +503,11 @@ struct Dispatch<'a> {
     out_len: usize,
 }
 
-/// Parts results written together into one buffer per result: `dst[i] = src[i * m +
-/// k]`, with `m` and `k` in the uniform block after its header.
+/// Parts results written together into one buffer per result, `w` words each: word
+/// `t` of the result is `src[(t / w) * m + k + t % w]`, with `m`, `k` and `w` in the
+/// uniform block after its header.
 const COLUMNS: &str = "struct Params { base: u32, len: u32, row: u32, zero: u32, m: u32, k: u32, \
-pad0: u32, pad1: u32 }
+w: u32, pad1: u32 }
 @group(0) @binding(0) var<storage, read> src: array<u32>;
 @group(0) @binding(1) var<storage, read_write> dst: array<u32>;
 @group(0) @binding(2) var<uniform> params: Params;
@@ -497,7 +517,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= params.len) {
         return;
     }
-    dst[i] = src[i * params.m + params.k];
+    dst[i] = src[(i / params.w) * params.m + params.k + i % params.w];
 }
 ";
 

@@ -59,7 +59,7 @@ impl GpuDevice {
                 bound.buffers.push(self.own(r)?.buffer()?.clone());
                 bound
                     .extents
-                    .extend([word(t.len), word(t.start), word(r.len())]);
+                    .extend([word(t.len), word(t.start), word(r.len() / t.words.max(1))]);
                 continue;
             }
             let clock = Instant::now();
