@@ -9,7 +9,8 @@
 //!
 //! `--f64` runs the same workload in f64 (`workloads::nbody_in::<f64>`: 64-bit
 //! positions and masses in, 64-bit accelerations out, beside an f64 rayon loop), checked
-//! against the f64 reference within 1e-12 of the largest acceleration.
+//! against the f64 reference within 1e-12 of the largest acceleration. With
+//! `--steps K` it steps the bodies in f64, the state in `Array<f64>`s.
 //!
 //! The kernel is `workloads::nbody` (`examples/common/workloads.rs`): each body's own
 //! position comes element-wise, every body's position and mass as tables, and one loop
@@ -78,7 +79,11 @@ fn main() -> Result<()> {
 
     let rt = Runtime::new()?;
     if let Some(steps) = args.value("--steps")? {
-        return stepping(&rt, n, steps.parse()?, args.json());
+        let steps = steps.parse()?;
+        if args.has("--f64") {
+            return stepping::<f64>(&rt, n, steps, args.json());
+        }
+        return stepping::<f32>(&rt, n, steps, args.json());
     }
     if args.has("--f64") {
         return crate::measure::run(&NBodyOf::<f64>::new(n), reps, args.json());
@@ -185,12 +190,21 @@ impl<T: Precision> crate::measure::Workload for NBodyOf<T> {
     }
 }
 
+/// The bodies' fields in `T`.
+struct Fields<T> {
+    x: Vec<T>,
+    y: Vec<T>,
+    z: Vec<T>,
+    m: Vec<T>,
+}
+
 /// `--steps K`: the bodies moved K steps with their state in host `Vec`s and in arrays,
 /// per placement: seconds and bytes moved per step.
-fn stepping(rt: &Runtime, n: usize, steps: usize, json: bool) -> Result<()> {
-    let k = workloads::nbody_step(suite::NBODY_SOFTENING2, 1e-3);
-    let b = suite::bodies(n, 1);
-    let zeros = vec![0.0f32; n];
+fn stepping<T: Precision>(rt: &Runtime, n: usize, steps: usize, json: bool) -> Result<()> {
+    let k = workloads::nbody_step_in(T::from_f32(suite::NBODY_SOFTENING2), T::from_f32(1e-3));
+    let NBodyOf { x, y, z, m, .. } = NBodyOf::<T>::new(n);
+    let b = Fields { x, y, z, m };
+    let zeros = vec![T::default(); n];
     let mut rows = Vec::new();
     for p in measure::placements(rt)
         .into_iter()
@@ -256,12 +270,15 @@ fn stepping(rt: &Runtime, n: usize, steps: usize, json: bool) -> Result<()> {
             })
             .collect();
         let out = serde_json::json!({
-            "workload": "n-body steps", "bodies": n, "steps": steps, "rows": rows,
+            "workload": "n-body steps", "precision": std::any::type_name::<T>(), "bodies": n, "steps": steps, "rows": rows,
         });
         println!("{out}");
         return Ok(());
     }
-    println!("n-body: {n} bodies, {steps} steps (median per step; bytes moved per step)");
+    println!(
+        "n-body in {}: {n} bodies, {steps} steps (median per step; bytes moved per step)",
+        std::any::type_name::<T>()
+    );
     println!(
         "{:>10} {:>14} {:>14} {:>14} {:>14} {:>6}",
         "placement", "host vecs", "bytes", "arrays", "bytes", "same"
