@@ -16,12 +16,25 @@ use hybrid::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-fn runtimes() -> Vec<&'static Runtime> {
-    let mut v: Vec<&'static Runtime> = vec![common::shared_cpu()];
+/// Each runtime under test with its placements: the CPU's `Cpu` and `Auto`; with a
+/// GPU, those and `Gpu` and a split as well.
+fn targets() -> Vec<(&'static Runtime, Vec<Placement>)> {
+    let mut v = vec![(common::shared_cpu(), vec![Placement::Cpu, Placement::Auto])];
     if let Some(g) = shared_gpu() {
-        v.push(g);
+        let all = [
+            Placement::Cpu,
+            Placement::Auto,
+            Placement::Gpu,
+            Placement::Split(0.5),
+        ];
+        v.push((g, all.to_vec()));
     }
     v
+}
+
+/// The bit patterns of f64 values: compared bit for bit.
+fn bits(v: &[f64]) -> Vec<u64> {
+    v.iter().map(|x| x.to_bits()).collect()
 }
 
 /// `x * x + 0.1`, a mix of an f64, an i64 and a u32, and a tuple of an f64, an f32 and
@@ -63,12 +76,7 @@ fn f64_and_i64_in_and_out_match_rust_bit_for_bit() {
     let want_half: Vec<u64> = xs.iter().map(|x| (x * 0.5).to_bits()).collect();
     let want_f32: Vec<u32> = xs.iter().map(|&x| (x as f32 + 1.0).to_bits()).collect();
     let want_shift: Vec<u64> = is.iter().map(|&i| (i as u64) >> 3).collect();
-    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<u64>>();
-    for (g, rt) in runtimes().into_iter().enumerate() {
-        let mut placements = vec![Placement::Cpu, Placement::Auto];
-        if g > 0 {
-            placements.extend([Placement::Gpu, Placement::Split(0.5)]);
-        }
+    for (rt, placements) in targets() {
         for p in placements {
             let run = rt
                 .call(&square, (&xs,), p)
@@ -269,12 +277,7 @@ fn tables_of_64_bit_elements() {
             (at(i - 1) + at(i) * 2.0 + at(i + 1)).to_bits()
         })
         .collect();
-    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<u64>>();
-    for (g, rt) in runtimes().into_iter().enumerate() {
-        let mut placements = vec![Placement::Cpu, Placement::Auto];
-        if g > 0 {
-            placements.extend([Placement::Gpu, Placement::Split(0.5)]);
-        }
+    for (rt, placements) in targets() {
         for p in placements {
             let (a, b, c, len) = rt
                 .call(&gather, (&idx, &t, &ti), p)
@@ -361,12 +364,7 @@ fn arrays_of_64_bit_elements() {
         .map(f64::to_bits)
         .collect();
     let idx: Vec<u32> = (0..n as u32).map(|i| (i * 7919) % n as u32).collect();
-    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<u64>>();
-    for (g, rt) in runtimes().into_iter().enumerate() {
-        let mut placements = vec![Placement::Cpu, Placement::Auto];
-        if g > 0 {
-            placements.extend([Placement::Gpu, Placement::Split(0.5)]);
-        }
+    for (rt, placements) in targets() {
         for p in placements {
             let (h, single, shift) = rt
                 .call_arrays(&step, (&a, &ia), p)
@@ -448,8 +446,8 @@ fn reductions_over_64_bit_inputs() {
     let is: Vec<i64> = (0..50_000).map(|_| rng.random()).collect();
     let k = Kernel::new(|(i,): (Expr<i64>,)| (i % 1000i64).abs().cast::<u32>());
     let want: u32 = is.iter().map(|i| (i % 1000).unsigned_abs() as u32).sum();
-    for rt in runtimes() {
-        for p in [Placement::Cpu, Placement::Auto] {
+    for (rt, placements) in targets() {
+        for p in placements {
             let got = rt
                 .call_reduce(&k, (&is,), Reduce::Sum, p)
                 .expect("sum")
@@ -476,11 +474,7 @@ fn reductions_with_64_bit_results() {
     let uk = Kernel::new(|(i,): (Expr<i64>,)| i.cast::<u64>() >> 1u32);
     let isum = is.iter().fold(0i64, |a, &b| a.wrapping_add(b));
     let umax = is.iter().map(|&i| (i as u64) >> 1).max().unwrap_or(0);
-    for (g, rt) in runtimes().into_iter().enumerate() {
-        let mut placements = vec![Placement::Cpu, Placement::Auto];
-        if g > 0 {
-            placements.extend([Placement::Gpu, Placement::Split(0.5)]);
-        }
+    for (rt, placements) in targets() {
         for p in placements {
             let r = |op| rt.call_reduce(&id, (&xs,), op, p).expect("f64").output;
             assert_eq!(r(Reduce::Sum), 2.0 * groups as f64, "{p}: compensated sum");
