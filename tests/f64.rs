@@ -310,6 +310,54 @@ fn f64_math_without_a_gpu_instruction_runs_on_the_cpu() {
     }
 }
 
+/// A loop of a fixed count inside one that stops early, per element: the inner loop
+/// runs unmasked (every element the same trips, what the outer loop left dropped) with
+/// a carry the same for every element (`u`, a sum of the counter) beside one that is
+/// not (`v`), bit for bit as Rust computes them, on every placement.
+#[test]
+fn a_fixed_loop_inside_an_early_exit_loop() {
+    let k = Kernel::map(|x: Expr<f32>| {
+        let (acc, trips) = fold_while(
+            40u32,
+            (x.cast::<f64>(),),
+            |(a,), _| a.lt(100.0f64),
+            |(a,), _| {
+                let (u, v) = fold_with(5u32, (Expr::constant(0.0f64), a), |(u, v), j| {
+                    (u + j.cast::<f64>(), v * 1.25f64 + j.cast::<f64>())
+                });
+                (v * 0.5f64 + u,)
+            },
+        );
+        (acc.0 + trips.cast::<f64>()).cast::<f32>()
+    });
+    let mut rng = ChaCha8Rng::seed_from_u64(6471);
+    let xs: Vec<f32> = (0..3_000)
+        .map(|_| rng.random_range(-50.0f32..60.0))
+        .collect();
+    let want: Vec<u32> = xs
+        .iter()
+        .map(|&x| {
+            let (mut a, mut trips) = (x as f64, 0u32);
+            while trips < 40 && a < 100.0 {
+                let (mut u, mut v) = (0.0f64, a);
+                for j in 0..5u32 {
+                    (u, v) = (u + j as f64, v * 1.25 + j as f64);
+                }
+                a = v * 0.5 + u;
+                trips += 1;
+            }
+            ((a + trips as f64) as f32).to_bits()
+        })
+        .collect();
+    // elements leave the outer loop after different numbers of trips
+    assert!(xs.iter().zip(&want).any(|(_, w)| *w != want[0]));
+    for t in targets() {
+        let got = run(&t, &xs, &k);
+        let got: Vec<u32> = got.iter().map(|g| g.to_bits()).collect();
+        assert_eq!(got, want, "{t}");
+    }
+}
+
 /// Mandelbrot in f64 (a loop that stops early, so the wide evaluator's masked loop):
 /// the escape counts of a 256 x 192 grid around the set's boundary equal the same loop
 /// in Rust's f64 on the CPU; on a GPU, which may contract `a * b + c`, all but 1% of

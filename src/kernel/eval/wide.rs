@@ -32,43 +32,12 @@ pub(crate) struct Wide {
     /// from the input's words (no lanes written for it): an input read only as an
     /// operand, not as a loop's count, initial, next value or test, nor as a result.
     direct: Vec<Option<u8>>,
-    /// For each register, whether it holds one value for every element of a block (a
-    /// loop's counter, a parameter, a table's length, a read at such an index, and
-    /// what is computed from those alone): it is computed once, in lane 0, and read as
-    /// a constant. n-body's `px.at(j)` is one read per trip, not one per element.
+    /// For each register, whether it holds one value for every element of a block
+    /// (`eval/uniform.rs`: a loop's counter, a parameter, a table's length, a read at
+    /// such an index, a carry of an unmasked loop from uniform values, and what is
+    /// computed from those alone): it is computed in lane 0 and read as a constant.
+    /// n-body's `px.at(j)` is one read per trip, not one per element.
     uniform: Vec<bool>,
-}
-
-/// Marks the registers of `body` that hold one value for all elements (see
-/// [`Wide::uniform`]). Carried values and trip counts differ per element.
-fn mark_uniform(body: &[Instr], u: &mut [bool]) {
-    fn all(u: &[bool], ops: &[Operand]) -> bool {
-        ops.iter().all(|o| match o {
-            Operand::Const(..) => true,
-            Operand::Reg(r) => u[*r as usize],
-        })
-    }
-    for i in body {
-        let d = i.dst as usize;
-        u[d] = match &i.op {
-            Op::Loop(l) => {
-                u[l.counter as usize] = true;
-                if let Some(c) = &l.cond {
-                    mark_uniform(&c.body, u);
-                }
-                mark_uniform(&l.body, u);
-                false
-            }
-            Op::Input(_) | Op::Index => false,
-            Op::Param(_) | Op::TableLen(_) => true,
-            Op::Load { index, default, .. } => {
-                all(u, &[*index]) && default.is_none_or(|o| all(u, &[o]))
-            }
-            Op::Unary(_, a) | Op::Cast(a) => all(u, &[*a]),
-            Op::Binary(_, a, b) => all(u, &[*a, *b]),
-            Op::Select(a, b, c) | Op::MulAdd(a, b, c) | Op::Clamp(a, b, c) => all(u, &[*a, *b, *c]),
-        };
-    }
 }
 
 /// What the instructions read besides the registers.
@@ -106,8 +75,7 @@ impl Wide {
                 }
             }
         }
-        let mut uniform = vec![false; prog.regs.len()];
-        mark_uniform(&prog.body, &mut uniform);
+        let uniform = super::uniform::uniform(prog);
         Wide {
             prog: prog.clone(),
             direct,
@@ -287,7 +255,10 @@ impl Wide {
             Operand::Const(..) => true,
             Operand::Reg(c) => self.uniform[c as usize],
         };
-        if uniform_count && outer.is_none() && l.cond.is_none() {
+        // every element runs it the same number of times: under an outer loop's mask
+        // too (the elements the outer loop left compute what is then dropped), so a
+        // uniform carry is right in lane 0 whichever elements are active
+        if uniform_count && l.cond.is_none() {
             return self.run_loop_unmasked(l, r, cx);
         }
         let mut active: Vec<bool> = match outer {
