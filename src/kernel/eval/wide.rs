@@ -6,9 +6,13 @@
 //! value zero-extended), each instruction one typed loop over the block, with the
 //! common `f64` operations (`+ - * /`, mul-add, `sqrt`, comparisons) as plain loops the
 //! compiler vectorises and the rest through [`ops`] lane by lane, so the meaning is
-//! the constant folder's to the bit. Loops are always masked: each element has an
-//! active flag, its own count and trips; carried values change only where active, and
-//! an inner loop starts only where its outer loop is active.
+//! the constant folder's to the bit. A register the same for every element
+//! (`eval/uniform.rs`) is computed in lane 0 alone and read as a constant. A loop whose
+//! count is the same for every element and that has no condition runs unmasked (its
+//! carried values copied whole each trip, under an outer mask too: what the outer
+//! loop left is computed and dropped); the others are masked: each element has an
+//! active flag, its own count and trips, carried values change only where active, and
+//! an inner masked loop starts only where its outer loop is active.
 //!
 //! A 64-bit input or result is two 32-bit words per element in the call's buffers,
 //! low first; a 32-bit input read only as an operand is read in place (no lanes).
