@@ -1,8 +1,9 @@
-//! f64 against f32: saxpy and a degree-5 polynomial computed in f32, and the same
-//! computed in f64 inside the kernel (inputs cast up, the result cast down), on the
-//! CPU device and on the GPU when there is one (`Placement::Gpu`, transfers included),
-//! in the same run. The f64 kernels run on the CPU's wide evaluator and, on a GPU, with
-//! `SHADER_F64`.
+//! f64 against f32: saxpy and a degree-5 polynomial computed in f32 (`f32`), the same
+//! computed in f64 inside the kernel (`f64`: f32 inputs cast up, the result cast down),
+//! and the same over f64 data (`f64-data`: f64 inputs and result, twice the bytes), on
+//! the CPU device and on the GPU when there is one (`Placement::Gpu`, transfers
+//! included), in the same run. The f64 kernels run on the CPU's wide evaluator and, on
+//! a GPU, with `SHADER_F64` (and `SHADER_INT64` for the f64 data).
 //!
 //! 4M elements, or 1M when `CI` is set.
 
@@ -32,6 +33,16 @@ fn poly<T: Float>(x: Expr<T>, lit: impl Fn(f64) -> T) -> Expr<T> {
 /// A kernel's name, its f32 form and its f64 form.
 type Pair = (&'static str, Kernel<f32, f32>, Kernel<f32, f32>);
 
+/// The kernels over f64 data, in the order of [`kernels`].
+type Wide = Kernel<(f64, f64), f64>;
+
+fn wide_kernels() -> [Wide; 2] {
+    [
+        Kernel::new(|(x, y): (Expr<f64>, Expr<f64>)| x * A + y),
+        Kernel::new(|(x, y): (Expr<f64>, Expr<f64>)| poly(x, |c| c) + y),
+    ]
+}
+
 fn kernels() -> [Pair; 2] {
     let saxpy32 = Kernel::map2(|x: Expr<f32>, y: Expr<f32>| x * A as f32 + y);
     let saxpy64 = Kernel::map2(|x: Expr<f32>, y: Expr<f32>| {
@@ -48,6 +59,8 @@ fn bench(c: &mut Criterion) {
     let n = len();
     let xs: Vec<f32> = (0..n).map(|i| (i % 1000) as f32 * 1e-3).collect();
     let ys: Vec<f32> = (0..n).map(|i| (i % 777) as f32 * 2e-3).collect();
+    let xs64: Vec<f64> = xs.iter().map(|&x| x as f64).collect();
+    let ys64: Vec<f64> = ys.iter().map(|&y| y as f64).collect();
     let cpu = Runtime::builder()
         .backend(Backend::Cpu)
         .build()
@@ -60,7 +73,7 @@ fn bench(c: &mut Criterion) {
     if gpu.is_none() {
         eprintln!("f64 bench: no GPU with SHADER_F64, CPU only");
     }
-    for (name, k32, k64) in kernels() {
+    for ((name, k32, k64), kd) in kernels().into_iter().zip(wide_kernels()) {
         let mut g = c.benchmark_group(format!("f64-{name}"));
         g.throughput(Throughput::Elements(n as u64)).sample_size(10);
         let mut targets = vec![("cpu", &cpu, Placement::Cpu)];
@@ -73,6 +86,9 @@ fn bench(c: &mut Criterion) {
             });
             g.bench_function(format!("{dev}/f64"), |b| {
                 b.iter(|| rt.map2(&xs, &ys, &k64, p).expect("f64"))
+            });
+            g.bench_function(format!("{dev}/f64-data"), |b| {
+                b.iter(|| rt.call(&kd, (&xs64, &ys64), p).expect("f64 data"))
             });
         }
         g.finish();
