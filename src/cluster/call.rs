@@ -1,0 +1,492 @@
+//! One cluster call, as it moves: the root plans, sends each rank a header and its
+//! share of the inputs, computes its own share, then gathers each rank's result;
+//! every other rank waits for its header, computes its share on its own runtime and
+//! sends back a record (its timings, its local receipt, or its error) and its results.
+//!
+//! Every wait is bounded ([`Channel`](super::wire::Channel)); a rank's error travels to
+//! the root in its record, and the root fails the call with it after hearing from
+//! every rank, so the ranks stay in step for the next call. A kernel is checked by
+//! its id on every rank: a different one is [`Error::ClusterKernelMismatch`] at the
+//! first call. A root that fails before sending (inputs of different lengths, a
+//! kernel that does not compile) cancels the call on every rank. A timeout leaves the
+//! ranks out of step: the cluster is then broken, and every later call fails with
+//! that timeout.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::cluster::{Cluster, ClusterRun};
+use super::mpi_wire::local;
+use super::plan::{self, NodeCost, Spread, Traffic};
+use super::report::{ClusterReport, LocalReport, NodeReport};
+use crate::error::{Error, Result};
+use crate::kernel::reduce::combine_bits;
+use crate::kernel::{Element, Kernel, Reduce};
+use crate::report::Report;
+
+const TAG_CALL: i32 = 20;
+const TAG_DATA: i32 = 21;
+const TAG_META: i32 = 22;
+const TAG_RESULT: i32 = 23;
+
+const HEADER_WORDS: usize = 9;
+
+/// What a call computes: a map or a reduction, of `arity` inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct What {
+    op: Option<Reduce>,
+    arity: usize,
+}
+
+impl What {
+    fn code(self) -> u32 {
+        match self.op {
+            None => 0,
+            Some(Reduce::Sum) => 1,
+            Some(Reduce::Min) => 2,
+            Some(Reduce::Max) => 3,
+        }
+    }
+
+    fn describe(code: u32, arity: usize) -> String {
+        let op = ["map", "reduce sum", "reduce min", "reduce max"];
+        format!(
+            "{} of {arity} input(s)",
+            op.get(code as usize).unwrap_or(&"?")
+        )
+    }
+}
+
+/// One node's result on the root: its output words, or its partial's bits.
+enum Part {
+    Words(Vec<u32>),
+    Bits(u64),
+}
+
+/// What a rank sends back besides its results.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Record {
+    error: Option<String>,
+    /// `(root's kernel id, this rank's)` when they differ.
+    mismatch: Option<(u64, u64)>,
+    send_s: f64,
+    compute_s: f64,
+    local: Option<LocalReport>,
+}
+
+fn words<I: Element>(xs: &[I]) -> &[u32] {
+    bytemuck::cast_slice(xs)
+}
+
+/// 32-bit words back as elements (never fails: both are 4 bytes, 4-aligned).
+fn elements<I: Element>(w: &[u32]) -> Result<&[I]> {
+    bytemuck::try_cast_slice(w).map_err(|e| Error::Cluster {
+        rank: 0,
+        message: format!("cannot view words as elements: {e}"),
+    })
+}
+
+fn split64(x: u64) -> [u32; 2] {
+    [x as u32, (x >> 32) as u32]
+}
+
+fn join64(lo: u32, hi: u32) -> u64 {
+    lo as u64 | (hi as u64) << 32
+}
+
+/// A local run's output and receipt (the cluster's local closure's result).
+type Local<T> = Result<(T, Report)>;
+
+impl Cluster {
+    pub(crate) fn map_words<I: Element, O: Element>(
+        &self,
+        kernel: &Kernel<I, O>,
+        inputs: &[&[I]],
+        spread: Spread,
+        run: impl Fn(&[&[I]]) -> Local<Vec<O>>,
+    ) -> Result<ClusterRun<Vec<O>>> {
+        let what = What {
+            op: None,
+            arity: inputs.len(),
+        };
+        let w: Vec<&[u32]> = inputs.iter().map(|x| words(x)).collect();
+        let (parts, report) = self.call(kernel.id(), what, &w, spread, &|v| {
+            let typed = v
+                .iter()
+                .map(|x| elements::<I>(x))
+                .collect::<Result<Vec<_>>>()?;
+            let (out, r) = run(&typed)?;
+            Ok((Part::Words(out.iter().map(|x| x.to_bits()).collect()), r))
+        })?;
+        let output = parts.map(|ps| {
+            let mut out = Vec::with_capacity(
+                ps.iter()
+                    .map(|p| match p {
+                        Part::Words(w) => w.len(),
+                        Part::Bits(_) => 0,
+                    })
+                    .sum(),
+            );
+            for p in ps {
+                if let Part::Words(w) = p {
+                    out.extend(w.into_iter().map(O::from_bits));
+                }
+            }
+            out
+        });
+        Ok(ClusterRun { output, report })
+    }
+
+    pub(crate) fn reduce_words<I: Element, O: Element>(
+        &self,
+        kernel: &Kernel<I, O>,
+        op: Reduce,
+        inputs: &[&[I]],
+        spread: Spread,
+        run: impl Fn(&[&[I]]) -> Local<O>,
+    ) -> Result<ClusterRun<O>> {
+        let what = What {
+            op: Some(op),
+            arity: inputs.len(),
+        };
+        let w: Vec<&[u32]> = inputs.iter().map(|x| words(x)).collect();
+        let (parts, report) = self.call(kernel.id(), what, &w, spread, &|v| {
+            let typed = v
+                .iter()
+                .map(|x| elements::<I>(x))
+                .collect::<Result<Vec<_>>>()?;
+            let (out, r) = run(&typed)?;
+            Ok((Part::Bits(crate::kernel::Scalar::bits(out)), r))
+        })?;
+        let output = parts.map(|ps| {
+            let bits = ps.iter().filter_map(|p| match p {
+                Part::Bits(b) => Some(*b),
+                Part::Words(_) => None,
+            });
+            let ty = <O as crate::kernel::Scalar>::TYPE;
+            let all = bits.reduce(|a, b| combine_bits(op, ty, a, b));
+            O::from_bits64(all.unwrap_or_else(|| op.identity_bits(ty)))
+        });
+        Ok(ClusterRun { output, report })
+    }
+
+    /// The call on this rank: on the root, every node's part in rank order.
+    fn call(
+        &self,
+        id: Result<u64>,
+        what: What,
+        inputs: &[&[u32]],
+        spread: Spread,
+        run: &dyn Fn(&[&[u32]]) -> Local<Part>,
+    ) -> Result<(Option<Vec<Part>>, ClusterReport)> {
+        if let Some(e) = self.broken.borrow().clone() {
+            return Err(e);
+        }
+        let got = if self.is_root() {
+            self.root_call(id, what, inputs, spread, run)
+                .map(|(p, r)| (Some(p), r))
+        } else {
+            self.rank_call(id, what, run).map(|r| (None, r))
+        };
+        if let Err(e @ Error::ClusterTimeout { .. }) = &got {
+            *self.broken.borrow_mut() = Some(e.clone());
+        }
+        got
+    }
+
+    fn root_call(
+        &self,
+        id: Result<u64>,
+        what: What,
+        inputs: &[&[u32]],
+        spread: Spread,
+        run: &dyn Fn(&[&[u32]]) -> Local<Part>,
+    ) -> Result<(Vec<Part>, ClusterReport)> {
+        let t0 = Instant::now();
+        let size = self.size();
+        let n = inputs.first().map_or(0, |x| x.len());
+        let checked = id.and_then(|id| match inputs.iter().find(|x| x.len() != n) {
+            Some(x) => Err(Error::LengthMismatch {
+                left: n,
+                right: x.len(),
+            }),
+            None => Ok(id),
+        });
+        let id = match checked {
+            Ok(id) => id,
+            Err(e) => {
+                let mut cancel = [0u32; HEADER_WORDS];
+                cancel[0] = 1;
+                for r in 1..size {
+                    self.ch.send(r, TAG_CALL, &cancel);
+                }
+                return Err(e);
+            }
+        };
+        let work = (id, what.code());
+        let traffic = Traffic {
+            in_per_elem: 4 * what.arity as u64,
+            out_per_elem: if what.op.is_none() { 4 } else { 0 },
+            out_fixed: if what.op.is_none() { 0 } else { 8 },
+        };
+        let nodes: Vec<NodeCost> = (0..size)
+            .map(|r| NodeCost {
+                link: self.links.get(r).and_then(|c| c.as_ref().map(|c| c.link)),
+                model: self.models.borrow().fit(work, r),
+            })
+            .collect();
+        let plan = plan::plan(n, &nodes, traffic, spread);
+        let ranges = plan::ranges(&plan.shares);
+        for r in 1..size {
+            let (s, c) = (
+                split64(ranges[r].start as u64),
+                split64(ranges[r].len() as u64),
+            );
+            let [a, b] = split64(id);
+            let header = [
+                0,
+                what.code(),
+                what.arity as u32,
+                a,
+                b,
+                c[0],
+                c[1],
+                s[0],
+                s[1],
+            ];
+            self.ch.send(r, TAG_CALL, &header);
+            if !ranges[r].is_empty() {
+                for x in inputs {
+                    self.ch.send(r, TAG_DATA, &x[ranges[r].clone()]);
+                }
+            }
+        }
+        let mut parts = Vec::with_capacity(size);
+        let mut failed: Option<Error> = None;
+        let mut report = ClusterReport {
+            call: What::describe(what.code(), what.arity),
+            elements: n,
+            spread: spread.name().into(),
+            decision: plan.decision.clone(),
+            ..ClusterReport::default()
+        };
+        let host = |r: usize| {
+            self.profiles
+                .get(r)
+                .map(|p| p.host.clone())
+                .unwrap_or_default()
+        };
+        // the root's own share
+        let mut me = NodeReport {
+            rank: 0,
+            host: host(0),
+            elements: plan.shares[0],
+            predicted_s: plan.predicted_s[0],
+            why_none: plan.why_none[0].clone(),
+            ..NodeReport::default()
+        };
+        if plan.shares[0] > 0 || n == 0 {
+            let mine: Vec<&[u32]> = inputs.iter().map(|x| &x[ranges[0].clone()]).collect();
+            let t = Instant::now();
+            match local(|| run(&mine)) {
+                Ok(Ok((part, r))) => {
+                    me.compute_s = t.elapsed().as_secs_f64();
+                    me.local = Some(LocalReport::of(&r));
+                    report.root_local = Some(r);
+                    parts.push(part);
+                    if plan.shares[0] > 0 {
+                        self.models
+                            .borrow_mut()
+                            .record(work, 0, plan.shares[0], me.compute_s);
+                    }
+                }
+                Ok(Err(e)) => failed = Some(e),
+                Err(panic) => {
+                    failed = Some(Error::Cluster {
+                        rank: 0,
+                        message: format!("panicked: {panic}"),
+                    })
+                }
+            }
+        }
+        me.measured_s = t0.elapsed().as_secs_f64();
+        report.nodes.push(me);
+        // every other rank's record and results, in rank order
+        for (r, range) in ranges.iter().enumerate().skip(1) {
+            let rec: Record =
+                serde_json::from_slice(&self.ch.recv_bytes(r, TAG_META)?).map_err(|e| {
+                    Error::Cluster {
+                        rank: r,
+                        message: format!("unreadable record: {e}"),
+                    }
+                })?;
+            let count = range.len();
+            let mut node = NodeReport {
+                rank: r,
+                host: host(r),
+                elements: count,
+                bytes_in: count as u64 * traffic.in_per_elem,
+                send_s: rec.send_s,
+                compute_s: rec.compute_s,
+                predicted_s: plan.predicted_s[r],
+                why_none: plan.why_none[r].clone(),
+                local: rec.local,
+                ..NodeReport::default()
+            };
+            if let Some((root, local)) = rec.mismatch {
+                failed.get_or_insert(Error::ClusterKernelMismatch {
+                    rank: r,
+                    root,
+                    local,
+                });
+            } else if let Some(message) = rec.error {
+                failed.get_or_insert(Error::Cluster { rank: r, message });
+            } else if count > 0 {
+                let got = self.ch.recv(r, TAG_RESULT)?;
+                node.receive_s = got.transfer_s;
+                node.bytes_out = got.words.len() as u64 * 4;
+                parts.push(match what.op {
+                    None => Part::Words(got.words),
+                    Some(_) => Part::Bits(join64(
+                        got.words.first().copied().unwrap_or(0),
+                        got.words.get(1).copied().unwrap_or(0),
+                    )),
+                });
+                self.models
+                    .borrow_mut()
+                    .record(work, r, count, rec.compute_s);
+            }
+            node.measured_s = t0.elapsed().as_secs_f64();
+            report.nodes.push(node);
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        report.wall_s = t0.elapsed().as_secs_f64();
+        let with_share = plan
+            .predicted_s
+            .iter()
+            .zip(&plan.shares)
+            .filter(|(_, &s)| s > 0);
+        report.predicted_s = with_share
+            .map(|(p, _)| *p)
+            .collect::<Option<Vec<f64>>>()
+            .map(|v| v.into_iter().fold(0.0, f64::max));
+        Ok((parts, report))
+    }
+
+    fn rank_call(
+        &self,
+        id: Result<u64>,
+        what: What,
+        run: &dyn Fn(&[&[u32]]) -> Local<Part>,
+    ) -> Result<ClusterReport> {
+        let t0 = Instant::now();
+        let rank = self.rank();
+        let h = self.ch.recv(0, TAG_CALL)?.words;
+        if h.len() != HEADER_WORDS {
+            return Err(Error::Cluster {
+                rank: 0,
+                message: format!("call header of {} words", h.len()),
+            });
+        }
+        if h[0] != 0 {
+            return Err(Error::Cluster {
+                rank: 0,
+                message: "the root cancelled the call".into(),
+            });
+        }
+        let (code, arity) = (h[1], h[2] as usize);
+        let root_id = join64(h[3], h[4]);
+        let count = join64(h[5], h[6]) as usize;
+        let mut rec = Record::default();
+        let mut data = Vec::with_capacity(arity);
+        if count > 0 {
+            for _ in 0..arity {
+                let got = self.ch.recv(0, TAG_DATA)?;
+                rec.send_s = rec.send_s.max(got.transfer_s);
+                data.push(got.words);
+            }
+        }
+        let mut node = NodeReport {
+            rank,
+            host: self
+                .profiles
+                .first()
+                .map(|p| p.host.clone())
+                .unwrap_or_default(),
+            elements: count,
+            bytes_in: data.iter().map(|d| d.len() as u64 * 4).sum(),
+            send_s: rec.send_s,
+            ..NodeReport::default()
+        };
+        let mut out = None;
+        let outcome: Result<()> = match id {
+            Err(e) => Err(e),
+            Ok(mine) if mine != root_id => {
+                rec.mismatch = Some((root_id, mine));
+                Err(Error::ClusterKernelMismatch {
+                    rank,
+                    root: root_id,
+                    local: mine,
+                })
+            }
+            Ok(_) if code != what.code() || arity != what.arity => Err(Error::Cluster {
+                rank,
+                message: format!(
+                    "this rank called {}, the root {}",
+                    What::describe(what.code(), what.arity),
+                    What::describe(code, arity)
+                ),
+            }),
+            Ok(_) if count == 0 => Ok(()),
+            Ok(_) => {
+                let views: Vec<&[u32]> = data.iter().map(Vec::as_slice).collect();
+                let t = Instant::now();
+                match local(|| run(&views)) {
+                    Ok(Ok((part, r))) => {
+                        rec.compute_s = t.elapsed().as_secs_f64();
+                        rec.local = Some(LocalReport::of(&r));
+                        out = Some(part);
+                        Ok(())
+                    }
+                    Ok(Err(e)) => Err(e),
+                    Err(panic) => Err(Error::Cluster {
+                        rank,
+                        message: format!("panicked: {panic}"),
+                    }),
+                }
+            }
+        };
+        if let Err(e) = &outcome {
+            if rec.mismatch.is_none() {
+                rec.error = Some(e.to_string());
+            }
+        }
+        node.compute_s = rec.compute_s;
+        node.local = rec.local.clone();
+        let json = serde_json::to_vec(&rec).unwrap_or_default();
+        self.ch.send_bytes(0, TAG_META, &json);
+        match out {
+            Some(Part::Words(w)) => {
+                node.bytes_out = w.len() as u64 * 4;
+                self.ch.send(0, TAG_RESULT, &w);
+            }
+            Some(Part::Bits(b)) => {
+                node.bytes_out = 8;
+                self.ch.send(0, TAG_RESULT, &split64(b));
+            }
+            None => {}
+        }
+        outcome?;
+        node.measured_s = t0.elapsed().as_secs_f64();
+        Ok(ClusterReport {
+            call: What::describe(what.code(), what.arity),
+            elements: count,
+            wall_s: node.measured_s,
+            nodes: vec![node],
+            ..ClusterReport::default()
+        })
+    }
+}
