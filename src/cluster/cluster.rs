@@ -148,7 +148,8 @@ impl ClusterBuilder {
     /// initialised with at least `Threading::Funneled` ([`init`](super::init)), and
     /// this thread is the one that drives the cluster from now on.
     pub fn build(self, comm: &impl mpi::topology::Communicator) -> Result<Cluster> {
-        let wire = super::mpi_wire::MpiWire::new(comm);
+        let timeout = self.wait_limit()?;
+        let wire = super::mpi_wire::MpiWire::new(comm, timeout);
         super::mpi_wire::install_panic_hook(wire.rank());
         let host = mpi::environment::processor_name().unwrap_or_else(|_| "?".into());
         let lib = mpi::environment::library_version().unwrap_or_default();
@@ -161,9 +162,9 @@ impl ClusterBuilder {
         self.start(Box::new(wire), &host, &lib)
     }
 
-    /// Builds the cluster on any wire (the unit tests' threads, or MPI).
-    pub(crate) fn start(self, wire: Box<dyn Wire>, host: &str, lib: &str) -> Result<Cluster> {
-        let timeout = match self.timeout {
+    /// The timeout given, or from the environment, or the default.
+    fn wait_limit(&self) -> Result<Duration> {
+        Ok(match self.timeout {
             Some(t) => t,
             None => match std::env::var(TIMEOUT_VAR) {
                 Ok(v) => v
@@ -178,7 +179,12 @@ impl ClusterBuilder {
                     })?,
                 Err(_) => Duration::from_secs_f64(DEFAULT_TIMEOUT_S),
             },
-        };
+        })
+    }
+
+    /// Builds the cluster on any wire (the unit tests' threads, or MPI).
+    pub(crate) fn start(self, wire: Box<dyn Wire>, host: &str, lib: &str) -> Result<Cluster> {
+        let timeout = self.wait_limit()?;
         let shape = match self.shape {
             Some(s) => s,
             None => Shape::from_env()?,

