@@ -66,13 +66,31 @@ enum Part {
 
 /// What a rank sends back besides its results.
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct Record {
-    error: Option<String>,
+pub(crate) struct Record {
+    pub(crate) error: Option<String>,
     /// `(root's kernel id, this rank's)` when they differ.
-    mismatch: Option<(u64, u64)>,
-    send_s: f64,
-    compute_s: f64,
-    local: Option<LocalReport>,
+    pub(crate) mismatch: Option<(u64, u64)>,
+    pub(crate) send_s: f64,
+    pub(crate) compute_s: f64,
+    pub(crate) local: Option<LocalReport>,
+}
+
+impl Record {
+    /// The root's error for rank `r`'s record, if it has one.
+    pub(crate) fn error_of(&self, r: usize) -> Option<Error> {
+        match (self.mismatch, &self.error) {
+            (Some((root, local)), _) => Some(Error::ClusterKernelMismatch {
+                rank: r,
+                root,
+                local,
+            }),
+            (None, Some(message)) => Some(Error::Cluster {
+                rank: r,
+                message: message.clone(),
+            }),
+            (None, None) => None,
+        }
+    }
 }
 
 fn words<I: Element>(xs: &[I]) -> &[u32] {
@@ -331,17 +349,11 @@ impl Cluster {
                 compute_s: rec.compute_s,
                 predicted_s: plan.predicted_s[r],
                 why_none: plan.why_none[r].clone(),
-                local: rec.local,
+                local: rec.local.clone(),
                 ..NodeReport::default()
             };
-            if let Some((root, local)) = rec.mismatch {
-                failed.get_or_insert(Error::ClusterKernelMismatch {
-                    rank: r,
-                    root,
-                    local,
-                });
-            } else if let Some(message) = rec.error {
-                failed.get_or_insert(Error::Cluster { rank: r, message });
+            if let Some(e) = rec.error_of(r) {
+                failed.get_or_insert(e);
             } else if count > 0 {
                 let got = self.ch.recv(r, TAG_RESULT)?;
                 node.receive_s = got.transfer_s;

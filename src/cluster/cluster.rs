@@ -295,6 +295,12 @@ impl Cluster {
         self.rank() == 0
     }
 
+    /// Payload bytes this rank has sent and received over the cluster's messages so
+    /// far (data and records; message headers not counted).
+    pub fn bytes_moved(&self) -> u64 {
+        self.ch.moved.get()
+    }
+
     /// This rank's own runtime.
     pub fn runtime(&self) -> &Runtime {
         &self.runtime

@@ -42,12 +42,16 @@
 //!   splits evenly and so measures every node; every call refines the model.
 //! - **Shaped links** ([`Shape`]) for tests and experiments: loopback made to behave
 //!   like a network of a known α and β.
+//! - **Data that stays on the nodes** ([`DistArray`]): parts owned by ranks and kept
+//!   there, maps run by the owners, so a chain of calls moves nothing until it is
+//!   gathered; a part read elsewhere is sent once and cached until written.
 //! - **The engine is MPI** (rsmpi), initialised `Funneled`: only the thread that
 //!   built the cluster calls it.
 
 mod call;
 #[allow(clippy::module_inception)]
 mod cluster;
+mod dist;
 mod link;
 mod mpi_wire;
 mod plan;
@@ -59,6 +63,7 @@ mod tests;
 mod wire;
 
 pub use cluster::{Cluster, ClusterBuilder, ClusterRun, DEFAULT_TIMEOUT_S, TIMEOUT_VAR};
+pub use dist::DistArray;
 pub use plan::Spread;
 pub use profile::NodeProfile;
 pub use report::{ClusterReport, LocalReport, NodeReport};

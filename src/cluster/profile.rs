@@ -50,18 +50,26 @@ pub(crate) type Work = (u64, u32);
 /// Measured end-to-end runs per (work, rank), on the root.
 #[derive(Debug, Default)]
 pub(crate) struct Throughputs {
-    runs: HashMap<(Work, usize), Samples>,
+    /// Runs recorded so far, and the samples kept.
+    runs: HashMap<(Work, usize), (u64, Samples)>,
 }
 
 impl Throughputs {
-    /// Records that `rank` took `seconds` for `n` elements of `work`.
+    /// Records that `rank` took `seconds` for `n` elements of `work`. A node's first
+    /// run of a kernel pays for its runtime's probing and compiling: it is the model
+    /// until the second run comes, then dropped.
     pub(crate) fn record(&mut self, work: Work, rank: usize, n: usize, seconds: f64) {
-        self.runs.entry((work, rank)).or_default().push(n, seconds);
+        let (count, samples) = self.runs.entry((work, rank)).or_default();
+        if *count == 1 {
+            *samples = Samples::default();
+        }
+        *count += 1;
+        samples.push(n, seconds);
     }
 
     /// `rank`'s fitted model for `work`, once measured.
     pub(crate) fn fit(&self, work: Work, rank: usize) -> Option<Fit> {
-        self.runs.get(&(work, rank))?.fit()
+        self.runs.get(&(work, rank))?.1.fit()
     }
 }
 
@@ -70,10 +78,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_model_per_kernel_operation_and_rank() {
+    fn a_model_per_kernel_operation_and_rank_without_its_first_run() {
         let mut t = Throughputs::default();
         let map = (0xabc, 0);
         assert!(t.fit(map, 1).is_none());
+        t.record(map, 1, 1000, 5e-2); // the first run: probing and compiling
+        assert!(t.fit(map, 1).is_some(), "a model after one run");
         t.record(map, 1, 1000, 1e-3);
         t.record(map, 1, 4000, 3e-3);
         let f = t.fit(map, 1).unwrap_or_else(|| panic!("fit"));

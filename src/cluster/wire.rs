@@ -47,6 +47,9 @@ impl<T: Wire + ?Sized> Wire for Box<T> {
 /// The most words one MPI message may count (`i32::MAX`).
 pub(crate) const MAX_MESSAGE_WORDS: usize = i32::MAX as usize;
 
+/// The longest a waiting rank sleeps between two looks for its message.
+const MAX_NAP: Duration = Duration::from_micros(100);
+
 /// First word of every header: a message that does not start with it is not ours.
 const MAGIC: u32 = 0x4859_4231; // "HYB1"
 const HEADER_WORDS: usize = 6;
@@ -66,6 +69,8 @@ pub(crate) struct Channel<W> {
     /// Words per message at most (a test makes it small to exercise chunking).
     pub(crate) max_words: usize,
     pub(crate) timeout: Duration,
+    /// Payload bytes this rank has sent and received (headers not counted).
+    pub(crate) moved: std::cell::Cell<u64>,
 }
 
 impl<W: Wire> Channel<W> {
@@ -76,6 +81,7 @@ impl<W: Wire> Channel<W> {
             shape: None,
             max_words: MAX_MESSAGE_WORDS,
             timeout,
+            moved: std::cell::Cell::new(0),
         }
     }
 
@@ -103,6 +109,7 @@ impl<W: Wire> Channel<W> {
             (stamp >> 32) as u32,
         ];
         self.wire.send(to, tag, &header);
+        self.moved.set(self.moved.get() + len * 4);
         for c in payload.chunks(per) {
             self.wire.send(to, tag, c);
         }
@@ -152,6 +159,7 @@ impl<W: Wire> Channel<W> {
             sleep_until_ns(stamp + (s.time_s(len * 4) * 1e9) as u64);
         }
         let transfer_s = now_ns().saturating_sub(stamp) as f64 * 1e-9;
+        self.moved.set(self.moved.get() + len * 4);
         Ok(Received { words, transfer_s })
     }
 
@@ -168,7 +176,7 @@ impl<W: Wire> Channel<W> {
 
     /// One message, polled for until the timeout (counted from `start`): spinning
     /// (yielding) for the first millisecond, then sleeping a little longer each time,
-    /// up to a millisecond.
+    /// up to [`MAX_NAP`] (a rank idle between calls picks its next call up within it).
     fn poll(&self, from: usize, tag: i32, start: Instant) -> Result<Vec<u32>> {
         let mut nap = Duration::from_micros(10);
         loop {
@@ -186,7 +194,7 @@ impl<W: Wire> Channel<W> {
                 std::thread::yield_now();
             } else {
                 std::thread::sleep(nap);
-                nap = (nap * 2).min(Duration::from_millis(1));
+                nap = (nap * 2).min(MAX_NAP);
             }
         }
     }
