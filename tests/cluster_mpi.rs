@@ -276,6 +276,75 @@ fn errors_reach_the_root(world: &SimpleCommunicator) -> Check {
     Ok(())
 }
 
+/// A ten-stage chain on a distributed array moves the data once: the scatter and the
+/// gather move the other ranks' parts, the ten stages only records; a part read by
+/// a rank that does not own it is sent once and cached until written.
+fn a_ten_stage_chain_moves_the_data_once(world: &SimpleCommunicator) -> Check {
+    let c = builder().build(world).map_err(|e| e.to_string())?;
+    let n = 1_000_003;
+    let xs = data(n);
+    let k = Kernel::map(|x: Expr<u32>| x * 3u32 + 1u32);
+    let rt = cpu();
+    let mut want = xs.clone();
+    for _ in 0..10 {
+        want = rt
+            .map(&want, &k, Placement::Cpu)
+            .map_err(|e| e.to_string())?
+            .output;
+    }
+    let a: &[u32] = if c.is_root() { &xs } else { &[] };
+    let mut d = c.scatter(a).map_err(|e| e.to_string())?;
+    let scattered = d.bytes_moved();
+    let before = c.bytes_moved();
+    for _ in 0..10 {
+        c.map_dist_in_place(&mut d, &k).map_err(|e| e.to_string())?;
+    }
+    let chain = c.bytes_moved() - before;
+    // rank 1 reads the root's part twice: sent once
+    let start = d.bytes_moved();
+    let first = d
+        .read(&c, 0, 1)
+        .map_err(|e| e.to_string())?
+        .map(<[u32]>::to_vec);
+    let second = d
+        .read(&c, 0, 1)
+        .map_err(|e| e.to_string())?
+        .map(<[u32]>::to_vec);
+    let read = d.bytes_moved() - start;
+    let held = d.bytes_moved();
+    let out = d.gather(&c).map_err(|e| e.to_string())?;
+    let gathered = d.bytes_moved() - held;
+    let mine = d.ranges()[c.rank()].len() as u64 * 4;
+    let others = (n - d.ranges()[0].len()) as u64 * 4;
+    ensure!(
+        chain < 64 * 1024,
+        "the chain moved {chain} bytes (data: {} bytes)",
+        n * 4
+    );
+    if c.is_root() {
+        ensure!(out.as_ref() == Some(&want), "the gathered chain differs");
+        ensure!(
+            scattered == others && gathered == others,
+            "{scattered} {gathered} vs {others}"
+        );
+        println!("  chain of 10 over {n}: scatter {scattered} B, stages {chain} B (records), gather {gathered} B");
+    } else {
+        ensure!(
+            scattered == mine && gathered == mine,
+            "{scattered} {gathered} vs {mine}"
+        );
+    }
+    if c.rank() == 1 {
+        let root_part = d.ranges()[0].len() as u64 * 4;
+        ensure!(first.is_some() && first == second, "the read differs");
+        ensure!(
+            read == root_part,
+            "read twice moved {read} bytes, the part is {root_part}"
+        );
+    }
+    Ok(())
+}
+
 /// A rank that stops taking part leaves the root waiting only its timeout.
 fn a_silent_rank_is_a_timeout(world: &SimpleCommunicator) -> Check {
     let c = builder()
@@ -313,7 +382,7 @@ fn main() {
         }
     };
     let world = universe.world();
-    let checks: [(&str, fn(&SimpleCommunicator) -> Check); 5] = [
+    let checks: [(&str, fn(&SimpleCommunicator) -> Check); 6] = [
         ("results_equal_one_nodes", results_equal_one_nodes),
         (
             "shaped_links_are_fitted_within_20_percent",
@@ -324,6 +393,10 @@ fn main() {
             shares_shift_toward_the_root_as_beta_drops,
         ),
         ("errors_reach_the_root", errors_reach_the_root),
+        (
+            "a_ten_stage_chain_moves_the_data_once",
+            a_ten_stage_chain_moves_the_data_once,
+        ),
         ("a_silent_rank_is_a_timeout", a_silent_rank_is_a_timeout),
     ];
     let (mut passed, mut failed) = (0, 0);
