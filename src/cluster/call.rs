@@ -105,6 +105,14 @@ fn elements<I: Element>(w: &[u32]) -> Result<&[I]> {
     })
 }
 
+/// A vector of one 32-bit type as another, in place (its buffer reused); copied
+/// element by element only if the allocation cannot be reused (never, for
+/// `f32`/`i32`/`u32`).
+fn recast<A: bytemuck::Pod, B: bytemuck::Pod>(v: Vec<A>) -> Vec<B> {
+    bytemuck::allocation::try_cast_vec(v)
+        .unwrap_or_else(|(_, v)| bytemuck::allocation::pod_collect_to_vec(&v))
+}
+
 fn split64(x: u64) -> [u32; 2] {
     [x as u32, (x >> 32) as u32]
 }
@@ -135,20 +143,24 @@ impl Cluster {
                 .map(|x| elements::<I>(x))
                 .collect::<Result<Vec<_>>>()?;
             let (out, r) = run(&typed)?;
-            Ok((Part::Words(out.iter().map(|x| x.to_bits()).collect()), r))
+            Ok((Part::Words(recast::<O, u32>(out)), r))
         })?;
-        let output = parts.map(|ps| {
-            let mut out = Vec::with_capacity(
-                ps.iter()
-                    .map(|p| match p {
-                        Part::Words(w) => w.len(),
-                        Part::Bits(_) => 0,
-                    })
-                    .sum(),
-            );
-            for p in ps {
+        let output = parts.map(|mut ps| {
+            // one part (everything on one node): its buffer is the output, no copy
+            if let [Part::Words(w)] = &mut ps[..] {
+                return recast::<u32, O>(std::mem::take(w));
+            }
+            let len = ps
+                .iter()
+                .map(|p| match p {
+                    Part::Words(w) => w.len(),
+                    Part::Bits(_) => 0,
+                })
+                .sum();
+            let mut out: Vec<O> = Vec::with_capacity(len);
+            for p in &ps {
                 if let Part::Words(w) = p {
-                    out.extend(w.into_iter().map(O::from_bits));
+                    out.extend(w.iter().map(|&x| O::from_bits(x)));
                 }
             }
             out
@@ -310,7 +322,7 @@ impl Cluster {
             match local(|| run(&mine)) {
                 Ok(Ok((part, r))) => {
                     me.compute_s = t.elapsed().as_secs_f64();
-                    me.local = Some(LocalReport::of(&r));
+                    me.local = Some(LocalReport::brief(&r));
                     report.root_local = Some(r);
                     parts.push(part);
                     if plan.shares[0] > 0 {

@@ -69,7 +69,7 @@ impl Wire for MpiWire {
                     );
                     self.comm.abort(75);
                 }
-                if start.elapsed() > Duration::from_millis(1) {
+                if start.elapsed() > Duration::from_micros(20) {
                     std::thread::sleep(Duration::from_micros(50));
                 } else {
                     std::thread::yield_now();

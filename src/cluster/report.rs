@@ -27,7 +27,17 @@ pub struct LocalReport {
 }
 
 impl LocalReport {
+    /// The receipt as it travels: its numbers and its text.
     pub(crate) fn of(r: &crate::Report) -> LocalReport {
+        LocalReport {
+            text: r.to_string(),
+            ..LocalReport::brief(r)
+        }
+    }
+
+    /// Its numbers only: the root's own, whose whole [`Report`](crate::Report) stays
+    /// beside it (`ClusterReport::root_local`) and is shown from there.
+    pub(crate) fn brief(r: &crate::Report) -> LocalReport {
         LocalReport {
             wall_s: r.wall_s(),
             shares: r
@@ -36,7 +46,7 @@ impl LocalReport {
                 .map(|s| (s.device().to_string(), s.elements()))
                 .collect(),
             decision: r.decision().to_string(),
-            text: r.to_string(),
+            text: String::new(),
         }
     }
 }
@@ -168,7 +178,9 @@ impl fmt::Display for ClusterReport {
         for n in &self.nodes {
             if let Some(l) = &n.local {
                 writeln!(f, "rank {} ({}):", n.rank, n.host)?;
-                for line in l.text.lines() {
+                let whole = self.root_local.as_ref().filter(|_| n.rank == 0 && l.text.is_empty());
+                let text = whole.map_or_else(|| l.text.clone(), |r| r.to_string());
+                for line in text.lines() {
                     writeln!(f, "    {line}")?;
                 }
             }

@@ -47,6 +47,9 @@ impl<T: Wire + ?Sized> Wire for Box<T> {
 /// The most words one MPI message may count (`i32::MAX`).
 pub(crate) const MAX_MESSAGE_WORDS: usize = i32::MAX as usize;
 
+/// How long a waiting rank spins (yields) before it sleeps between looks.
+const SPIN: Duration = Duration::from_micros(20);
+
 /// The longest a waiting rank sleeps between two looks for its message.
 const MAX_NAP: Duration = Duration::from_micros(100);
 
@@ -175,8 +178,10 @@ impl<W: Wire> Channel<W> {
     }
 
     /// One message, polled for until the timeout (counted from `start`): spinning
-    /// (yielding) for the first millisecond, then sleeping a little longer each time,
-    /// up to [`MAX_NAP`] (a rank idle between calls picks its next call up within it).
+    /// (yielding) for the first [`SPIN`], then sleeping a little longer each time, up
+    /// to [`MAX_NAP`] (a rank idle between calls picks its next call up within it).
+    /// The spin is short: a rank waiting for its next call must not take a core from
+    /// the root computing its share on the same machine.
     fn poll(&self, from: usize, tag: i32, start: Instant) -> Result<Vec<u32>> {
         let mut nap = Duration::from_micros(10);
         loop {
@@ -190,7 +195,7 @@ impl<W: Wire> Channel<W> {
                     waited_ms: waited.as_millis() as u64,
                 });
             }
-            if waited < Duration::from_millis(1) {
+            if waited < SPIN {
                 std::thread::yield_now();
             } else {
                 std::thread::sleep(nap);
