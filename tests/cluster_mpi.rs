@@ -19,11 +19,15 @@ type Check = Result<(), String>;
 
 macro_rules! ensure {
     ($cond:expr, $($fmt:tt)+) => {
-        if !$cond {
+        let holds: bool = $cond;
+        if !holds {
             return Err(format!($($fmt)+));
         }
     };
 }
+
+/// A check, run collectively on every rank.
+type CheckFn = fn(&SimpleCommunicator) -> Check;
 
 fn cpu() -> Runtime {
     Runtime::builder()
@@ -382,7 +386,7 @@ fn main() {
         }
     };
     let world = universe.world();
-    let checks: [(&str, fn(&SimpleCommunicator) -> Check); 6] = [
+    let checks: [(&str, CheckFn); 6] = [
         ("results_equal_one_nodes", results_equal_one_nodes),
         (
             "shaped_links_are_fitted_within_20_percent",

@@ -132,18 +132,8 @@ impl Cluster {
         spread: Spread,
         run: impl Fn(&[&[I]]) -> Local<Vec<O>>,
     ) -> Result<ClusterRun<Vec<O>>> {
-        let what = What {
-            op: None,
-            arity: inputs.len(),
-        };
-        let w: Vec<&[u32]> = inputs.iter().map(|x| words(x)).collect();
-        let (parts, report) = self.call(kernel.id(), what, &w, spread, &|v| {
-            let typed = v
-                .iter()
-                .map(|x| elements::<I>(x))
-                .collect::<Result<Vec<_>>>()?;
-            let (out, r) = run(&typed)?;
-            Ok((Part::Words(recast::<O, u32>(out)), r))
+        let (parts, report) = self.call_typed(kernel, None, inputs, spread, run, |out| {
+            Part::Words(recast::<O, u32>(out))
         })?;
         let output = parts.map(|mut ps| {
             // one part (everything on one node): its buffer is the output, no copy
@@ -176,18 +166,8 @@ impl Cluster {
         spread: Spread,
         run: impl Fn(&[&[I]]) -> Local<O>,
     ) -> Result<ClusterRun<O>> {
-        let what = What {
-            op: Some(op),
-            arity: inputs.len(),
-        };
-        let w: Vec<&[u32]> = inputs.iter().map(|x| words(x)).collect();
-        let (parts, report) = self.call(kernel.id(), what, &w, spread, &|v| {
-            let typed = v
-                .iter()
-                .map(|x| elements::<I>(x))
-                .collect::<Result<Vec<_>>>()?;
-            let (out, r) = run(&typed)?;
-            Ok((Part::Bits(crate::kernel::Scalar::bits(out)), r))
+        let (parts, report) = self.call_typed(kernel, Some(op), inputs, spread, run, |out| {
+            Part::Bits(crate::kernel::Scalar::bits(out))
         })?;
         let output = parts.map(|ps| {
             let bits = ps.iter().filter_map(|p| match p {
@@ -199,6 +179,31 @@ impl Cluster {
             O::from_bits64(all.unwrap_or_else(|| op.identity_bits(ty)))
         });
         Ok(ClusterRun { output, report })
+    }
+
+    /// A call over typed inputs: as words down, the local run's output made a part.
+    fn call_typed<I: Element, O: Element, T>(
+        &self,
+        kernel: &Kernel<I, O>,
+        op: Option<Reduce>,
+        inputs: &[&[I]],
+        spread: Spread,
+        run: impl Fn(&[&[I]]) -> Local<T>,
+        part: impl Fn(T) -> Part,
+    ) -> Result<(Option<Vec<Part>>, ClusterReport)> {
+        let what = What {
+            op,
+            arity: inputs.len(),
+        };
+        let w: Vec<&[u32]> = inputs.iter().map(|x| words(x)).collect();
+        self.call(kernel.id(), what, &w, spread, &|v| {
+            let typed = v
+                .iter()
+                .map(|x| elements::<I>(x))
+                .collect::<Result<Vec<_>>>()?;
+            let (out, r) = run(&typed)?;
+            Ok((part(out), r))
+        })
     }
 
     /// The call on this rank: on the root, every node's part in rank order.

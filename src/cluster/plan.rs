@@ -191,6 +191,10 @@ mod tests {
         Some(Link { up: d, down: d })
     }
 
+    fn node(link: Option<Link>, model: Option<Fit>) -> NodeCost {
+        NodeCost { link, model }
+    }
+
     fn fit(rate: f64) -> Option<Fit> {
         Some(Fit {
             fixed_s: 1e-4,
@@ -210,16 +214,7 @@ mod tests {
         let n = 10_000_000;
         let mut last = 0;
         for beta in [1e11, 1e10, 1e9, 1e8, 1e7] {
-            let nodes = [
-                NodeCost {
-                    link: None,
-                    model: fit(1e8),
-                },
-                NodeCost {
-                    link: link(1e-3, beta),
-                    model: fit(1e8),
-                },
-            ];
+            let nodes = [node(None, fit(1e8)), node(link(1e-3, beta), fit(1e8))];
             let p = plan(n, &nodes, SAXPY, Spread::Auto);
             assert_eq!(p.shares.iter().sum::<usize>(), n);
             assert!(p.shares[0] >= last, "beta {beta}: {:?}", p.shares);
@@ -237,18 +232,9 @@ mod tests {
     #[test]
     fn a_node_behind_a_slow_link_gets_nothing_and_the_plan_says_why() {
         let nodes = [
-            NodeCost {
-                link: None,
-                model: fit(1e9),
-            },
-            NodeCost {
-                link: link(1e-3, 1e7),
-                model: fit(1e9),
-            },
-            NodeCost {
-                link: link(1e-6, 1e12),
-                model: fit(1e3),
-            },
+            node(None, fit(1e9)),
+            node(link(1e-3, 1e7), fit(1e9)),
+            node(link(1e-6, 1e12), fit(1e3)),
         ];
         let p = plan(1000, &nodes, SAXPY, Spread::Auto);
         assert_eq!(p.shares, vec![1000, 0, 0]);
@@ -268,18 +254,9 @@ mod tests {
     #[test]
     fn static_spreads_and_missing_models() {
         let nodes = [
-            NodeCost {
-                link: None,
-                model: fit(1e9),
-            },
-            NodeCost {
-                link: link(1e-3, 1e9),
-                model: None,
-            },
-            NodeCost {
-                link: link(1e-3, 1e9),
-                model: fit(1e9),
-            },
+            node(None, fit(1e9)),
+            node(link(1e-3, 1e9), None),
+            node(link(1e-3, 1e9), fit(1e9)),
         ];
         assert_eq!(plan(10, &nodes, SAXPY, Spread::Root).shares, vec![10, 0, 0]);
         assert_eq!(plan(10, &nodes, SAXPY, Spread::Even).shares, vec![4, 3, 3]);
@@ -297,11 +274,8 @@ mod tests {
     /// The plan's costs are the issue's: alpha + bytes in / beta + compute + bytes out / beta.
     #[test]
     fn node_cost_adds_both_transfers_to_the_compute() {
-        let node = NodeCost {
-            link: link(1e-3, 1e8),
-            model: fit(1e8),
-        };
-        let c = node_cost(&node, SAXPY).unwrap_or_else(|| panic!("model"));
+        let remote = node(link(1e-3, 1e8), fit(1e8));
+        let c = node_cost(&remote, SAXPY).unwrap_or_else(|| panic!("model"));
         let n = 1_000_000;
         let want = 1e-3 + 8e6 / 1e8 + (1e-4 + 1e-2) + 1e-3 + 4e6 / 1e8;
         assert!(
@@ -309,10 +283,7 @@ mod tests {
             "{} vs {want}",
             c.finish_s(n)
         );
-        let root = NodeCost {
-            link: None,
-            model: fit(1e8),
-        };
+        let root = node(None, fit(1e8));
         let r = node_cost(&root, SAXPY).unwrap_or_else(|| panic!("model"));
         assert!((r.finish_s(n) - (1e-4 + 1e-2)).abs() < 1e-12);
     }

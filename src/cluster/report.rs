@@ -178,7 +178,10 @@ impl fmt::Display for ClusterReport {
         for n in &self.nodes {
             if let Some(l) = &n.local {
                 writeln!(f, "rank {} ({}):", n.rank, n.host)?;
-                let whole = self.root_local.as_ref().filter(|_| n.rank == 0 && l.text.is_empty());
+                let whole = self
+                    .root_local
+                    .as_ref()
+                    .filter(|_| n.rank == 0 && l.text.is_empty());
                 let text = whole.map_or_else(|| l.text.clone(), |r| r.to_string());
                 for line in text.lines() {
                     writeln!(f, "    {line}")?;
