@@ -197,7 +197,11 @@ fn shares_shift_toward_the_root_as_beta_drops(world: &SimpleCommunicator) -> Che
             .build(world)
             .map_err(|e| e.to_string())?;
         let a: &[f32] = if c.is_root() { &xs } else { &[] };
-        c.map(a, &heavy, Spread::Auto).map_err(|e| e.to_string())?;
+        // the first Auto call measures every node, the second refines the models (the
+        // first run of a kernel on a node is dropped from its model at its second)
+        for _ in 0..2 {
+            c.map(a, &heavy, Spread::Auto).map_err(|e| e.to_string())?;
+        }
         let r = c
             .map(a, &heavy, Spread::Auto)
             .map_err(|e| e.to_string())?
@@ -223,9 +227,10 @@ fn shares_shift_toward_the_root_as_beta_drops(world: &SimpleCommunicator) -> Che
         }
     }
     if world.rank() == 0 {
-        // measured models are noisy (ranks share two cores): each step may wobble by 5%
-        // of n, the whole range must move
-        let slack = n / 20;
+        // measured models are noisy (the ranks share two cores, so each one's measured
+        // rate depends on what the other does): each step may wobble by 10% of n, the
+        // whole range must move by 10%
+        let slack = n / 10;
         ensure!(
             root.windows(2).all(|w| w[0] <= w[1] + slack),
             "root shares {root:?}"
