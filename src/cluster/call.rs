@@ -25,22 +25,22 @@ use crate::kernel::reduce::combine_bits;
 use crate::kernel::{Element, Kernel, Reduce};
 use crate::report::Report;
 
-const TAG_CALL: i32 = 20;
-const TAG_DATA: i32 = 21;
-const TAG_META: i32 = 22;
-const TAG_RESULT: i32 = 23;
+pub(super) const TAG_CALL: i32 = 20;
+pub(super) const TAG_DATA: i32 = 21;
+pub(super) const TAG_META: i32 = 22;
+pub(super) const TAG_RESULT: i32 = 23;
 
-const HEADER_WORDS: usize = 9;
+pub(super) const HEADER_WORDS: usize = 9;
 
 /// What a call computes: a map or a reduction, of `arity` inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct What {
-    op: Option<Reduce>,
-    arity: usize,
+pub(super) struct What {
+    pub(super) op: Option<Reduce>,
+    pub(super) arity: usize,
 }
 
 impl What {
-    fn code(self) -> u32 {
+    pub(super) fn code(self) -> u32 {
         match self.op {
             None => 0,
             Some(Reduce::Sum) => 1,
@@ -49,7 +49,7 @@ impl What {
         }
     }
 
-    fn describe(code: u32, arity: usize) -> String {
+    pub(super) fn describe(code: u32, arity: usize) -> String {
         let op = ["map", "reduce sum", "reduce min", "reduce max"];
         format!(
             "{} of {arity} input(s)",
@@ -59,7 +59,7 @@ impl What {
 }
 
 /// One node's result on the root: its output words, or its partial's bits.
-enum Part {
+pub(super) enum Part {
     Words(Vec<u32>),
     Bits(u64),
 }
@@ -113,16 +113,16 @@ fn recast<A: bytemuck::Pod, B: bytemuck::Pod>(v: Vec<A>) -> Vec<B> {
         .unwrap_or_else(|(_, v)| bytemuck::allocation::pod_collect_to_vec(&v))
 }
 
-fn split64(x: u64) -> [u32; 2] {
+pub(super) fn split64(x: u64) -> [u32; 2] {
     [x as u32, (x >> 32) as u32]
 }
 
-fn join64(lo: u32, hi: u32) -> u64 {
+pub(super) fn join64(lo: u32, hi: u32) -> u64 {
     lo as u64 | (hi as u64) << 32
 }
 
 /// A local run's output and receipt (the cluster's local closure's result).
-type Local<T> = Result<(T, Report)>;
+pub(super) type Local<T> = Result<(T, Report)>;
 
 impl Cluster {
     pub(crate) fn map_words<I: Element, O: Element>(
@@ -207,7 +207,7 @@ impl Cluster {
     }
 
     /// The call on this rank: on the root, every node's part in rank order.
-    fn call(
+    pub(super) fn call(
         &self,
         id: Result<u64>,
         what: What,
@@ -403,119 +403,5 @@ impl Cluster {
             .collect::<Option<Vec<f64>>>()
             .map(|v| v.into_iter().fold(0.0, f64::max));
         Ok((parts, report))
-    }
-
-    fn rank_call(
-        &self,
-        id: Result<u64>,
-        what: What,
-        run: &dyn Fn(&[&[u32]]) -> Local<Part>,
-    ) -> Result<ClusterReport> {
-        let t0 = Instant::now();
-        let rank = self.rank();
-        let h = self.ch.recv(0, TAG_CALL)?.words;
-        if h.len() != HEADER_WORDS {
-            return Err(Error::Cluster {
-                rank: 0,
-                message: format!("call header of {} words", h.len()),
-            });
-        }
-        if h[0] != 0 {
-            return Err(Error::Cluster {
-                rank: 0,
-                message: "the root cancelled the call".into(),
-            });
-        }
-        let (code, arity) = (h[1], h[2] as usize);
-        let root_id = join64(h[3], h[4]);
-        let count = join64(h[5], h[6]) as usize;
-        let mut rec = Record::default();
-        let mut data = Vec::with_capacity(arity);
-        if count > 0 {
-            for _ in 0..arity {
-                let got = self.ch.recv(0, TAG_DATA)?;
-                rec.send_s = rec.send_s.max(got.transfer_s);
-                data.push(got.words);
-            }
-        }
-        let mut node = NodeReport {
-            rank,
-            host: self
-                .profiles
-                .first()
-                .map(|p| p.host.clone())
-                .unwrap_or_default(),
-            elements: count,
-            bytes_in: data.iter().map(|d| d.len() as u64 * 4).sum(),
-            send_s: rec.send_s,
-            ..NodeReport::default()
-        };
-        let mut out = None;
-        let outcome: Result<()> = match id {
-            Err(e) => Err(e),
-            Ok(mine) if mine != root_id => {
-                rec.mismatch = Some((root_id, mine));
-                Err(Error::ClusterKernelMismatch {
-                    rank,
-                    root: root_id,
-                    local: mine,
-                })
-            }
-            Ok(_) if code != what.code() || arity != what.arity => Err(Error::Cluster {
-                rank,
-                message: format!(
-                    "this rank called {}, the root {}",
-                    What::describe(what.code(), what.arity),
-                    What::describe(code, arity)
-                ),
-            }),
-            Ok(_) if count == 0 => Ok(()),
-            Ok(_) => {
-                let views: Vec<&[u32]> = data.iter().map(Vec::as_slice).collect();
-                let t = Instant::now();
-                match local(|| run(&views)) {
-                    Ok(Ok((part, r))) => {
-                        rec.compute_s = t.elapsed().as_secs_f64();
-                        rec.local = Some(LocalReport::of(&r));
-                        out = Some(part);
-                        Ok(())
-                    }
-                    Ok(Err(e)) => Err(e),
-                    Err(panic) => Err(Error::Cluster {
-                        rank,
-                        message: format!("panicked: {panic}"),
-                    }),
-                }
-            }
-        };
-        if let Err(e) = &outcome {
-            if rec.mismatch.is_none() {
-                rec.error = Some(e.to_string());
-            }
-        }
-        node.compute_s = rec.compute_s;
-        node.local = rec.local.clone();
-        let json = serde_json::to_vec(&rec).unwrap_or_default();
-        self.ch.send_bytes(0, TAG_META, &json);
-        match out {
-            Some(Part::Words(w)) => {
-                node.bytes_out = w.len() as u64 * 4;
-                self.ch.send(0, TAG_RESULT, &w);
-            }
-            Some(Part::Bits(b)) => {
-                node.bytes_out = 8;
-                self.ch.send(0, TAG_RESULT, &split64(b));
-            }
-            None => {}
-        }
-        outcome?;
-        node.measured_s = t0.elapsed().as_secs_f64();
-        Ok(ClusterReport {
-            call: What::describe(what.code(), what.arity),
-            elements: count,
-            wall_s: node.measured_s,
-            nodes: vec![node],
-            ..ClusterReport::default()
-        })
     }
 }

@@ -56,6 +56,7 @@ mod link;
 mod mpi_wire;
 mod plan;
 mod profile;
+mod rank;
 mod report;
 mod shape;
 #[cfg(test)]
