@@ -74,6 +74,9 @@ pub(crate) struct Channel<W> {
     pub(crate) timeout: Duration,
     /// Payload bytes this rank has sent and received (headers not counted).
     pub(crate) moved: std::cell::Cell<u64>,
+    /// How long a wait spins before it sleeps ([`SPIN`]; the link calibration spins
+    /// throughout, so its round trips are not rounded up to a nap).
+    pub(crate) spin: std::cell::Cell<Duration>,
 }
 
 impl<W: Wire> Channel<W> {
@@ -85,6 +88,7 @@ impl<W: Wire> Channel<W> {
             max_words: MAX_MESSAGE_WORDS,
             timeout,
             moved: std::cell::Cell::new(0),
+            spin: std::cell::Cell::new(SPIN),
         }
     }
 
@@ -178,7 +182,7 @@ impl<W: Wire> Channel<W> {
     }
 
     /// One message, polled for until the timeout (counted from `start`): spinning
-    /// (yielding) for the first [`SPIN`], then sleeping a little longer each time, up
+    /// (yielding) for the first [`SPIN`] (or the channel's `spin`), then sleeping a little longer each time, up
     /// to [`MAX_NAP`] (a rank idle between calls picks its next call up within it).
     /// The spin is short: a rank waiting for its next call must not take a core from
     /// the root computing its share on the same machine.
@@ -195,7 +199,7 @@ impl<W: Wire> Channel<W> {
                     waited_ms: waited.as_millis() as u64,
                 });
             }
-            if waited < SPIN {
+            if waited < self.spin.get() {
                 std::thread::yield_now();
             } else {
                 std::thread::sleep(nap);
