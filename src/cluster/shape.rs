@@ -4,7 +4,10 @@
 //! far faster than a real network would. A [`Shape`] makes each transfer between given
 //! ranks take `alpha + bytes / beta` of wall time: the sender stamps the message with
 //! the host clock (`CLOCK_REALTIME`, [`SystemTime`]) when it starts sending, and the
-//! receiver, once it has the whole message, sleeps until `stamp + alpha + bytes / beta`.
+//! receiver, once it has the whole message, sleeps until `stamp + alpha + bytes / beta`,
+//! or, when the previous message from the same sender is still on the link, until
+//! that one's end plus `bytes / beta` (one link per pair: latencies overlap, bandwidth
+//! is shared).
 //! One host clock is what makes this exact: shaping across machines would need their
 //! clocks synchronised, and is not what it is for.
 

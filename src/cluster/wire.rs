@@ -10,7 +10,9 @@
 //! sender with one tag in order). Every receive polls until its message is there or
 //! the channel's timeout has passed: a rank that never answers is
 //! [`Error::ClusterTimeout`], never a hang. A shaped link ([`Shape`]) holds each
-//! received payload until `stamp + alpha + bytes / beta`.
+//! received payload until `stamp + alpha + bytes / beta`, and a payload sent while the
+//! previous one from the same rank is still on the link until that one's end plus
+//! `bytes / beta`: one link per pair, whose bandwidth messages share.
 
 use std::time::{Duration, Instant};
 
@@ -77,6 +79,8 @@ pub(crate) struct Channel<W> {
     /// How long a wait spins before it sleeps ([`SPIN`]; the link calibration spins
     /// throughout, so its round trips are not rounded up to a nap).
     pub(crate) spin: std::cell::Cell<Duration>,
+    /// Per sender, when its shaped link is free (host clock, ns).
+    link_free: std::cell::RefCell<std::collections::HashMap<usize, u64>>,
 }
 
 impl<W: Wire> Channel<W> {
@@ -89,6 +93,7 @@ impl<W: Wire> Channel<W> {
             timeout,
             moved: std::cell::Cell::new(0),
             spin: std::cell::Cell::new(SPIN),
+            link_free: Default::default(),
         }
     }
 
@@ -163,7 +168,16 @@ impl<W: Wire> Channel<W> {
             });
         }
         if let Some(s) = self.shape.as_ref().filter(|s| s.covers(from, self.rank())) {
-            sleep_until_ns(stamp + (s.time_s(len * 4) * 1e9) as u64);
+            // one link per sender: a payload's bytes follow the previous payload's
+            // on it (latencies overlap, bandwidth does not)
+            let wire_ns = (len * 4) as f64 / s.beta_bytes_per_s * 1e9;
+            let mut free = self.link_free.borrow_mut();
+            let last = free.entry(from).or_insert(0);
+            let alone = stamp + (s.time_s(len * 4) * 1e9) as u64;
+            let deadline = alone.max(*last + wire_ns as u64);
+            *last = deadline;
+            drop(free);
+            sleep_until_ns(deadline);
         }
         let transfer_s = now_ns().saturating_sub(stamp) as f64 * 1e-9;
         self.moved.set(self.moved.get() + len * 4);
@@ -308,6 +322,28 @@ pub(crate) mod tests {
             "{e:?}"
         );
         assert!(t.elapsed() < Duration::from_secs(1));
+    }
+
+    /// Two payloads sent at once share the link's bandwidth: the second ends one
+    /// transfer time after the first (latencies overlap).
+    #[test]
+    fn payloads_sent_together_share_a_shaped_links_bandwidth() {
+        let (mut a, mut b) = pair(MAX_MESSAGE_WORDS);
+        let shape = Shape::new(1e-3, 1e8); // 40 KB: 1 ms + 0.4 ms each
+        a.shape = Some(shape.clone());
+        b.shape = Some(shape);
+        let t = Instant::now();
+        a.send(1, 2, &[1u32; 10_000]);
+        a.send(1, 2, &[2u32; 10_000]);
+        b.recv(0, 2).unwrap_or_else(|e| panic!("{e}"));
+        let first = t.elapsed().as_secs_f64();
+        b.recv(0, 2).unwrap_or_else(|e| panic!("{e}"));
+        let both = t.elapsed().as_secs_f64();
+        assert!(first >= 1.4e-3 && first < 1.4e-3 + 2e-3, "{first}");
+        assert!(
+            both >= 1.8e-3 && both < 1.8e-3 + 2e-3,
+            "{both}: not serialised"
+        );
     }
 
     #[test]
