@@ -146,6 +146,34 @@ pub enum Error {
         /// The device's limit.
         max: u64,
     },
+    /// A rank of a cluster failed its part of a call (its kernel, its device, its
+    /// memory), or sent what the cluster could not read; the root fails the call with
+    /// it. `rank` 0 on another rank: the root cancelled the call.
+    #[error("cluster rank {rank} failed: {message}")]
+    Cluster {
+        /// The rank that failed.
+        rank: usize,
+        /// Its error, as it said it.
+        message: String,
+    },
+    /// A rank waited for a message from another past the cluster's timeout.
+    #[error("no message from cluster rank {rank} within {waited_ms} ms")]
+    ClusterTimeout {
+        /// The rank that did not answer.
+        rank: usize,
+        /// Milliseconds waited.
+        waited_ms: u64,
+    },
+    /// The ranks of a cluster called different kernels (different ids) in one call.
+    #[error("cluster rank {rank} runs kernel {local:016x} where the root runs {root:016x}")]
+    ClusterKernelMismatch {
+        /// The rank whose kernel differs.
+        rank: usize,
+        /// The root's kernel id.
+        root: u64,
+        /// That rank's kernel id.
+        local: u64,
+    },
 }
 
 /// `Result` with [`Error`] as the error type.

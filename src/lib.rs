@@ -44,6 +44,9 @@
 //! - Devices: [`Runtime::devices`] lists them ([`DeviceInfo`]).
 //! - Links: [`Runtime::links`] gives each GPU's fitted [`Link`]; [`Share::transfer`]
 //!   each call's [`TransferStats`], measured beside predicted.
+//! - Clusters (feature `mpi`): `cluster::Cluster` places one call across the ranks
+//!   of an MPI job, each with its own runtime, by each network link's fitted latency
+//!   and bandwidth and each node's measured throughput.
 //! - Errors: one enum, [`Error`].
 //!
 //! ## Semantics
@@ -131,6 +134,8 @@
 //!
 //! - `gpu` (default): the wgpu backend. Without it the crate has no wgpu dependency and
 //!   runs on the CPU.
+//! - `mpi`: [`cluster`], one call spread across the nodes of an MPI job (rsmpi; needs
+//!   an MPI library and libclang to build). Off by default.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -139,6 +144,8 @@
 // own); `tests/layers.rs` checks it and src/README.md draws it.
 pub mod array; //   arrays and lazy chains
 mod cache; //       where calibration and models are stored
+#[cfg(feature = "mpi")]
+pub mod cluster; //  one call across the nodes of an MPI job
 mod cost; //        the cost model
 mod device; //      cpu, gpu, simulated
 mod error; //       the error type

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 /// The floors, top to bottom. A module may use its own items and those of any module
 /// on a lower floor; modules on one floor may not use each other.
 const FLOORS: &[&[&str]] = &[
+    &["cluster"],
     &["runtime"],
     &["schedule"],
     &["array", "report"],

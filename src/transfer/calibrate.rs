@@ -169,7 +169,7 @@ impl Key {
         }
     }
 
-    fn path(&self, dir: &Path) -> PathBuf {
+    pub(crate) fn path(&self, dir: &Path) -> PathBuf {
         let stem = format!("link-{}-{}-{}", self.adapter, self.backend, self.driver);
         dir.join(crate::cache::file_name(&stem, "json"))
     }
