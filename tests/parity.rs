@@ -19,8 +19,9 @@ mod common;
 
 use common::gen::{self, Case, Elem, Shape, Ty};
 use common::{
-    call, check_output, check_target, cpu_runtime, gpu_targets, inputs, shared_cpu, targets,
-    targets_with_splits, Refs, Tally, Target,
+    assert_cases_meaningful, call, check_case, check_output, cpu_runtime, gpu_targets, inputs,
+    parity_cases, parity_seeds, reference, shared_cpu, targets, targets_with_splits, typed, Refs,
+    Tally, Target,
 };
 use hybrid::{fold, index, select, Expr, Kernel, Placement, Runtime};
 use rand::{Rng, SeedableRng};
@@ -31,45 +32,19 @@ use rand_chacha::ChaCha8Rng;
 const DEFAULT_CASES: u64 = 400;
 const SPLITS: [f64; 4] = [0.0, 0.3, 0.7, 1.0];
 
+/// The seeds: `HYBRID_PARITY_CASES=n` is n for the two tests together.
 fn seeds(base: u64) -> Vec<u64> {
-    if let Ok(s) = std::env::var("HYBRID_PARITY_SEED") {
-        return vec![s.trim().parse().expect("HYBRID_PARITY_SEED is a number")];
-    }
-    let n = std::env::var("HYBRID_PARITY_CASES")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .map_or(DEFAULT_CASES, |n| n.div_ceil(2));
-    (0..n).map(|i| base + i).collect()
+    parity_seeds(
+        base,
+        parity_cases().map_or(DEFAULT_CASES, |n| n.div_ceil(2)),
+    )
 }
 
 /// Runs one case on every target; adds to the tallies (cpu, gpu).
 fn run_case<I: Elem, O: Elem>(case: &Case, targets: &[Target], tally: &mut [Tally; 2]) {
-    let k: Kernel<I, O> = gen::kernel(&case.ast, case.shape.arity);
     let mut rng = ChaCha8Rng::seed_from_u64(case.seed ^ 0x5eed_1234_abcd_0000);
     let lengths = [0, 1, 255, 256, 257, rng.random_range(258..20_000)];
-    for n in lengths {
-        let (a, b) = inputs::<I>(&mut rng, n, case.shape.arity);
-        let mut refs = Refs::new(case, &a, &b);
-        for &t in targets {
-            check_target(case, &k, t, &a, &b, &mut refs, tally);
-        }
-    }
-}
-
-fn dispatch(case: &Case, targets: &[Target], tally: &mut [Tally; 2]) {
-    macro_rules! go {
-        ($($i:ident $it:ty, $o:ident $ot:ty;)*) => {
-            match (case.shape.input, case.shape.output) {
-                $((Ty::$i, Ty::$o) => run_case::<$it, $ot>(case, targets, tally),)*
-                _ => unreachable!(),
-            }
-        };
-    }
-    go! {
-        F f32, F f32; F f32, I i32; F f32, U u32;
-        I i32, F f32; I i32, I i32; I i32, U u32;
-        U u32, F f32; U u32, I i32; U u32, U u32;
-    }
+    check_case::<I, O>(case, targets, &lengths, &mut rng, &reference::GPU, tally);
 }
 
 fn random_kernels(base: u64, arity: usize) {
@@ -78,30 +53,17 @@ fn random_kernels(base: u64, arity: usize) {
     let mut tally = [Tally::default(); 2];
     let mut shapes = [0usize; 9];
     let seeds = seeds(base);
+    let at = |ty: Ty| gen::ELEMENT_TYS.iter().position(|&t| t == ty).unwrap();
     for &seed in &seeds {
-        let mut pick = ChaCha8Rng::seed_from_u64(seed);
-        let tys = [Ty::F, Ty::I, Ty::U];
-        let (i, o) = (pick.random_range(0..3), pick.random_range(0..3));
-        shapes[i * 3 + o] += 1;
-        let case = gen::case(
-            seed,
-            Some(Shape {
-                input: tys[i],
-                output: tys[o],
-                arity,
-            }),
-        );
-        dispatch(&case, &targets, &mut tally);
+        let case = gen::case(seed, Some(gen::shape_for(seed, arity)));
+        shapes[at(case.shape.input) * 3 + at(case.shape.output)] += 1;
+        typed!(case, run_case(&case, &targets, &mut tally));
     }
     eprintln!(
         "{} cases, input x output type counts (f,i,u x f,i,u): {shapes:?}",
         seeds.len()
     );
-    let min = if seeds.len() > 1 { 10_000 } else { 1 };
-    tally[0].assert_meaningful("cpu", min);
-    if gpu {
-        tally[1].assert_meaningful("gpu", min);
-    }
+    assert_cases_meaningful(&tally, seeds.len(), gpu);
 }
 
 #[test]

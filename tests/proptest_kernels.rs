@@ -31,7 +31,7 @@ mod common;
 use std::cell::RefCell;
 
 use common::gen::{self, Ast, Bin, Case, Elem, Form, Lit, Node, Shape, Ty, Un};
-use common::{call, check_target, inputs, targets, Refs, Tally, Target};
+use common::{call, check_case, targets, typed, Tally, Target};
 use hybrid::{Error, Expr, Kernel};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
@@ -390,23 +390,6 @@ fn decode(bytes: &[u8], wild: bool, depth: u32) -> Case {
     }
 }
 
-/// Calls `$f::<I, O>(args)` for the case's element types.
-macro_rules! typed {
-    ($case:expr, $f:ident ( $($arg:expr),* )) => {
-        match ($case.shape.input, $case.shape.output) {
-            (Ty::F, Ty::F) => $f::<f32, f32>($($arg),*),
-            (Ty::F, Ty::I) => $f::<f32, i32>($($arg),*),
-            (Ty::F, Ty::U) => $f::<f32, u32>($($arg),*),
-            (Ty::I, Ty::F) => $f::<i32, f32>($($arg),*),
-            (Ty::I, Ty::I) => $f::<i32, i32>($($arg),*),
-            (Ty::I, Ty::U) => $f::<i32, u32>($($arg),*),
-            (Ty::U, Ty::F) => $f::<u32, f32>($($arg),*),
-            (Ty::U, Ty::I) => $f::<u32, i32>($($arg),*),
-            _ => $f::<u32, u32>($($arg),*),
-        }
-    };
-}
-
 // --- property: CPU vs GPU vs reference ----------------------------------------------------
 
 fn agree<I: Elem, O: Elem>(
@@ -416,13 +399,16 @@ fn agree<I: Elem, O: Elem>(
     targets: &[Target],
     tally: &RefCell<[Tally; 2]>,
 ) {
-    let k: Kernel<I, O> = gen::kernel(&case.ast, case.shape.arity);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let (a, b) = inputs::<I>(&mut rng, n, case.shape.arity);
-    let mut refs = Refs::new(case, &a, &b);
-    for &t in targets {
-        check_target(case, &k, t, &a, &b, &mut refs, &mut tally.borrow_mut());
-    }
+    let gpu_table = &common::reference::GPU;
+    check_case::<I, O>(
+        case,
+        targets,
+        &[n],
+        &mut rng,
+        gpu_table,
+        &mut tally.borrow_mut(),
+    );
 }
 
 /// Random trees of up to 60 operations, depth 6, with tame constants; random inputs

@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use hybrid::{fold, index, select, Element, Expr, Kernel};
+use hybrid::{fold, index, select, Element, Expr, Float, Kernel};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -59,6 +59,17 @@ pub enum Lit {
     D(f64),
     L(i64),
     Q(u64),
+}
+
+impl Lit {
+    /// `x` as a literal of the float type `ty` (f32: rounded to nearest).
+    pub fn float(ty: Ty, x: f64) -> Lit {
+        match ty {
+            Ty::F => Lit::F(x as f32),
+            Ty::D => Lit::D(x),
+            _ => panic!("generator bug: {ty:?} is no float type"),
+        }
+    }
 }
 
 impl fmt::Display for Lit {
@@ -373,7 +384,20 @@ impl fmt::Display for Case {
     }
 }
 
-const ELEMENT_TYS: [Ty; 3] = [Ty::F, Ty::I, Ty::U];
+/// The types of inputs and results, in the order a shape is drawn from.
+pub const ELEMENT_TYS: [Ty; 3] = [Ty::F, Ty::I, Ty::U];
+
+/// A shape with `arity` inputs whose input and output types are drawn from `seed` (by
+/// a generator of their own: the types [`case`] draws for the seed when not given a
+/// shape).
+pub fn shape_for(seed: u64, arity: usize) -> Shape {
+    let mut pick = ChaCha8Rng::seed_from_u64(seed);
+    Shape {
+        input: ELEMENT_TYS[pick.random_range(0..3)],
+        output: ELEMENT_TYS[pick.random_range(0..3)],
+        arity,
+    }
+}
 
 /// What a generated kernel may contain beyond the 32-bit types.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -516,6 +540,60 @@ const Q_CONSTS: [u64; 12] = [
 ];
 const SHIFTS64: [u32; 8] = [0, 1, 8, 31, 32, 33, 63, 64];
 
+/// An operation of a float expression ([`Gen::float`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FloatOp {
+    Arith(Bin),
+    Neg,
+    Sqrt,
+    SinCos,
+    /// f32 only.
+    Tan,
+    /// f32 only.
+    Exp,
+    /// f64 only (with `Opts::wide_math`).
+    ExpOrTan,
+    Log,
+    Pow,
+    Abs,
+    Rounding,
+    Min,
+    Max,
+    Clamp,
+    MulAdd,
+    Select,
+    Cast,
+    Fold,
+    /// `+`, `*` or `-` (also a fold too deep).
+    Other,
+}
+
+/// The constants of one float type's expressions.
+struct FloatConsts {
+    /// `clamp`'s literal bounds.
+    clamp_lo: [f64; 4],
+    clamp_hi: [f64; 3],
+    /// What `ln(|x| + c)` adds.
+    log_offset: [f64; 3],
+    /// The types a value is converted from.
+    cast_from: &'static [Ty],
+}
+
+const F32: FloatConsts = FloatConsts {
+    clamp_lo: [-2.0, -1.0, 0.0, -0.5],
+    clamp_hi: [0.5, 1.0, 2.5],
+    log_offset: [0.5, 0.01, 1.0],
+    cast_from: &[Ty::I, Ty::U, Ty::B],
+};
+
+/// Bounds beyond f32's exact integers, converted from the 64-bit integers and f32 too.
+const F64: FloatConsts = FloatConsts {
+    clamp_lo: [-2.0, -1e8, 0.0, -0.5],
+    clamp_hi: [0.5, 1e8, 2.5],
+    log_offset: [0.5, 1e-3, 1.0],
+    cast_from: &[Ty::F, Ty::F, Ty::I, Ty::U, Ty::L, Ty::Q, Ty::B],
+};
+
 impl Gen<'_> {
     fn p(&mut self, prob: f64) -> bool {
         self.rng.random_bool(prob)
@@ -609,8 +687,7 @@ impl Gen<'_> {
             return self.down(ty, depth - 1);
         }
         match ty {
-            Ty::F => self.float(depth),
-            Ty::D => self.double(depth),
+            Ty::F | Ty::D => self.float(ty, depth),
             Ty::I | Ty::U | Ty::L | Ty::Q => self.int(ty, depth),
             Ty::B => self.boolean(depth),
         }
@@ -655,27 +732,57 @@ impl Gen<'_> {
         Ast::new(a.ty, Node::Un(op, a))
     }
 
-    /// `clamp_lits` for an f64 operand.
-    fn clamp_lits_d(&mut self, a: Box<Ast>, lo: f64, hi: f64) -> Box<Ast> {
+    /// `op` on a new operand of type `ty`.
+    fn un_of(&mut self, op: Un, ty: Ty, depth: u32) -> Ast {
+        let a = self.sub(ty, depth);
+        self.un(op, a)
+    }
+
+    /// `a.clamp(lo, hi)` with literal bounds, in `a`'s float type.
+    fn clamp_lits(&mut self, a: Box<Ast>, lo: f64, hi: f64) -> Box<Ast> {
+        let ty = a.ty;
         Box::new(Ast::new(
-            Ty::D,
+            ty,
             Node::Clamp(
                 a,
-                Box::new(Ast::lit(Lit::D(lo))),
-                Box::new(Ast::lit(Lit::D(hi))),
+                Box::new(Ast::lit(Lit::float(ty, lo))),
+                Box::new(Ast::lit(Lit::float(ty, hi))),
             ),
         ))
     }
 
-    fn clamp_lits(&mut self, a: Box<Ast>, lo: f32, hi: f32) -> Box<Ast> {
-        Box::new(Ast::new(
-            Ty::F,
-            Node::Clamp(
-                a,
-                Box::new(Ast::lit(Lit::F(lo))),
-                Box::new(Ast::lit(Lit::F(hi))),
-            ),
-        ))
+    /// Whether to keep a function's float argument in range: always in f64 (drawing
+    /// nothing), with probability `prob` in f32, whose other arguments reach a device's
+    /// unspecified results and wide bounds.
+    fn tame(&mut self, ty: Ty, prob: f64) -> bool {
+        ty == Ty::D || self.p(prob)
+    }
+
+    /// `a` clamped to `[lo, hi]` when [`Gen::tame`] says so.
+    fn tamed(&mut self, a: Box<Ast>, prob: f64, lo: f64, hi: f64) -> Box<Ast> {
+        if self.tame(a.ty, prob) {
+            self.clamp_lits(a, lo, hi)
+        } else {
+            a
+        }
+    }
+
+    /// `op` on a new operand, clamped to `range` when [`Gen::tame`] says so.
+    fn tamed_un(&mut self, op: Un, ty: Ty, depth: u32, prob: f64, range: (f64, f64)) -> Ast {
+        let a = self.sub(ty, depth);
+        let a = self.tamed(a, prob, range.0, range.1);
+        self.un(op, a)
+    }
+
+    /// One of two functions: an f32 one by a coin, an f64 one by a pick.
+    fn either(&mut self, ty: Ty, a: Un, b: Un) -> Un {
+        if ty == Ty::D {
+            self.pick(&[a, b])
+        } else if self.p(0.5) {
+            a
+        } else {
+            b
+        }
     }
 
     /// Most integers converted to f32 are first brought into -999..=999 (`% 1000`), so
@@ -695,6 +802,33 @@ impl Gen<'_> {
         ))
     }
 
+    /// A value of type `ty` converted from one of type `from` (picked), made
+    /// [`Gen::small`] on its way to f32.
+    fn cast(&mut self, ty: Ty, from: &[Ty], depth: u32) -> Ast {
+        let from = self.pick(from);
+        let a = self.sub(from, depth);
+        let a = self.small(a, ty);
+        Ast::new(ty, Node::Cast(a))
+    }
+
+    fn mul_add(&mut self, ty: Ty, depth: u32) -> Ast {
+        let (a, b, c) = (
+            self.sub(ty, depth),
+            self.sub(ty, depth),
+            self.sub(ty, depth),
+        );
+        Ast::new(ty, Node::MulAdd(a, b, c))
+    }
+
+    fn select(&mut self, ty: Ty, depth: u32) -> Ast {
+        let (c, a, b) = (
+            self.sub(Ty::B, depth),
+            self.sub(ty, depth),
+            self.sub(ty, depth),
+        );
+        Ast::new(ty, Node::Select(c, a, b))
+    }
+
     fn fold(&mut self, ty: Ty, depth: u32) -> Ast {
         let count = self.pick(&[0, 1, 2, 3, 4]);
         let init = self.sub(ty, depth);
@@ -703,15 +837,15 @@ impl Gen<'_> {
         let body = if self.p(0.75) {
             let acc = Box::new(Ast::new(ty, Node::Acc(level)));
             let rest = self.sub(ty, depth);
-            let op = match ty {
-                Ty::F | Ty::D => self.pick(&[Bin::Add, Bin::Sub, Bin::Mul, Bin::Min, Bin::Max]),
-                _ => self.pick(&[Bin::Add, Bin::Sub, Bin::Mul, Bin::Xor, Bin::Max]),
+            let float = matches!(ty, Ty::F | Ty::D);
+            let op = if float {
+                self.pick(&[Bin::Add, Bin::Sub, Bin::Mul, Bin::Min, Bin::Max])
+            } else {
+                self.pick(&[Bin::Add, Bin::Sub, Bin::Mul, Bin::Xor, Bin::Max])
             };
             // Keep a float accumulator from growing without bound under `*`.
-            let rest = if ty == Ty::F && op == Bin::Mul {
+            let rest = if float && op == Bin::Mul {
                 self.clamp_lits(rest, -1.5, 1.5)
-            } else if ty == Ty::D && op == Bin::Mul {
-                self.clamp_lits_d(rest, -1.5, 1.5)
             } else {
                 rest
             };
@@ -723,141 +857,39 @@ impl Gen<'_> {
         Ast::new(ty, Node::Fold { count, init, body })
     }
 
-    fn float(&mut self, depth: u32) -> Ast {
-        use Un::*;
-        let f = Ty::F;
+    /// The operation of an f32 expression: a roll of 0..30.
+    fn f32_op(&mut self) -> FloatOp {
+        use FloatOp::*;
         match self.rng.random_range(0..30) {
-            0 => self.binary(Bin::Add, f, depth, true),
-            1 => self.binary(Bin::Sub, f, depth, true),
-            2 => self.binary(Bin::Mul, f, depth, true),
-            3 => self.binary(Bin::Div, f, depth, true),
-            4 => self.binary(Bin::Rem, f, depth, true),
-            5 => {
-                let a = self.sub(f, depth);
-                self.un(Neg, a)
-            }
-            6 => {
-                let a = self.sub(f, depth);
-                let a = if self.p(0.8) {
-                    Box::new(self.un(Abs, a))
-                } else {
-                    a
-                };
-                self.un(Sqrt, a)
-            }
-            7 | 8 => {
-                let op = if self.p(0.5) { Sin } else { Cos };
-                let a = self.sub(f, depth);
-                let a = if self.p(0.9) {
-                    self.clamp_lits(a, -3.0, 3.0)
-                } else {
-                    a
-                };
-                self.un(op, a)
-            }
-            9 => {
-                let a = self.sub(f, depth);
-                let a = if self.p(0.85) {
-                    self.clamp_lits(a, -1.4, 1.4)
-                } else {
-                    a
-                };
-                self.un(Tan, a)
-            }
-            10 | 11 => {
-                let op = if self.p(0.5) { Exp } else { Exp2 };
-                let a = self.sub(f, depth);
-                let a = if self.p(0.9) {
-                    self.clamp_lits(a, -10.0, 10.0)
-                } else {
-                    a
-                };
-                self.un(op, a)
-            }
-            12 | 13 => {
-                let op = if self.p(0.5) { Ln } else { Log2 };
-                let a = self.sub(f, depth);
-                let r = self.rng.random_range(0..4);
-                let a = match r {
-                    0 | 1 => {
-                        let abs = Box::new(self.un(Abs, a));
-                        let c = Box::new(Ast::lit(Lit::F(self.pick(&[0.5, 0.01, 1.0]))));
-                        Box::new(Ast::new(f, Node::Bin(Bin::Add, Form::EN, abs, c)))
-                    }
-                    2 => Box::new(self.un(Abs, a)),
-                    _ => a,
-                };
-                self.un(op, a)
-            }
-            14 => {
-                let base = self.sub(f, depth);
-                let base = if self.p(0.8) {
-                    Box::new(self.un(Abs, base))
-                } else {
-                    base
-                };
-                if self.p(0.4) {
-                    let l = Ast::lit(Lit::F(self.pick(&[2.0, 0.5, -1.0, 3.0, 1.5, 0.0])));
-                    Ast::new(f, Node::Bin(Bin::Pow, Form::EN, base, Box::new(l)))
-                } else {
-                    let e = self.sub(f, depth);
-                    let e = self.clamp_lits(e, -3.0, 3.0);
-                    Ast::new(f, Node::Bin(Bin::Pow, Form::EE, base, e))
-                }
-            }
-            15 => {
-                let a = self.sub(f, depth);
-                self.un(Abs, a)
-            }
-            16 | 17 => {
-                let op = self.pick(&[Floor, Ceil, Round, Fract]);
-                let a = self.sub(f, depth);
-                self.un(op, a)
-            }
-            18 => self.binary(Bin::Min, f, depth, false),
-            19 => self.binary(Bin::Max, f, depth, false),
-            20 => {
-                let x = self.sub(f, depth);
-                if self.p(0.7) {
-                    let lo = self.pick(&[-2.0, -1.0, 0.0, -0.5]);
-                    let hi = self.pick(&[0.5, 1.0, 2.5]);
-                    *self.clamp_lits(x, lo, hi)
-                } else {
-                    let (lo, hi) = (self.sub(f, depth), self.sub(f, depth));
-                    Ast::new(f, Node::Clamp(x, lo, hi))
-                }
-            }
-            21 | 22 => {
-                let (a, b, c) = (self.sub(f, depth), self.sub(f, depth), self.sub(f, depth));
-                Ast::new(f, Node::MulAdd(a, b, c))
-            }
-            23 | 24 => {
-                let (c, a, b) = (
-                    self.sub(Ty::B, depth),
-                    self.sub(f, depth),
-                    self.sub(f, depth),
-                );
-                Ast::new(f, Node::Select(c, a, b))
-            }
-            25 | 26 => {
-                let from = self.pick(&[Ty::I, Ty::U, Ty::B]);
-                let a = self.sub(from, depth);
-                let a = self.small(a, f);
-                Ast::new(f, Node::Cast(a))
-            }
-            27 if self.folds.len() < 2 => self.fold(f, depth),
-            _ => {
-                let op = self.pick(&[Bin::Add, Bin::Mul, Bin::Sub]);
-                self.binary(op, f, depth, true)
-            }
+            0 => Arith(Bin::Add),
+            1 => Arith(Bin::Sub),
+            2 => Arith(Bin::Mul),
+            3 => Arith(Bin::Div),
+            4 => Arith(Bin::Rem),
+            5 => Neg,
+            6 => Sqrt,
+            7 | 8 => SinCos,
+            9 => Tan,
+            10 | 11 => Exp,
+            12 | 13 => Log,
+            14 => Pow,
+            15 => Abs,
+            16 | 17 => Rounding,
+            18 => Min,
+            19 => Max,
+            20 => Clamp,
+            21 | 22 => MulAdd,
+            23 | 24 => Select,
+            25 | 26 => Cast,
+            27 => Fold,
+            _ => Other,
         }
     }
 
-    /// An f64 expression: the f32 operations, with the transcendental ones only under
-    /// `Opts::wide_math` (their arguments kept in range as for f32).
-    fn double(&mut self, depth: u32) -> Ast {
-        use Un::*;
-        let d = Ty::D;
+    /// The operation of an f64 expression: a roll of 0..30, the functions (9..=12)
+    /// only under `Opts::wide_math`, which also rolls 9..13 a quarter of the time.
+    fn f64_op(&mut self) -> FloatOp {
+        use FloatOp::*;
         let math = self.opts.wide_math;
         // with math, a third of f64 operations are functions a GPU has no f64 for
         let r = if math && self.p(0.25) {
@@ -866,17 +898,47 @@ impl Gen<'_> {
             self.rng.random_range(0..30)
         };
         match r {
-            0 | 1 => self.binary(Bin::Add, d, depth, true),
-            2 => self.binary(Bin::Sub, d, depth, true),
-            3 | 4 => self.binary(Bin::Mul, d, depth, true),
-            5 => self.binary(Bin::Div, d, depth, true),
-            6 => self.binary(Bin::Rem, d, depth, true),
-            7 => {
-                let a = self.sub(d, depth);
-                self.un(Neg, a)
-            }
-            8 => {
-                let a = self.sub(d, depth);
+            0 | 1 => Arith(Bin::Add),
+            2 => Arith(Bin::Sub),
+            3 | 4 => Arith(Bin::Mul),
+            5 => Arith(Bin::Div),
+            6 => Arith(Bin::Rem),
+            7 => Neg,
+            8 => Sqrt,
+            9 if math => SinCos,
+            10 if math => ExpOrTan,
+            11 if math => Log,
+            12 if math => Pow,
+            13 => Abs,
+            14 | 15 => Rounding,
+            16 => Min,
+            17 => Max,
+            18 => Clamp,
+            19 | 20 => MulAdd,
+            21 | 22 => Select,
+            23..=25 => Cast,
+            26 => Fold,
+            _ => Other,
+        }
+    }
+
+    /// An f32 or f64 expression. The two draw their operations from their own tables
+    /// ([`Gen::f32_op`], [`Gen::f64_op`]) and constants ([`FloatConsts`]); an f32
+    /// function's argument is kept in range most of the time, an f64 one's always
+    /// ([`Gen::tame`]).
+    fn float(&mut self, ty: Ty, depth: u32) -> Ast {
+        use Un::*;
+        let k = if ty == Ty::F { &F32 } else { &F64 };
+        let op = if ty == Ty::F {
+            self.f32_op()
+        } else {
+            self.f64_op()
+        };
+        match op {
+            FloatOp::Arith(op) => self.binary(op, ty, depth, true),
+            FloatOp::Neg => self.un_of(Neg, ty, depth),
+            FloatOp::Sqrt => {
+                let a = self.sub(ty, depth);
                 let a = if self.p(0.8) {
                     Box::new(self.un(Abs, a))
                 } else {
@@ -884,81 +946,82 @@ impl Gen<'_> {
                 };
                 self.un(Sqrt, a)
             }
-            9 if math => {
-                let op = self.pick(&[Sin, Cos]);
-                let a = self.sub(d, depth);
-                let a = self.clamp_lits_d(a, -3.0, 3.0);
-                self.un(op, a)
+            FloatOp::SinCos => {
+                let op = self.either(ty, Sin, Cos);
+                self.tamed_un(op, ty, depth, 0.9, (-3.0, 3.0))
             }
-            10 if math => {
+            FloatOp::Tan => self.tamed_un(Tan, ty, depth, 0.85, (-1.4, 1.4)),
+            FloatOp::Exp => {
+                let op = self.either(ty, Exp, Exp2);
+                self.tamed_un(op, ty, depth, 0.9, (-10.0, 10.0))
+            }
+            FloatOp::ExpOrTan => {
                 let op = self.pick(&[Exp, Exp2, Tan]);
-                let a = self.sub(d, depth);
-                let a = self.clamp_lits_d(a, -1.4, 1.4);
+                // (an f64 argument is always tamed)
+                self.tamed_un(op, ty, depth, 1.0, (-1.4, 1.4))
+            }
+            FloatOp::Log => {
+                let op = self.either(ty, Ln, Log2);
+                let a = self.sub(ty, depth);
+                // ln(|a| + c), ln(|a|) or ln(a): f64 always the first
+                let r = if ty == Ty::D {
+                    0
+                } else {
+                    self.rng.random_range(0..4)
+                };
+                let a = match r {
+                    0 | 1 => {
+                        let abs = Box::new(self.un(Abs, a));
+                        let c = Box::new(Ast::lit(Lit::float(ty, self.pick(&k.log_offset))));
+                        Box::new(Ast::new(ty, Node::Bin(Bin::Add, Form::EN, abs, c)))
+                    }
+                    2 => Box::new(self.un(Abs, a)),
+                    _ => a,
+                };
                 self.un(op, a)
             }
-            11 if math => {
-                let op = self.pick(&[Ln, Log2]);
-                let a = self.sub(d, depth);
-                let abs = Box::new(self.un(Abs, a));
-                let c = Box::new(Ast::lit(Lit::D(self.pick(&[0.5, 1e-3, 1.0]))));
-                let a = Box::new(Ast::new(d, Node::Bin(Bin::Add, Form::EN, abs, c)));
-                self.un(op, a)
-            }
-            12 if math => {
-                let base = self.sub(d, depth);
-                let base = Box::new(self.un(Abs, base));
+            FloatOp::Pow => {
+                let base = self.sub(ty, depth);
+                let base = if self.tame(ty, 0.8) {
+                    Box::new(self.un(Abs, base))
+                } else {
+                    base
+                };
                 if self.p(0.4) {
-                    let l = Ast::lit(Lit::D(self.pick(&[2.0, 0.5, -1.0, 3.0, 1.5, 0.0])));
-                    Ast::new(d, Node::Bin(Bin::Pow, Form::EN, base, Box::new(l)))
+                    let e = self.pick(&[2.0, 0.5, -1.0, 3.0, 1.5, 0.0]);
+                    let l = Box::new(Ast::lit(Lit::float(ty, e)));
+                    Ast::new(ty, Node::Bin(Bin::Pow, Form::EN, base, l))
                 } else {
-                    let e = self.sub(d, depth);
-                    let e = self.clamp_lits_d(e, -3.0, 3.0);
-                    Ast::new(d, Node::Bin(Bin::Pow, Form::EE, base, e))
+                    let e = self.sub(ty, depth);
+                    let e = self.clamp_lits(e, -3.0, 3.0);
+                    Ast::new(ty, Node::Bin(Bin::Pow, Form::EE, base, e))
                 }
             }
-            13 => {
-                let a = self.sub(d, depth);
-                self.un(Abs, a)
-            }
-            14 | 15 => {
+            FloatOp::Abs => self.un_of(Abs, ty, depth),
+            FloatOp::Rounding => {
                 let op = self.pick(&[Floor, Ceil, Round, Fract]);
-                let a = self.sub(d, depth);
-                self.un(op, a)
+                self.un_of(op, ty, depth)
             }
-            16 => self.binary(Bin::Min, d, depth, false),
-            17 => self.binary(Bin::Max, d, depth, false),
-            18 => {
-                let x = self.sub(d, depth);
+            FloatOp::Min => self.binary(Bin::Min, ty, depth, false),
+            FloatOp::Max => self.binary(Bin::Max, ty, depth, false),
+            FloatOp::Clamp => {
+                let x = self.sub(ty, depth);
                 if self.p(0.7) {
-                    let lo = self.pick(&[-2.0, -1e8, 0.0, -0.5]);
-                    let hi = self.pick(&[0.5, 1e8, 2.5]);
-                    *self.clamp_lits_d(x, lo, hi)
+                    let lo = self.pick(&k.clamp_lo);
+                    let hi = self.pick(&k.clamp_hi);
+                    *self.clamp_lits(x, lo, hi)
                 } else {
-                    let (lo, hi) = (self.sub(d, depth), self.sub(d, depth));
-                    Ast::new(d, Node::Clamp(x, lo, hi))
+                    let (lo, hi) = (self.sub(ty, depth), self.sub(ty, depth));
+                    Ast::new(ty, Node::Clamp(x, lo, hi))
                 }
             }
-            19 | 20 => {
-                let (a, b, c) = (self.sub(d, depth), self.sub(d, depth), self.sub(d, depth));
-                Ast::new(d, Node::MulAdd(a, b, c))
-            }
-            21 | 22 => {
-                let (c, a, b) = (
-                    self.sub(Ty::B, depth),
-                    self.sub(d, depth),
-                    self.sub(d, depth),
-                );
-                Ast::new(d, Node::Select(c, a, b))
-            }
-            23..=25 => {
-                let from = self.pick(&[Ty::F, Ty::F, Ty::I, Ty::U, Ty::L, Ty::Q, Ty::B]);
-                let a = self.sub(from, depth);
-                Ast::new(d, Node::Cast(a))
-            }
-            26 if self.folds.len() < 2 => self.fold(d, depth),
-            _ => {
+            FloatOp::MulAdd => self.mul_add(ty, depth),
+            FloatOp::Select => self.select(ty, depth),
+            FloatOp::Cast => self.cast(ty, k.cast_from, depth),
+            FloatOp::Fold if self.folds.len() < 2 => self.fold(ty, depth),
+            FloatOp::Fold | FloatOp::Other => {
                 let op = self.pick(&[Bin::Add, Bin::Mul, Bin::Sub]);
-                self.binary(op, d, depth, true)
+                self.binary(op, ty, depth, true)
             }
         }
     }
@@ -970,14 +1033,8 @@ impl Gen<'_> {
             2 => self.binary(Bin::Mul, ty, depth, true),
             3 => self.binary(Bin::Div, ty, depth, true),
             4 => self.binary(Bin::Rem, ty, depth, true),
-            5 if matches!(ty, Ty::I | Ty::L) => {
-                let a = self.sub(ty, depth);
-                self.un(Un::Neg, a)
-            }
-            6 => {
-                let a = self.sub(ty, depth);
-                self.un(Un::Abs, a)
-            }
+            5 if matches!(ty, Ty::I | Ty::L) => self.un_of(Un::Neg, ty, depth),
+            6 => self.un_of(Un::Abs, ty, depth),
             7 => self.binary(Bin::Min, ty, depth, false),
             8 => self.binary(Bin::Max, ty, depth, false),
             9 => {
@@ -1001,21 +1058,11 @@ impl Gen<'_> {
                 };
                 Ast::new(ty, Node::Clamp(x, lo, hi))
             }
-            10 => {
-                let (a, b, c) = (
-                    self.sub(ty, depth),
-                    self.sub(ty, depth),
-                    self.sub(ty, depth),
-                );
-                Ast::new(ty, Node::MulAdd(a, b, c))
-            }
+            10 => self.mul_add(ty, depth),
             11 => self.binary(Bin::And, ty, depth, true),
             12 => self.binary(Bin::Or, ty, depth, true),
             13 => self.binary(Bin::Xor, ty, depth, true),
-            14 => {
-                let a = self.sub(ty, depth);
-                self.un(Un::Not, a)
-            }
+            14 => self.un_of(Un::Not, ty, depth),
             15 | 16 => {
                 let op = if self.p(0.5) { Bin::Shl } else { Bin::Shr };
                 let a = self.sub(ty, depth);
@@ -1028,25 +1075,18 @@ impl Gen<'_> {
                     Ast::new(ty, Node::Bin(op, Form::EE, a, s))
                 }
             }
-            17 | 18 => {
-                let (c, a, b) = (
-                    self.sub(Ty::B, depth),
-                    self.sub(ty, depth),
-                    self.sub(ty, depth),
-                );
-                Ast::new(ty, Node::Select(c, a, b))
-            }
+            17 | 18 => self.select(ty, depth),
             19..=21 if ty.is_wide() => {
                 let other = if ty == Ty::L { Ty::Q } else { Ty::L };
-                let from = self.pick(&[Ty::D, Ty::D, other, Ty::I, Ty::U, Ty::F, Ty::B]);
-                let a = self.sub(from, depth);
-                Ast::new(ty, Node::Cast(a))
+                self.cast(
+                    ty,
+                    &[Ty::D, Ty::D, other, Ty::I, Ty::U, Ty::F, Ty::B],
+                    depth,
+                )
             }
             19..=21 => {
                 let other = if ty == Ty::I { Ty::U } else { Ty::I };
-                let from = self.pick(&[Ty::F, Ty::F, other, Ty::B]);
-                let a = self.sub(from, depth);
-                Ast::new(ty, Node::Cast(a))
+                self.cast(ty, &[Ty::F, Ty::F, other, Ty::B], depth)
             }
             22 if self.folds.len() < 2 => self.fold(ty, depth),
             23 if ty == Ty::U => Ast::new(Ty::U, Node::Index),
@@ -1070,18 +1110,8 @@ impl Gen<'_> {
             }
             6 => self.binary(Bin::And, Ty::B, depth, false),
             7 => self.binary(Bin::Or, Ty::B, depth, false),
-            8 => {
-                let a = self.sub(Ty::B, depth);
-                self.un(Un::Not, a)
-            }
-            _ => {
-                let (c, a, b) = (
-                    self.sub(Ty::B, depth),
-                    self.sub(Ty::B, depth),
-                    self.sub(Ty::B, depth),
-                );
-                Ast::new(Ty::B, Node::Select(c, a, b))
-            }
+            8 => self.un_of(Un::Not, Ty::B, depth),
+            _ => self.select(Ty::B, depth),
         }
     }
 }
@@ -1315,36 +1345,8 @@ fn build(a: &Ast, cx: &mut Cx) -> Dyn {
                 (Un::Abs, Dyn::D(x)) => Dyn::D(x.abs()),
                 (Un::Abs, Dyn::L(x)) => Dyn::L(x.abs()),
                 (Un::Abs, Dyn::Q(x)) => Dyn::Q(x.abs()),
-                (op, Dyn::D(x)) => Dyn::D(match op {
-                    Un::Sqrt => x.sqrt(),
-                    Un::Sin => x.sin(),
-                    Un::Cos => x.cos(),
-                    Un::Tan => x.tan(),
-                    Un::Exp => x.exp(),
-                    Un::Exp2 => x.exp2(),
-                    Un::Ln => x.ln(),
-                    Un::Log2 => x.log2(),
-                    Un::Floor => x.floor(),
-                    Un::Ceil => x.ceil(),
-                    Un::Round => x.round(),
-                    Un::Fract => x.fract(),
-                    op => panic!("generator bug: {op:?} on f64"),
-                }),
-                (op, Dyn::F(x)) => Dyn::F(match op {
-                    Un::Sqrt => x.sqrt(),
-                    Un::Sin => x.sin(),
-                    Un::Cos => x.cos(),
-                    Un::Tan => x.tan(),
-                    Un::Exp => x.exp(),
-                    Un::Exp2 => x.exp2(),
-                    Un::Ln => x.ln(),
-                    Un::Log2 => x.log2(),
-                    Un::Floor => x.floor(),
-                    Un::Ceil => x.ceil(),
-                    Un::Round => x.round(),
-                    Un::Fract => x.fract(),
-                    op => panic!("generator bug: {op:?} on f32"),
-                }),
+                (op, Dyn::D(x)) => Dyn::D(float_fn(*op, x)),
+                (op, Dyn::F(x)) => Dyn::F(float_fn(*op, x)),
                 (op, _) => panic!("generator bug: {op:?} on this type"),
             }
         }
@@ -1451,6 +1453,25 @@ fn build(a: &Ast, cx: &mut Cx) -> Dyn {
     }
 }
 
+/// A float function of `x`, f32 or f64.
+fn float_fn<T: Float>(op: Un, x: Expr<T>) -> Expr<T> {
+    match op {
+        Un::Sqrt => x.sqrt(),
+        Un::Sin => x.sin(),
+        Un::Cos => x.cos(),
+        Un::Tan => x.tan(),
+        Un::Exp => x.exp(),
+        Un::Exp2 => x.exp2(),
+        Un::Ln => x.ln(),
+        Un::Log2 => x.log2(),
+        Un::Floor => x.floor(),
+        Un::Ceil => x.ceil(),
+        Un::Round => x.round(),
+        Un::Fract => x.fract(),
+        op => panic!("generator bug: {op:?} on {}", std::any::type_name::<T>()),
+    }
+}
+
 fn build_bin(op: Bin, form: Form, x: &Ast, y: &Ast, cx: &mut Cx) -> Dyn {
     use Dyn as D;
     use Lit as L;
@@ -1513,7 +1534,6 @@ fn build_bin(op: Bin, form: Form, x: &Ast, y: &Ast, cx: &mut Cx) -> Dyn {
             },
         },
         Bin::Shl | Bin::Shr => {
-            let a = build(x, cx);
             macro_rules! shift {
                 ($a:expr, $s:expr) => {
                     if op == Bin::Shl {
@@ -1523,24 +1543,15 @@ fn build_bin(op: Bin, form: Form, x: &Ast, y: &Ast, cx: &mut Cx) -> Dyn {
                     }
                 };
             }
-            match (form, a) {
-                (Form::EN, D::I(a)) => match lit_of(y) {
-                    L::U(s) => D::I(shift!(a, s)),
-                    _ => panic!("generator bug: shift amount"),
+            match form {
+                Form::EN => match (build(x, cx), lit_of(y)) {
+                    (D::I(a), L::U(s)) => D::I(shift!(a, s)),
+                    (D::U(a), L::U(s)) => D::U(shift!(&a, s)),
+                    (D::L(a), L::U(s)) => D::L(shift!(a, s)),
+                    (D::Q(a), L::U(s)) => D::Q(shift!(&a, s)),
+                    _ => panic!("generator bug: shift types"),
                 },
-                (Form::EN, D::U(a)) => match lit_of(y) {
-                    L::U(s) => D::U(shift!(&a, s)),
-                    _ => panic!("generator bug: shift amount"),
-                },
-                (Form::EN, D::L(a)) => match lit_of(y) {
-                    L::U(s) => D::L(shift!(a, s)),
-                    _ => panic!("generator bug: shift amount"),
-                },
-                (Form::EN, D::Q(a)) => match lit_of(y) {
-                    L::U(s) => D::Q(shift!(&a, s)),
-                    _ => panic!("generator bug: shift amount"),
-                },
-                (_, a) => match (a, build(y, cx)) {
+                _ => match (build(x, cx), build(y, cx)) {
                     (D::I(a), D::U(s)) => D::I(shift!(a, s)),
                     (D::U(a), D::U(s)) => D::U(shift!(a, &s)),
                     (D::L(a), D::U(s)) => D::L(shift!(&a, &s)),
@@ -1549,38 +1560,18 @@ fn build_bin(op: Bin, form: Form, x: &Ast, y: &Ast, cx: &mut Cx) -> Dyn {
                 },
             }
         }
-        Bin::Pow if x.ty == Ty::D => {
-            let a = match build(x, cx) {
-                D::D(a) => a,
-                _ => panic!("generator bug: pow base"),
-            };
-            match form {
-                Form::EN => match lit_of(y) {
-                    L::D(b) => D::D(a.pow(b)),
-                    _ => panic!("generator bug: pow exponent"),
-                },
-                _ => match build(y, cx) {
-                    D::D(b) => D::D(a.pow(b)),
-                    _ => panic!("generator bug: pow exponent"),
-                },
-            }
-        }
-        Bin::Pow => {
-            let a = match build(x, cx) {
-                D::F(a) => a,
-                _ => panic!("generator bug: pow base"),
-            };
-            match form {
-                Form::EN => match lit_of(y) {
-                    L::F(b) => D::F(a.pow(b)),
-                    _ => panic!("generator bug: pow exponent"),
-                },
-                _ => match build(y, cx) {
-                    D::F(b) => D::F(a.pow(b)),
-                    _ => panic!("generator bug: pow exponent"),
-                },
-            }
-        }
+        Bin::Pow => match form {
+            Form::EN => match (build(x, cx), lit_of(y)) {
+                (D::F(a), L::F(b)) => D::F(a.pow(b)),
+                (D::D(a), L::D(b)) => D::D(a.pow(b)),
+                _ => panic!("generator bug: pow types"),
+            },
+            _ => match (build(x, cx), build(y, cx)) {
+                (D::F(a), D::F(b)) => D::F(a.pow(b)),
+                (D::D(a), D::D(b)) => D::D(a.pow(b)),
+                _ => panic!("generator bug: pow types"),
+            },
+        },
         _ => {
             // min, max and comparisons: methods taking an Expr or a number
             let a = build(x, cx);

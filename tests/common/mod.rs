@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 use hybrid::{Kernel, Placement, Report, Run, Runtime};
 
 use gen::{Case, Elem};
+use rand_chacha::ChaCha8Rng;
 use reference::{Env, Table, Verdict, V};
 
 /// Error messages start in lower case and end without a full stop (as std's do).
@@ -303,11 +304,7 @@ pub fn check_target<I: Elem, O: Elem>(
 }
 
 /// Random inputs for a case.
-pub fn inputs<I: Elem>(
-    rng: &mut rand_chacha::ChaCha8Rng,
-    n: usize,
-    arity: usize,
-) -> (Vec<I>, Vec<I>) {
+pub fn inputs<I: Elem>(rng: &mut ChaCha8Rng, n: usize, arity: usize) -> (Vec<I>, Vec<I>) {
     let a = (0..n).map(|_| I::random(rng)).collect();
     let b = if arity == 2 {
         (0..n).map(|_| I::random(rng)).collect()
@@ -315,4 +312,74 @@ pub fn inputs<I: Elem>(
         Vec::new()
     };
     (a, b)
+}
+
+/// Calls `$f::<I, O>(args)` for the case's input and output element types.
+#[allow(unused_macros)]
+macro_rules! typed {
+    ($case:expr, $f:ident ( $($arg:expr),* )) => {{
+        use $crate::common::gen::Ty;
+        match ($case.shape.input, $case.shape.output) {
+            (Ty::F, Ty::F) => $f::<f32, f32>($($arg),*),
+            (Ty::F, Ty::I) => $f::<f32, i32>($($arg),*),
+            (Ty::F, Ty::U) => $f::<f32, u32>($($arg),*),
+            (Ty::I, Ty::F) => $f::<i32, f32>($($arg),*),
+            (Ty::I, Ty::I) => $f::<i32, i32>($($arg),*),
+            (Ty::I, Ty::U) => $f::<i32, u32>($($arg),*),
+            (Ty::U, Ty::F) => $f::<u32, f32>($($arg),*),
+            (Ty::U, Ty::I) => $f::<u32, i32>($($arg),*),
+            (Ty::U, Ty::U) => $f::<u32, u32>($($arg),*),
+            (i, o) => unreachable!("no element types {i:?} -> {o:?}"),
+        }
+    }};
+}
+#[allow(unused_imports)]
+pub(crate) use typed;
+
+/// `HYBRID_PARITY_CASES=n`: how many random cases a parity test is asked to run.
+pub fn parity_cases() -> Option<u64> {
+    std::env::var("HYBRID_PARITY_CASES")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+}
+
+/// The seeds of a random-kernel test: `n` from `base`, or the one seed
+/// `HYBRID_PARITY_SEED=s` names (a failure prints it).
+pub fn parity_seeds(base: u64, n: u64) -> Vec<u64> {
+    if let Ok(s) = std::env::var("HYBRID_PARITY_SEED") {
+        return vec![s.trim().parse().expect("HYBRID_PARITY_SEED is a number")];
+    }
+    (0..n).map(|i| base + i).collect()
+}
+
+/// Runs a random case's kernel on every target at each of `lengths`, on inputs drawn
+/// from `rng`, and checks every element against the reference of the device that
+/// computed it (`gpu_table` for a GPU's).
+pub fn check_case<I: Elem, O: Elem>(
+    case: &Case,
+    targets: &[Target],
+    lengths: &[usize],
+    rng: &mut ChaCha8Rng,
+    gpu_table: &'static Table,
+    tally: &mut [Tally; 2],
+) {
+    let k: Kernel<I, O> = gen::kernel(&case.ast, case.shape.arity);
+    for &n in lengths {
+        let (a, b) = inputs::<I>(rng, n, case.shape.arity);
+        let mut refs = Refs::new(case, &a, &b).with_gpu_table(gpu_table);
+        for &t in targets {
+            check_target(case, &k, t, &a, &b, &mut refs, tally);
+        }
+    }
+}
+
+/// Fails when a random-kernel test's checks said too little ([`Tally::assert_meaningful`]):
+/// at least 10,000 elements per kind of device over its `cases` (one, for a single
+/// case), the GPU's only when `gpu` (one ran).
+pub fn assert_cases_meaningful(tally: &[Tally; 2], cases: usize, gpu: bool) {
+    let min = if cases > 1 { 10_000 } else { 1 };
+    tally[0].assert_meaningful("cpu", min);
+    if gpu {
+        tally[1].assert_meaningful("gpu", min);
+    }
 }

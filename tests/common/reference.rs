@@ -250,18 +250,11 @@ pub const GPU64: Table = Table {
     div: Allow::Ulp(2.5),
     div_range: (F64_MIN_NORMAL, f64::from_bits(2045 << 52)), // 2^-1022, 2^1022
     sqrt: Allow::Ulp(4.5),
-    sin: Allow::Ulp(4.0),
-    cos: Allow::Ulp(4.0),
-    tan: Allow::Ulp(4.0),
-    exp: Allow::Ulp(4.0),
-    exp2: Allow::Ulp(4.0),
-    ln: Allow::Ulp(4.0),
-    log2: Allow::Ulp(4.0),
-    pow: Allow::Inherited,
     subnormal: F64_MIN_NORMAL,
-    bits: 64,
-    wide: None,
-    ..GPU32
+    nonfinite: GPU32.nonfinite,
+    clamp_is_min_max: GPU32.clamp_is_min_max,
+    reassociates: GPU32.reassociates,
+    ..CPU64
 };
 
 /// [`GPU64`] with `/` and `sqrt` correctly rounded, as measured on Mesa's lavapipe
@@ -415,30 +408,14 @@ pub fn eval(ast: &Ast, env: &mut Env<'_>) -> V {
             let (a, b, c) = (eval(a, env), eval(b, env), eval(c, env));
             match (a, b, c) {
                 (V::F(a), V::F(b), V::F(c)) => V::F(add(t, t.add, mul(t, a, b), c)),
-                (V::I(a), V::I(b), V::I(c)) => V::I(
-                    a.zip(b)
-                        .zip(c)
-                        .map(|((a, b), c)| a.wrapping_mul(b).wrapping_add(c)),
-                ),
-                (V::U(a), V::U(b), V::U(c)) => V::U(
-                    a.zip(b)
-                        .zip(c)
-                        .map(|((a, b), c)| a.wrapping_mul(b).wrapping_add(c)),
-                ),
                 (V::D(a), V::D(b), V::D(c)) => {
                     let w = wide(t);
                     V::D(add(w, w.add, mul(w, a, b), c))
                 }
-                (V::L(a), V::L(b), V::L(c)) => V::L(
-                    a.zip(b)
-                        .zip(c)
-                        .map(|((a, b), c)| a.wrapping_mul(b).wrapping_add(c)),
-                ),
-                (V::Q(a), V::Q(b), V::Q(c)) => V::Q(
-                    a.zip(b)
-                        .zip(c)
-                        .map(|((a, b), c)| a.wrapping_mul(b).wrapping_add(c)),
-                ),
+                (V::I(a), V::I(b), V::I(c)) => V::I(int_mul_add(a, b, c)),
+                (V::U(a), V::U(b), V::U(c)) => V::U(int_mul_add(a, b, c)),
+                (V::L(a), V::L(b), V::L(c)) => V::L(int_mul_add(a, b, c)),
+                (V::Q(a), V::Q(b), V::Q(c)) => V::Q(int_mul_add(a, b, c)),
                 _ => panic!("reference: mul_add types"),
             }
         }
@@ -446,19 +423,11 @@ pub fn eval(ast: &Ast, env: &mut Env<'_>) -> V {
             let (x, lo, hi) = (eval(x, env), eval(lo, env), eval(hi, env));
             match (x, lo, hi) {
                 (V::F(x), V::F(lo), V::F(hi)) => V::F(clamp_f(t, x, lo, hi)),
-                (V::I(x), V::I(l), V::I(h)) => {
-                    V::I(x.zip(l).zip(h).map(|((x, l), h)| x.max(l).min(h)))
-                }
-                (V::U(x), V::U(l), V::U(h)) => {
-                    V::U(x.zip(l).zip(h).map(|((x, l), h)| x.max(l).min(h)))
-                }
                 (V::D(x), V::D(lo), V::D(hi)) => V::D(clamp_f(wide(t), x, lo, hi)),
-                (V::L(x), V::L(l), V::L(h)) => {
-                    V::L(x.zip(l).zip(h).map(|((x, l), h)| x.max(l).min(h)))
-                }
-                (V::Q(x), V::Q(l), V::Q(h)) => {
-                    V::Q(x.zip(l).zip(h).map(|((x, l), h)| x.max(l).min(h)))
-                }
+                (V::I(x), V::I(l), V::I(h)) => V::I(int_clamp(x, l, h)),
+                (V::U(x), V::U(l), V::U(h)) => V::U(int_clamp(x, l, h)),
+                (V::L(x), V::L(l), V::L(h)) => V::L(int_clamp(x, l, h)),
+                (V::Q(x), V::Q(l), V::Q(h)) => V::Q(int_clamp(x, l, h)),
                 _ => panic!("reference: clamp types"),
             }
         }
@@ -481,8 +450,8 @@ fn merge(a: V, b: V) -> V {
             V::F(r) => V::D(r),
             _ => unreachable!(),
         },
-        (V::L(x), V::L(y)) => V::L(if x == y { x } else { None }),
-        (V::Q(x), V::Q(y)) => V::Q(if x == y { x } else { None }),
+        (V::L(x), V::L(y)) => V::L(same(x, y)),
+        (V::Q(x), V::Q(y)) => V::Q(same(x, y)),
         (V::F(FV::Num { v: va, e: ea, .. }), V::F(FV::Num { v: vb, e: eb, .. })) => {
             let lo = (va - ea).min(vb - eb);
             let hi = (va + ea).max(vb + eb);
@@ -501,10 +470,19 @@ fn merge(a: V, b: V) -> V {
         } else {
             FV::Unknown
         }),
-        (V::I(x), V::I(y)) => V::I(if x == y { x } else { None }),
-        (V::U(x), V::U(y)) => V::U(if x == y { x } else { None }),
-        (V::B(x), V::B(y)) => V::B(if x == y { x } else { None }),
+        (V::I(x), V::I(y)) => V::I(same(x, y)),
+        (V::U(x), V::U(y)) => V::U(same(x, y)),
+        (V::B(x), V::B(y)) => V::B(same(x, y)),
         _ => panic!("reference: select branch types"),
+    }
+}
+
+/// The value both branches give, or unknown.
+fn same<T: PartialEq>(x: Option<T>, y: Option<T>) -> Option<T> {
+    if x == y {
+        x
+    } else {
+        None
     }
 }
 
@@ -859,16 +837,22 @@ fn clamp_f(t: &Table, x: FV, lo: FV, hi: FV) -> FV {
     }
 }
 
-fn cmp(t: &Table, op: Bin, a: FV, b: FV) -> Option<bool> {
+/// The comparison `op` of two operands ordered `o`.
+fn decide(op: Bin, o: std::cmp::Ordering) -> bool {
     use std::cmp::Ordering::*;
-    let decide = |o: std::cmp::Ordering| match op {
+    match op {
         Bin::Lt => o == Less,
         Bin::Le => o != Greater,
         Bin::Gt => o == Greater,
         Bin::Ge => o != Less,
         Bin::Eq => o == Equal,
         _ => o != Equal,
-    };
+    }
+}
+
+fn cmp(t: &Table, op: Bin, a: FV, b: FV) -> Option<bool> {
+    use std::cmp::Ordering::*;
+    let decide = |o| decide(op, o);
     match (a, b) {
         (FV::Nan, _) | (_, FV::Nan) => t.nonfinite.then_some(op == Bin::Ne),
         (FV::Unknown, _) | (_, FV::Unknown) => None,
@@ -894,18 +878,14 @@ fn unary(t: &Table, op: Un, a: V) -> V {
     match a {
         V::F(x) => V::F(unary_f(t, op, x)),
         V::D(x) => V::D(unary_f(wide(t), op, x)),
-        V::L(x) => V::L(x.map(|x| match op {
-            Un::Neg => x.wrapping_neg(),
-            Un::Abs => x.wrapping_abs(),
+        V::I(x) => V::I(x.map(|x| x.un(op))),
+        V::U(x) => V::U(x.map(|x| x.un(op))),
+        V::L(x) => V::L(x.map(|x| x.un(op))),
+        V::Q(x) => V::Q(x.map(|x| x.un(op))),
+        V::B(x) => V::B(x.map(|x| match op {
             Un::Not => !x,
-            _ => panic!("reference: {op:?} on i64"),
+            _ => panic!("reference: {op:?} on bool"),
         })),
-        V::Q(x) => V::Q(x.map(|x| match op {
-            Un::Abs => x,
-            Un::Not => !x,
-            _ => panic!("reference: {op:?} on u64"),
-        })),
-        _ => unary_int(op, a),
     }
 }
 
@@ -950,41 +930,92 @@ fn unary_f(t: &Table, op: Un, x: FV) -> FV {
     }
 }
 
-fn unary_int(op: Un, a: V) -> V {
-    match a {
-        V::I(x) => V::I(x.map(|x| match op {
-            Un::Neg => x.wrapping_neg(),
-            Un::Abs => x.wrapping_abs(),
-            Un::Not => !x,
-            _ => panic!("reference: {op:?} on i32"),
-        })),
-        V::U(x) => V::U(x.map(|x| match op {
-            Un::Abs => x,
-            Un::Not => !x,
-            _ => panic!("reference: {op:?} on u32"),
-        })),
-        V::B(x) => V::B(x.map(|x| match op {
-            Un::Not => !x,
-            _ => panic!("reference: {op:?} on bool"),
-        })),
-        _ => unreachable!(),
-    }
+/// The integer types, with WGSL's rules: wrapping arithmetic, `x / 0 == x`,
+/// `MIN / -1 == MIN`, `x % 0 == 0`, `MIN % -1 == 0`, shift amounts masked to the width
+/// (`>>` arithmetic on a signed type).
+trait Int: Copy + Ord {
+    /// `self op y`: arithmetic, `min`, `max` or bitwise.
+    fn bin(self, op: Bin, y: Self) -> Self;
+    /// `self << s` or `self >> s`.
+    fn shift(self, op: Bin, s: u32) -> Self;
+    fn un(self, op: Un) -> Self;
 }
 
-fn div_i32(a: i32, b: i32) -> i32 {
-    if b == 0 {
-        a
-    } else {
-        a.wrapping_div(b) // i32::MIN / -1 wraps to i32::MIN
-    }
+macro_rules! int {
+    (signed $t:ty) => {
+        int!($t, |x: $t| x.wrapping_neg(), |x: $t| x.wrapping_abs());
+    };
+    (unsigned $t:ty) => {
+        int!(
+            $t,
+            |_: $t| -> $t { panic!("reference: Neg on {}", stringify!($t)) },
+            |x: $t| x
+        );
+    };
+    ($t:ty, $neg:expr, $abs:expr) => {
+        impl Int for $t {
+            fn bin(self, op: Bin, y: $t) -> $t {
+                let x = self;
+                match op {
+                    Bin::Add => x.wrapping_add(y),
+                    Bin::Sub => x.wrapping_sub(y),
+                    Bin::Mul => x.wrapping_mul(y),
+                    Bin::Div if y == 0 => x,
+                    Bin::Div => x.wrapping_div(y),
+                    Bin::Rem if y == 0 => 0,
+                    Bin::Rem => x.wrapping_rem(y),
+                    Bin::Min => x.min(y),
+                    Bin::Max => x.max(y),
+                    Bin::And => x & y,
+                    Bin::Or => x | y,
+                    Bin::Xor => x ^ y,
+                    _ => panic!("reference: {op:?} on {}", stringify!($t)),
+                }
+            }
+            fn shift(self, op: Bin, s: u32) -> $t {
+                let s = s & (<$t>::BITS - 1);
+                match op {
+                    Bin::Shl => self.wrapping_shl(s),
+                    Bin::Shr => self.wrapping_shr(s),
+                    _ => panic!("reference: {op:?} on {}, u32", stringify!($t)),
+                }
+            }
+            fn un(self, op: Un) -> $t {
+                match op {
+                    Un::Neg => $neg(self),
+                    Un::Abs => $abs(self),
+                    Un::Not => !self,
+                    _ => panic!("reference: {op:?} on {}", stringify!($t)),
+                }
+            }
+        }
+    };
 }
 
-fn rem_i32(a: i32, b: i32) -> i32 {
-    if b == 0 {
-        0
-    } else {
-        a.wrapping_rem(b) // i32::MIN % -1 is 0
-    }
+int!(signed i32);
+int!(unsigned u32);
+int!(signed i64);
+int!(unsigned u64);
+
+fn int_bin<T: Int>(op: Bin, x: Option<T>, y: Option<T>) -> Option<T> {
+    x.zip(y).map(|(x, y)| x.bin(op, y))
+}
+
+fn int_shift<T: Int>(op: Bin, x: Option<T>, s: Option<u32>) -> Option<T> {
+    x.zip(s).map(|(x, s)| x.shift(op, s))
+}
+
+fn int_cmp<T: Int>(op: Bin, x: Option<T>, y: Option<T>) -> Option<bool> {
+    x.zip(y).map(|(x, y)| decide(op, x.cmp(&y)))
+}
+
+fn int_mul_add<T: Int>(a: Option<T>, b: Option<T>, c: Option<T>) -> Option<T> {
+    let ab = int_bin(Bin::Mul, a, b);
+    int_bin(Bin::Add, ab, c)
+}
+
+fn int_clamp<T: Int>(x: Option<T>, lo: Option<T>, hi: Option<T>) -> Option<T> {
+    x.zip(lo).zip(hi).map(|((x, l), h)| x.max(l).min(h))
 }
 
 fn binary(t: &Table, op: Bin, a: V, b: V) -> V {
@@ -992,17 +1023,6 @@ fn binary(t: &Table, op: Bin, a: V, b: V) -> V {
         op,
         Bin::Lt | Bin::Le | Bin::Gt | Bin::Ge | Bin::Eq | Bin::Ne
     );
-    let icmp = |o: std::cmp::Ordering| -> bool {
-        use std::cmp::Ordering::*;
-        match op {
-            Bin::Lt => o == Less,
-            Bin::Le => o != Greater,
-            Bin::Gt => o == Greater,
-            Bin::Ge => o != Less,
-            Bin::Eq => o == Equal,
-            _ => o != Equal,
-        }
-    };
     let float = |t: &Table, x: FV, y: FV| match op {
         Bin::Add => add(t, t.add, x, y),
         Bin::Sub => sub(t, x, y),
@@ -1019,88 +1039,18 @@ fn binary(t: &Table, op: Bin, a: V, b: V) -> V {
         (V::F(x), V::F(y)) => V::F(float(t, x, y)),
         (V::D(x), V::D(y)) if is_cmp => V::B(cmp(wide(t), op, x, y)),
         (V::D(x), V::D(y)) => V::D(float(wide(t), x, y)),
-        (V::L(x), V::L(y)) if is_cmp => V::B(x.zip(y).map(|(x, y)| icmp(x.cmp(&y)))),
-        (V::Q(x), V::Q(y)) if is_cmp => V::B(x.zip(y).map(|(x, y)| icmp(x.cmp(&y)))),
-        // 64-bit shifts: the amount masked to 0..=63, `>>` arithmetic on i64
-        (V::L(x), V::U(s)) => V::L(x.zip(s).map(|(x, s)| match op {
-            Bin::Shl => x.wrapping_shl(s & 63),
-            Bin::Shr => x >> (s & 63),
-            _ => panic!("reference: {op:?} on i64, u32"),
-        })),
-        (V::Q(x), V::U(s)) => V::Q(x.zip(s).map(|(x, s)| match op {
-            Bin::Shl => x << (s & 63),
-            Bin::Shr => x >> (s & 63),
-            _ => panic!("reference: {op:?} on u64, u32"),
-        })),
-        // WGSL's division rules at 64 bits: x / 0 == x, MIN / -1 == MIN, x % 0 == 0
-        (V::L(x), V::L(y)) => V::L(x.zip(y).map(|(x, y)| match op {
-            Bin::Add => x.wrapping_add(y),
-            Bin::Sub => x.wrapping_sub(y),
-            Bin::Mul => x.wrapping_mul(y),
-            Bin::Div if y == 0 => x,
-            Bin::Div => x.wrapping_div(y),
-            Bin::Rem if y == 0 => 0,
-            Bin::Rem => x.wrapping_rem(y),
-            Bin::Min => x.min(y),
-            Bin::Max => x.max(y),
-            Bin::And => x & y,
-            Bin::Or => x | y,
-            Bin::Xor => x ^ y,
-            _ => panic!("reference: {op:?} on i64"),
-        })),
-        (V::Q(x), V::Q(y)) => V::Q(x.zip(y).map(|(x, y)| match op {
-            Bin::Add => x.wrapping_add(y),
-            Bin::Sub => x.wrapping_sub(y),
-            Bin::Mul => x.wrapping_mul(y),
-            Bin::Div => x.checked_div(y).unwrap_or(x),
-            Bin::Rem => x.checked_rem(y).unwrap_or(0),
-            Bin::Min => x.min(y),
-            Bin::Max => x.max(y),
-            Bin::And => x & y,
-            Bin::Or => x | y,
-            Bin::Xor => x ^ y,
-            _ => panic!("reference: {op:?} on u64"),
-        })),
-        (V::I(x), V::I(y)) if is_cmp => V::B(x.zip(y).map(|(x, y)| icmp(x.cmp(&y)))),
-        (V::U(x), V::U(y)) if is_cmp => V::B(x.zip(y).map(|(x, y)| icmp(x.cmp(&y)))),
-        (V::I(x), V::U(s)) => V::I(x.zip(s).map(|(x, s)| match op {
-            Bin::Shl => x.wrapping_shl(s & 31),
-            Bin::Shr => x >> (s & 31),
-            _ => panic!("reference: {op:?} on i32, u32"),
-        })),
-        (V::U(x), V::U(y)) if matches!(op, Bin::Shl | Bin::Shr) => V::U(x.zip(y).map(|(x, s)| {
-            if op == Bin::Shl {
-                x << (s & 31)
-            } else {
-                x >> (s & 31)
-            }
-        })),
-        (V::I(x), V::I(y)) => V::I(x.zip(y).map(|(x, y)| match op {
-            Bin::Add => x.wrapping_add(y),
-            Bin::Sub => x.wrapping_sub(y),
-            Bin::Mul => x.wrapping_mul(y),
-            Bin::Div => div_i32(x, y),
-            Bin::Rem => rem_i32(x, y),
-            Bin::Min => x.min(y),
-            Bin::Max => x.max(y),
-            Bin::And => x & y,
-            Bin::Or => x | y,
-            Bin::Xor => x ^ y,
-            _ => panic!("reference: {op:?} on i32"),
-        })),
-        (V::U(x), V::U(y)) => V::U(x.zip(y).map(|(x, y)| match op {
-            Bin::Add => x.wrapping_add(y),
-            Bin::Sub => x.wrapping_sub(y),
-            Bin::Mul => x.wrapping_mul(y),
-            Bin::Div => x.checked_div(y).unwrap_or(x),
-            Bin::Rem => x.checked_rem(y).unwrap_or(0),
-            Bin::Min => x.min(y),
-            Bin::Max => x.max(y),
-            Bin::And => x & y,
-            Bin::Or => x | y,
-            Bin::Xor => x ^ y,
-            _ => panic!("reference: {op:?} on u32"),
-        })),
+        (V::I(x), V::I(y)) if is_cmp => V::B(int_cmp(op, x, y)),
+        (V::U(x), V::U(y)) if is_cmp => V::B(int_cmp(op, x, y)),
+        (V::L(x), V::L(y)) if is_cmp => V::B(int_cmp(op, x, y)),
+        (V::Q(x), V::Q(y)) if is_cmp => V::B(int_cmp(op, x, y)),
+        (V::I(x), V::U(s)) => V::I(int_shift(op, x, s)),
+        (V::U(x), V::U(s)) if matches!(op, Bin::Shl | Bin::Shr) => V::U(int_shift(op, x, s)),
+        (V::L(x), V::U(s)) => V::L(int_shift(op, x, s)),
+        (V::Q(x), V::U(s)) => V::Q(int_shift(op, x, s)),
+        (V::I(x), V::I(y)) => V::I(int_bin(op, x, y)),
+        (V::U(x), V::U(y)) => V::U(int_bin(op, x, y)),
+        (V::L(x), V::L(y)) => V::L(int_bin(op, x, y)),
+        (V::Q(x), V::Q(y)) => V::Q(int_bin(op, x, y)),
         (V::B(x), V::B(y)) => V::B(match (op, x, y) {
             (Bin::And, Some(false), _) | (Bin::And, _, Some(false)) => Some(false),
             (Bin::Or, Some(true), _) | (Bin::Or, _, Some(true)) => Some(true),
