@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use hybrid::cluster::mpi::collective::CommunicatorCollectives;
 use hybrid::cluster::mpi::topology::{Communicator, SimpleCommunicator};
 use hybrid::cluster::{self, Cluster, ClusterBuilder, Shape, Spread};
-use hybrid::{Backend, Error, Expr, Kernel, Placement, Reduce, Runtime};
+use hybrid::{Backend, Error, Expr, Kernel, Placement, Reduce, Runtime, Table};
 
 type Check = Result<(), String>;
 
@@ -119,6 +119,35 @@ fn results_equal_one_nodes(world: &SimpleCommunicator) -> Check {
             ensure!(
                 m.output.is_none() && m2.is_none() && s.is_none(),
                 "output off the root"
+            );
+        }
+    }
+    // a kernel of any signature: f64 input, i64 input, an f64 table, three results
+    let k3 = Kernel::new(|(x, i, w): (Expr<f64>, Expr<i64>, Table<f64>)| {
+        let j = (i.clone() & 31i64).cast::<u32>();
+        (x.clone() * w.at(j), x.cast::<f32>(), i ^ 9i64)
+    });
+    let x64: Vec<f64> = xs.iter().map(|&x| x as f64 * 0.25 - 1e6).collect();
+    let i64s: Vec<i64> = ys.iter().map(|&y| (y as i64) << 24 ^ -3).collect();
+    let w64: Vec<f64> = (0..32).map(|j| 1.0 + j as f64 / 16.0).collect();
+    let want3 = rt
+        .call(&k3, (&x64, &i64s, &w64), Placement::Cpu)
+        .map_err(|e| e.to_string())?
+        .output;
+    let (x3, i3, w3): (&[f64], &[i64], &[f64]) = if c.is_root() {
+        (&x64, &i64s, &w64)
+    } else {
+        (&[], &[], &[])
+    };
+    for spread in [Spread::Even, Spread::Auto] {
+        let got = c
+            .call(&k3, (x3, i3, w3), spread)
+            .map_err(|e| e.to_string())?;
+        if let Some((a, b, d)) = got.output {
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<u64>>();
+            ensure!(
+                bits(&a) == bits(&want3.0) && b == want3.1 && d == want3.2,
+                "{spread:?}: call differs"
             );
         }
     }

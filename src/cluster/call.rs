@@ -30,7 +30,48 @@ pub(super) const TAG_DATA: i32 = 21;
 pub(super) const TAG_META: i32 = 22;
 pub(super) const TAG_RESULT: i32 = 23;
 
-pub(super) const HEADER_WORDS: usize = 9;
+pub(super) const HEADER_WORDS: usize = 10;
+
+/// A call's data as words: the element-wise inputs (input `k` has `words[k]` words per
+/// element: 2 for a 64-bit type), the tables (sent whole to every node with a share),
+/// and the words of one element's results.
+pub(super) struct Args<'a> {
+    pub(super) each: Vec<&'a [u32]>,
+    pub(super) words: Vec<usize>,
+    pub(super) tables: Vec<&'a [u32]>,
+    pub(super) out_words: usize,
+}
+
+impl<'a> Args<'a> {
+    /// 32-bit inputs, no tables, one 32-bit result.
+    pub(super) fn plain(each: Vec<&'a [u32]>) -> Args<'a> {
+        Args {
+            words: vec![1; each.len()],
+            each,
+            tables: Vec::new(),
+            out_words: 1,
+        }
+    }
+
+    fn word(&self, k: usize) -> usize {
+        self.words.get(k).copied().unwrap_or(1).max(1)
+    }
+
+    /// Elements, from the first input (0 without one).
+    fn len(&self) -> usize {
+        self.each.first().map_or(0, |x| x.len() / self.word(0))
+    }
+
+    /// Input `k`'s words for elements `r`.
+    fn slice(&self, k: usize, r: &std::ops::Range<usize>) -> &'a [u32] {
+        let w = self.word(k);
+        &self.each[k][r.start * w..r.end * w]
+    }
+}
+
+/// The local run of one node's share: its inputs' words, the tables whole, and its
+/// number of elements.
+pub(super) type Run<'r> = &'r dyn Fn(&[&[u32]], &[&[u32]], usize) -> Local<Part>;
 
 /// What a call computes: a map or a reduction, of `arity` inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,7 +237,7 @@ impl Cluster {
             arity: inputs.len(),
         };
         let w: Vec<&[u32]> = inputs.iter().map(|x| words(x)).collect();
-        self.call(kernel.id(), what, &w, spread, &|v| {
+        self.call_words(kernel.id(), what, &Args::plain(w), spread, &|v, _, _| {
             let typed = v
                 .iter()
                 .map(|x| elements::<I>(x))
@@ -207,13 +248,13 @@ impl Cluster {
     }
 
     /// The call on this rank: on the root, every node's part in rank order.
-    pub(super) fn call(
+    pub(super) fn call_words(
         &self,
         id: Result<u64>,
         what: What,
-        inputs: &[&[u32]],
+        inputs: &Args<'_>,
         spread: Spread,
-        run: &dyn Fn(&[&[u32]]) -> Local<Part>,
+        run: Run<'_>,
     ) -> Result<(Option<Vec<Part>>, ClusterReport)> {
         if let Some(e) = self.broken.borrow().clone() {
             return Err(e);
@@ -234,17 +275,23 @@ impl Cluster {
         &self,
         id: Result<u64>,
         what: What,
-        inputs: &[&[u32]],
+        args: &Args<'_>,
         spread: Spread,
-        run: &dyn Fn(&[&[u32]]) -> Local<Part>,
+        run: Run<'_>,
     ) -> Result<(Vec<Part>, ClusterReport)> {
         let t0 = Instant::now();
         let size = self.size();
-        let n = inputs.first().map_or(0, |x| x.len());
-        let checked = id.and_then(|id| match inputs.iter().find(|x| x.len() != n) {
-            Some(x) => Err(Error::LengthMismatch {
+        let n = args.len();
+        let mismatch = (0..args.each.len()).find(|&k| args.each[k].len() != n * args.word(k));
+        let checked = id.and_then(|id| match mismatch {
+            _ if args.each.is_empty() => Err(Error::InvalidKernel {
+                reason: "a cluster call needs an element-wise input (its length is the \
+                         call's)"
+                    .into(),
+            }),
+            Some(k) => Err(Error::LengthMismatch {
                 left: n,
-                right: x.len(),
+                right: args.each[k].len() / args.word(k),
             }),
             None => Ok(id),
         });
@@ -261,8 +308,13 @@ impl Cluster {
         };
         let work = (id, what.code());
         let traffic = Traffic {
-            in_per_elem: 4 * what.arity as u64,
-            out_per_elem: if what.op.is_none() { 4 } else { 0 },
+            in_per_elem: 4 * (0..args.each.len()).map(|k| args.word(k)).sum::<usize>() as u64,
+            out_per_elem: if what.op.is_none() {
+                4 * args.out_words as u64
+            } else {
+                0
+            },
+            in_fixed: 4 * args.tables.iter().map(|t| t.len()).sum::<usize>() as u64,
             out_fixed: if what.op.is_none() { 0 } else { 8 },
         };
         let nodes: Vec<NodeCost> = (0..size)
@@ -289,11 +341,15 @@ impl Cluster {
                 c[1],
                 s[0],
                 s[1],
+                args.tables.len() as u32,
             ];
             self.ch.send(r, TAG_CALL, &header);
             if !ranges[r].is_empty() {
-                for x in inputs {
-                    self.ch.send(r, TAG_DATA, &x[ranges[r].clone()]);
+                for k in 0..args.each.len() {
+                    self.ch.send(r, TAG_DATA, args.slice(k, &ranges[r]));
+                }
+                for t in &args.tables {
+                    self.ch.send(r, TAG_DATA, t);
                 }
             }
         }
@@ -322,9 +378,11 @@ impl Cluster {
             ..NodeReport::default()
         };
         if plan.shares[0] > 0 || n == 0 {
-            let mine: Vec<&[u32]> = inputs.iter().map(|x| &x[ranges[0].clone()]).collect();
+            let mine: Vec<&[u32]> = (0..args.each.len())
+                .map(|k| args.slice(k, &ranges[0]))
+                .collect();
             let t = Instant::now();
-            match local(|| run(&mine)) {
+            match local(|| run(&mine, &args.tables, ranges[0].len())) {
                 Ok(Ok((part, r))) => {
                     me.compute_s = t.elapsed().as_secs_f64();
                     me.local = Some(LocalReport::brief(&r));
@@ -361,7 +419,10 @@ impl Cluster {
                 rank: r,
                 host: host(r),
                 elements: count,
-                bytes_in: count as u64 * traffic.in_per_elem,
+                bytes_in: match count {
+                    0 => 0,
+                    _ => count as u64 * traffic.in_per_elem + traffic.in_fixed,
+                },
                 send_s: rec.send_s,
                 compute_s: rec.compute_s,
                 predicted_s: plan.predicted_s[r],

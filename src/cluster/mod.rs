@@ -52,6 +52,7 @@ mod call;
 #[allow(clippy::module_inception)]
 mod cluster;
 mod dist;
+mod general;
 mod link;
 mod mpi_wire;
 mod plan;

@@ -49,6 +49,8 @@ pub(crate) struct NodeCost {
 pub(crate) struct Traffic {
     pub(crate) in_per_elem: u64,
     pub(crate) out_per_elem: u64,
+    /// Bytes every node with a share is sent whatever its share (the tables, whole).
+    pub(crate) in_fixed: u64,
     pub(crate) out_fixed: u64,
 }
 
@@ -69,8 +71,10 @@ pub(crate) fn node_cost(node: &NodeCost, traffic: Traffic) -> Option<Cost> {
     let fit = node.model?;
     let mut c = Cost::affine(fit.fixed_s, fit.per_elem_s);
     if let Some(l) = node.link {
-        c.fixed_s +=
-            l.up.alpha_s + l.down.alpha_s + traffic.out_fixed as f64 / l.down.beta_bytes_per_s;
+        c.fixed_s += l.up.alpha_s
+            + l.down.alpha_s
+            + traffic.in_fixed as f64 / l.up.beta_bytes_per_s
+            + traffic.out_fixed as f64 / l.down.beta_bytes_per_s;
         c.per_elem_s += traffic.in_per_elem as f64 / l.up.beta_bytes_per_s
             + traffic.out_per_elem as f64 / l.down.beta_bytes_per_s;
     }
@@ -205,6 +209,7 @@ mod tests {
     const SAXPY: Traffic = Traffic {
         in_per_elem: 8,
         out_per_elem: 4,
+        in_fixed: 0,
         out_fixed: 0,
     };
 

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use super::call::{join64, split64, Local, Part, Record, What, HEADER_WORDS};
+use super::call::{join64, split64, Part, Record, Run, What, HEADER_WORDS};
 use super::call::{TAG_CALL, TAG_DATA, TAG_META, TAG_RESULT};
 use super::cluster::Cluster;
 use super::mpi_wire::local;
@@ -18,7 +18,7 @@ impl Cluster {
         &self,
         id: Result<u64>,
         what: What,
-        run: &dyn Fn(&[&[u32]]) -> Local<Part>,
+        run: Run<'_>,
     ) -> Result<ClusterReport> {
         let t0 = Instant::now();
         let rank = self.rank();
@@ -39,9 +39,10 @@ impl Cluster {
         let root_id = join64(h[3], h[4]);
         let count = join64(h[5], h[6]) as usize;
         let mut rec = Record::default();
-        let mut data = Vec::with_capacity(arity);
+        let tables = h[9] as usize;
+        let mut data = Vec::with_capacity(arity + tables);
         if count > 0 {
-            for _ in 0..arity {
+            for _ in 0..arity + tables {
                 let got = self.ch.recv(0, TAG_DATA)?;
                 rec.send_s = rec.send_s.max(got.transfer_s);
                 data.push(got.words);
@@ -81,8 +82,9 @@ impl Cluster {
             Ok(_) if count == 0 => Ok(()),
             Ok(_) => {
                 let views: Vec<&[u32]> = data.iter().map(Vec::as_slice).collect();
+                let (each, whole) = views.split_at(arity.min(views.len()));
                 let t = Instant::now();
-                match local(|| run(&views)) {
+                match local(|| run(each, whole, count)) {
                     Ok(Ok((part, r))) => {
                         rec.compute_s = t.elapsed().as_secs_f64();
                         rec.local = Some(LocalReport::of(&r));

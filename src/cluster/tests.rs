@@ -135,6 +135,97 @@ fn integer_results_equal_one_nodes_on_every_spread() {
     }
 }
 
+/// A kernel of any signature over the cluster (`Cluster::call`): f64 and i64
+/// element-wise inputs cut by their words, an f64 table sent whole to every node with
+/// a share, a tuple of an f64, an f32 and a u64 result gathered on the root, bit for
+/// bit as one node computes them, on every spread over 3 ranks with messages cut into
+/// chunks; and its reduction (an i64 sum, exact). Host data only: an array is a
+/// typed error.
+#[test]
+fn kernels_of_any_signature_equal_one_nodes() {
+    use crate::Array;
+    let n = 30_011;
+    let xs: Vec<f64> = (0..n).map(|i| (i as f64).sqrt() * 1.5 - 40.0).collect();
+    let is: Vec<i64> = data(n).iter().map(|&x| (x as i64) << 20 ^ -7).collect();
+    let ws: Vec<f64> = (0..97).map(|i| 1.0 + i as f64 / 64.0).collect();
+    let k = Kernel::new(|(x, i, w): (Expr<f64>, Expr<i64>, crate::Table<f64>)| {
+        let j = (i.clone() & 63i64).cast::<u32>();
+        (
+            x.clone() * w.at(j),
+            x.cast::<f32>(),
+            i.cast::<u64>() >> 3u32,
+        )
+    });
+    let r = Kernel::new(|(i,): (Expr<i64>,)| i ^ 5i64);
+    let rt = cpu();
+    let want = rt
+        .call(&k, (&xs, &is, &ws), crate::Placement::Cpu)
+        .map(|r| r.output)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let want_sum = is.iter().fold(0i64, |a, &b| a.wrapping_add(b ^ 5));
+    let got = spmd(
+        3,
+        |b| b.max_message_words(4096),
+        |c| {
+            let (x, i, w): (&[f64], &[i64], &[f64]) = if c.is_root() {
+                (&xs, &is, &ws)
+            } else {
+                (&[], &[], &[])
+            };
+            let mut out = Vec::new();
+            for spread in [Spread::Root, Spread::Even, Spread::Auto, Spread::Auto] {
+                let m = c.call(&k, (x, i, w), spread).map(|r| (r.output, r.report));
+                let s = c
+                    .call_reduce(&r, (i,), Reduce::Sum, spread)
+                    .map(|r| r.output);
+                out.push((m, s));
+            }
+            // arrays on the root alone: the root cancels, every rank stays in step
+            let arrays = match c.is_root() {
+                true => c.call(&r, (&Array::from_slice(i),), Spread::Even).err(),
+                false => c.call(&r, (i,), Spread::Even).err(),
+            };
+            let after = c
+                .call_reduce(&r, (i,), Reduce::Sum, Spread::Even)
+                .map(|r| r.output);
+            (out, (arrays, after))
+        },
+    );
+    for (rank, (calls, (arrays, after))) in got.into_iter().enumerate() {
+        for (m, s) in calls {
+            let (m, report) = m.unwrap_or_else(|e| panic!("{e}"));
+            let s = s.unwrap_or_else(|e| panic!("{e}"));
+            if rank > 0 {
+                assert!(m.is_none() && s.is_none());
+                continue;
+            }
+            let (a, b, c) = m.unwrap_or_else(|| panic!("the root's result"));
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&a), bits(&want.0), "{}", report.spread);
+            assert_eq!(b, want.1, "{}", report.spread);
+            assert_eq!(c, want.2, "{}", report.spread);
+            assert_eq!(s, Some(want_sum), "{}", report.spread);
+            if report.spread == "even" {
+                // two words per f64 and i64 element, and the table whole
+                let node = &report.nodes[1];
+                let want_in = node.elements as u64 * 16 + 8 * ws.len() as u64;
+                assert_eq!(node.bytes_in, want_in);
+                // three results, two words each (the f32 in a pair beside the others)
+                assert_eq!(node.bytes_out, node.elements as u64 * 24);
+            }
+        }
+        match rank {
+            0 => assert!(
+                matches!(arrays, Some(crate::Error::InvalidKernel { .. })),
+                "{arrays:?}"
+            ),
+            _ => assert!(arrays.is_some(), "rank {rank}: the root cancelled"),
+        }
+        let after = after.unwrap_or_else(|e| panic!("rank {rank}: the next call: {e}"));
+        assert_eq!(after, (rank == 0).then_some(want_sum));
+    }
+}
+
 /// f32 results: a map is element for element the single node's (the same CPU code
 /// runs every element); a sum is within the runtime's bound plus one rounding per node.
 #[test]

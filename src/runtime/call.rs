@@ -43,6 +43,17 @@ enum View<'a> {
     Array(ArrayRef<'a>),
 }
 
+impl<'a> ArgView<'a> {
+    /// Host data's words and words per element (`None` for an array).
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn host_words(&self) -> Option<(&'a [u32], usize)> {
+        match self.0 {
+            View::Host(d, w) => Some((d, w)),
+            View::Array(_) => None,
+        }
+    }
+}
+
 impl View<'_> {
     /// Elements.
     fn len(&self) -> usize {

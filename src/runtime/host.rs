@@ -185,7 +185,7 @@ impl Runtime {
     /// table whole): element `i`'s results in `output[i]`, a row of `R` (one `u32`
     /// per result). `kinds` is the kernel's signature, for the report (empty: a
     /// `map`/`map2` call, whose report lists no inputs).
-    pub(super) fn map_host<R: bytemuck::Pod + Default + Send>(
+    pub(crate) fn map_host<R: bytemuck::Pod + Default + Send>(
         &self,
         kernel: &Arc<KernelDef>,
         inputs: &[&[u32]],
@@ -222,7 +222,7 @@ impl Runtime {
 
     /// A reduction over `n` elements of host data: the combined value's bits.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn reduce_host(
+    pub(crate) fn reduce_host(
         &self,
         kernel: &Arc<KernelDef>,
         op: Reduce,
