@@ -325,11 +325,8 @@ impl Cluster {
             .collect();
         let plan = plan::plan(n, &nodes, traffic, spread);
         let ranges = plan::ranges(&plan.shares);
-        for r in 1..size {
-            let (s, c) = (
-                split64(ranges[r].start as u64),
-                split64(ranges[r].len() as u64),
-            );
+        for (r, range) in ranges.iter().enumerate().skip(1) {
+            let (s, c) = (split64(range.start as u64), split64(range.len() as u64));
             let [a, b] = split64(id);
             let header = [
                 0,
@@ -344,9 +341,9 @@ impl Cluster {
                 args.tables.len() as u32,
             ];
             self.ch.send(r, TAG_CALL, &header);
-            if !ranges[r].is_empty() {
+            if !range.is_empty() {
                 for k in 0..args.each.len() {
-                    self.ch.send(r, TAG_DATA, args.slice(k, &ranges[r]));
+                    self.ch.send(r, TAG_DATA, args.slice(k, range));
                 }
                 for t in &args.tables {
                     self.ch.send(r, TAG_DATA, t);
