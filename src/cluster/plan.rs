@@ -81,10 +81,18 @@ pub(crate) fn node_cost(node: &NodeCost, traffic: Traffic) -> Option<Cost> {
     Some(c)
 }
 
+/// The least predicted gain for which `Auto` spreads a call: below it the root keeps
+/// everything (the models' error on a shared machine, and what a spread costs that
+/// the model does not see, such as the waiting ranks' polling, are of this order; the
+/// arrays' keep-or-move rule uses the same margin).
+pub(crate) const KEEP_MARGIN: f64 = 0.2;
+
 /// Shares of `n` elements over `nodes` (the root first).
 pub(crate) fn plan(n: usize, nodes: &[NodeCost], traffic: Traffic, spread: Spread) -> Plan {
     let k = nodes.len().max(1);
     let costs: Vec<Option<Cost>> = nodes.iter().map(|c| node_cost(c, traffic)).collect();
+    // Auto kept everything on the root for too small a predicted gain
+    let mut kept = false;
     let even = || -> Vec<usize> { (0..k).map(|r| n / k + usize::from(r < n % k)).collect() };
     let (shares, decision) = match spread {
         Spread::Root => {
@@ -111,14 +119,30 @@ pub(crate) fn plan(n: usize, nodes: &[NodeCost], traffic: Traffic, spread: Sprea
                 let s = plan::solve(n, &cs);
                 let t = plan::makespan_s(&cs, &s);
                 let root_only = cs[0].finish_s(n);
-                (
-                    s,
-                    format!(
-                        "auto: by the models, predicted {}; root alone {}",
-                        crate::report::secs(t),
-                        crate::report::secs(root_only)
-                    ),
-                )
+                if t > (1.0 - KEEP_MARGIN) * root_only && s[0] < n {
+                    let mut s = vec![0; k];
+                    s[0] = n;
+                    kept = true;
+                    (
+                        s,
+                        format!(
+                            "auto: kept on the root: spreading predicted {}, root alone {} \
+                             (less than {:.0}% faster)",
+                            crate::report::secs(t),
+                            crate::report::secs(root_only),
+                            KEEP_MARGIN * 100.0
+                        ),
+                    )
+                } else {
+                    (
+                        s,
+                        format!(
+                            "auto: by the models, predicted {}; root alone {}",
+                            crate::report::secs(t),
+                            crate::report::secs(root_only)
+                        ),
+                    )
+                }
             }
         },
     };
@@ -140,6 +164,12 @@ pub(crate) fn plan(n: usize, nodes: &[NodeCost], traffic: Traffic, spread: Sprea
             }
             if spread == Spread::Root {
                 return Some("all on the root, as asked".into());
+            }
+            if kept {
+                return Some(format!(
+                    "spreading was predicted less than {:.0}% faster than the root alone",
+                    KEEP_MARGIN * 100.0
+                ));
             }
             let (Some(c), Some(node)) = (costs[r], nodes.get(r)) else {
                 return Some("no model".into());
@@ -232,6 +262,34 @@ mod tests {
         }
         // at 10 MB/s an element costs 1.2 us on the wire, 10 ns on the root: nearly all stay
         assert!(last as f64 > 0.99 * n as f64, "{last}");
+    }
+
+    /// Auto spreads only for a predicted gain of at least [`KEEP_MARGIN`]: saxpy behind
+    /// a 100 MB/s link (120 ns an element on the wire, 10 ns on the root) would save a
+    /// few percent and stays on the root, saying why; a kernel of 1 us an element
+    /// saves nearly half and is spread.
+    #[test]
+    fn auto_keeps_a_call_on_the_root_for_a_small_gain() {
+        let n = 1_000_000;
+        let cheap = [node(None, fit(1e8)), node(link(1e-4, 1e8), fit(1e8))];
+        let solved = plan::solve(
+            n,
+            &[
+                node_cost(&cheap[0], SAXPY).unwrap_or_else(|| panic!("model")),
+                node_cost(&cheap[1], SAXPY).unwrap_or_else(|| panic!("model")),
+            ],
+        );
+        assert!(solved[1] > 0, "the solver alone sends some: {solved:?}");
+        let p = plan(n, &cheap, SAXPY, Spread::Auto);
+        assert_eq!(p.shares, vec![n, 0], "{}", p.decision);
+        assert!(p.decision.contains("kept on the root"), "{}", p.decision);
+        assert!(
+            p.why_none[1].as_deref().is_some_and(|w| w.contains("20%")),
+            "{p:?}"
+        );
+        let heavy = [node(None, fit(1e6)), node(link(1e-4, 1e8), fit(1e6))];
+        let p = plan(n, &heavy, SAXPY, Spread::Auto);
+        assert!(p.shares[1] > n / 3, "{:?} {}", p.shares, p.decision);
     }
 
     #[test]
