@@ -7,7 +7,11 @@
 //! the root in its record, and the root fails the call with it after hearing from
 //! every rank, so the ranks stay in step for the next call. A kernel is checked by
 //! its id on every rank: a different one is [`Error::ClusterKernelMismatch`] at the
-//! first call. A root that fails before sending (inputs of different lengths, a
+//! first call. A rank with no share of a call every rank has answered before (the
+//! kernel and operation matched) is not waited for: it gets the header alone and
+//! sends nothing back, so a call kept on the root costs no round trip (a rank that
+//! then passes another kernel finds it itself: its own call fails, the root's, which
+//! computed everything, does not). A root that fails before sending (inputs of different lengths, a
 //! kernel that does not compile) cancels the call on every rank. A timeout leaves the
 //! ranks out of step: the cluster is then broken, and every later call fails with
 //! that timeout.
@@ -31,6 +35,10 @@ pub(super) const TAG_META: i32 = 22;
 pub(super) const TAG_RESULT: i32 = 23;
 
 pub(super) const HEADER_WORDS: usize = 10;
+
+/// A call header's first word when the rank, given no share, sends nothing back (0:
+/// it answers; 1: the call is cancelled).
+pub(super) const NO_REPLY: u32 = 2;
 
 /// A call's data as words: the element-wise inputs (input `k` has `words[k]` words per
 /// element: 2 for a 64-bit type), the tables (sent whole to every node with a share),
@@ -325,11 +333,16 @@ impl Cluster {
             .collect();
         let plan = plan::plan(n, &nodes, traffic, spread);
         let ranges = plan::ranges(&plan.shares);
+        // a rank is waited for when it has a share, or on the first call of a kernel
+        // (so a kernel that differs on a rank is an error at its first call); a call
+        // kept on the root then costs no round trip
+        let first = !self.answered.borrow().contains(&work);
+        let waits: Vec<bool> = ranges.iter().map(|r| first || !r.is_empty()).collect();
         for (r, range) in ranges.iter().enumerate().skip(1) {
             let (s, c) = (split64(range.start as u64), split64(range.len() as u64));
             let [a, b] = split64(id);
             let header = [
-                0,
+                if waits[r] { 0 } else { NO_REPLY },
                 what.code(),
                 what.arity as u32,
                 a,
@@ -404,6 +417,16 @@ impl Cluster {
         report.nodes.push(me);
         // every other rank's record and results, in rank order
         for (r, range) in ranges.iter().enumerate().skip(1) {
+            if !waits[r] {
+                report.nodes.push(NodeReport {
+                    rank: r,
+                    host: host(r),
+                    predicted_s: plan.predicted_s[r],
+                    why_none: plan.why_none[r].clone(),
+                    ..NodeReport::default()
+                });
+                continue;
+            }
             let rec: Record =
                 serde_json::from_slice(&self.ch.recv_bytes(r, TAG_META)?).map_err(|e| {
                     Error::Cluster {
@@ -450,6 +473,7 @@ impl Cluster {
         if let Some(e) = failed {
             return Err(e);
         }
+        self.answered.borrow_mut().insert(work);
         report.wall_s = t0.elapsed().as_secs_f64();
         let with_share = plan
             .predicted_s

@@ -70,6 +70,9 @@ pub struct Cluster {
     pub(crate) local: Placement,
     /// Set when a wait timed out: the ranks no longer agree where they are.
     pub(crate) broken: RefCell<Option<Error>>,
+    /// The root's: the calls (kernel id, operation) every rank has answered once, so
+    /// matched on every rank: a rank given no share of a later one is not waited for.
+    pub(crate) answered: RefCell<std::collections::HashSet<(u64, u32)>>,
     warnings: Vec<String>,
 }
 
@@ -206,6 +209,7 @@ impl ClusterBuilder {
             models: RefCell::default(),
             local: self.local,
             broken: RefCell::new(None),
+            answered: RefCell::default(),
             warnings: Vec::new(),
         };
         if rank != 0 {

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use super::call::{join64, split64, Part, Record, Run, What, HEADER_WORDS};
+use super::call::{join64, split64, Part, Record, Run, What, HEADER_WORDS, NO_REPLY};
 use super::call::{TAG_CALL, TAG_DATA, TAG_META, TAG_RESULT};
 use super::cluster::Cluster;
 use super::mpi_wire::local;
@@ -29,12 +29,14 @@ impl Cluster {
                 message: format!("call header of {} words", h.len()),
             });
         }
-        if h[0] != 0 {
+        if h[0] != 0 && h[0] != NO_REPLY {
             return Err(Error::Cluster {
                 rank: 0,
                 message: "the root cancelled the call".into(),
             });
         }
+        // given no share of a call every rank has answered before: nothing goes back
+        let reply = h[0] == 0;
         let (code, arity) = (h[1], h[2] as usize);
         let root_id = join64(h[3], h[4]);
         let count = join64(h[5], h[6]) as usize;
@@ -106,8 +108,10 @@ impl Cluster {
         }
         node.compute_s = rec.compute_s;
         node.local = rec.local.clone();
-        let json = serde_json::to_vec(&rec).unwrap_or_default();
-        self.ch.send_bytes(0, TAG_META, &json);
+        if reply {
+            let json = serde_json::to_vec(&rec).unwrap_or_default();
+            self.ch.send_bytes(0, TAG_META, &json);
+        }
         match out {
             Some(Part::Words(w)) => {
                 node.bytes_out = w.len() as u64 * 4;

@@ -302,6 +302,69 @@ fn a_ranks_error_fails_the_call_on_the_root_and_the_cluster_goes_on() {
     assert_eq!(got[1].1, Ok(None));
 }
 
+/// A call kept on the root costs no round trip once every rank has answered a call of
+/// its kernel: the first `Spread::Root` call of a kernel hears from every rank (a
+/// kernel that differs on a rank is an error at its first call, whatever the spread),
+/// later ones send each rank the header alone and wait for nothing. A rank that then
+/// passes another kernel checks the id itself: its call fails, the root's (which
+/// computed everything with its own kernel) is complete; a new kernel on the root is
+/// heard from every rank again.
+#[test]
+fn a_call_kept_on_the_root_waits_for_no_rank_after_the_first() {
+    let xs = data(10_000);
+    let ok = Kernel::map(|x: Expr<u32>| x + 1u32);
+    let other = Kernel::map(|x: Expr<u32>| x + 2u32);
+    let got = spmd(
+        2,
+        |b| b,
+        |c| {
+            let a: &[u32] = if c.is_root() { &xs } else { &[] };
+            let mut moved = Vec::new();
+            for _ in 0..3 {
+                let before = c.bytes_moved();
+                let r = c
+                    .map(a, &ok, Spread::Root)
+                    .map(|r| r.output.map(|v| v.len()));
+                moved.push((r, c.bytes_moved() - before));
+            }
+            // rank 1 passes another kernel for a call kept on the root
+            let k = if c.is_root() { &ok } else { &other };
+            let late = c.map(a, k, Spread::Root).map(|r| r.output.map(|v| v.len()));
+            // rank 1 passes another kernel for the root's new one: caught at once
+            let k = if c.is_root() { &other } else { &ok };
+            let first = c.map(a, k, Spread::Root).err();
+            (moved, (late, first))
+        },
+    );
+    let header = 4 * super::call::HEADER_WORDS as u64;
+    let (root, rank) = (&got[0].0, &got[1].0);
+    assert_eq!(root[0].0, Ok(Some(10_000)));
+    assert!(rank[0].1 > header, "the first call's record: {:?}", rank[0]);
+    for (k, ((r, root_b), (q, rank_b))) in root.iter().zip(rank).enumerate().skip(1) {
+        assert_eq!((r, q), (&Ok(Some(10_000)), &Ok(None)), "call {k}");
+        assert_eq!(
+            (*root_b, *rank_b),
+            (header, header),
+            "call {k}: the header alone"
+        );
+    }
+    let ((root_late, root_first), (rank_late, rank_first)) = (&got[0].1, &got[1].1);
+    assert_eq!(root_late, &Ok(Some(10_000)));
+    assert!(
+        matches!(
+            rank_late,
+            Err(crate::Error::ClusterKernelMismatch { rank: 1, .. })
+        ),
+        "{rank_late:?}"
+    );
+    for e in [root_first, rank_first] {
+        assert!(
+            matches!(e, Some(crate::Error::ClusterKernelMismatch { rank: 1, .. })),
+            "{e:?}"
+        );
+    }
+}
+
 /// A rank whose local run fails (a panic in its share, caught) fails the root's call
 /// with its message.
 #[test]
