@@ -47,6 +47,8 @@ pub(crate) struct Wide {
 /// What the instructions read besides the registers.
 struct Cx<'a> {
     inputs: &'a [&'a [u32]],
+    /// Each 64-bit input's block as 64-bit lanes, read in place (`None`: 32-bit).
+    wide: &'a [Option<&'a [u64]>],
     tables: &'a [TableRef<'a>],
     first: u64,
     len: usize,
@@ -74,7 +76,7 @@ impl Wide {
         let mut direct = vec![None; prog.regs.len()];
         for i in &prog.body {
             if let Op::Input(k) = i.op {
-                if !read.contains(&Operand::Reg(i.dst)) && !prog.regs[i.dst as usize].is_wide() {
+                if !read.contains(&Operand::Reg(i.dst)) {
                     direct[i.dst as usize] = Some(k);
                 }
             }
@@ -112,7 +114,32 @@ impl Wide {
         if regs.len() < self.prog.regs.len() * LANES {
             *regs = self.scratch();
         }
+        // a 64-bit input as 64-bit lanes: its words in place when they are 8-aligned (a
+        // Vec<f64>'s are), else copied once
+        let copies: Vec<Option<Vec<u64>>> = inputs
+            .iter()
+            .enumerate()
+            .map(|(k, x)| {
+                let is_wide = self.prog.inputs.get(k).is_some_and(|t| t.is_wide());
+                (is_wide && bytemuck::try_cast_slice::<u32, u64>(x).is_err()).then(|| {
+                    x.chunks_exact(2)
+                        .map(|w| w[0] as u64 | (w[1] as u64) << 32)
+                        .collect()
+                })
+            })
+            .collect();
+        let whole: Vec<Option<&[u64]>> = inputs
+            .iter()
+            .zip(&copies)
+            .enumerate()
+            .map(|(k, (x, c))| match (c, self.prog.inputs.get(k)) {
+                (Some(c), _) => Some(c.as_slice()),
+                (None, Some(t)) if t.is_wide() => bytemuck::try_cast_slice(x).ok(),
+                _ => None,
+            })
+            .collect();
         let mut ins: Vec<&[u32]> = Vec::with_capacity(inputs.len());
+        let mut wides: Vec<Option<&[u64]>> = Vec::with_capacity(inputs.len());
         for (part, out) in out.chunks_mut(LANES * m).enumerate() {
             let (lo, len) = (part * LANES, out.len() / m);
             ins.clear();
@@ -120,8 +147,15 @@ impl Wide {
                 let w = self.prog.inputs.get(k).map_or(1, |&t| wide(t));
                 &x[(lo * w).min(x.len())..((lo + len) * w).min(x.len())]
             }));
+            wides.clear();
+            wides.extend(
+                whole
+                    .iter()
+                    .map(|w| w.map(|w| &w[lo.min(w.len())..(lo + len).min(w.len())])),
+            );
             let cx = Cx {
                 inputs: &ins,
+                wide: &wides,
                 tables,
                 first: first.wrapping_add(lo as u64),
                 len,
@@ -170,6 +204,7 @@ impl Wide {
             direct: &self.direct,
             uniform: &self.uniform,
             inputs: cx.inputs,
+            wide: cx.wide,
         };
         let l = |o: Operand| src.lanes(o);
         match *op {
@@ -380,6 +415,7 @@ struct Regs<'a> {
     direct: &'a [Option<u8>],
     uniform: &'a [bool],
     inputs: &'a [&'a [u32]],
+    wide: &'a [Option<&'a [u64]>],
 }
 
 impl<'a> Regs<'a> {
@@ -390,6 +426,9 @@ impl<'a> Regs<'a> {
             Operand::Reg(r) => {
                 let r = r as usize;
                 if let Some(k) = self.direct[r] {
+                    if let Some(Some(w)) = self.wide.get(k as usize) {
+                        return L::S(&w[..self.len.min(w.len())]);
+                    }
                     let x = self.inputs.get(k as usize).copied().unwrap_or(&[]);
                     return L::W(&x[..self.len.min(x.len())]);
                 }
@@ -586,4 +625,41 @@ fn binary(op: BinOp, ty: ScalarType, d: &mut [u64], a: L<'_>, b: L<'_>) {
         };
     }
     map2(a, b, d, |x, y| ops::binary(op, ty, x, y))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::{Expr, Kernel};
+
+    /// A 64-bit input read in place when its words are 8-aligned, copied once when they
+    /// are not: the same results either way, across several blocks.
+    #[test]
+    fn wide_inputs_in_place_or_copied_give_the_same_results() {
+        let k = Kernel::new(|(x, y): (Expr<f64>, Expr<f32>)| x * 0.5f64 + y.cast::<f64>());
+        let prog = k.inner().program().unwrap_or_else(|e| panic!("{e}"));
+        let w = Wide::new(prog);
+        let n = 3 * LANES + 7;
+        let xs: Vec<f64> = (0..n).map(|i| i as f64 * 1.25 - 300.0).collect();
+        let ys: Vec<f32> = (0..n).map(|i| (i % 13) as f32).collect();
+        let want: Vec<u64> = (0..n)
+            .map(|i| (xs[i] * 0.5 + ys[i] as f64).to_bits())
+            .collect();
+        let words: &[u32] = bytemuck::cast_slice(&xs);
+        // the same words one word into a buffer: 4 bytes off an 8-byte boundary
+        let mut shifted = vec![0u32; words.len() + 1];
+        shifted[1..].copy_from_slice(words);
+        let odd = &shifted[1..];
+        assert_ne!(odd.as_ptr() as usize % 8, words.as_ptr() as usize % 8);
+        for x in [words, odd] {
+            let mut regs = w.scratch();
+            let mut out = vec![0u32; 2 * n];
+            w.run(&mut regs, &[x, bytemuck::cast_slice(&ys)], &[], 0, &mut out);
+            let got: Vec<u64> = out
+                .chunks_exact(2)
+                .map(|p| p[0] as u64 | (p[1] as u64) << 32)
+                .collect();
+            assert_eq!(got, want);
+        }
+    }
 }
