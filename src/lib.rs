@@ -134,7 +134,7 @@
 //!
 //! - `gpu` (default): the wgpu backend. Without it the crate has no wgpu dependency and
 //!   runs on the CPU.
-//! - `mpi`: [`cluster`], one call spread across the nodes of an MPI job (rsmpi; needs
+//! - `mpi`: `cluster`, one call spread across the nodes of an MPI job (rsmpi; needs
 //!   an MPI library and libclang to build). Off by default.
 
 #![deny(missing_docs)]

@@ -33,11 +33,11 @@
 //!   in / beta + compute + alpha + bytes out / beta`, the root's share moving nothing.
 //! - **Point-to-point, polled, with a deadline**, not MPI collectives: a collective
 //!   cannot give up, and a rank that errors or dies must not leave others waiting
-//!   (see [`Error::ClusterTimeout`](crate::Error::ClusterTimeout)). Messages go in
+//!   (see [`Error::ClusterTimeout`]). Messages go in
 //!   chunks of at most 2³¹−1 words (MPI's count).
 //! - **Kernels by id.** Closures never cross the network; every rank builds the same
 //!   kernel, and the root checks ids at every call
-//!   ([`Error::ClusterKernelMismatch`](crate::Error::ClusterKernelMismatch)).
+//!   ([`Error::ClusterKernelMismatch`]).
 //! - **Throughput learnt from calls**, per kernel: the first `Auto` call of a kernel
 //!   splits evenly and so measures every node; every call refines the model.
 //! - **Shaped links** ([`Shape`]) for tests and experiments: loopback made to behave
