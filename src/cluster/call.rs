@@ -260,7 +260,7 @@ impl Cluster {
         &self,
         id: Result<u64>,
         what: What,
-        inputs: &Args<'_>,
+        args: &Args<'_>,
         spread: Spread,
         run: Run<'_>,
     ) -> Result<(Option<Vec<Part>>, ClusterReport)> {
@@ -268,7 +268,7 @@ impl Cluster {
             return Err(e);
         }
         let got = if self.is_root() {
-            self.root_call(id, what, inputs, spread, run)
+            self.root_call(id, what, args, spread, run)
                 .map(|(p, r)| (Some(p), r))
         } else {
             self.rank_call(id, what, run).map(|r| (None, r))

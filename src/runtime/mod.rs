@@ -10,6 +10,7 @@
 //! hand the call to the scheduler's placement (`crate::schedule`), and turn what it
 //! decided into a [`Report`](crate::Report) (`receipt.rs`).
 
+mod array_tables;
 mod arrays;
 mod builder;
 mod call;

@@ -243,9 +243,8 @@ impl Device for GpuDevice {
         Ok((part, Timed { stats, secs }))
     }
 
-    fn computes(&self, kernel: &crate::kernel::Bound, op: Option<Reduce>) -> Result<()> {
+    fn computes(&self, kernel: &crate::kernel::Bound, _op: Option<Reduce>) -> Result<()> {
         super::computes_by_info(&self.info, kernel)?;
-        let _ = op;
         if let Some(f) = kernel.program()?.wide_math() {
             return Err(Error::DeviceCannot {
                 device: self.info.name.clone(),
